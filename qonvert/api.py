@@ -1,0 +1,228 @@
+"""The public verbs: convert, verify, inspect."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from .errors import QonvertError
+from .opsets.canonical import check_canonical
+from .runtime import refio
+from .runtime.compare import OutputStats, compare, output_lsb
+from .runtime.ort import FusionReport, fusion_report, run, session
+
+_EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
+
+
+@dataclass
+class ConvertResult:
+    model: onnx.ModelProto
+    output: Path | None
+    framework: str
+    opset: int
+    pass_counts: dict[str, int]
+    remarks: list[str] = field(default_factory=list)
+
+
+def convert(model: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
+            opset: int | None = None, framework: str | None = None) -> ConvertResult:
+    """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
+
+    The output file is written atomically: on any error no file is left behind.
+    Raises QonvertError on bad input (unsupported ops are all listed at once).
+    """
+    from .converters import build, load_source
+
+    if opset is not None and not 13 <= opset <= 24:
+        raise QonvertError(f"opset {opset}: supported opsets are 13..24")
+    source = load_source(Path(model), framework)
+    conv = build(source, opset)
+    proto = ir.to_proto(conv.model)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise QonvertError(f"{model}: internal error, the converted model fails onnx.checker: {exc}") from None
+    problems = check_canonical(conv.model)
+    if problems:
+        raise QonvertError(f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        save_atomic(conv.model, proto, out_path)
+    return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks)
+
+
+def save_atomic(model: ir.Model, proto: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if proto.ByteSize() >= _EXTERNAL_DATA_BYTES - (1 << 24):
+            data = path.name + ".data"
+            ir.save(model, tmp, external_data=data)
+        else:
+            Path(tmp).write_bytes(proto.SerializeToString())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class VerifyReport:
+    outputs: list[OutputStats]
+    samples: int
+    device: str
+    tolerance_lsb: float
+    fusion: FusionReport | None = None
+    remarks: list[str] = field(default_factory=list)
+
+    @property
+    def equivalent(self) -> bool:
+        ok = all(o.max_diff_lsb <= self.tolerance_lsb + 1e-3 for o in self.outputs)
+        return ok and all(o.top1_agreement in (None, 1.0) for o in self.outputs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "equivalent": self.equivalent,
+            "samples": self.samples,
+            "device": self.device,
+            "tolerance_lsb": self.tolerance_lsb,
+            "outputs": [o.as_dict() for o in self.outputs],
+            "fusion": None if self.fusion is None else {
+                "integer_kernels": self.fusion.integer, "float_ops": self.fusion.float_ops,
+                "quantized_ops": self.fusion.quantized_in_source, "coverage": self.fusion.coverage},
+            "remarks": self.remarks,
+        }
+
+
+def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> refio.Samples:
+    """Standard-normal inputs (images normalised as most backbones expect), one sample per batch."""
+    rng = np.random.default_rng(seed)
+    out: refio.Samples = []
+    for _ in range(samples):
+        feed: dict[str, np.ndarray] = {}
+        for inp in model.graph.input:
+            dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
+            feed[inp.name] = rng.standard_normal(dims).astype(dtype)
+        out.append(feed)
+    return out
+
+
+def verify(source: str | os.PathLike[str], onnx_model: str | os.PathLike[str] | onnx.ModelProto, *,
+           device: str = "cpu", samples: int = 20, inputs: str | os.PathLike[str] | None = None,
+           reference: str | os.PathLike[str] | None = None, save_reference: str | os.PathLike[str] | None = None,
+           tolerance_lsb: float = 1.0, fusion: bool = True) -> VerifyReport:
+    """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
+    reference) on the same inputs; compare outputs in LSB units of each output's quantization."""
+    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
+    ref_outputs: list[list[np.ndarray]] = []
+    if reference is not None:
+        feeds, ref_outputs, _ = refio.load(Path(reference))
+        if not ref_outputs:
+            raise QonvertError(f"{reference}: holds no reference outputs")
+    elif inputs is not None:
+        feeds, _, _ = refio.load(Path(inputs))
+    else:
+        feeds = random_inputs(proto, samples)
+    if not ref_outputs:
+        ref_outputs = run_source(Path(source), feeds)
+    if save_reference is not None:
+        refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
+    sess = session(proto, device)
+    ours = [run(sess, feed) for feed in feeds]
+    lsbs = output_lsb(proto)
+    stats = []
+    for j, out in enumerate(proto.graph.output):
+        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsbs[out.name]))
+    report = fusion_report(proto) if fusion and device == "cpu" else None
+    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report)
+
+
+def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
+    from .converters import detect
+
+    framework = detect(source)
+    if framework == "paddle":
+        from .converters.paddle import find_program
+        from .runtime.reference.paddle import run_reference
+
+        program = find_program(source)
+        assert program is not None
+        return run_reference(program, feeds)
+    raise QonvertError(f"{source}: no reference runner for {framework}")
+
+
+def _load_onnx(path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ...
+        raise QonvertError(f"{path}: not a readable ONNX model ({exc})") from None
+
+
+@dataclass
+class QuantizedTensor:
+    name: str
+    dtype: str
+    scale: str
+    zero_point: str
+    axis: int | None
+
+
+@dataclass
+class InspectReport:
+    kind: str  # "onnx" or the source framework
+    quantized: list[QuantizedTensor]
+    ops: dict[str, tuple[int, bool]]  # op type -> (count, supported)
+    fusion: FusionReport | None = None
+
+
+def inspect(model: str | os.PathLike[str]) -> InspectReport:
+    """Quantized tensors (scale, zero point, axis, dtype), op support, and ORT fusion of ONNX files."""
+    path = Path(model)
+    if path.suffix == ".onnx":
+        proto = _load_onnx(path)
+        graph = ir.from_proto(proto).graph
+        from .opsets.graph_edit import qparams_of
+
+        tensors = []
+        for node in graph:
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                qp = qparams_of(node)
+                if qp is not None:
+                    name = node.inputs[0].name if node.inputs[0] is not None else "?"
+                    tensors.append(QuantizedTensor(name or "?", qp.dtype, _fmt(qp.scale), _fmt(qp.zero_point), qp.axis))
+        ops: dict[str, tuple[int, bool]] = {}
+        for node in graph:
+            ops[node.op_type] = (ops.get(node.op_type, (0, True))[0] + 1, True)
+        return InspectReport("onnx", tensors, ops, fusion_report(proto))
+    from .converters import load_source
+    from .converters.registry import lookup
+
+    source = load_source(path)
+    counts: dict[str, tuple[int, bool]] = {}
+    for op in source.ops:
+        n, _ = counts.get(op.type, (0, True))
+        counts[op.type] = (n + 1, lookup(source.framework, op.type) is not None)
+    tensors = []
+    for op in source.ops:
+        if op.type == "dequantize_linear":
+            scale = source.constants.get(op.input("Scale") or "")
+            tensors.append(QuantizedTensor(op.input("X") or "?", f"int{op.attr('bit_length', default=8)}",
+                                           _fmt(scale) if scale is not None else "?", "0",
+                                           op.attr("quant_axis", default=-1)))
+    return InspectReport(source.framework, tensors, counts)
+
+
+def _fmt(arr: np.ndarray) -> str:
+    a = np.asarray(arr).ravel()
+    if a.size == 1:
+        return f"{a[0]:.6g}"
+    return f"[{a.size}] {a.min():.4g}..{a.max():.4g}"

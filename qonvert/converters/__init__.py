@@ -1,0 +1,85 @@
+"""Source readers + op mappers -> canonical ONNX (the one direction data flows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx_ir as ir
+
+from .. import __version__
+from ..errors import QonvertError
+from ..opsets.builder import GraphBuilder
+from ..opsets.passes import canonicalize
+from .context import run_mappers
+from .source import SourceGraph
+
+FRAMEWORKS = ("paddle",)
+
+
+@dataclass
+class Conversion:
+    model: ir.Model
+    source: SourceGraph
+    opset: int
+    name_map: dict[str, str]
+    pass_counts: dict[str, int]
+    remarks: list[str] = field(default_factory=list)
+
+
+def detect(path: Path) -> str:
+    from . import paddle
+
+    if paddle.find_program(path) is not None:
+        return "paddle"
+    if not path.exists() and not path.parent.exists():
+        raise QonvertError(f"{path}: no such file or directory")
+    raise QonvertError(f"{path}: cannot tell the framework (expected a Paddle .json/.pdmodel program)")
+
+
+def load_source(path: Path, framework: str | None = None) -> SourceGraph:
+    framework = framework or detect(path)
+    if framework == "paddle":
+        from . import paddle
+
+        return paddle.load(path)
+    raise QonvertError(f"framework {framework!r} is not supported (yet): {', '.join(FRAMEWORKS)}")
+
+
+def build(source: SourceGraph, opset: int | None = None) -> Conversion:
+    """Map the source graph, rebuilding once if an op or quant dtype needs a higher opset."""
+    target = max(13, opset or 13)
+    for _ in range(2):
+        builder = GraphBuilder(opset=target)
+        ctx = run_mappers(source, builder, skip=lambda op: False)
+        if builder.min_opset <= target:
+            break
+        target = builder.min_opset
+    outputs = [ctx.value(n) for n in source.outputs]
+    inputs = [ctx.values[t.name] for t in source.inputs]
+    for out_name, value in zip(source.outputs, outputs, strict=True):
+        if value.is_graph_input() or value.const_value is not None or value in outputs[: outputs.index(value)]:
+            raise QonvertError(f"{source.path}: output {out_name!r} is an input or constant; not supported")
+    meta = {
+        "qonvert.version": __version__,
+        "qonvert.source_framework": source.framework,
+        "qonvert.source_path": Path(source.path).name,
+        "qonvert.opset": str(target),
+    }
+    model = builder.finish(inputs, outputs, opset=target, metadata=meta)
+    counts = canonicalize(model)
+    _restore_output_names(model, source.outputs)
+    names = {k: v for k, v in ctx.name_map.items() if v}
+    if names:
+        import json
+
+        model.metadata_props["qonvert.name_map"] = json.dumps(names, sort_keys=True)
+    return Conversion(model, source, target, names, counts, ctx.remarks + source.notes)
+
+
+def _restore_output_names(model: ir.Model, names: list[str]) -> None:
+    """Passes may replace a graph output's producer; the outputs keep the source names."""
+    taken = {v.name for n in model.graph for v in n.outputs} | set(model.graph.initializers)
+    for value, name in zip(model.graph.outputs, names, strict=True):
+        if value.name != name and name not in taken:
+            value.name = name

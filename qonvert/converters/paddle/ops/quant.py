@@ -1,0 +1,52 @@
+"""quantize_linear / dequantize_linear (the legacy fake ops are rewritten into these first)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ...context import ConversionContext
+from ...registry import register
+from ...source import SourceOp
+from ..quant import fold_quantize, quant_params
+
+
+def _params(ctx: ConversionContext, op: SourceOp):  # type: ignore[no-untyped-def]
+    x = op.input("X")
+    scale = ctx.array(op.input("Scale"))
+    if scale is None:
+        raise QonvertError(f"op {op.label}: scale is not a constant")
+    zp = ctx.array(op.input("ZeroPoint"))
+    return quant_params(op, scale, zp, ctx.shape(x), x or "?")
+
+
+@register("paddle", "quantize_linear")
+def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    qp = _params(ctx, op)
+    data = ctx.array(op.input("X"))
+    if data is not None:  # a float weight: fold as Paddle computes it
+        folded = fold_quantize(op, data, qp)
+        return ctx.b.const(folded.astype(np.float32), f"{op.output('Y')}_folded")
+    x = ctx.input(op, "X")
+    if qp.narrow:  # the source clamps tighter than the dtype: clamp in float first (exact)
+        lo = (qp.qmin - qp.zero_point) * qp.scale
+        hi = (qp.qmax - qp.zero_point) * qp.scale
+        if qp.per_axis:
+            raise QonvertError(f"op {op.label}: narrow per-axis activation range is not supported")
+        x = ctx.b.op("Clip", [x, ctx.b.const(np.float32(lo)), ctx.b.const(np.float32(hi))])
+    return ctx.b.quantize(x, qp)
+
+
+@register("paddle", "dequantize_linear")
+def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    qp = _params(ctx, op)
+    name = op.output("Y") or "dq"
+    data = ctx.array(op.input("X"))
+    if data is not None:  # weight: integer values stored as float (QAT) or int8 (PTQ)
+        if data.dtype.kind == "f" and not np.array_equal(data, np.rint(data)):
+            raise QonvertError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
+        if data.size and (data.min() < qp.qmin or data.max() > qp.qmax):
+            raise QonvertError(f"op {op.label}: weight {op.input('X')!r} exceeds [{qp.qmin}, {qp.qmax}]")
+        return ctx.b.int_weight(data.astype(np.int64), qp.with_axis(qp.axis), name)
+    return ctx.b.dequantize(ctx.input(op, "X"), qp)

@@ -1,0 +1,149 @@
+"""Layout and shape ops: reshape, transpose, flatten, squeeze/unsqueeze, concat, split, slice,
+shape, fill_constant/full, interpolation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ...context import ConversionContext
+from ...registry import register
+from ...source import SourceOp
+
+_FILL_DTYPES = {0: np.bool_, 2: np.int32, 3: np.int64, 5: np.float32, 6: np.float64, 21: np.int8, 20: np.uint8}
+
+
+def _const_list(ctx: ConversionContext, op: SourceOp, slot: str, *attr_names: str) -> list[int] | None:
+    """An int list given either as a constant input tensor (PIR, ShapeTensor) or an attribute."""
+    names = op.inputs.get(slot) or []
+    if names:
+        parts = [ctx.array(n) for n in names]
+        if any(p is None for p in parts):
+            raise QonvertError(f"op {op.label}: {slot} is computed at run time; only constants are supported")
+        return [int(v) for p in parts for v in np.atleast_1d(p)]  # type: ignore[arg-type]
+    value = op.attr(*attr_names, default=None)
+    return None if value is None else [int(v) for v in np.atleast_1d(value)]
+
+
+@register("paddle", "reshape2", "reshape")
+def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    shape = _const_list(ctx, op, "ShapeTensor", "shape") or _const_list(ctx, op, "Shape")
+    if shape is None:
+        raise QonvertError(f"op {op.label}: no target shape")
+    return ctx.b.op("Reshape", [ctx.input(op, "X"), ctx.b.ints(shape, "shape")])
+
+
+@register("paddle", "transpose2", "transpose")
+def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    return ctx.b.op("Transpose", [ctx.input(op, "X")], {"perm": list(op.attr("axis", "perm"))})
+
+
+@register("paddle", "flatten_contiguous_range", "flatten")
+def flatten(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    rank = ctx.rank(op, "X")
+    start = int(op.attr("start_axis", default=1)) % max(rank, 1)
+    stop = int(op.attr("stop_axis", default=-1)) % max(rank, 1)
+    shape = [0] * start + [-1] + [0] * (rank - stop - 1)
+    return ctx.b.op("Reshape", [ctx.input(op, "X"), ctx.b.ints(shape, "shape")])
+
+
+@register("paddle", "squeeze2", "squeeze")
+def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    axes = _const_list(ctx, op, "AxesTensor", "axes")
+    x = ctx.input(op, "X")
+    if not axes:
+        return ctx.b.op("Squeeze", [x])
+    shape = ctx.shape(op.input("X"))
+    if shape is not None:  # Paddle ignores axes whose size is not 1
+        axes = [a for a in axes if shape[a] in (1, -1)]
+    return ctx.b.op("Squeeze", [x, ctx.b.ints(axes, "axes")]) if axes else ctx.b.op("Identity", [x])
+
+
+@register("paddle", "unsqueeze2", "unsqueeze")
+def unsqueeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    axes = _const_list(ctx, op, "AxesTensor", "axes")
+    return ctx.b.op("Unsqueeze", [ctx.input(op, "X"), ctx.b.ints(axes or [], "axes")])
+
+
+@register("paddle", "concat")
+def concat(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    axis = (_const_list(ctx, op, "AxisTensor", "axis") or [0])[0]
+    return ctx.b.op("Concat", [ctx.value(n) for n in op.inputs["X"]], {"axis": axis})
+
+
+@register("paddle", "split", "split_with_num")
+def split(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
+    axis = (_const_list(ctx, op, "AxisTensor", "axis") or [0])[0]
+    shape = ctx.shape(op.input("X"))
+    n_out = len(op.outputs.get("Out", []))
+    sections = _const_list(ctx, op, "SectionsTensor", "sections") or []
+    if shape is None or shape[axis] < 0:
+        raise QonvertError(f"op {op.label}: split axis size is unknown")
+    dim = shape[axis]
+    if not sections:
+        sections = [dim // n_out] * n_out
+    if -1 in sections:
+        sections[sections.index(-1)] = dim - sum(s for s in sections if s != -1)
+    outs = ctx.b.op("Split", [ctx.input(op, "X"), ctx.b.ints(sections, "split")], {"axis": axis}, outputs=len(sections))
+    return list(outs) if isinstance(outs, tuple) else [outs]
+
+
+@register("paddle", "slice")
+def slice_(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    axes = [int(a) for a in op.attr("axes", default=[])]
+    starts = _const_list(ctx, op, "StartsTensor", "starts") or []
+    ends = _const_list(ctx, op, "EndsTensor", "ends") or []
+    ends = [min(e, 2**62) for e in ends]
+    b = ctx.b
+    out = b.op("Slice", [ctx.input(op, "Input"), b.ints(starts, "starts"), b.ints(ends, "ends"), b.ints(axes, "axes")])
+    dec = list(op.attr("decrease_axis", default=[]))
+    return b.op("Squeeze", [out, b.ints(dec, "axes")]) if dec else out
+
+
+@register("paddle", "shape", "shape64")
+def shape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    out = ctx.b.op("Shape", [ctx.input(op, "Input")])
+    return out if op.type == "shape64" else ctx.b.op("Cast", [out], {"to": ir.DataType.INT32})
+
+
+@register("paddle", "fill_constant", "full")
+def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    dtype_attr = op.attr("dtype", default=5)
+    dtype: Any = _FILL_DTYPES.get(dtype_attr, np.float32) if isinstance(dtype_attr, int) else np.dtype(dtype_attr)
+    shape = [int(d) for d in op.attr("shape", default=[])]
+    value = op.attr("str_value", default="") or op.attr("value", default=0.0)
+    if any(d < 0 for d in shape):
+        raise QonvertError(f"op {op.label}: run-time shaped constant is not supported")
+    return ctx.b.const(np.full(shape, float(value)).astype(dtype), "fill")
+
+
+@register("paddle", "bilinear_interp_v2", "nearest_interp_v2", "bilinear_interp", "nearest_interp")
+def interp(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    b = ctx.b
+    x = ctx.input(op, "X")
+    nearest = op.type.startswith("nearest") or op.attr("interp_method", default="") == "nearest"
+    align = bool(op.attr("align_corners", default=False))
+    if nearest:
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "align_corners" if align else "asymmetric",
+                 "nearest_mode": "round_prefer_ceil" if align else "floor"}
+    else:
+        half = int(op.attr("align_mode", default=1)) == 0
+        mode = "align_corners" if align else ("half_pixel" if half else "asymmetric")
+        attrs = {"mode": "linear", "coordinate_transformation_mode": mode}
+    size = _const_list(ctx, op, "SizeTensor") or _const_list(ctx, op, "OutSize")
+    out_hw = size or [int(op.attr("out_h", default=-1)), int(op.attr("out_w", default=-1))]
+    scale = op.attr("scale", default=[]) or []
+    if isinstance(scale, (int, float)):
+        scale = [scale, scale]
+    empty = b.const(np.zeros([0], np.float32), "roi")
+    if all(v > 0 for v in out_hw):
+        nc = b.op("Slice", [b.op("Shape", [x]), b.ints([0]), b.ints([2])])
+        sizes = b.op("Concat", [nc, b.ints(out_hw, "hw")], {"axis": 0})
+        return b.op("Resize", [x, empty, empty, sizes], attrs)
+    if scale and all(s > 0 for s in scale):
+        scales = b.const(np.asarray([1.0, 1.0, *scale], np.float32), "scales")
+        return b.op("Resize", [x, empty, scales], attrs)
+    raise QonvertError(f"op {op.label}: output size is computed at run time")

@@ -1,0 +1,209 @@
+"""Every Paddle quantization convention, in one place.
+
+- Paddle's Scale is the abs-max: ONNX scale = Scale / (2^(bit_length-1) - 1).
+- quant_axis -1 is per-tensor; rank-1 data uses axis 0; conv weights axis 0,
+  mul/matmul/matmul_v2/conv2d_transpose weights axis 1 (as the attribute says).
+- round_type 0 rounds half to even (as ONNX), 1 half away from zero (a possible 1-LSB tie difference).
+- The legacy fake ops are rewritten into quantize_linear/dequantize_linear (normalise_fake_ops),
+  so the mappers see one quantization form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import QonvertError
+from ...opsets.qparams import QuantParams
+from ..source import SourceGraph, SourceOp
+
+_BITS_TO_DTYPE = {8: "int8", 16: "int16", 4: "int4"}
+
+
+def bin_count(bit_length: int) -> int:
+    return 2 ** (bit_length - 1) - 1
+
+
+def bits_of(op: SourceOp) -> int:
+    bits = op.attr("bit_length", "quant_bits", default=8)
+    if isinstance(bits, list):
+        bits = bits[0]
+    if not isinstance(bits, int) or bits not in _BITS_TO_DTYPE:
+        raise QonvertError(
+            f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet"
+        )
+    return bits
+
+
+def quant_params(op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None,
+                 tensor: str) -> QuantParams:
+    """QuantParams of a quantize_linear/dequantize_linear op acting on a tensor of `shape`."""
+    bits = bits_of(op)
+    scale = np.asarray(abs_max, dtype=np.float64).ravel() / bin_count(bits)
+    zp = np.zeros(scale.shape, np.int64) if zero_point is None else np.asarray(zero_point).astype(np.int64).ravel()
+    if zp.size == 1 and scale.size > 1:
+        zp = np.repeat(zp, scale.size)
+    axis = int(op.attr("quant_axis", default=-1))
+    rank = len(shape) if shape is not None else None
+    if axis == -1 and scale.size == 1:
+        qp = QuantParams(scale.reshape(()).astype(np.float32), zp.reshape(()), _BITS_TO_DTYPE[bits], None,
+                         op.attr("qmin"), op.attr("qmax"))
+    else:
+        if rank == 1:
+            axis = 0
+        if rank is not None and not 0 <= axis < rank:
+            raise QonvertError(f"op {op.label}: quant_axis {axis} out of range for tensor {tensor!r} of rank {rank}")
+        qp = QuantParams(scale.astype(np.float32), zp, _BITS_TO_DTYPE[bits], axis, op.attr("qmin"), op.attr("qmax"))
+    return qp.validate(tensor, shape)
+
+
+def paddle_round(x: np.ndarray, round_type: int) -> np.ndarray:
+    if round_type == 1:
+        return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    return np.rint(x)
+
+
+def fold_quantize(op: SourceOp, x: np.ndarray, qp: QuantParams) -> np.ndarray:
+    """quantize_linear on a constant, as Paddle computes it (x * bnt / Scale, Paddle's rounding)."""
+    s, z = qp.broadcast(x.ndim)
+    q = paddle_round(x.astype(np.float32) / s, int(op.attr("round_type", default=0))) + z
+    return np.clip(q, qp.qmin, qp.qmax)
+
+
+# -- legacy fake ops -> quantize_linear / dequantize_linear ----------------------------------
+FAKE_QDQ = {
+    "fake_quantize_dequantize_moving_average_abs_max",
+    "fake_quantize_dequantize_abs_max",
+    "fake_channel_wise_quantize_dequantize_abs_max",
+}
+FAKE_Q = {"fake_quantize_moving_average_abs_max", "fake_quantize_range_abs_max", "fake_quantize_abs_max",
+          "fake_channel_wise_quantize_abs_max"}
+FAKE_DQ = {"fake_dequantize_max_abs", "fake_channel_wise_dequantize_max_abs"}
+_WEIGHT_SLOTS = {"conv2d": ("Input", "Filter"), "depthwise_conv2d": ("Input", "Filter"),
+                 "conv2d_transpose": ("Input", "Filter"), "mul": ("X", "Y"), "matmul": ("X", "Y"),
+                 "matmul_v2": ("X", "Y")}
+
+
+def normalise_fake_ops(graph: SourceGraph) -> None:
+    """Rewrite the legacy fake-quant ops (PaddleSlim, static PTQ with onnx_format=False) in place."""
+    if not any(op.type in FAKE_QDQ | FAKE_Q | FAKE_DQ for op in graph.ops):
+        return
+    c = graph.constants
+    new_ops: list[SourceOp] = []
+    act_scale: dict[str, tuple[np.ndarray, int]] = {}  # quantized (int-valued) tensor -> (abs-max, bits)
+    rename: dict[str, str] = {}
+    producers = graph.producers()
+
+    def const(name: str, value: np.ndarray) -> str:
+        c[name] = np.asarray(value, dtype=np.float32)
+        return name
+
+    def op_scale(op: SourceOp, x: str) -> np.ndarray:
+        in_scale = op.input("InScale")
+        if in_scale is not None and in_scale in c:
+            return c[in_scale].astype(np.float32).ravel()
+        if x not in c:
+            raise QonvertError(f"op {op.label}: scale is computed at run time from a non-constant tensor")
+        axis = op.attr("quant_axis", default=None)
+        if op.type.startswith("fake_channel_wise") and axis is not None:
+            data = np.moveaxis(np.abs(c[x]), axis, 0).reshape(c[x].shape[axis], -1)
+            return data.max(axis=1).astype(np.float32)
+        return np.asarray([np.abs(c[x]).max()], np.float32)
+
+    def qdq_attrs(op: SourceOp, per_channel: bool) -> dict[str, object]:
+        axis = op.attr("quant_axis", default=0) if per_channel else -1
+        return {"bit_length": bits_of(op), "quant_axis": axis, "round_type": op.attr("round_type", default=0)}
+
+    for op in graph.ops:
+        op.inputs = {k: [rename.get(n, n) for n in v] for k, v in op.inputs.items()}
+        if op.type in FAKE_QDQ or op.type in FAKE_Q:
+            x, out = op.input("X"), op.output("Out")
+            assert x is not None and out is not None
+            scale = op_scale(op, x)
+            per_channel = op.type.startswith("fake_channel_wise")
+            attrs = qdq_attrs(op, per_channel)
+            sname = const(f"{out}@scale", scale)
+            q_out = f"{out}@quantized" if op.type in FAKE_QDQ else out
+            new_ops.append(SourceOp("quantize_linear", {"X": [x], "Scale": [sname]}, {"Y": [q_out]}, attrs))
+            if op.type in FAKE_QDQ:
+                new_ops.append(SourceOp("dequantize_linear", {"X": [q_out], "Scale": [sname]}, {"Y": [out]}, attrs))
+            else:
+                act_scale[out] = (scale, bits_of(op))
+            continue
+        if op.type in FAKE_DQ:
+            x, out = op.input("X"), op.output("Out")
+            assert x is not None and out is not None
+            total = _dequant_factor(op, c)
+            producer = producers.get(x)
+            if x in act_scale:  # a plain dequantization of a quantized activation
+                bits = act_scale[x][1]
+                sname = const(f"{out}@scale", total * bin_count(bits))
+                new_ops.append(SourceOp("dequantize_linear", {"X": [x], "Scale": [sname]}, {"Y": [out]},
+                                        {"bit_length": bits, "quant_axis": -1 if total.size == 1 else 0}))
+                continue
+            if producer is None or producer.type not in _WEIGHT_SLOTS:
+                raise QonvertError(f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output")
+            _dequantize_frozen(producer, op, total, act_scale, new_ops, c)
+            rename[out] = x
+            continue
+        new_ops.append(op)
+    # The frozen pattern's conv/matmul reads the quantized activation: give it a DQ.
+    rewired: list[SourceOp] = []
+    dq_of: dict[str, str] = {}
+    for op in new_ops:
+        for slot, names in op.inputs.items():
+            if op.type == "dequantize_linear" and slot == "X":
+                continue
+            for i, n in enumerate(names):
+                if n in act_scale:
+                    if n not in dq_of:
+                        scale, bits = act_scale[n]
+                        dq_of[n] = f"{n}@dequantized"
+                        rewired.append(SourceOp("dequantize_linear", {"X": [n], "Scale": [f"{n}@scale"]},
+                                                {"Y": [dq_of[n]]}, {"bit_length": bits, "quant_axis": -1}))
+                    names[i] = dq_of[n]
+        rewired.append(op)
+    graph.ops = rewired
+    graph.outputs = [rename.get(n, n) for n in graph.outputs]
+    for old, new in rename.items():
+        if old in graph.shapes:
+            graph.shapes.setdefault(new, graph.shapes[old])
+    graph.notes.append("legacy fake-quant ops rewritten to quantize/dequantize pairs")
+
+
+def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
+    """The float factor a fake dequant op multiplies by (per channel or scalar)."""
+    if op.type == "fake_dequantize_max_abs":
+        scale = c[op.input("Scale") or ""].astype(np.float64).ravel()
+        return (scale / float(op.attr("max_range"))).astype(np.float64)
+    scales = [c[n].astype(np.float64).ravel() for n in op.inputs.get("Scales", [])]
+    bits = op.attr("quant_bits", default=[8] * len(scales))
+    factor = np.ones(1)
+    for s, b in zip(scales, bits, strict=False):
+        factor = factor * s / bin_count(int(b))
+    return factor
+
+
+def _dequantize_frozen(producer: SourceOp, dq: SourceOp, total: np.ndarray,
+                       act_scale: dict[str, tuple[np.ndarray, int]], new_ops: list[SourceOp],
+                       c: dict[str, np.ndarray]) -> None:
+    """conv/matmul on (quantized activation, integer-valued weight) followed by a dequant of its
+    output: give the weight its own dequantize_linear with factor total / activation factor."""
+    act_slot, w_slot = _WEIGHT_SLOTS[producer.type]
+    act, weight = producer.input(act_slot), producer.input(w_slot)
+    if act not in act_scale or weight not in c:
+        raise QonvertError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
+    a_scale, a_bits = act_scale[act]
+    w_factor = total / (float(a_scale.ravel()[0]) / bin_count(a_bits))
+    w_bits = 8
+    axis = int(dq.attr("quant_axis", default=0 if producer.type in ("conv2d", "depthwise_conv2d") else 1))
+    if producer.type == "conv2d_transpose":
+        axis = 1
+    name = f"{weight}@scale"
+    c[name] = (w_factor * bin_count(w_bits)).astype(np.float32)
+    dq_name = f"{weight}@dequantized"
+    new_ops.insert(len(new_ops) - 0, SourceOp("dequantize_linear", {"X": [weight], "Scale": [name]}, {"Y": [dq_name]},
+                                              {"bit_length": w_bits, "quant_axis": -1 if w_factor.size == 1 else axis}))
+    # move the new DQ before its consumer
+    new_ops.remove(producer)
+    new_ops.append(producer)
+    producer.inputs[w_slot] = [dq_name]

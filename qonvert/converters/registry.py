@@ -1,0 +1,52 @@
+"""One registry of op mappers, keyed by (framework, source op name).
+
+A mapper is a pure function ``(ctx, op) -> Value | sequence of Values`` that builds through
+``ctx``; the dispatcher binds what it returns to the op's outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from .context import ConversionContext
+    from .source import SourceOp
+
+Mapper: TypeAlias = "Callable[[ConversionContext, SourceOp], Any]"
+
+_REGISTRY: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def register(framework: str, *op_names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a mapper for one or more source op names (aliases across format versions)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in op_names:
+            key = (framework, name)
+            if key in _REGISTRY:
+                raise RuntimeError(f"duplicate mapper for {framework} op {name!r}")
+            _REGISTRY[key] = fn
+        return fn
+
+    return wrap
+
+
+def lookup(framework: str, op_name: str) -> Callable[..., Any] | None:
+    return _REGISTRY.get((framework, op_name))
+
+
+def supported_ops(framework: str) -> list[str]:
+    return sorted(name for fw, name in _REGISTRY if fw == framework)
+
+
+def mappers(framework: str) -> dict[str, Callable[..., Any]]:
+    return {name: fn for (fw, name), fn in _REGISTRY.items() if fw == framework}
+
+
+def as_outputs(result: Any) -> Sequence[Any]:
+    if result is None:
+        return ()
+    if isinstance(result, (list, tuple)):
+        return result
+    return (result,)

@@ -1,0 +1,68 @@
+"""The small source graph every reader produces: ops, tensors and constants, nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]  # -1 for a dynamic dimension
+    dtype: str  # numpy dtype name
+
+
+@dataclass
+class SourceOp:
+    """One source op. Inputs/outputs are keyed by slot name (Paddle: X, Filter, ...)."""
+
+    type: str
+    inputs: dict[str, list[str]]
+    outputs: dict[str, list[str]]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def input(self, slot: str, index: int = 0) -> str | None:
+        names = self.inputs.get(slot) or []
+        return names[index] if index < len(names) else None
+
+    def output(self, slot: str, index: int = 0) -> str | None:
+        names = self.outputs.get(slot) or []
+        return names[index] if index < len(names) else None
+
+    def attr(self, *names: str, default: Any = None) -> Any:
+        for n in names:
+            if n in self.attrs:
+                return self.attrs[n]
+        return default
+
+    @property
+    def label(self) -> str:
+        """How errors name this op: its type and first output."""
+        first = next((v[0] for v in self.outputs.values() if v), "?")
+        return f"{self.type} -> {first}"
+
+
+@dataclass
+class SourceGraph:
+    framework: str
+    path: str
+    ops: list[SourceOp]
+    inputs: list[TensorInfo]
+    outputs: list[str]
+    constants: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # conversion remarks shown to the user
+
+    def consumers(self) -> dict[str, list[SourceOp]]:
+        users: dict[str, list[SourceOp]] = {}
+        for op in self.ops:
+            for names in op.inputs.values():
+                for n in names:
+                    users.setdefault(n, []).append(op)
+        return users
+
+    def producers(self) -> dict[str, SourceOp]:
+        return {n: op for op in self.ops for names in op.outputs.values() for n in names}

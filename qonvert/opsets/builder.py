@@ -1,0 +1,156 @@
+"""Builds the ONNX graph through onnx_ir: plain ops, constants, and the Q/DQ primitives.
+
+Everything quantized goes through `quantize`, `dequantize`, `int_weight` and `int32_bias`, so
+scale dtype, zero-point dtype and axis conventions (DESIGN contract item 2) live here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from .qparams import NUMPY_DTYPES, QuantParams
+
+ONNX_QDTYPES = {
+    "int8": ir.DataType.INT8,
+    "uint8": ir.DataType.UINT8,
+    "int16": ir.DataType.INT16,
+    "uint16": ir.DataType.UINT16,
+    "int4": ir.DataType.INT4,
+    "uint4": ir.DataType.UINT4,
+}
+QDTYPE_NAMES = {v: k for k, v in ONNX_QDTYPES.items()}
+
+
+class GraphBuilder:
+    """Accumulates nodes and initializers; names are unique within this builder only."""
+
+    def __init__(self, opset: int = 13) -> None:
+        self.nodes: list[ir.Node] = []
+        self.initializers: dict[str, ir.Value] = {}
+        self._names: set[str] = set()
+        self.opset = opset  # the opset ops are emitted for
+        self.min_opset = opset  # raised by ops and quant dtypes that need more
+
+    def require(self, opset: int) -> None:
+        """An op needs at least `opset`; the converter rebuilds at that opset if it is higher."""
+        self.min_opset = max(self.min_opset, opset)
+
+    # -- naming -----------------------------------------------------------------
+    def unique(self, base: str) -> str:
+        base = base or "t"
+        name, i = base, 1
+        while name in self._names:
+            name = f"{base}_{i}"
+            i += 1
+        self._names.add(name)
+        return name
+
+    def claim(self, name: str) -> str:
+        """Reserve a source name for an ONNX value (falls back to a suffixed name on clash)."""
+        return self.unique(name)
+
+    # -- plain ops --------------------------------------------------------------
+    def op(
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        attrs: dict[str, Any] | None = None,
+        *,
+        outputs: int = 1,
+        name: str | None = None,
+        domain: str = "",
+    ) -> Any:
+        """Append a node; returns its single output Value, or a tuple when outputs > 1."""
+        attributes = ir.convenience.convert_attributes({k: v for k, v in (attrs or {}).items() if v is not None})
+        node = ir.Node(
+            domain,
+            op_type,
+            list(inputs),
+            attributes,
+            num_outputs=outputs,
+            name=self.unique(f"{op_type}_{len(self.nodes)}"),
+        )
+        for i, out in enumerate(node.outputs):
+            out.name = self.unique(name if (name and i == 0) else f"{op_type.lower()}_{len(self.nodes)}_{i}")
+        self.nodes.append(node)
+        return node.outputs[0] if outputs == 1 else tuple(node.outputs)
+
+    def const(self, array: np.ndarray | float | int | Sequence[Any], name: str = "const", dtype: Any = None) -> ir.Value:
+        arr = np.asarray(array, dtype=dtype)
+        value = ir.Value(name=self.unique(name), shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype)))
+        value.const_value = ir.tensor(arr, name=value.name)
+        self.initializers[value.name] = value
+        return value
+
+    def ints(self, values: Sequence[int], name: str = "ints") -> ir.Value:
+        return self.const(np.asarray(list(values), dtype=np.int64), name)
+
+    def reduce(self, op_type: str, x: ir.Value, axes: Sequence[int] | None, keepdims: bool) -> ir.Value:
+        """Reduce* with axes as an attribute (opset < 18) or an input (>= 18)."""
+        attrs: dict[str, Any] = {"keepdims": int(keepdims)}
+        if axes is None:
+            return self.op(op_type, [x], attrs)
+        if self.opset >= 18 or op_type == "ReduceSum":
+            return self.op(op_type, [x, self.ints(axes, "axes")], attrs)
+        return self.op(op_type, [x], {**attrs, "axes": list(axes)})
+
+    # -- quantization primitives --------------------------------------------------
+    def _qparam_inputs(self, qp: QuantParams, base: str) -> tuple[ir.Value, ir.Value]:
+        self.min_opset = max(self.min_opset, qp.min_opset)
+        scale = self.const(qp.scale.astype(np.float32), f"{base}_scale")
+        zp = self.const(qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{base}_zero_point")
+        if qp.dtype in ("int4", "uint4"):
+            zp.const_value = ir.tensor(qp.zero_point, dtype=ONNX_QDTYPES[qp.dtype], name=zp.name)
+            zp.type = ir.TensorType(ONNX_QDTYPES[qp.dtype])
+        return scale, zp
+
+    def _axis_attr(self, qp: QuantParams) -> dict[str, Any]:
+        return {"axis": qp.axis} if qp.per_axis else {}
+
+    def quantize(self, x: ir.Value, qp: QuantParams, name: str | None = None) -> ir.Value:
+        scale, zp = self._qparam_inputs(qp, (name or x.name or "q"))
+        return self.op("QuantizeLinear", [x, scale, zp], self._axis_attr(qp), name=name or f"{x.name}_q")
+
+    def dequantize(self, q: ir.Value, qp: QuantParams, name: str | None = None) -> ir.Value:
+        scale, zp = self._qparam_inputs(qp, (name or q.name or "dq"))
+        return self.op("DequantizeLinear", [q, scale, zp], self._axis_attr(qp), name=name or f"{q.name}_dq")
+
+    def int_weight(self, q_values: np.ndarray, qp: QuantParams, name: str) -> ir.Value:
+        """An integer initializer (values already in the quantized domain) read through a DQ."""
+        arr = np.asarray(q_values)
+        lo, hi = qp.dtype_range
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise ValueError(f"{name}: values outside {qp.dtype}")
+        init = self.const(arr.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_quantized")
+        if qp.dtype in ("int4", "uint4"):
+            init.const_value = ir.tensor(arr, dtype=ONNX_QDTYPES[qp.dtype], name=init.name)
+            init.type = ir.TensorType(ONNX_QDTYPES[qp.dtype])
+        return self.dequantize(init, qp, name=name)
+
+    def finish(
+        self,
+        inputs: Sequence[ir.Value],
+        outputs: Sequence[ir.Value],
+        *,
+        opset: int | None = None,
+        metadata: dict[str, str] | None = None,
+        graph_name: str = "qonvert",
+    ) -> ir.Model:
+        graph = ir.Graph(
+            inputs,
+            outputs,
+            nodes=self.nodes,
+            initializers=list(self.initializers.values()),
+            opset_imports={"": max(self.min_opset, self.opset, opset or 0)},
+            name=graph_name,
+        )
+        return ir.Model(graph, ir_version=IR_VERSION_FOR_OPSET.get(graph.opset_imports[""], 10), producer_name="qonvert",
+                        metadata_props=dict(metadata or {}))
+
+
+# The IR version ORT and onnx.checker expect for each opset we emit.
+IR_VERSION_FOR_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 11}

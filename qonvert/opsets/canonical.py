@@ -1,0 +1,102 @@
+"""check_canonical: every violation of the canonical QDQ contract (DESIGN), as messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from .graph_edit import LAYOUT_OPS, QUANTIZED_OPS, const_array, producer_op, qparams_of, weight_dq
+
+_WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}
+
+
+def _weight_axis(node: ir.Node) -> int:
+    if node.op_type == "Gemm":
+        attr = node.attributes.get("transB")
+        return 0 if attr is not None and attr.as_int() else 1
+    return _WEIGHT_AXIS[node.op_type]
+
+
+def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
+    m = ir.from_proto(model) if isinstance(model, onnx.ModelProto) else model
+    graph = m.graph
+    problems: list[str] = []
+    if graph.opset_imports.get("", 0) < 13:
+        problems.append(f"opset {graph.opset_imports.get('', 0)} is below 13")
+    for node in graph:
+        where = f"{node.op_type} {node.name!r}"
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            problems += _check_qparams(node, where)
+        if node.op_type == "QuantizeLinear":
+            for user in node.outputs[0].consumers():
+                if user.op_type != "DequantizeLinear":
+                    kind = "layout op" if user.op_type in LAYOUT_OPS else "op"
+                    problems.append(f"{where}: feeds {kind} {user.op_type} {user.name!r} instead of a DequantizeLinear")
+        if node.op_type == "DequantizeLinear" and node.inputs[0] is not None and node.inputs[0].const_value is None:
+            if len(node.outputs[0].consumers()) > 1:
+                problems.append(f"{where}: activation DQ shared by {len(node.outputs[0].consumers())} consumers")
+        if node.op_type in QUANTIZED_OPS and any(producer_op(v, "DequantizeLinear") for v in node.inputs[:2]):
+            problems += _check_quantized_op(node, where)
+    return problems
+
+
+def _check_qparams(node: ir.Node, where: str) -> list[str]:
+    out: list[str] = []
+    scale = const_array(node.inputs[1])
+    if scale is None:
+        return [f"{where}: scale is not a constant"]
+    if scale.dtype != np.float32:
+        out.append(f"{where}: scale dtype {scale.dtype} is not float32")
+    if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
+        out.append(f"{where}: scale must be finite and > 0")
+    zp_v = node.inputs[2] if len(node.inputs) > 2 else None
+    zp = const_array(zp_v)
+    if scale.ndim > 1 or (zp is not None and zp.shape != scale.shape):
+        out.append(f"{where}: scale/zero point must be scalars or 1-D of one length")
+    if node.op_type == "QuantizeLinear" and zp_v is None:
+        out.append(f"{where}: zero point missing (its dtype sets the quantized dtype)")
+    if node.op_type == "DequantizeLinear" and zp_v is not None and node.inputs[0] is not None:
+        if node.inputs[0].dtype is not None and zp_v.dtype != node.inputs[0].dtype:
+            out.append(f"{where}: zero point dtype {zp_v.dtype} differs from the data's {node.inputs[0].dtype}")
+    if scale.ndim == 1 and node.inputs[0] is not None and node.inputs[0].shape is not None:
+        attr = node.attributes.get("axis")
+        axis = attr.as_int() if attr is not None else 1
+        dims = node.inputs[0].shape
+        if not -len(dims) <= axis < len(dims):
+            out.append(f"{where}: axis {axis} out of range")
+        elif isinstance(dims[axis], int) and dims[axis] != scale.size:
+            out.append(f"{where}: {scale.size} scales for axis {axis} of length {dims[axis]}")
+    return out
+
+
+def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
+    out: list[str] = []
+    x_dq = producer_op(node.inputs[0], "DequantizeLinear")
+    if x_dq is None:
+        out.append(f"{where}: activation does not come through a DequantizeLinear")
+    w = weight_dq(node.inputs[1])
+    if w is None:
+        out.append(f"{where}: weight is not a DequantizeLinear of an integer initializer")
+        return out
+    _, data, w_qp = w
+    if data.dtype.kind not in "iu":
+        out.append(f"{where}: weight initializer dtype {data.dtype} is not integer")
+    if np.any(w_qp.zero_point != 0):
+        out.append(f"{where}: weight zero point is not 0 (weights must be symmetric)")
+    if w_qp.per_axis and w_qp.axis != _weight_axis(node):
+        out.append(f"{where}: weight quantized on axis {w_qp.axis}, expected {_weight_axis(node)}")
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        b = weight_dq(node.inputs[2])
+        if b is None or b[1].dtype != np.int32:
+            out.append(f"{where}: bias is not a DequantizeLinear of an int32 initializer")
+        elif x_dq is not None:
+            x_qp = qparams_of(x_dq)
+            _, _, b_qp = b
+            if x_qp is not None:
+                expect = x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, b_qp.scale.shape)
+                if not np.allclose(b_qp.scale, expect, rtol=1e-6, atol=0):
+                    out.append(f"{where}: bias scale is not s_x * s_w")
+            if np.any(b_qp.zero_point != 0):
+                out.append(f"{where}: bias zero point is not 0")
+    return out

@@ -1,0 +1,123 @@
+"""Small helpers the canonical passes share to read and edit an onnx_ir graph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from .builder import QDTYPE_NAMES
+from .qparams import QuantParams
+
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+LAYOUT_OPS = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+
+
+def const_array(value: ir.Value | None) -> np.ndarray | None:
+    if value is None or value.const_value is None:
+        return None
+    return value.const_value.numpy()
+
+
+def producer_op(value: ir.Value | None, op_type: str | tuple[str, ...]) -> ir.Node | None:
+    node = value.producer() if value is not None else None
+    types = (op_type,) if isinstance(op_type, str) else op_type
+    return node if node is not None and node.op_type in types and node.domain == "" else None
+
+
+def qparams_of(node: ir.Node) -> QuantParams | None:
+    """QuantParams of a QuantizeLinear/DequantizeLinear node with constant scale and zero point."""
+    scale = const_array(node.inputs[1])
+    zp_value = node.inputs[2] if len(node.inputs) > 2 else None
+    zp = const_array(zp_value)
+    if scale is None:
+        return None
+    qtype = zp_value.dtype if zp_value is not None else ir.DataType.UINT8
+    dtype = QDTYPE_NAMES.get(qtype, "uint8") if qtype is not None else "uint8"
+    if zp is None:
+        zp = np.zeros(scale.shape, np.int64)
+    axis = None
+    if scale.ndim == 1:
+        attr = node.attributes.get("axis")
+        axis = attr.as_int() if attr is not None else 1
+    return QuantParams(scale, zp, dtype, axis)
+
+
+def weight_dq(value: ir.Value | None) -> tuple[ir.Node, np.ndarray, QuantParams] | None:
+    """(DQ node, integer data, params) when `value` is a DequantizeLinear of an integer initializer."""
+    dq = producer_op(value, "DequantizeLinear")
+    if dq is None:
+        return None
+    data = const_array(dq.inputs[0])
+    qp = qparams_of(dq)
+    if data is None or qp is None:
+        return None
+    if qp.per_axis and qp.axis is not None and qp.axis < 0:
+        qp = qp.with_axis(qp.axis + data.ndim)
+    return dq, data, qp
+
+
+def initializer(graph: ir.Graph, array: np.ndarray, name: str, dtype: ir.DataType | None = None) -> ir.Value:
+    base, i = name, 1
+    while name in graph.initializers:
+        name = f"{base}_{i}"
+        i += 1
+    tensor = ir.tensor(array, dtype=dtype, name=name)
+    value = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
+    graph.register_initializer(value)
+    return value
+
+
+def insert_node(
+    graph: ir.Graph,
+    op_type: str,
+    inputs: Sequence[ir.Value | None],
+    attrs: dict[str, Any] | None = None,
+    *,
+    before: ir.Node,
+    name: str,
+) -> ir.Value:
+    node = ir.Node("", op_type, list(inputs), ir.convenience.convert_attributes(attrs or {}), name=f"{name}_{op_type}")
+    node.outputs[0].name = name
+    graph.insert_before(before, node)
+    return node.outputs[0]
+
+
+def add_dq(graph: ir.Graph, q_values: np.ndarray, qp: QuantParams, name: str, *, before: ir.Node,
+           dtype: ir.DataType | None = None) -> ir.Value:
+    """Integer initializer + DequantizeLinear in front of `before`."""
+    from .qparams import NUMPY_DTYPES
+
+    np_dtype = NUMPY_DTYPES.get(qp.dtype, np.int32) if dtype is None else np.int32
+    data = initializer(graph, np.asarray(q_values).astype(np_dtype), f"{name}_quantized")
+    scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
+    zp = initializer(graph, qp.zero_point.astype(np_dtype), f"{name}_zero_point")
+    attrs = {"axis": qp.axis} if qp.per_axis else {}
+    return insert_node(graph, "DequantizeLinear", [data, scale, zp], attrs, before=before, name=name)
+
+
+def add_q(graph: ir.Graph, x: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
+    from .qparams import NUMPY_DTYPES
+
+    scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
+    zp = initializer(graph, qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_zero_point")
+    attrs = {"axis": qp.axis} if qp.per_axis else {}
+    return insert_node(graph, "QuantizeLinear", [x, scale, zp], attrs, before=before, name=name)
+
+
+def add_dq_of(graph: ir.Graph, q: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
+    from .qparams import NUMPY_DTYPES
+
+    scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
+    zp = initializer(graph, qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_zero_point")
+    attrs = {"axis": qp.axis} if qp.per_axis else {}
+    return insert_node(graph, "DequantizeLinear", [q, scale, zp], attrs, before=before, name=name)
+
+
+def single_consumer(value: ir.Value) -> ir.Node | None:
+    users = value.consumers()
+    if len(users) != 1 or value.is_graph_output():
+        return None
+    return users[0]

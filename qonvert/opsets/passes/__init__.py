@@ -1,0 +1,33 @@
+"""The whole-graph canonicalisation stage: exact rewrites only (DESIGN item 6)."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+import onnx_ir.passes.common as common
+
+from .batchnorm import fold_batchnorm
+from .bias import fold_bias_add, quantize_biases
+from .constants import fold_constant_layout
+from .qdq import push_dq_through_layout, quantize_op_outputs, split_shared_dq
+
+
+def canonicalize(model: ir.Model) -> dict[str, int]:
+    """Run the passes in order; returns how often each fired (shown by `inspect`)."""
+    graph = model.graph
+    counts = {"constant_layout_folded": fold_constant_layout(graph)}
+    _clean(model)
+    counts["batchnorm_folded"] = fold_batchnorm(graph)
+    counts["bias_add_folded"] = fold_bias_add(graph)
+    counts["bias_quantized"] = quantize_biases(graph)
+    counts["output_q_added"] = quantize_op_outputs(graph)
+    counts["dq_pushed_through_layout"] = push_dq_through_layout(graph)
+    counts["dq_split"] = split_shared_dq(graph)
+    _clean(model)
+    return counts
+
+
+def _clean(model: ir.Model) -> None:
+    common.IdentityEliminationPass()(model)
+    common.RemoveUnusedNodesPass()(model)
+    common.TopologicalSortPass()(model)
+    common.ShapeInferencePass()(model)

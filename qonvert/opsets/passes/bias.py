@@ -1,0 +1,109 @@
+"""Bias handling for quantized Conv / MatMul: fold a following constant Add into the op's bias,
+and store every bias of a quantized op as int32 at scale s_x * s_w (zero point 0)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ..graph_edit import add_dq, const_array, producer_op, qparams_of, single_consumer, weight_dq
+from ..qparams import QuantParams
+
+
+def _channel_vector(add: ir.Node, out: ir.Value, channels: int, channel_axis: int, rank: int) -> np.ndarray | None:
+    """The Add's other operand as a per-channel vector, if it broadcasts along `channel_axis` only."""
+    other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
+    data = const_array(other)
+    if data is None or data.dtype != np.float32 or data.size != channels or data.ndim > rank:
+        return None
+    shape = (1,) * (rank - data.ndim) + data.shape
+    if shape[channel_axis] != channels:
+        return None
+    return data.reshape(-1).astype(np.float64)
+
+
+def _rank(value: ir.Value) -> int | None:
+    return len(value.shape) if value.shape is not None else None
+
+
+def fold_bias_add(graph: ir.Graph) -> int:
+    folded = 0
+    for node in list(graph):
+        if node.op_type not in ("Conv", "MatMul") or node.domain:
+            continue
+        if producer_op(node.inputs[0], "DequantizeLinear") is None or weight_dq(node.inputs[1]) is None:
+            continue
+        out = node.outputs[0]
+        add = single_consumer(out)
+        rank = _rank(out)
+        if add is None or add.op_type != "Add" or rank is None:
+            continue
+        if node.op_type == "Conv":
+            channels = weight_dq(node.inputs[1])[1].shape[0]  # type: ignore[index]
+            vec = _channel_vector(add, out, channels, 1, rank)
+            if vec is None:
+                continue
+            if len(node.inputs) > 2 and node.inputs[2] is not None:
+                old = const_array(node.inputs[2])
+                if old is None:
+                    continue
+                vec = vec + old.astype(np.float64)
+            node.resize_inputs(3)
+            node.replace_input_with(2, graph_initializer(graph, vec, f"{node.name}_bias"))
+        else:
+            w = weight_dq(node.inputs[1])
+            in_rank = _rank(node.inputs[0])
+            if w is None or w[1].ndim != 2 or in_rank != 2:
+                continue
+            vec = _channel_vector(add, out, w[1].shape[1], rank - 1, rank)
+            if vec is None:
+                continue
+            gemm = ir.Node("", "Gemm", [node.inputs[0], node.inputs[1], graph_initializer(graph, vec, f"{node.name}_bias")],
+                           name=f"{node.name}_gemm")
+            graph.insert_before(node, gemm)
+            gemm.outputs[0].name = f"{node.name}_gemm_out"
+            gemm.outputs[0].shape, gemm.outputs[0].type = out.shape, out.type
+            out.replace_all_uses_with(gemm.outputs[0])
+            graph.remove(node, safe=True)
+            node = gemm
+        add_out = add.outputs[0]
+        add_out.replace_all_uses_with(node.outputs[0], replace_graph_outputs=True)
+        graph.remove(add, safe=True)
+        folded += 1
+    return folded
+
+
+def graph_initializer(graph: ir.Graph, vec: np.ndarray, name: str) -> ir.Value:
+    from ..graph_edit import initializer
+
+    return initializer(graph, vec.astype(np.float32), name)
+
+
+def quantize_biases(graph: ir.Graph) -> int:
+    """Float bias of a quantized Conv/ConvTranspose/Gemm -> int32 DQ at s_x * s_w."""
+    done = 0
+    for node in list(graph):
+        if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or node.domain or len(node.inputs) < 3:
+            continue
+        bias = const_array(node.inputs[2])
+        x_dq = producer_op(node.inputs[0], "DequantizeLinear")
+        w = weight_dq(node.inputs[1])
+        if bias is None or x_dq is None or w is None:
+            continue
+        x_qp = qparams_of(x_dq)
+        if x_qp is None or x_qp.per_axis:
+            continue
+        _, _, w_qp = w
+        scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
+        q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
+        if np.any(np.abs(q) > 2**31 - 1):
+            continue
+        qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int8", 0)
+        new = add_dq(graph, q.astype(np.int32), _int32(qp), f"{node.name}_bias", before=node, dtype=ir.DataType.INT32)
+        node.replace_input_with(2, new)
+        done += 1
+    return done
+
+
+def _int32(qp: QuantParams) -> QuantParams:
+    return qp  # add_dq stores int32 when asked; QuantParams keeps scale / zero point / axis

@@ -1,0 +1,70 @@
+"""Fold layout ops applied to constants: float initializers, and DQ'd integer weights
+(transposing the int8 data and remapping the per-channel axis, so no layout op sits
+between a weight's DQ and its consumer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ..graph_edit import add_dq, const_array, initializer, weight_dq
+
+
+def _apply(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | None] | None:
+    """The op applied to `data`, and where each output axis comes from (None: axes mixed)."""
+    op = node.op_type
+    if op == "Identity":
+        return data, list(range(data.ndim))
+    if op == "Transpose":
+        attr = node.attributes.get("perm")
+        perm = list(attr.as_ints()) if attr is not None else list(reversed(range(data.ndim)))
+        return np.transpose(data, perm), perm
+    second = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+    if op == "Reshape" and second is not None:
+        shape = [data.shape[i] if d == 0 else int(d) for i, d in enumerate(second)]
+        return data.reshape(shape), None
+    if op == "Unsqueeze" and second is not None:
+        out = data
+        for a in sorted(int(a) % (data.ndim + len(second)) for a in second):
+            out = np.expand_dims(out, a)
+        return out, None
+    if op == "Squeeze":
+        axes = tuple(int(a) % data.ndim for a in second) if second is not None else None
+        return np.squeeze(data, axis=axes), None
+    return None
+
+
+def fold_constant_layout(graph: ir.Graph) -> int:
+    folded = 0
+    for node in list(graph):
+        if node.op_type not in ("Identity", "Transpose", "Reshape", "Unsqueeze", "Squeeze") or node.domain:
+            continue
+        src = node.inputs[0]
+        data = const_array(src)
+        out = node.outputs[0]
+        if data is not None:
+            result = _apply(node, data)
+            if result is None or out.is_graph_output():
+                continue
+            new = initializer(graph, np.ascontiguousarray(result[0]), out.name or "folded")
+            out.replace_all_uses_with(new)
+            graph.remove(node, safe=True)
+            folded += 1
+            continue
+        wdq = weight_dq(src)
+        if wdq is None or len(src.consumers()) != 1 or out.is_graph_output():
+            continue
+        dq, q_data, qp = wdq
+        result = _apply(node, q_data)
+        if result is None:
+            continue
+        moved, origin = result
+        if qp.per_axis:
+            if origin is None:
+                continue  # reshaping a per-channel tensor: the axis may not survive
+            qp = qp.with_axis(origin.index(qp.axis))
+        new = add_dq(graph, np.ascontiguousarray(moved), qp, out.name or "w", before=node)
+        out.replace_all_uses_with(new)
+        graph.remove(node, safe=True)
+        folded += 1
+    return folded

@@ -1,0 +1,79 @@
+"""Q/DQ placement passes of DESIGN item 6 and contract item 3."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from ..graph_edit import LAYOUT_OPS, QUANTIZED_OPS, add_dq_of, add_q, producer_op, qparams_of, single_consumer
+
+# Ops that commute with a monotonic per-tensor quantization (Q(f(x)) == f_q(Q(x))).
+_MONOTONE = ("Relu", "Clip", "MaxPool", *LAYOUT_OPS)
+
+
+def quantize_op_outputs(graph: ir.Graph) -> int:
+    """Give a quantized Conv/MatMul/Gemm a Q/DQ on its output when its float output reaches the
+    next Q only through Relu / Clip / MaxPool / layout ops (same scale and zero point: exact)."""
+    added = 0
+    for node in list(graph):
+        if node.op_type not in QUANTIZED_OPS or node.domain:
+            continue
+        if producer_op(node.inputs[0], "DequantizeLinear") is None:
+            continue
+        out = node.outputs[0]
+        user = single_consumer(out)
+        if user is None or user.op_type == "QuantizeLinear":
+            continue
+        cur = user
+        while cur is not None and cur.op_type in _MONOTONE and not cur.domain:
+            cur = single_consumer(cur.outputs[0])
+        if cur is None or cur.op_type != "QuantizeLinear":
+            continue
+        qp = qparams_of(cur)
+        if qp is None or qp.per_axis:
+            continue
+        q = add_q(graph, out, qp, f"{out.name}_q", before=user)
+        dq = add_dq_of(graph, q, qp, f"{out.name}_dq", before=user)
+        user.replace_input_with(list(user.inputs).index(out), dq)
+        added += 1
+    return added
+
+
+def split_shared_dq(graph: ir.Graph) -> int:
+    """Every consumer of an activation DQ gets its own DQ node (ORT fuses node units one by one)."""
+    split = 0
+    for node in list(graph):
+        if node.op_type != "DequantizeLinear" or node.domain or node.inputs[0] is None:
+            continue
+        if node.inputs[0].const_value is not None:
+            continue
+        out = node.outputs[0]
+        uses = list(out.uses())
+        for user, index in uses[1:]:
+            clone = ir.Node("", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}")
+            clone.outputs[0].name = f"{out.name}_{split}"
+            clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
+            graph.insert_after(node, clone)
+            user.replace_input_with(index, clone.outputs[0])
+            split += 1
+    return split
+
+
+def push_dq_through_layout(graph: ir.Graph) -> int:
+    """Q -> layout op -> DQ becomes Q -> DQ -> layout op (per-tensor only, exact)."""
+    moved = 0
+    for node in list(graph):
+        if node.op_type not in LAYOUT_OPS or node.domain:
+            continue
+        q = producer_op(node.inputs[0], "QuantizeLinear")
+        dq = single_consumer(node.outputs[0])
+        if q is None or dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        qp = qparams_of(dq)
+        if qp is None or qp.per_axis:
+            continue
+        new_dq = add_dq_of(graph, node.inputs[0], qp, f"{node.inputs[0].name}_dq", before=node)  # type: ignore[arg-type]
+        node.replace_input_with(0, new_dq)
+        dq.outputs[0].replace_all_uses_with(node.outputs[0])
+        graph.remove(dq, safe=True)
+        moved += 1
+    return moved

@@ -1,0 +1,130 @@
+"""QuantParams: one quantization of one tensor, validated once, in ONNX terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QonvertError
+
+# Quantized dtypes we emit, with their integer range and the lowest opset that has them.
+QDTYPES: dict[str, tuple[int, int, int]] = {
+    "int8": (-128, 127, 13),
+    "uint8": (0, 255, 13),
+    "int16": (-32768, 32767, 21),
+    "uint16": (0, 65535, 21),
+    "int4": (-8, 7, 21),
+    "uint4": (0, 15, 21),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class QuantParams:
+    """scale/zero_point are numpy arrays: 0-d for per-tensor, 1-d along `axis` for per-axis.
+
+    qmin/qmax is the range the source clamps to; it may be narrower than the dtype's
+    (e.g. symmetric int8 weights in [-127, 127]).
+    """
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    dtype: str = "int8"
+    axis: int | None = None
+    qmin: int | None = None
+    qmax: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in QDTYPES:
+            raise QonvertError(f"quantized dtype {self.dtype!r} is not supported")
+        lo, hi, _ = QDTYPES[self.dtype]
+        object.__setattr__(self, "scale", np.asarray(self.scale, dtype=np.float32))
+        object.__setattr__(self, "zero_point", np.asarray(self.zero_point).astype(np.int64))
+        object.__setattr__(self, "qmin", lo if self.qmin is None else int(self.qmin))
+        object.__setattr__(self, "qmax", hi if self.qmax is None else int(self.qmax))
+
+    @property
+    def per_axis(self) -> bool:
+        return self.axis is not None
+
+    @property
+    def dtype_range(self) -> tuple[int, int]:
+        lo, hi, _ = QDTYPES[self.dtype]
+        return lo, hi
+
+    @property
+    def min_opset(self) -> int:
+        return QDTYPES[self.dtype][2]
+
+    @property
+    def narrow(self) -> bool:
+        """True when the source clamps tighter than the dtype does (needs a float Clip)."""
+        lo, hi = self.dtype_range
+        return self.qmin > lo or self.qmax < hi
+
+    def validate(self, tensor: str, shape: tuple[int, ...] | None = None) -> QuantParams:
+        """Check the contract's item 2; `tensor` names the tensor in the error."""
+        s = self.scale
+        if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
+            bad = s[~(np.isfinite(s) & (s > 0))] if s.size else s
+            raise QonvertError(f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}")
+        lo, hi = self.dtype_range
+        if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):
+            raise QonvertError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
+        if self.per_axis:
+            if s.ndim != 1 or self.zero_point.shape != s.shape:
+                raise QonvertError(f"tensor {tensor!r}: per-axis scale and zero point must be 1-D of one length")
+            if shape is not None:
+                axis = self.axis if self.axis is not None else 0
+                if not -len(shape) <= axis < len(shape):
+                    raise QonvertError(f"tensor {tensor!r}: quant axis {axis} out of range for rank {len(shape)}")
+                if shape[axis] != s.size:
+                    raise QonvertError(
+                        f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}"
+                    )
+        elif s.ndim != 0 or self.zero_point.ndim != 0:
+            raise QonvertError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
+        return self
+
+    def with_axis(self, axis: int | None) -> QuantParams:
+        return QuantParams(self.scale, self.zero_point, self.dtype, axis, self.qmin, self.qmax)
+
+    def with_scale(self, scale: np.ndarray) -> QuantParams:
+        return QuantParams(scale, self.zero_point, self.dtype, self.axis, self.qmin, self.qmax)
+
+    def same_as(self, other: QuantParams) -> bool:
+        return (
+            self.dtype == other.dtype
+            and self.axis == other.axis
+            and np.array_equal(self.scale, other.scale)
+            and np.array_equal(self.zero_point, other.zero_point)
+        )
+
+    def broadcast(self, rank: int) -> tuple[np.ndarray, np.ndarray]:
+        """scale, zero point shaped to broadcast against a tensor of `rank`."""
+        if not self.per_axis:
+            return self.scale, self.zero_point
+        shape = [1] * rank
+        shape[self.axis if self.axis is not None else 0] = self.scale.size
+        return self.scale.reshape(shape), self.zero_point.reshape(shape)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """ONNX QuantizeLinear on numpy (round half to even, saturate to the dtype)."""
+        s, z = self.broadcast(x.ndim)
+        lo, hi = self.dtype_range
+        q = np.rint(x.astype(np.float32) / s) + z
+        return np.clip(q, lo, hi).astype(NUMPY_DTYPES[self.dtype])
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        s, z = self.broadcast(q.ndim)
+        return ((q.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
+
+
+NUMPY_DTYPES: dict[str, type] = {
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "uint16": np.uint16,
+    "int4": np.int8,
+    "uint4": np.uint8,
+}

@@ -1,0 +1,1 @@
+"""Runtimes: ORT sessions, reference runners (source frameworks), comparison in LSB units."""

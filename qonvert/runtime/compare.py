@@ -1,0 +1,74 @@
+"""Comparison of ORT outputs with reference outputs, in units of the output's quantization step."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx
+
+from ..opsets.builder import QDTYPE_NAMES  # noqa: F401  (kept for callers that format dtypes)
+
+
+@dataclass
+class OutputStats:
+    name: str
+    lsb: float  # the quantization step the comparison is counted in
+    max_abs_diff: float
+    max_diff_lsb: float
+    pct_exact: float  # |diff| < 0.01 LSB: float noise only
+    pct_within_1lsb: float
+    cosine: float
+    top1_agreement: float | None  # for [N, classes] outputs
+    levels: int  # distinct quantization levels the reference spans
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def output_lsb(model: onnx.ModelProto) -> dict[str, float]:
+    """Per graph output: the scale of the last quantization it passes through (max over axes)."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    result: dict[str, float] = {}
+    for out in model.graph.output:
+        seen: set[str] = set()
+        frontier = [out.name]
+        lsb = 0.0
+        while frontier and not lsb:
+            nxt: list[str] = []
+            for name in frontier:
+                node = producers.get(name)
+                if node is None or name in seen:
+                    continue
+                seen.add(name)
+                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and node.input[1] in inits:
+                    lsb = float(np.max(inits[node.input[1]]))
+                    break
+                nxt.extend(i for i in node.input if i and i not in inits)
+            frontier = nxt
+        result[out.name] = lsb or 1.0
+    return result
+
+
+def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float) -> OutputStats:
+    a = np.concatenate([np.asarray(x, np.float64).ravel() for x in ours])
+    b = np.concatenate([np.asarray(x, np.float64).ravel() for x in ref])
+    diff = np.abs(a - b) / lsb
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    cosine = float(a @ b / denom) if denom else float(np.array_equal(a, b))
+    top1 = None
+    if ours and ours[0].ndim == 2 and ours[0].shape[-1] > 1:
+        hits = [np.array_equal(np.argmax(x, -1), np.argmax(y, -1)) for x, y in zip(ours, ref, strict=True)]
+        top1 = float(np.mean(hits))
+    return OutputStats(
+        name=name,
+        lsb=lsb,
+        max_abs_diff=float(np.max(np.abs(a - b))) if a.size else 0.0,
+        max_diff_lsb=float(diff.max()) if diff.size else 0.0,
+        pct_exact=float(np.mean(diff < 0.01) * 100) if diff.size else 100.0,
+        pct_within_1lsb=float(np.mean(diff <= 1.0 + 1e-3) * 100) if diff.size else 100.0,
+        cosine=cosine,
+        top1_agreement=top1,
+        levels=int(np.unique(np.round(b / lsb)).size),
+    )

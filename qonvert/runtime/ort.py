@@ -1,0 +1,115 @@
+"""ONNX Runtime sessions (CPU EP; CUDA EP through onnxruntime-gpu) and fusion analysis."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..errors import QonvertError
+
+INTEGER_KERNELS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulIntegerToFloat", "ConvInteger", "MatMulInteger",
+                   "DynamicQuantizeMatMul")
+FLOAT_KERNELS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm")
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise QonvertError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
+    return ort
+
+
+def providers(device: str) -> list[str]:
+    ort = _ort()
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if hasattr(ort, "preload_dlls"):
+            try:
+                ort.preload_dlls()
+            except Exception:  # noqa: BLE001 - best effort; the check below says what is missing
+                pass
+            available = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in available:
+            raise QonvertError(
+                f"device cuda: CUDAExecutionProvider is not available (providers: {', '.join(available)}); "
+                "install onnxruntime-gpu instead of onnxruntime"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise QonvertError(f"unknown device {device!r} (cpu or cuda)")
+
+
+def session(model: onnx.ModelProto | str, device: str = "cpu", *, optimized_path: str | None = None,
+            level: str = "all", threads: int | None = None) -> Any:
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    if optimized_path:
+        opts.optimized_model_filepath = optimized_path
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    try:
+        return ort.InferenceSession(data, opts, providers=providers(device))
+    except QonvertError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        raise QonvertError(f"ONNX Runtime could not load the model: {str(exc).splitlines()[0]}") from None
+
+
+def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return list(sess.run(None, feeds))
+
+
+@dataclass
+class FusionReport:
+    """Which quantized Conv/MatMul/Gemm ORT CPU turned into integer kernels."""
+
+    integer: dict[str, int] = field(default_factory=dict)  # kernel type -> count
+    float_ops: list[str] = field(default_factory=list)  # "Conv name" left in float
+    quantized_in_source: int = 0  # quantized Conv/MatMul/Gemm in our graph
+
+    @property
+    def fused(self) -> int:
+        return sum(self.integer.values())
+
+    @property
+    def coverage(self) -> float:
+        return self.fused / self.quantized_in_source if self.quantized_in_source else 1.0
+
+
+def fusion_report(model: onnx.ModelProto) -> FusionReport:
+    """Optimise on ORT CPU (extended level: QDQ fusions, no layout transforms) and count kernels."""
+    from ..opsets.graph_edit import QUANTIZED_OPS
+
+    quantized = sum(
+        1 for n in model.graph.node if n.op_type in QUANTIZED_OPS and any(_is_dq_output(model, i) for i in n.input[:2])
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "optimized.onnx")
+        session(model, "cpu", optimized_path=path, level="extended")
+        optimized = onnx.load(path)
+    report = FusionReport(quantized_in_source=quantized)
+    for node in optimized.graph.node:
+        if node.op_type in INTEGER_KERNELS:
+            report.integer[node.op_type] = report.integer.get(node.op_type, 0) + 1
+        elif node.op_type in FLOAT_KERNELS:
+            report.float_ops.append(f"{node.op_type} {node.name}")
+    return report
+
+
+def _is_dq_output(model: onnx.ModelProto, name: str) -> bool:
+    return any(n.op_type == "DequantizeLinear" and name in n.output for n in model.graph.node)

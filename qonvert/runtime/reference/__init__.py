@@ -1,0 +1,1 @@
+"""Reference runners: the source framework's own runtime, run in a subprocess."""
