@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import ConvertResult, VerifyReport, convert, inspect, verify  # noqa: E402
-from .errors import QonvertError  # noqa: E402
+from .api import ConvertResult, VerifyReport, convert, inspect, verify
+from .errors import QonvertError
 
 __all__ = ["ConvertResult", "QonvertError", "VerifyReport", "__version__", "convert", "inspect", "verify"]

@@ -31,8 +31,13 @@ class ConvertResult:
     remarks: list[str] = field(default_factory=list)
 
 
-def convert(model: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
-            opset: int | None = None, framework: str | None = None) -> ConvertResult:
+def convert(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    opset: int | None = None,
+    framework: str | None = None,
+) -> ConvertResult:
     """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
 
     The output file is written atomically: on any error no file is left behind.
@@ -51,7 +56,9 @@ def convert(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
         raise QonvertError(f"{model}: internal error, the converted model fails onnx.checker: {exc}") from None
     problems = check_canonical(conv.model)
     if problems:
-        raise QonvertError(f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
+        raise QonvertError(
+            f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)"
+        )
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         save_atomic(conv.model, proto, out_path)
@@ -95,9 +102,14 @@ class VerifyReport:
             "device": self.device,
             "tolerance_lsb": self.tolerance_lsb,
             "outputs": [o.as_dict() for o in self.outputs],
-            "fusion": None if self.fusion is None else {
-                "integer_kernels": self.fusion.integer, "float_ops": self.fusion.float_ops,
-                "quantized_ops": self.fusion.quantized_in_source, "coverage": self.fusion.coverage},
+            "fusion": None
+            if self.fusion is None
+            else {
+                "integer_kernels": self.fusion.integer,
+                "float_ops": self.fusion.float_ops,
+                "quantized_ops": self.fusion.quantized_in_source,
+                "coverage": self.fusion.coverage,
+            },
             "remarks": self.remarks,
         }
 
@@ -116,10 +128,18 @@ def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> refio.
     return out
 
 
-def verify(source: str | os.PathLike[str], onnx_model: str | os.PathLike[str] | onnx.ModelProto, *,
-           device: str = "cpu", samples: int = 20, inputs: str | os.PathLike[str] | None = None,
-           reference: str | os.PathLike[str] | None = None, save_reference: str | os.PathLike[str] | None = None,
-           tolerance_lsb: float = 1.0, fusion: bool = True) -> VerifyReport:
+def verify(
+    source: str | os.PathLike[str],
+    onnx_model: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    device: str = "cpu",
+    samples: int = 20,
+    inputs: str | os.PathLike[str] | None = None,
+    reference: str | os.PathLike[str] | None = None,
+    save_reference: str | os.PathLike[str] | None = None,
+    tolerance_lsb: float = 1.0,
+    fusion: bool = True,
+) -> VerifyReport:
     """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
     reference) on the same inputs; compare outputs in LSB units of each output's quantization."""
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
@@ -163,7 +183,7 @@ def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
 def _load_onnx(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ...
+    except Exception as exc:
         raise QonvertError(f"{path}: not a readable ONNX model ({exc})") from None
 
 
@@ -215,9 +235,15 @@ def inspect(model: str | os.PathLike[str]) -> InspectReport:
     for op in source.ops:
         if op.type == "dequantize_linear":
             scale = source.constants.get(op.input("Scale") or "")
-            tensors.append(QuantizedTensor(op.input("X") or "?", f"int{op.attr('bit_length', default=8)}",
-                                           _fmt(scale) if scale is not None else "?", "0",
-                                           op.attr("quant_axis", default=-1)))
+            tensors.append(
+                QuantizedTensor(
+                    op.input("X") or "?",
+                    f"int{op.attr('bit_length', default=8)}",
+                    _fmt(scale) if scale is not None else "?",
+                    "0",
+                    op.attr("quant_axis", default=-1),
+                )
+            )
     return InspectReport(source.framework, tensors, counts)
 
 

@@ -32,8 +32,8 @@ def detect(path: Path) -> str:
 
     if paddle.find_program(path) is not None:
         return "paddle"
-    if not path.exists() and not path.parent.exists():
-        raise QonvertError(f"{path}: no such file or directory")
+    if not path.exists():
+        raise QonvertError(f"{path}: no such file or directory (nor a path prefix of a model)")
     raise QonvertError(f"{path}: cannot tell the framework (expected a Paddle .json/.pdmodel program)")
 
 

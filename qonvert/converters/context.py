@@ -14,9 +14,16 @@ from .registry import lookup
 from .source import SourceGraph, SourceOp
 
 MAIN_OUTPUT_SLOTS = ("Out", "Output", "Y", "out")
-_NP_TO_IR = {"float32": ir.DataType.FLOAT, "float16": ir.DataType.FLOAT16, "float64": ir.DataType.DOUBLE,
-             "int64": ir.DataType.INT64, "int32": ir.DataType.INT32, "int8": ir.DataType.INT8,
-             "uint8": ir.DataType.UINT8, "bool": ir.DataType.BOOL}
+_NP_TO_IR = {
+    "float32": ir.DataType.FLOAT,
+    "float16": ir.DataType.FLOAT16,
+    "float64": ir.DataType.DOUBLE,
+    "int64": ir.DataType.INT64,
+    "int32": ir.DataType.INT32,
+    "int8": ir.DataType.INT8,
+    "uint8": ir.DataType.UINT8,
+    "bool": ir.DataType.BOOL,
+}
 
 
 class ConversionContext:

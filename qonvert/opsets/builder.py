@@ -21,6 +21,7 @@ ONNX_QDTYPES = {
     "uint16": ir.DataType.UINT16,
     "int4": ir.DataType.INT4,
     "uint4": ir.DataType.UINT4,
+    "int32": ir.DataType.INT32,
 }
 QDTYPE_NAMES = {v: k for k, v in ONNX_QDTYPES.items()}
 
@@ -79,9 +80,13 @@ class GraphBuilder:
         self.nodes.append(node)
         return node.outputs[0] if outputs == 1 else tuple(node.outputs)
 
-    def const(self, array: np.ndarray | float | int | Sequence[Any], name: str = "const", dtype: Any = None) -> ir.Value:
+    def const(
+        self, array: np.ndarray | float | int | Sequence[Any], name: str = "const", dtype: Any = None
+    ) -> ir.Value:
         arr = np.asarray(array, dtype=dtype)
-        value = ir.Value(name=self.unique(name), shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype)))
+        value = ir.Value(
+            name=self.unique(name), shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype))
+        )
         value.const_value = ir.tensor(arr, name=value.name)
         self.initializers[value.name] = value
         return value
@@ -148,8 +153,12 @@ class GraphBuilder:
             opset_imports={"": max(self.min_opset, self.opset, opset or 0)},
             name=graph_name,
         )
-        return ir.Model(graph, ir_version=IR_VERSION_FOR_OPSET.get(graph.opset_imports[""], 10), producer_name="qonvert",
-                        metadata_props=dict(metadata or {}))
+        return ir.Model(
+            graph,
+            ir_version=IR_VERSION_FOR_OPSET.get(graph.opset_imports[""], 10),
+            producer_name="qonvert",
+            metadata_props=dict(metadata or {}),
+        )
 
 
 # The IR version ORT and onnx.checker expect for each opset we emit.

@@ -85,8 +85,15 @@ def insert_node(
     return node.outputs[0]
 
 
-def add_dq(graph: ir.Graph, q_values: np.ndarray, qp: QuantParams, name: str, *, before: ir.Node,
-           dtype: ir.DataType | None = None) -> ir.Value:
+def add_dq(
+    graph: ir.Graph,
+    q_values: np.ndarray,
+    qp: QuantParams,
+    name: str,
+    *,
+    before: ir.Node,
+    dtype: ir.DataType | None = None,
+) -> ir.Value:
     """Integer initializer + DequantizeLinear in front of `before`."""
     from .qparams import NUMPY_DTYPES
 

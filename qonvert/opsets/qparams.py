@@ -16,6 +16,7 @@ QDTYPES: dict[str, tuple[int, int, int]] = {
     "uint16": (0, 65535, 21),
     "int4": (-8, 7, 21),
     "uint4": (0, 15, 21),
+    "int32": (-(2**31), 2**31 - 1, 13),  # biases only
 }
 
 
@@ -67,7 +68,9 @@ class QuantParams:
         s = self.scale
         if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
             bad = s[~(np.isfinite(s) & (s > 0))] if s.size else s
-            raise QonvertError(f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}")
+            raise QonvertError(
+                f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}"
+            )
         lo, hi = self.dtype_range
         if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):
             raise QonvertError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
@@ -79,9 +82,7 @@ class QuantParams:
                 if not -len(shape) <= axis < len(shape):
                     raise QonvertError(f"tensor {tensor!r}: quant axis {axis} out of range for rank {len(shape)}")
                 if shape[axis] != s.size:
-                    raise QonvertError(
-                        f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}"
-                    )
+                    raise QonvertError(f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}")
         elif s.ndim != 0 or self.zero_point.ndim != 0:
             raise QonvertError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
         return self
@@ -127,4 +128,5 @@ NUMPY_DTYPES: dict[str, type] = {
     "uint16": np.uint16,
     "int4": np.int8,
     "uint4": np.uint8,
+    "int32": np.int32,
 }

@@ -42,8 +42,8 @@ def output_lsb(model: onnx.ModelProto) -> dict[str, float]:
                 if node is None or name in seen:
                     continue
                 seen.add(name)
-                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and node.input[1] in inits:
-                    lsb = float(np.max(inits[node.input[1]]))
+                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and node.input[0] not in inits:
+                    lsb = float(np.max(inits[node.input[1]])) if node.input[1] in inits else 0.0
                     break
                 nxt.extend(i for i in node.input if i and i not in inits)
             frontier = nxt

@@ -12,8 +12,15 @@ import onnx
 
 from ..errors import QonvertError
 
-INTEGER_KERNELS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulIntegerToFloat", "ConvInteger", "MatMulInteger",
-                   "DynamicQuantizeMatMul")
+INTEGER_KERNELS = (
+    "QLinearConv",
+    "QLinearMatMul",
+    "QGemm",
+    "MatMulIntegerToFloat",
+    "ConvInteger",
+    "MatMulInteger",
+    "DynamicQuantizeMatMul",
+)
 FLOAT_KERNELS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm")
 
 
@@ -34,7 +41,7 @@ def providers(device: str) -> list[str]:
         if hasattr(ort, "preload_dlls"):
             try:
                 ort.preload_dlls()
-            except Exception:  # noqa: BLE001 - best effort; the check below says what is missing
+            except Exception:
                 pass
             available = ort.get_available_providers()
         if "CUDAExecutionProvider" not in available:
@@ -46,8 +53,14 @@ def providers(device: str) -> list[str]:
     raise QonvertError(f"unknown device {device!r} (cpu or cuda)")
 
 
-def session(model: onnx.ModelProto | str, device: str = "cpu", *, optimized_path: str | None = None,
-            level: str = "all", threads: int | None = None) -> Any:
+def session(
+    model: onnx.ModelProto | str,
+    device: str = "cpu",
+    *,
+    optimized_path: str | None = None,
+    level: str = "all",
+    threads: int | None = None,
+) -> Any:
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = {
@@ -66,7 +79,7 @@ def session(model: onnx.ModelProto | str, device: str = "cpu", *, optimized_path
         return ort.InferenceSession(data, opts, providers=providers(device))
     except QonvertError:
         raise
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+    except Exception as exc:
         raise QonvertError(f"ONNX Runtime could not load the model: {str(exc).splitlines()[0]}") from None
 
 

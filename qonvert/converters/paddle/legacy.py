@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import QonvertError
 from ..source import SourceGraph, SourceOp, TensorInfo
-from .params import PADDLE_DTYPES, read_params
+from .params import PADDLE_DTYPES, _size, read_params
 from .protobuf import Message
 
 _FEED_FETCH_TYPES = {9, 10}  # VarType FEED_MINIBATCH, FETCH_LIST
@@ -95,7 +95,9 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
         elif op_type == "fetch":
             fetches.append((int(attrs.get("col", 0)), ins["X"][0]))
         else:
-            ops.append(SourceOp(op_type, {k: v for k, v in ins.items() if v}, {k: v for k, v in outs.items() if v}, attrs))
+            ops.append(
+                SourceOp(op_type, {k: v for k, v in ins.items() if v}, {k: v for k, v in outs.items() if v}, attrs)
+            )
 
     inputs = [TensorInfo(n, shapes.get(n, ()), dtypes.get(n, "float32")) for _, n in sorted(feeds)]
     outputs = [n for _, n in sorted(fetches)]
@@ -106,6 +108,6 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
     else:
         constants = {}
     for name, arr in constants.items():
-        if name in shapes and tuple(arr.shape) != shapes[name]:
+        if name in shapes and arr.size != _size(shapes[name]):
             raise QonvertError(f"{params}: parameter {name!r} has shape {arr.shape}, program says {shapes[name]}")
     return SourceGraph("paddle", where, ops, inputs, outputs, constants, shapes)

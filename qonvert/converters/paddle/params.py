@@ -16,8 +16,16 @@ from .protobuf import Message
 
 # Paddle VarType.Type -> numpy dtype (the float8 pair is handled by the quant layer)
 PADDLE_DTYPES: dict[int, str] = {
-    0: "bool", 1: "int16", 2: "int32", 3: "int64", 4: "float16", 5: "float32", 6: "float64",
-    20: "uint8", 21: "int8", 22: "bfloat16",
+    0: "bool",
+    1: "int16",
+    2: "int32",
+    3: "int64",
+    4: "float16",
+    5: "float32",
+    6: "float64",
+    20: "uint8",
+    21: "int8",
+    22: "bfloat16",
 }
 
 
@@ -70,3 +78,11 @@ def _read_tensor(buf: memoryview, pos: int) -> tuple[np.ndarray, int]:
     if code == 22:  # bfloat16: widen to float32 exactly
         arr = (arr.astype(np.uint32) << 16).view(np.float32)
     return arr, pos + nbytes
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    """Element count of a program-declared shape (scalars are saved as [1] or [])."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import QonvertError
 from ..source import SourceGraph, SourceOp, TensorInfo
-from .params import read_params
+from .params import _size, read_params
 
 _QSLOTS = (["X", "Scale", "ZeroPoint", "InAccum", "InState"], ["Y", "OutState", "OutAccum", "OutScale"])
 _CONV = (["Input", "Filter"], ["Output"])
@@ -25,7 +25,10 @@ PIR_SLOTS: dict[str, tuple[list[str], list[str]]] = {
     "depthwise_conv2d": _CONV,
     "conv2d_transpose": (["Input", "Filter", "OutputSize"], ["Output"]),
     "depthwise_conv2d_transpose": (["Input", "Filter", "OutputSize"], ["Output"]),
-    "batch_norm": (["X", "Mean", "Variance", "Scale", "Bias"], ["Y", "MeanOut", "VarianceOut", "SavedMean", "SavedVariance", "ReserveSpace"]),
+    "batch_norm": (
+        ["X", "Mean", "Variance", "Scale", "Bias"],
+        ["Y", "MeanOut", "VarianceOut", "SavedMean", "SavedVariance", "ReserveSpace"],
+    ),
     "quantize_linear": _QSLOTS,
     "dequantize_linear": _QSLOTS,
     "reshape": (["X", "ShapeTensor"], ["Out", "XShape"]),
@@ -54,10 +57,27 @@ for _name in ("add", "subtract", "multiply", "divide", "maximum", "minimum", "ma
     PIR_SLOTS[_name] = _BINARY
 
 # Ops whose outputs are compile-time constants: folded into the source graph's constants.
-_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64, "bool": np.bool_,
-           "float16": np.float16, "int8": np.int8, "uint8": np.uint8}
-_TT_DTYPES = {"0.t_f32": "float32", "0.t_f64": "float64", "0.t_f16": "float16", "0.t_i64": "int64",
-              "0.t_i32": "int32", "0.t_i8": "int8", "0.t_ui8": "uint8", "0.t_bool": "bool", "0.t_bf16": "bfloat16"}
+_DTYPES = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "int32": np.int32,
+    "int64": np.int64,
+    "bool": np.bool_,
+    "float16": np.float16,
+    "int8": np.int8,
+    "uint8": np.uint8,
+}
+_TT_DTYPES = {
+    "0.t_f32": "float32",
+    "0.t_f64": "float64",
+    "0.t_f16": "float16",
+    "0.t_i64": "int64",
+    "0.t_i32": "int32",
+    "0.t_i8": "int8",
+    "0.t_ui8": "uint8",
+    "0.t_bool": "bool",
+    "0.t_bf16": "bfloat16",
+}
 
 
 def _attr_value(at: Any) -> Any:
@@ -179,8 +199,10 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
     elif param_names:
         raise QonvertError(f"{program}: program has {len(param_names)} parameters but no .pdiparams file was found")
     for name in param_names:
-        if name in constants and name in shapes and tuple(constants[name].shape) != shapes[name] and shapes[name]:
-            raise QonvertError(f"{params}: parameter {name!r} has shape {constants[name].shape}, program says {shapes[name]}")
+        if name in constants and name in shapes and constants[name].size != _size(shapes[name]) and shapes[name]:
+            raise QonvertError(
+                f"{params}: parameter {name!r} has shape {constants[name].shape}, program says {shapes[name]}"
+            )
     return SourceGraph("paddle", str(program), ops, inputs, outputs, constants, shapes)
 
 

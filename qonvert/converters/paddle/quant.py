@@ -28,14 +28,13 @@ def bits_of(op: SourceOp) -> int:
     if isinstance(bits, list):
         bits = bits[0]
     if not isinstance(bits, int) or bits not in _BITS_TO_DTYPE:
-        raise QonvertError(
-            f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet"
-        )
+        raise QonvertError(f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet")
     return bits
 
 
-def quant_params(op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None,
-                 tensor: str) -> QuantParams:
+def quant_params(
+    op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None, tensor: str
+) -> QuantParams:
     """QuantParams of a quantize_linear/dequantize_linear op acting on a tensor of `shape`."""
     bits = bits_of(op)
     scale = np.asarray(abs_max, dtype=np.float64).ravel() / bin_count(bits)
@@ -45,8 +44,14 @@ def quant_params(op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | Non
     axis = int(op.attr("quant_axis", default=-1))
     rank = len(shape) if shape is not None else None
     if axis == -1 and scale.size == 1:
-        qp = QuantParams(scale.reshape(()).astype(np.float32), zp.reshape(()), _BITS_TO_DTYPE[bits], None,
-                         op.attr("qmin"), op.attr("qmax"))
+        qp = QuantParams(
+            scale.reshape(()).astype(np.float32),
+            zp.reshape(()),
+            _BITS_TO_DTYPE[bits],
+            None,
+            op.attr("qmin"),
+            op.attr("qmax"),
+        )
     else:
         if rank == 1:
             axis = 0
@@ -75,12 +80,21 @@ FAKE_QDQ = {
     "fake_quantize_dequantize_abs_max",
     "fake_channel_wise_quantize_dequantize_abs_max",
 }
-FAKE_Q = {"fake_quantize_moving_average_abs_max", "fake_quantize_range_abs_max", "fake_quantize_abs_max",
-          "fake_channel_wise_quantize_abs_max"}
+FAKE_Q = {
+    "fake_quantize_moving_average_abs_max",
+    "fake_quantize_range_abs_max",
+    "fake_quantize_abs_max",
+    "fake_channel_wise_quantize_abs_max",
+}
 FAKE_DQ = {"fake_dequantize_max_abs", "fake_channel_wise_dequantize_max_abs"}
-_WEIGHT_SLOTS = {"conv2d": ("Input", "Filter"), "depthwise_conv2d": ("Input", "Filter"),
-                 "conv2d_transpose": ("Input", "Filter"), "mul": ("X", "Y"), "matmul": ("X", "Y"),
-                 "matmul_v2": ("X", "Y")}
+_WEIGHT_SLOTS = {
+    "conv2d": ("Input", "Filter"),
+    "depthwise_conv2d": ("Input", "Filter"),
+    "conv2d_transpose": ("Input", "Filter"),
+    "mul": ("X", "Y"),
+    "matmul": ("X", "Y"),
+    "matmul_v2": ("X", "Y"),
+}
 
 
 def normalise_fake_ops(graph: SourceGraph) -> None:
@@ -137,11 +151,19 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
             if x in act_scale:  # a plain dequantization of a quantized activation
                 bits = act_scale[x][1]
                 sname = const(f"{out}@scale", total * bin_count(bits))
-                new_ops.append(SourceOp("dequantize_linear", {"X": [x], "Scale": [sname]}, {"Y": [out]},
-                                        {"bit_length": bits, "quant_axis": -1 if total.size == 1 else 0}))
+                new_ops.append(
+                    SourceOp(
+                        "dequantize_linear",
+                        {"X": [x], "Scale": [sname]},
+                        {"Y": [out]},
+                        {"bit_length": bits, "quant_axis": -1 if total.size == 1 else 0},
+                    )
+                )
                 continue
             if producer is None or producer.type not in _WEIGHT_SLOTS:
-                raise QonvertError(f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output")
+                raise QonvertError(
+                    f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output"
+                )
             _dequantize_frozen(producer, op, total, act_scale, new_ops, c)
             rename[out] = x
             continue
@@ -158,8 +180,14 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
                     if n not in dq_of:
                         scale, bits = act_scale[n]
                         dq_of[n] = f"{n}@dequantized"
-                        rewired.append(SourceOp("dequantize_linear", {"X": [n], "Scale": [f"{n}@scale"]},
-                                                {"Y": [dq_of[n]]}, {"bit_length": bits, "quant_axis": -1}))
+                        rewired.append(
+                            SourceOp(
+                                "dequantize_linear",
+                                {"X": [n], "Scale": [f"{n}@scale"]},
+                                {"Y": [dq_of[n]]},
+                                {"bit_length": bits, "quant_axis": -1},
+                            )
+                        )
                     names[i] = dq_of[n]
         rewired.append(op)
     graph.ops = rewired
@@ -183,15 +211,22 @@ def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
     return factor
 
 
-def _dequantize_frozen(producer: SourceOp, dq: SourceOp, total: np.ndarray,
-                       act_scale: dict[str, tuple[np.ndarray, int]], new_ops: list[SourceOp],
-                       c: dict[str, np.ndarray]) -> None:
+def _dequantize_frozen(
+    producer: SourceOp,
+    dq: SourceOp,
+    total: np.ndarray,
+    act_scale: dict[str, tuple[np.ndarray, int]],
+    new_ops: list[SourceOp],
+    c: dict[str, np.ndarray],
+) -> None:
     """conv/matmul on (quantized activation, integer-valued weight) followed by a dequant of its
     output: give the weight its own dequantize_linear with factor total / activation factor."""
     act_slot, w_slot = _WEIGHT_SLOTS[producer.type]
     act, weight = producer.input(act_slot), producer.input(w_slot)
     if act not in act_scale or weight not in c:
-        raise QonvertError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
+        raise QonvertError(
+            f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight"
+        )
     a_scale, a_bits = act_scale[act]
     w_factor = total / (float(a_scale.ravel()[0]) / bin_count(a_bits))
     w_bits = 8
@@ -201,8 +236,15 @@ def _dequantize_frozen(producer: SourceOp, dq: SourceOp, total: np.ndarray,
     name = f"{weight}@scale"
     c[name] = (w_factor * bin_count(w_bits)).astype(np.float32)
     dq_name = f"{weight}@dequantized"
-    new_ops.insert(len(new_ops) - 0, SourceOp("dequantize_linear", {"X": [weight], "Scale": [name]}, {"Y": [dq_name]},
-                                              {"bit_length": w_bits, "quant_axis": -1 if w_factor.size == 1 else axis}))
+    new_ops.insert(
+        len(new_ops) - 0,
+        SourceOp(
+            "dequantize_linear",
+            {"X": [weight], "Scale": [name]},
+            {"Y": [dq_name]},
+            {"bit_length": w_bits, "quant_axis": -1 if w_factor.size == 1 else axis},
+        ),
+    )
     # move the new DQ before its consumer
     new_ops.remove(producer)
     new_ops.append(producer)

@@ -16,8 +16,8 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     graph = model.graph
     counts = {"constant_layout_folded": fold_constant_layout(graph)}
     _clean(model)
+    counts["bias_add_folded"] = fold_bias_add(graph)  # first: BN folding needs Conv -> BN adjacent
     counts["batchnorm_folded"] = fold_batchnorm(graph)
-    counts["bias_add_folded"] = fold_bias_add(graph)
     counts["bias_quantized"] = quantize_biases(graph)
     counts["output_q_added"] = quantize_op_outputs(graph)
     counts["dq_pushed_through_layout"] = push_dq_through_layout(graph)

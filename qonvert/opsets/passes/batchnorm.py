@@ -7,6 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import add_dq, const_array, initializer, producer_op, single_consumer, weight_dq
+from .qdq import next_quantize
 
 
 def fold_batchnorm(graph: ir.Graph) -> int:
@@ -18,10 +19,12 @@ def fold_batchnorm(graph: ir.Graph) -> int:
         params = [const_array(v) for v in bn.inputs[1:5]]
         if conv is None or single_consumer(conv.outputs[0]) is not bn or any(p is None for p in params):
             continue
+        if next_quantize(bn.outputs[0]) is None:
+            continue  # the conv would stay float anyway: keep the source's exact float BN
         wdq = weight_dq(conv.inputs[1])
         if wdq is None or producer_op(conv.inputs[0], "DequantizeLinear") is None:
             continue
-        dq, q_data, qp = wdq
+        _dq, q_data, qp = wdq
         if qp.per_axis and qp.axis != 0:
             continue
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)  # type: ignore[union-attr]

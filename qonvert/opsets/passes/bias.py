@@ -58,8 +58,12 @@ def fold_bias_add(graph: ir.Graph) -> int:
             vec = _channel_vector(add, out, w[1].shape[1], rank - 1, rank)
             if vec is None:
                 continue
-            gemm = ir.Node("", "Gemm", [node.inputs[0], node.inputs[1], graph_initializer(graph, vec, f"{node.name}_bias")],
-                           name=f"{node.name}_gemm")
+            gemm = ir.Node(
+                "",
+                "Gemm",
+                [node.inputs[0], node.inputs[1], graph_initializer(graph, vec, f"{node.name}_bias")],
+                name=f"{node.name}_gemm",
+            )
             graph.insert_before(node, gemm)
             gemm.outputs[0].name = f"{node.name}_gemm_out"
             gemm.outputs[0].shape, gemm.outputs[0].type = out.shape, out.type

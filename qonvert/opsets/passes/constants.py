@@ -54,7 +54,7 @@ def fold_constant_layout(graph: ir.Graph) -> int:
         wdq = weight_dq(src)
         if wdq is None or len(src.consumers()) != 1 or out.is_graph_output():
             continue
-        dq, q_data, qp = wdq
+        _dq, q_data, qp = wdq
         result = _apply(node, q_data)
         if result is None:
             continue

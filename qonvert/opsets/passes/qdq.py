@@ -10,6 +10,14 @@ from ..graph_edit import LAYOUT_OPS, QUANTIZED_OPS, add_dq_of, add_q, producer_o
 _MONOTONE = ("Relu", "Clip", "MaxPool", *LAYOUT_OPS)
 
 
+def next_quantize(value: ir.Value) -> ir.Node | None:
+    """The QuantizeLinear `value` reaches through a single-consumer chain of monotone ops, if any."""
+    cur = single_consumer(value)
+    while cur is not None and cur.op_type in _MONOTONE and not cur.domain:
+        cur = single_consumer(cur.outputs[0])
+    return cur if cur is not None and cur.op_type == "QuantizeLinear" else None
+
+
 def quantize_op_outputs(graph: ir.Graph) -> int:
     """Give a quantized Conv/MatMul/Gemm a Q/DQ on its output when its float output reaches the
     next Q only through Relu / Clip / MaxPool / layout ops (same scale and zero point: exact)."""
@@ -23,10 +31,8 @@ def quantize_op_outputs(graph: ir.Graph) -> int:
         user = single_consumer(out)
         if user is None or user.op_type == "QuantizeLinear":
             continue
-        cur = user
-        while cur is not None and cur.op_type in _MONOTONE and not cur.domain:
-            cur = single_consumer(cur.outputs[0])
-        if cur is None or cur.op_type != "QuantizeLinear":
+        cur = next_quantize(out)
+        if cur is None:
             continue
         qp = qparams_of(cur)
         if qp is None or qp.per_axis:
@@ -49,7 +55,9 @@ def split_shared_dq(graph: ir.Graph) -> int:
         out = node.outputs[0]
         uses = list(out.uses())
         for user, index in uses[1:]:
-            clone = ir.Node("", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}")
+            clone = ir.Node(
+                "", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}"
+            )
             clone.outputs[0].name = f"{out.name}_{split}"
             clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
             graph.insert_after(node, clone)

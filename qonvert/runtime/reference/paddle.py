@@ -25,7 +25,10 @@ def run_reference(program: Path, inputs: refio.Samples) -> list[list[np.ndarray]
         refio.save(src, inputs, None, [])
         proc = subprocess.run(
             [sys.executable, "-m", __name__, str(program), str(src), str(dst)],
-            env=env, capture_output=True, text=True, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -11,12 +11,18 @@ from ...registry import register
 from ...source import SourceOp
 
 _BINARY = {
-    "elementwise_add": "Add", "add": "Add",
-    "elementwise_sub": "Sub", "subtract": "Sub",
-    "elementwise_mul": "Mul", "multiply": "Mul",
-    "elementwise_div": "Div", "divide": "Div",
-    "elementwise_max": "Max", "maximum": "Max",
-    "elementwise_min": "Min", "minimum": "Min",
+    "elementwise_add": "Add",
+    "add": "Add",
+    "elementwise_sub": "Sub",
+    "subtract": "Sub",
+    "elementwise_mul": "Mul",
+    "multiply": "Mul",
+    "elementwise_div": "Div",
+    "divide": "Div",
+    "elementwise_max": "Max",
+    "maximum": "Max",
+    "elementwise_min": "Min",
+    "minimum": "Min",
     "elementwise_pow": "Pow",
 }
 
@@ -79,8 +85,14 @@ def _axes(ctx: ConversionContext, op: SourceOp) -> list[int] | None:
     return axes
 
 
-_REDUCE = {"mean": "ReduceMean", "reduce_mean": "ReduceMean", "sum": "ReduceSum", "reduce_sum": "ReduceSum",
-           "max": "ReduceMax", "reduce_max": "ReduceMax"}
+_REDUCE = {
+    "mean": "ReduceMean",
+    "reduce_mean": "ReduceMean",
+    "sum": "ReduceSum",
+    "reduce_sum": "ReduceSum",
+    "max": "ReduceMax",
+    "reduce_max": "ReduceMax",
+}
 
 
 def _reduce(ctx: ConversionContext, op: SourceOp) -> ir.Value:

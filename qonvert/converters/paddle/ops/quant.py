@@ -21,8 +21,21 @@ def _params(ctx: ConversionContext, op: SourceOp):  # type: ignore[no-untyped-de
     return quant_params(op, scale, zp, ctx.shape(x), x or "?")
 
 
+def _zero_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value | None:
+    """A zero Scale: Paddle's PTQ gives all-zero tensors (an untrained bias) scale 0, and its
+    dequantize_linear (q * Scale / bnt) then yields exact zeros whatever q is."""
+    scale = ctx.array(op.input("Scale"))
+    shape = ctx.shape(op.input("X"))
+    if scale is None or np.any(scale) or shape is None or any(d < 0 for d in shape):
+        return None
+    return ctx.b.const(np.zeros(shape, np.float32), f"{op.output('Y')}_zeros")
+
+
 @register("paddle", "quantize_linear")
 def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    zeros = _zero_constant(ctx, op)
+    if zeros is not None:
+        return zeros
     qp = _params(ctx, op)
     data = ctx.array(op.input("X"))
     if data is not None:  # a float weight: fold as Paddle computes it
@@ -40,6 +53,9 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "dequantize_linear")
 def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    zeros = _zero_constant(ctx, op)
+    if zeros is not None:
+        return zeros
     qp = _params(ctx, op)
     name = op.output("Y") or "dq"
     data = ctx.array(op.input("X"))

@@ -127,8 +127,11 @@ def interp(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     nearest = op.type.startswith("nearest") or op.attr("interp_method", default="") == "nearest"
     align = bool(op.attr("align_corners", default=False))
     if nearest:
-        attrs = {"mode": "nearest", "coordinate_transformation_mode": "align_corners" if align else "asymmetric",
-                 "nearest_mode": "round_prefer_ceil" if align else "floor"}
+        attrs = {
+            "mode": "nearest",
+            "coordinate_transformation_mode": "align_corners" if align else "asymmetric",
+            "nearest_mode": "round_prefer_ceil" if align else "floor",
+        }
     else:
         half = int(op.attr("align_mode", default=1)) == 0
         mode = "align_corners" if align else ("half_pixel" if half else "asymmetric")

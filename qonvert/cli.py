@@ -1,0 +1,122 @@
+"""The qonvert command: convert, verify, inspect. Exit 0 ok / equivalent, 1 not equivalent, 2 error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from . import api
+from .errors import QonvertError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qonvert", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("convert", help="convert a quantized model to canonical QDQ ONNX")
+    c.add_argument("model", help="model file, directory or path prefix")
+    c.add_argument("-o", "--output", required=True, help="output .onnx path (written atomically)")
+    c.add_argument("--opset", type=int, default=None, help="ask for a higher opset than the lowest that fits")
+    c.add_argument("--verify", action="store_true", help="also verify against the source framework")
+    c.add_argument("--samples", type=int, default=20)
+    v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
+    v.add_argument("model", help="the source model")
+    v.add_argument("onnx", help="the converted .onnx")
+    v.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    v.add_argument("--samples", type=int, default=20)
+    v.add_argument("--inputs", help=".npz of inputs")
+    v.add_argument("--reference", help=".npz of inputs and recorded reference outputs")
+    v.add_argument("--save-reference", help="record inputs and reference outputs to this .npz")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
+    i.add_argument("model", help="a source model or an .onnx file")
+    return p
+
+
+def _print_verify(report: api.VerifyReport) -> None:
+    print(
+        f"{'output':24} {'max |diff|':>11} {'LSB':>10} {'max LSB':>8} {'exact %':>8} {'<=1LSB %':>9} {'cosine':>9} {'top-1':>6} {'levels':>6}"
+    )
+    for o in report.outputs:
+        top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.2f}"
+        print(
+            f"{o.name[:24]:24} {o.max_abs_diff:11.4g} {o.lsb:10.4g} {o.max_diff_lsb:8.3f} {o.pct_exact:8.1f} "
+            f"{o.pct_within_1lsb:9.1f} {o.cosine:9.6f} {top1:>6} {o.levels:6d}"
+        )
+    if report.fusion is not None:
+        f = report.fusion
+        kernels = ", ".join(f"{k} x{n}" for k, n in sorted(f.integer.items())) or "none"
+        print(f"ORT CPU integer kernels: {kernels}; quantized ops {f.quantized_in_source}, float {len(f.float_ops)}")
+        for name in f.float_ops:
+            print(f"  stays float: {name}")
+    verdict = "EQUIVALENT" if report.equivalent else "NOT EQUIVALENT"
+    print(
+        f"{verdict}: {report.samples} samples on {report.device}, bar max |diff| <= {report.tolerance_lsb:g} LSB, same top-1"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "convert":
+            start = time.perf_counter()
+            print(f"converting {args.model} ...", file=sys.stderr)
+            result = api.convert(args.model, args.output, opset=args.opset)
+            counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
+            print(
+                f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"
+                + (f"; rewrites: {counts}" if counts else "")
+            )
+            for remark in result.remarks:
+                print(f"note: {remark}")
+            if args.verify:
+                print(f"verifying on {args.samples} inputs ...", file=sys.stderr)
+                report = api.verify(args.model, result.model, samples=args.samples)
+                _print_verify(report)
+                return 0 if report.equivalent else 1
+            return 0
+        if args.command == "verify":
+            report = api.verify(
+                args.model,
+                args.onnx,
+                device=args.device,
+                samples=args.samples,
+                inputs=args.inputs,
+                reference=args.reference,
+                save_reference=args.save_reference,
+            )
+            if args.json:
+                print(json.dumps(report.as_dict(), indent=2))
+            else:
+                _print_verify(report)
+            return 0 if report.equivalent else 1
+        if args.command == "inspect":
+            info = api.inspect(args.model)
+            print(f"{'tensor':40} {'dtype':6} {'scale':>24} {'zero point':>18} {'axis':>5}")
+            for t in info.quantized:
+                print(
+                    f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {t!s:.0}{'-' if t.axis in (None, -1) else t.axis!s:>5}"
+                )
+            print(
+                "ops: "
+                + ", ".join(f"{k} x{n}" + ("" if ok else " (UNSUPPORTED)") for k, (n, ok) in sorted(info.ops.items()))
+            )
+            if info.fusion is not None:
+                f = info.fusion
+                print(
+                    f"ORT CPU fusion: {f.fused}/{f.quantized_in_source} quantized Conv/MatMul/Gemm became integer kernels "
+                    f"({', '.join(f'{k} x{n}' for k, n in sorted(f.integer.items())) or 'none'})"
+                )
+                for name in f.float_ops:
+                    print(f"  stays float: {name} (its output reaches no quantization through exact ops)")
+            return 0
+    except QonvertError as exc:
+        print(f"qonvert: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
