@@ -56,9 +56,7 @@ def convert(
         raise QonvertError(f"{model}: internal error, the converted model fails onnx.checker: {exc}") from None
     problems = check_canonical(conv.model)
     if problems:
-        raise QonvertError(
-            f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)"
-        )
+        raise QonvertError(f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         save_atomic(conv.model, proto, out_path)

@@ -36,9 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_verify(report: api.VerifyReport) -> None:
-    print(
-        f"{'output':24} {'max |diff|':>11} {'LSB':>10} {'max LSB':>8} {'exact %':>8} {'<=1LSB %':>9} {'cosine':>9} {'top-1':>6} {'levels':>6}"
-    )
+    print(f"{'output':24} {'max |diff|':>11} {'LSB':>10} {'max LSB':>8} {'exact %':>8} {'<=1LSB %':>9} {'cosine':>9} {'top-1':>6} {'levels':>6}")
     for o in report.outputs:
         top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.2f}"
         print(
@@ -52,9 +50,7 @@ def _print_verify(report: api.VerifyReport) -> None:
         for name in f.float_ops:
             print(f"  stays float: {name}")
     verdict = "EQUIVALENT" if report.equivalent else "NOT EQUIVALENT"
-    print(
-        f"{verdict}: {report.samples} samples on {report.device}, bar max |diff| <= {report.tolerance_lsb:g} LSB, same top-1"
-    )
+    print(f"{verdict}: {report.samples} samples on {report.device}, bar max |diff| <= {report.tolerance_lsb:g} LSB, same top-1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,13 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = api.inspect(args.model)
             print(f"{'tensor':40} {'dtype':6} {'scale':>24} {'zero point':>18} {'axis':>5}")
             for t in info.quantized:
-                print(
-                    f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {t!s:.0}{'-' if t.axis in (None, -1) else t.axis!s:>5}"
-                )
-            print(
-                "ops: "
-                + ", ".join(f"{k} x{n}" + ("" if ok else " (UNSUPPORTED)") for k, (n, ok) in sorted(info.ops.items()))
-            )
+                print(f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {t!s:.0}{'-' if t.axis in (None, -1) else t.axis!s:>5}")
+            print("ops: " + ", ".join(f"{k} x{n}" + ("" if ok else " (UNSUPPORTED)") for k, (n, ok) in sorted(info.ops.items())))
             if info.fusion is not None:
                 f = info.fusion
                 print(

@@ -57,9 +57,7 @@ def test_ort_fusion(converted) -> None:  # type: ignore[no-untyped-def]
 
 
 def _fidelity(name: str, result: qonvert.ConvertResult) -> qonvert.VerifyReport:
-    return qonvert.verify(
-        PADDLE_FIXTURES / name, result.model, reference=PADDLE_FIXTURES / name / "reference.npz", fusion=False
-    )
+    return qonvert.verify(PADDLE_FIXTURES / name, result.model, reference=PADDLE_FIXTURES / name / "reference.npz", fusion=False)
 
 
 def test_matches_paddle_within_one_lsb(converted, request) -> None:  # type: ignore[no-untyped-def]
@@ -95,11 +93,7 @@ def test_pir_and_programdesc_give_one_graph() -> None:
     a = qonvert.convert(PADDLE_FIXTURES / "qat_cnn_perchannel_pir").model
     b = qonvert.convert(PADDLE_FIXTURES / "qat_cnn_perchannel_legacy").model
     assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
-    wa = sorted(
-        onnx.numpy_helper.to_array(i).tobytes() for i in a.graph.initializer if i.data_type == onnx.TensorProto.INT8
-    )
-    wb = sorted(
-        onnx.numpy_helper.to_array(i).tobytes() for i in b.graph.initializer if i.data_type == onnx.TensorProto.INT8
-    )
+    wa = sorted(onnx.numpy_helper.to_array(i).tobytes() for i in a.graph.initializer if i.data_type == onnx.TensorProto.INT8)
+    wb = sorted(onnx.numpy_helper.to_array(i).tobytes() for i in b.graph.initializer if i.data_type == onnx.TensorProto.INT8)
     assert wa == wb and len(wa) > 0
     assert np.isclose(len(a.graph.initializer), len(b.graph.initializer))

@@ -80,15 +80,11 @@ class GraphBuilder:
         self.nodes.append(node)
         return node.outputs[0] if outputs == 1 else tuple(node.outputs)
 
-    def const(
-        self, array: np.ndarray | float | int | Sequence[Any], name: str = "const", dtype: Any = None
-    ) -> ir.Value:
+    def const(self, array: Any, name: str = "const", dtype: Any = None) -> ir.Value:
         arr = np.asarray(array, dtype=dtype)
-        value = ir.Value(
-            name=self.unique(name), shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype))
-        )
+        value = ir.Value(name=self.unique(name), shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype)))
         value.const_value = ir.tensor(arr, name=value.name)
-        self.initializers[value.name] = value
+        self.initializers[value.name or ""] = value
         return value
 
     def ints(self, values: Sequence[int], name: str = "ints") -> ir.Value:

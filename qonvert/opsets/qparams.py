@@ -61,18 +61,16 @@ class QuantParams:
     def narrow(self) -> bool:
         """True when the source clamps tighter than the dtype does (needs a float Clip)."""
         lo, hi = self.dtype_range
-        return self.qmin > lo or self.qmax < hi
+        return self.qmin > lo or self.qmax < hi  # type: ignore[operator]
 
     def validate(self, tensor: str, shape: tuple[int, ...] | None = None) -> QuantParams:
         """Check the contract's item 2; `tensor` names the tensor in the error."""
         s = self.scale
         if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
             bad = s[~(np.isfinite(s) & (s > 0))] if s.size else s
-            raise QonvertError(
-                f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}"
-            )
+            raise QonvertError(f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}")
         lo, hi = self.dtype_range
-        if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):
+        if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):  # type: ignore[operator]
             raise QonvertError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
         if self.per_axis:
             if s.ndim != 1 or self.zero_point.shape != s.shape:

@@ -108,9 +108,7 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
     """Optimise on ORT CPU (extended level: QDQ fusions, no layout transforms) and count kernels."""
     from ..opsets.graph_edit import QUANTIZED_OPS
 
-    quantized = sum(
-        1 for n in model.graph.node if n.op_type in QUANTIZED_OPS and any(_is_dq_output(model, i) for i in n.input[:2])
-    )
+    quantized = sum(1 for n in model.graph.node if n.op_type in QUANTIZED_OPS and any(_is_dq_output(model, i) for i in n.input[:2]))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(model, "cpu", optimized_path=path, level="extended")

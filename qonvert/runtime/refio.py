@@ -24,7 +24,7 @@ def save(path: Path, inputs: Samples, outputs: list[list[np.ndarray]] | None, ou
         for j, arr in enumerate(outs):
             arrays[f"output/{j}/{i}"] = arr
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
 
 

@@ -95,9 +95,7 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
         elif op_type == "fetch":
             fetches.append((int(attrs.get("col", 0)), ins["X"][0]))
         else:
-            ops.append(
-                SourceOp(op_type, {k: v for k, v in ins.items() if v}, {k: v for k, v in outs.items() if v}, attrs)
-            )
+            ops.append(SourceOp(op_type, {k: v for k, v in ins.items() if v}, {k: v for k, v in outs.items() if v}, attrs))
 
     inputs = [TensorInfo(n, shapes.get(n, ()), dtypes.get(n, "float32")) for _, n in sorted(feeds)]
     outputs = [n for _, n in sorted(fetches)]

@@ -42,13 +42,9 @@ def read_params(path: Path, names: list[str]) -> dict[str, np.ndarray]:
         try:
             out[name], pos = _read_tensor(buf, pos)
         except (struct.error, ValueError, IndexError) as exc:
-            raise QonvertError(
-                f"{path}: truncated or corrupt at tensor {name!r} (byte {pos} of {len(data)}): {exc}"
-            ) from None
+            raise QonvertError(f"{path}: truncated or corrupt at tensor {name!r} (byte {pos} of {len(data)}): {exc}") from None
     if pos != len(data):
-        raise QonvertError(
-            f"{path}: {len(data) - pos} bytes left after {len(names)} tensors: the file does not match the program"
-        )
+        raise QonvertError(f"{path}: {len(data) - pos} bytes left after {len(names)} tensors: the file does not match the program")
     return out
 
 

@@ -85,7 +85,7 @@ def _attr_value(at: Any) -> Any:
     if isinstance(at, dict) and "#" in at:
         kind, data = at["#"], at.get("D")
         if kind == "0.a_array":
-            return [_attr_value(x) for x in data]
+            return [_attr_value(x) for x in data or []]
         if kind in ("1.a_scalar",) and isinstance(data, list) and len(data) == 2:
             return data[1]
         return data
@@ -200,9 +200,7 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
         raise QonvertError(f"{program}: program has {len(param_names)} parameters but no .pdiparams file was found")
     for name in param_names:
         if name in constants and name in shapes and constants[name].size != _size(shapes[name]) and shapes[name]:
-            raise QonvertError(
-                f"{params}: parameter {name!r} has shape {constants[name].shape}, program says {shapes[name]}"
-            )
+            raise QonvertError(f"{params}: parameter {name!r} has shape {constants[name].shape}, program says {shapes[name]}")
     return SourceGraph("paddle", str(program), ops, inputs, outputs, constants, shapes)
 
 

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="valid-type"
 """A minimal protobuf wire-format reader: enough for Paddle's ProgramDesc and TensorDesc,
 so conversion never imports paddle (or needs generated _pb2 modules)."""
 
@@ -28,11 +29,11 @@ class Message:
                     size, pos = _varint(buf, pos)
                     if pos + size > end:
                         raise ValueError("length past end")
-                    val, pos = buf[pos : pos + size], pos + size
+                    val, pos = buf[pos : pos + size], pos + size  # type: ignore[assignment]
                 elif wire == 5:
-                    val, pos = bytes(buf[pos : pos + 4]), pos + 4
+                    val, pos = bytes(buf[pos : pos + 4]), pos + 4  # type: ignore[assignment]
                 elif wire == 1:
-                    val, pos = bytes(buf[pos : pos + 8]), pos + 8
+                    val, pos = bytes(buf[pos : pos + 8]), pos + 8  # type: ignore[assignment]
                 else:
                     raise ValueError(f"wire type {wire}")
                 if pos > end or number == 0:

@@ -32,9 +32,7 @@ def bits_of(op: SourceOp) -> int:
     return bits
 
 
-def quant_params(
-    op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None, tensor: str
-) -> QuantParams:
+def quant_params(op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None, tensor: str) -> QuantParams:
     """QuantParams of a quantize_linear/dequantize_linear op acting on a tensor of `shape`."""
     bits = bits_of(op)
     scale = np.asarray(abs_max, dtype=np.float64).ravel() / bin_count(bits)
@@ -161,9 +159,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
                 )
                 continue
             if producer is None or producer.type not in _WEIGHT_SLOTS:
-                raise QonvertError(
-                    f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output"
-                )
+                raise QonvertError(f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output")
             _dequantize_frozen(producer, op, total, act_scale, new_ops, c)
             rename[out] = x
             continue
@@ -224,9 +220,7 @@ def _dequantize_frozen(
     act_slot, w_slot = _WEIGHT_SLOTS[producer.type]
     act, weight = producer.input(act_slot), producer.input(w_slot)
     if act not in act_scale or weight not in c:
-        raise QonvertError(
-            f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight"
-        )
+        raise QonvertError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
     a_scale, a_bits = act_scale[act]
     w_factor = total / (float(a_scale.ravel()[0]) / bin_count(a_bits))
     w_bits = 8

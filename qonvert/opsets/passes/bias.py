@@ -52,7 +52,7 @@ def fold_bias_add(graph: ir.Graph) -> int:
             node.replace_input_with(2, graph_initializer(graph, vec, f"{node.name}_bias"))
         else:
             w = weight_dq(node.inputs[1])
-            in_rank = _rank(node.inputs[0])
+            in_rank = _rank(node.inputs[0]) if node.inputs[0] is not None else None
             if w is None or w[1].ndim != 2 or in_rank != 2:
                 continue
             vec = _channel_vector(add, out, w[1].shape[1], rank - 1, rank)

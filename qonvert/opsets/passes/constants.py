@@ -52,7 +52,7 @@ def fold_constant_layout(graph: ir.Graph) -> int:
             folded += 1
             continue
         wdq = weight_dq(src)
-        if wdq is None or len(src.consumers()) != 1 or out.is_graph_output():
+        if wdq is None or src is None or len(src.consumers()) != 1 or out.is_graph_output():
             continue
         _dq, q_data, qp = wdq
         result = _apply(node, q_data)
@@ -62,7 +62,7 @@ def fold_constant_layout(graph: ir.Graph) -> int:
         if qp.per_axis:
             if origin is None:
                 continue  # reshaping a per-channel tensor: the axis may not survive
-            qp = qp.with_axis(origin.index(qp.axis))
+            qp = qp.with_axis(origin.index(qp.axis or 0))
         new = add_dq(graph, np.ascontiguousarray(moved), qp, out.name or "w", before=node)
         out.replace_all_uses_with(new)
         graph.remove(node, safe=True)

@@ -55,9 +55,7 @@ def split_shared_dq(graph: ir.Graph) -> int:
         out = node.outputs[0]
         uses = list(out.uses())
         for user, index in uses[1:]:
-            clone = ir.Node(
-                "", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}"
-            )
+            clone = ir.Node("", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}")
             clone.outputs[0].name = f"{out.name}_{split}"
             clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
             graph.insert_after(node, clone)
@@ -79,7 +77,7 @@ def push_dq_through_layout(graph: ir.Graph) -> int:
         qp = qparams_of(dq)
         if qp is None or qp.per_axis:
             continue
-        new_dq = add_dq_of(graph, node.inputs[0], qp, f"{node.inputs[0].name}_dq", before=node)  # type: ignore[arg-type]
+        new_dq = add_dq_of(graph, node.inputs[0], qp, f"{node.inputs[0].name}_dq", before=node)  # type: ignore[arg-type,union-attr]
         node.replace_input_with(0, new_dq)
         dq.outputs[0].replace_all_uses_with(node.outputs[0])
         graph.remove(dq, safe=True)

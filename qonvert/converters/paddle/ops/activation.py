@@ -37,9 +37,7 @@ def relu6(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "leaky_relu")
 def leaky_relu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    return ctx.b.op(
-        "LeakyRelu", [ctx.input(op, "X")], {"alpha": float(op.attr("alpha", "negative_slope", default=0.02))}
-    )
+    return ctx.b.op("LeakyRelu", [ctx.input(op, "X")], {"alpha": float(op.attr("alpha", "negative_slope", default=0.02))})
 
 
 @register("paddle", "hardswish", "hard_swish")

@@ -78,11 +78,7 @@ def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if op.attr("global_pooling", default=False) or (adaptive and list(ksize or []) == [1, 1]):
         return ctx.b.op("GlobalMaxPool" if kind == "max" else "GlobalAveragePool", [x])
     if adaptive:
-        if (
-            in_shape is None
-            or any(d <= 0 for d in in_shape[2:])
-            or any(d % k for d, k in zip(in_shape[2:], ksize or [], strict=False))
-        ):
+        if in_shape is None or any(d <= 0 for d in in_shape[2:]) or any(d % k for d, k in zip(in_shape[2:], ksize or [], strict=False)):
             raise QonvertError(f"op {op.label}: adaptive pooling to {ksize} needs input sizes divisible by it")
         stride = [d // k for d, k in zip(in_shape[2:], ksize or [], strict=False)]
         attrs: dict[str, Any] = {"kernel_shape": stride, "strides": stride}
