@@ -105,22 +105,21 @@ def add_dq(
     return insert_node(graph, "DequantizeLinear", [data, scale, zp], attrs, before=before, name=name)
 
 
-def add_q(graph: ir.Graph, x: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
+def _add_qdq_node(graph: ir.Graph, op_type: str, x: ir.Value, qp: QuantParams, name: str, before: ir.Node) -> ir.Value:
     from .qparams import NUMPY_DTYPES
 
     scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
     zp = initializer(graph, qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_zero_point")
     attrs = {"axis": qp.axis} if qp.per_axis else {}
-    return insert_node(graph, "QuantizeLinear", [x, scale, zp], attrs, before=before, name=name)
+    return insert_node(graph, op_type, [x, scale, zp], attrs, before=before, name=name)
+
+
+def add_q(graph: ir.Graph, x: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
+    return _add_qdq_node(graph, "QuantizeLinear", x, qp, name, before)
 
 
 def add_dq_of(graph: ir.Graph, q: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
-    from .qparams import NUMPY_DTYPES
-
-    scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
-    zp = initializer(graph, qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_zero_point")
-    attrs = {"axis": qp.axis} if qp.per_axis else {}
-    return insert_node(graph, "DequantizeLinear", [q, scale, zp], attrs, before=before, name=name)
+    return _add_qdq_node(graph, "DequantizeLinear", q, qp, name, before)
 
 
 def single_consumer(value: ir.Value) -> ir.Node | None:

@@ -103,11 +103,7 @@ def quantize_biases(graph: ir.Graph) -> int:
         if np.any(np.abs(q) > 2**31 - 1):
             continue
         qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int8", 0)
-        new = add_dq(graph, q.astype(np.int32), _int32(qp), f"{node.name}_bias", before=node, dtype=ir.DataType.INT32)
+        new = add_dq(graph, q.astype(np.int32), qp, f"{node.name}_bias", before=node, dtype=ir.DataType.INT32)
         node.replace_input_with(2, new)
         done += 1
     return done
-
-
-def _int32(qp: QuantParams) -> QuantParams:
-    return qp  # add_dq stores int32 when asked; QuantParams keeps scale / zero point / axis
