@@ -37,8 +37,13 @@ def convert(
     *,
     opset: int | None = None,
     framework: str | None = None,
+    observers: str = "skip",
 ) -> ConvertResult:
     """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
+
+    observers (Paddle): quantize_linear pairs with only_observer=True are identity in Paddle;
+    "skip" keeps Paddle's numbers, "quantize" uses their scales as real quantization points
+    (what int8 backends do: more integer kernels, outputs may differ from Paddle by a few LSB).
 
     The output file is written atomically: on any error no file is left behind.
     Raises QonvertError on bad input (unsupported ops are all listed at once).
@@ -47,7 +52,7 @@ def convert(
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
-    source = load_source(Path(model), framework)
+    source = load_source(Path(model), framework, observers=observers)
     conv = build(source, opset)
     proto = ir.to_proto(conv.model)
     try:

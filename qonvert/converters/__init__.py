@@ -37,12 +37,14 @@ def detect(path: Path) -> str:
     raise QonvertError(f"{path}: cannot tell the framework (expected a Paddle .json/.pdmodel program)")
 
 
-def load_source(path: Path, framework: str | None = None) -> SourceGraph:
+def load_source(path: Path | str, framework: str | None = None, *, observers: str = "skip") -> SourceGraph:
+    """Read a model into a SourceGraph. observers: how Paddle's only_observer Q/DQ pairs are read."""
+    path = Path(path)
     framework = framework or detect(path)
     if framework == "paddle":
         from . import paddle
 
-        return paddle.load(path)
+        return paddle.load(path, observers)
     raise QonvertError(f"framework {framework!r} is not supported (yet): {', '.join(FRAMEWORKS)}")
 
 

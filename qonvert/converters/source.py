@@ -66,3 +66,35 @@ class SourceGraph:
 
     def producers(self) -> dict[str, SourceOp]:
         return {n: op for op in self.ops for names in op.outputs.values() for n in names}
+
+    def make_ssa(self) -> None:
+        """Rename tensors written more than once, so each name has one producer.
+
+        Paddle programs reuse names: PTQ writes `t.quantized` twice for one tensor (a real
+        quantize feeding a conv, then an observer-only one feeding an add), and the executor
+        simply overwrites. Readers after the second write see the new version. Writes to
+        constants are left alone: they are state outputs (BN MeanOut, fake-quant OutScale)
+        that inference ops write back unchanged.
+        """
+        current: dict[str, str] = {}
+        defined = {t.name for t in self.inputs}
+        for op in self.ops:
+            for slot, names in op.inputs.items():
+                op.inputs[slot] = [current.get(n, n) for n in names]
+            for slot, names in op.outputs.items():
+                renamed = []
+                for n in names:
+                    if n in self.constants:
+                        renamed.append(n)
+                        continue
+                    new = n
+                    k = 1
+                    while new in defined:
+                        new, k = f"{n}#{k}", k + 1
+                    defined.add(new)
+                    current[n] = new
+                    if new != n and n in self.shapes:
+                        self.shapes[new] = self.shapes[n]
+                    renamed.append(new)
+                op.outputs[slot] = renamed
+        self.outputs = [current.get(n, n) for n in self.outputs]

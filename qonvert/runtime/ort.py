@@ -92,7 +92,7 @@ class FusionReport:
     """Which quantized Conv/MatMul/Gemm ORT CPU turned into integer kernels."""
 
     integer: dict[str, int] = field(default_factory=dict)  # kernel type -> count
-    float_ops: list[str] = field(default_factory=list)  # "Conv name" left in float
+    float_ops: list[str] = field(default_factory=list)  # "Conv name: why" left in float
     quantized_in_source: int = 0  # quantized Conv/MatMul/Gemm in our graph
 
     @property
@@ -118,8 +118,43 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
         if node.op_type in INTEGER_KERNELS:
             report.integer[node.op_type] = report.integer.get(node.op_type, 0) + 1
         elif node.op_type in FLOAT_KERNELS:
-            report.float_ops.append(f"{node.op_type} {node.name}")
+            report.float_ops.append(f"{node.op_type} {node.name}: {float_reason(model, node.name)}")
     return report
+
+
+# Walked through when explaining; BatchNormalization is folded only when a Q follows, so it is on the way too.
+_EXACT_ON_THE_WAY = ("BatchNormalization", "Relu", "Clip", "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+
+
+def float_reason(model: onnx.ModelProto, node_name: str) -> str:
+    """Why a Conv/MatMul stayed float: what its output meets before any quantization."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    node = next((n for n in model.graph.node if n.name == node_name), None)
+    if node is None:
+        return "not in the converted graph (made by ORT)"
+    if not any(_is_dq_output(model, i) for i in node.input[:2]):
+        return "its inputs are not quantized in the source"
+    outputs = {o.name for o in model.graph.output}
+    value, path = node.output[0], []
+    while True:
+        users = consumers.get(value, [])
+        if value in outputs:
+            return "its output is a float graph output" + (f" via {', '.join(path)}" if path else "")
+        if len(users) != 1:
+            floats = [f"{u.op_type} {u.name}" for u in users if u.op_type != "QuantizeLinear"]
+            via = f" via {', '.join(path)}" if path else ""
+            return f"its output{via} also feeds {', '.join(floats)} in float, as in the source"
+        user = users[0]
+        if user.op_type == "QuantizeLinear":
+            return "reaches a quantization, but ORT did not fuse it"
+        if user.op_type not in _EXACT_ON_THE_WAY:
+            via = f" via {', '.join(path)}" if path else ""
+            return f"its output reaches {user.op_type} {user.name}{via} in float before any quantization, as in the source"
+        path.append(user.op_type)
+        value = user.output[0]
 
 
 def _is_dq_output(model: onnx.ModelProto, name: str) -> bool:

@@ -9,7 +9,7 @@ from ..source import SourceGraph
 from . import ops  # noqa: F401  (registers the mappers)
 from .legacy import read_legacy
 from .pir import read_pir
-from .quant import normalise_fake_ops
+from .quant import normalise_fake_ops, resolve_observers
 
 PROGRAM_SUFFIXES = (".json", ".pdmodel")
 
@@ -33,16 +33,14 @@ def find_program(path: Path) -> Path | None:
     return None
 
 
-def load(path: Path) -> SourceGraph:
+def load(path: Path, observers: str = "skip") -> SourceGraph:
     program = find_program(path)
     if program is None:
         raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
     params = program.with_suffix(".pdiparams")
     reader = read_pir if program.suffix == ".json" else read_legacy
     graph = reader(program, params if params.is_file() else None)
+    graph.make_ssa()
     normalise_fake_ops(graph)
+    resolve_observers(graph, observers)
     return graph
-
-
-def skip_op(op_type: str) -> bool:
-    return False

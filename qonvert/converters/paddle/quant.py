@@ -4,6 +4,9 @@
 - quant_axis -1 is per-tensor; rank-1 data uses axis 0; conv weights axis 0,
   mul/matmul/matmul_v2/conv2d_transpose weights axis 1 (as the attribute says).
 - round_type 0 rounds half to even (as ONNX), 1 half away from zero (a possible 1-LSB tie difference).
+- quantize_linear/dequantize_linear with only_observer=True are identity in Paddle's kernels; they
+  only record a scale for int8 backends. resolve_observers drops them ("skip", Paddle's numbers) or
+  makes them real quantization points ("quantize", the int8 backends' reading), see there.
 - The legacy fake ops are rewritten into quantize_linear/dequantize_linear (normalise_fake_ops),
   so the mappers see one quantization form.
 """
@@ -243,3 +246,74 @@ def _dequantize_frozen(
     new_ops.remove(producer)
     new_ops.append(producer)
     producer.inputs[w_slot] = [dq_name]
+
+
+OBSERVER_MODES = ("skip", "quantize")
+_FOLDS_INTO_PRODUCER = ("batch_norm", "elementwise_add", "elementwise_sub", "add", "subtract")
+
+
+def resolve_observers(graph: SourceGraph, mode: str) -> int:
+    """Drop observer-only Q/DQ pairs, or (mode "quantize") turn those on activations into real ones.
+
+    In "quantize" mode an observer is still dropped where the observed tensor is constant
+    (Paddle observes conv biases) or feeds only a BatchNorm or a constant bias add: those fold
+    into the conv/matmul (int32 bias, BN in the weight scale), as TensorRT and oneDNN fuse them,
+    and rounding in between would add error no int8 backend has. Returns the number made real.
+    """
+    if mode not in OBSERVER_MODES:
+        raise QonvertError(f"observers mode {mode!r}: expected one of {', '.join(OBSERVER_MODES)}")
+    pairs = [op for op in graph.ops if op.type in ("quantize_linear", "dequantize_linear") and op.attr("only_observer", default=False)]
+    if not pairs:
+        return 0
+    constant = set(graph.constants)
+    for op in graph.ops:
+        ins = [n for names in op.inputs.values() for n in names]
+        if ins and all(n in constant for n in ins):
+            constant.update(n for names in op.outputs.values() for n in names)
+    users = graph.consumers()
+
+    def folds(observed_dq: SourceOp) -> bool:
+        out = observed_dq.output("Y")
+        consumers = users.get(out or "", [])
+        return bool(consumers) and all(
+            c.type == "batch_norm" or (c.type in _FOLDS_INTO_PRODUCER and any(n in constant for n in (c.input("Y") or "", c.input("X") or "")))
+            for c in consumers
+        )
+
+    alias: dict[str, str] = {}
+    made_real = 0
+    dropped: set[int] = set()
+    for q in pairs:
+        if q.type != "quantize_linear":
+            continue
+        dq = next((u for u in users.get(q.output("Y") or "", []) if u.type == "dequantize_linear"), None)
+        x = q.input("X")
+        if mode == "quantize" and dq is not None and x not in constant and not folds(dq):
+            q.attrs["only_observer"] = dq.attrs["only_observer"] = False
+            made_real += 1
+            continue
+        dropped.add(id(q))
+        alias[q.output("Y") or ""] = x or ""
+        if dq is not None:
+            dropped.add(id(dq))
+            alias[dq.output("Y") or ""] = x or ""
+    kept = []
+    for op in graph.ops:
+        if id(op) in dropped:
+            continue
+        op.inputs = {k: [_resolve(alias, n) for n in v] for k, v in op.inputs.items()}
+        kept.append(op)
+    graph.ops = kept
+    graph.outputs = [_resolve(alias, n) for n in graph.outputs]
+    if made_real:
+        graph.notes.append(
+            f"{made_real} observer-only quantizations (only_observer=True) made real Q/DQ: Paddle's own executor "
+            "skips them, so outputs may differ from Paddle by a few LSB (use observers='skip' to match it)"
+        )
+    return made_real
+
+
+def _resolve(alias: dict[str, str], name: str) -> str:
+    while name in alias:
+        name = alias[name]
+    return name
