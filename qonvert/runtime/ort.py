@@ -138,7 +138,7 @@ def float_reason(model: onnx.ModelProto, node_name: str) -> str:
     if not any(_is_dq_output(model, i) for i in node.input[:2]):
         return "its inputs are not quantized in the source"
     outputs = {o.name for o in model.graph.output}
-    value, path = node.output[0], []
+    value, path = node.output[0], list[str]()
     while True:
         users = consumers.get(value, [])
         if value in outputs:
