@@ -27,9 +27,6 @@ EXPECTED_FLOAT = {
 }
 # Measured figures of fixtures that do not meet the <= 1 LSB bar yet (see the closing note).
 BELOW_BAR = {
-    "qat_transformer_pir": "measured max 10.2 LSB, 0.2% exact: float LayerNorm/Softmax/GELU between quantizations",
-    "qat_mobilenetv3_pir": "measured max 345 LSB of the head's input step, cosine 0.99999999, top-1 1.0: "
-    "the calibrated logits are dominated by a constant bias; LSB choice under investigation",
     "ptq_cnn_legacy+quantize": "measured max 8.1 LSB, top-1 0.90: 7 observer-only points (BN/residual/pool outputs) "
     "rounded here, float in Paddle's executor; the price of full int8, reported by verify",
 }

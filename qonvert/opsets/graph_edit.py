@@ -34,7 +34,10 @@ def qparams_of(node: ir.Node) -> QuantParams | None:
     zp = const_array(zp_value)
     if scale is None:
         return None
+    # No zero point: a Q makes uint8; a DQ reads the type of its input.
     qtype = zp_value.dtype if zp_value is not None else ir.DataType.UINT8
+    if zp_value is None and node.op_type == "DequantizeLinear" and node.inputs[0] is not None:
+        qtype = node.inputs[0].dtype
     dtype = QDTYPE_NAMES.get(qtype, "uint8") if qtype is not None else "uint8"
     if zp is None:
         zp = np.zeros(scale.shape, np.int64)

@@ -118,12 +118,17 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
         if node.op_type in INTEGER_KERNELS:
             report.integer[node.op_type] = report.integer.get(node.op_type, 0) + 1
         elif node.op_type in FLOAT_KERNELS:
-            report.float_ops.append(f"{node.op_type} {node.name}: {float_reason(model, node.name)}")
+            why = float_reason(model, node.name)
+            if why != _NOT_QUANTIZED:  # e.g. attention MatMuls on float activations: not a miss
+                report.float_ops.append(f"{node.op_type} {node.name}: {why}")
     return report
 
 
 # Walked through when explaining; BatchNormalization is folded only when a Q follows, so it is on the way too.
 _EXACT_ON_THE_WAY = ("BatchNormalization", "Relu", "Clip", "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+
+
+_NOT_QUANTIZED = "its inputs are not quantized in the source"
 
 
 def float_reason(model: onnx.ModelProto, node_name: str) -> str:
@@ -132,11 +137,13 @@ def float_reason(model: onnx.ModelProto, node_name: str) -> str:
     for n in model.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    node = next((n for n in model.graph.node if n.name == node_name), None)
+    # ORT names what its fusions make "<original>/<FusionName>..."
+    original = node_name.split("/", 1)[0]
+    node = next((n for n in model.graph.node if n.name == original), None)
     if node is None:
-        return "not in the converted graph (made by ORT)"
+        return "made by ORT, not in the converted graph"
     if not any(_is_dq_output(model, i) for i in node.input[:2]):
-        return "its inputs are not quantized in the source"
+        return _NOT_QUANTIZED
     outputs = {o.name for o in model.graph.output}
     value, path = node.output[0], list[str]()
     while True:
@@ -150,11 +157,16 @@ def float_reason(model: onnx.ModelProto, node_name: str) -> str:
         user = users[0]
         if user.op_type == "QuantizeLinear":
             return "reaches a quantization, but ORT did not fuse it"
-        if user.op_type not in _EXACT_ON_THE_WAY:
+        bias = user.op_type == "Add" and any(_is_constant(model, i) for i in user.input)
+        if user.op_type not in _EXACT_ON_THE_WAY and not bias:
             via = f" via {', '.join(path)}" if path else ""
             return f"its output reaches {user.op_type} {user.name}{via} in float before any quantization, as in the source"
         path.append(user.op_type)
         value = user.output[0]
+
+
+def _is_constant(model: onnx.ModelProto, name: str) -> bool:
+    return any(i.name == name for i in model.graph.initializer) or any(n.op_type == "Constant" and name in n.output for n in model.graph.node)
 
 
 def _is_dq_output(model: onnx.ModelProto, name: str) -> bool:

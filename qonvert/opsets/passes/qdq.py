@@ -83,3 +83,29 @@ def push_dq_through_layout(graph: ir.Graph) -> int:
         graph.remove(dq, safe=True)
         moved += 1
     return moved
+
+
+def settle_requantizations(graph: ir.Graph) -> tuple[int, int]:
+    """Q1 -> DQ1 -> Q2 -> DQ2 (a quantized tensor quantized again, e.g. a GELU output observed at
+    one scale and read by a Linear at another). Same parameters: Q2/DQ2 is a no-op and goes.
+    Different ones: DQ1 loses its (zero, int8) zero-point input, which changes nothing in ONNX
+    but keeps ORT's DoubleQDQPairsRemover away: it would swap the two roundings for one at a new
+    scale, which is not exact. Returns (removed, kept)."""
+    removed = kept = 0
+    for dq1 in list(graph):
+        if dq1.op_type != "DequantizeLinear" or dq1.domain or producer_op(dq1.inputs[0], "QuantizeLinear") is None:
+            continue
+        q2 = single_consumer(dq1.outputs[0])
+        if q2 is None or q2.op_type != "QuantizeLinear":
+            continue
+        p1, p2 = qparams_of(dq1), qparams_of(q2)
+        if p1 is None or p2 is None:
+            continue
+        if p1.same_as(p2):
+            q2.outputs[0].replace_all_uses_with(dq1.inputs[0])  # type: ignore[arg-type]
+            graph.remove([q2, dq1], safe=True)
+            removed += 1
+        elif len(dq1.inputs) > 2 and not p1.zero_point.any() and p1.dtype == "int8":
+            dq1.resize_inputs(2)
+            kept += 1
+    return removed, kept
