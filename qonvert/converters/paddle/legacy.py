@@ -45,9 +45,22 @@ def _attr(attr: Message) -> tuple[str, Any]:
         value = attr.string(17)
     elif kind == 14:
         value = attr.strings(18)
-    else:  # blocks, scalars: not used by the ops we map
+    elif kind in (16, 17):  # SCALAR (field 20) / SCALARS (21), e.g. assign_value's values
+        scalars = [_scalar(m) for m in attr.messages(20 if kind == 16 else 21, name)]
+        value = scalars[0] if kind == 16 and scalars else scalars
+    else:  # blocks: not used by the ops we map
         value = None
     return name, value
+
+
+def _scalar(msg: Message) -> bool | int | float:
+    """Scalar: type=1 (BOOLEAN 1, LONG 2, FLOAT64 3), b=2, i=3, r=4."""
+    kind = msg.int(1)
+    if kind == 1:
+        return bool(msg.int(2))
+    if kind == 2:
+        return msg.int(3)
+    return msg.double(4)
 
 
 def read_legacy(program: Path, params: Path | None) -> SourceGraph:

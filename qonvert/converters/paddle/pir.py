@@ -38,6 +38,8 @@ PIR_SLOTS: dict[str, tuple[list[str], list[str]]] = {
     "split": (["X", "SectionsTensor", "AxisTensor"], ["Out"]),
     "split_with_num": (["X", "AxisTensor"], ["Out"]),
     "slice": (["Input", "StartsTensor", "EndsTensor"], ["Out"]),
+    "strided_slice": (["Input", "StartsTensor", "EndsTensor", "StridesTensor"], ["Out"]),
+    "full_with_tensor": (["ValueTensor", "ShapeTensor"], ["Out"]),
     "scale": (["X", "ScaleTensor"], ["Out"]),
     "layer_norm": (["X", "Scale", "Bias"], ["Y", "Mean", "Variance"]),
     "dropout": (["X", "Seed", "DropoutProb"], ["Out", "Mask"]),

@@ -79,8 +79,12 @@ def push_dq_through_layout(graph: ir.Graph) -> int:
             continue
         new_dq = add_dq_of(graph, node.inputs[0], qp, f"{node.inputs[0].name}_dq", before=node)  # type: ignore[arg-type,union-attr]
         node.replace_input_with(0, new_dq)
-        dq.outputs[0].replace_all_uses_with(node.outputs[0])
+        name = dq.outputs[0].name
+        node.outputs[0].type = dq.outputs[0].type  # the layout op now moves floats
+        dq.outputs[0].replace_all_uses_with(node.outputs[0], replace_graph_outputs=True)
         graph.remove(dq, safe=True)
+        if node.outputs[0].is_graph_output():
+            node.outputs[0].name = name  # a graph output keeps its name
         moved += 1
     return moved
 

@@ -1,4 +1,4 @@
-"""conv2d, depthwise_conv2d, conv2d_transpose, pool2d."""
+"""conv2d, depthwise_conv2d, conv2d_transpose, pool2d / max_pool2d_with_index."""
 
 from __future__ import annotations
 
@@ -64,12 +64,13 @@ def conv2d_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("ConvTranspose", [ctx.input(op, "Input"), ctx.input(op, "Filter")], attrs)
 
 
-@register("paddle", "pool2d")
+@register("paddle", "pool2d", "max_pool2d_with_index")
 def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """max_pool2d_with_index (adaptive max pooling) is a max pool2d; its Mask output is not mapped."""
     _check_nchw(op)
     x = ctx.input(op, "X")
-    kind = op.attr("pooling_type", default="max")
-    ksize = op.attr("ksize", default=None)
+    kind = "max" if op.type == "max_pool2d_with_index" else op.attr("pooling_type", default="max")
+    ksize = op.attr("ksize", "kernel_size", default=None)
     if ksize is None:
         arr = ctx.array(op.input("KernelSize"))
         ksize = [int(v) for v in arr] if arr is not None else None

@@ -91,14 +91,18 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     return list(outs) if isinstance(outs, tuple) else [outs]
 
 
-@register("paddle", "slice")
+@register("paddle", "slice", "strided_slice")
 def slice_(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     axes = [int(a) for a in op.attr("axes", default=[])]
     starts = _const_list(ctx, op, "StartsTensor", "starts") or []
     ends = _const_list(ctx, op, "EndsTensor", "ends") or []
-    ends = [min(e, 2**62) for e in ends]
+    ends = [max(min(e, 2**62), -(2**62)) for e in ends]
     b = ctx.b
-    out = b.op("Slice", [ctx.input(op, "Input"), b.ints(starts, "starts"), b.ints(ends, "ends"), b.ints(axes, "axes")])
+    inputs = [ctx.input(op, "Input"), b.ints(starts, "starts"), b.ints(ends, "ends"), b.ints(axes, "axes")]
+    strides = _const_list(ctx, op, "StridesTensor", "strides")
+    if strides and any(s != 1 for s in strides):
+        inputs.append(b.ints(strides, "steps"))
+    out = b.op("Slice", inputs)
     dec = list(op.attr("decrease_axis", default=[]))
     return b.op("Squeeze", [out, b.ints(dec, "axes")]) if dec else out
 
@@ -109,15 +113,34 @@ def shape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return out if op.type == "shape64" else ctx.b.op("Cast", [out], {"to": ir.DataType.INT32})
 
 
-@register("paddle", "fill_constant", "full")
-def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+def _fill_dtype(op: SourceOp) -> Any:
     dtype_attr = op.attr("dtype", default=5)
-    dtype: Any = _FILL_DTYPES.get(dtype_attr, np.float32) if isinstance(dtype_attr, int) else np.dtype(dtype_attr)
-    shape = [int(d) for d in op.attr("shape", default=[])]
+    return _FILL_DTYPES.get(dtype_attr, np.float32) if isinstance(dtype_attr, int) else np.dtype(dtype_attr)
+
+
+@register("paddle", "fill_constant", "full", "full_with_tensor")
+def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    dtype = _fill_dtype(op)
     value = op.attr("str_value", default="") or op.attr("value", default=0.0)
+    value_tensor = ctx.array(op.input("ValueTensor"))
+    if value_tensor is not None:
+        value = float(np.asarray(value_tensor).ravel()[0])
+    shape_input = next((op.input(s) for s in ("ShapeTensor", "Shape", "shape") if op.input(s)), None)
+    if shape_input is not None and ctx.array(shape_input) is None:  # shape known only at run time
+        shape_value = ctx.b.op("Cast", [ctx.value(shape_input)], {"to": ir.DataType.INT64})
+        fill = ir.tensor(np.asarray([float(value)]).astype(dtype))
+        return ctx.b.op("ConstantOfShape", [shape_value], {"value": fill})
+    shape = _const_list(ctx, op, "ShapeTensor", "shape") or []
     if any(d < 0 for d in shape):
         raise QonvertError(f"op {op.label}: run-time shaped constant is not supported")
     return ctx.b.const(np.full(shape, float(value)).astype(dtype), "fill")
+
+
+@register("paddle", "assign_value")
+def assign_value(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    values = next((op.attrs[k] for k in ("values", "fp32_values", "int32_values", "int64_values", "bool_values") if op.attrs.get(k)), [])
+    shape = [int(d) for d in op.attr("shape", default=[len(values)])]
+    return ctx.b.const(np.asarray(values).astype(_fill_dtype(op)).reshape(shape), "assign_value")
 
 
 @register("paddle", "bilinear_interp_v2", "nearest_interp_v2", "bilinear_interp", "nearest_interp")

@@ -1,0 +1,245 @@
+"""Each canonical rewrite (DESIGN item 6) on a small graph: it fires, it leaves the intended
+structure, and on random data the rewritten graph computes what the original computes
+(ORT with its own optimisations off, so only our rewrite is under test)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from qonvert.opsets.canonical import check_canonical
+from qonvert.opsets.passes import canonicalize
+from qonvert.runtime.ort import run, session
+
+RNG = np.random.default_rng(0)
+S_X, S_Y = np.float32(0.05), np.float32(0.08)  # input / output activation steps
+
+
+def qdq(name: str, x: str, scale: float | np.ndarray, axis: int | None = None, dtype: type = np.int8) -> tuple[list, list]:
+    """Q + DQ nodes (and their initializers) on tensor x; the dequantized tensor is `name`."""
+    s = np.asarray(scale, np.float32)
+    init = [numpy_helper.from_array(s, f"{name}_s"), numpy_helper.from_array(np.zeros(s.shape, dtype), f"{name}_z")]
+    kw = {"axis": axis} if axis is not None else {}
+    nodes = [
+        helper.make_node("QuantizeLinear", [x, f"{name}_s", f"{name}_z"], [f"{name}_q"], **kw),
+        helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [name], **kw),
+    ]
+    return nodes, init
+
+
+def weight(name: str, shape: tuple[int, ...], axis: int = 0) -> tuple[list, list]:
+    """An int8 initializer + per-channel DQ; the dequantized weight is `name`."""
+    q = RNG.integers(-127, 128, shape).astype(np.int8)
+    s = RNG.uniform(0.005, 0.02, shape[axis]).astype(np.float32)
+    init = [
+        numpy_helper.from_array(q, f"{name}_q"),
+        numpy_helper.from_array(s, f"{name}_s"),
+        numpy_helper.from_array(np.zeros(shape[axis], np.int8), f"{name}_z"),
+    ]
+    return [helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [name], axis=axis)], init
+
+
+def const(name: str, value: np.ndarray) -> list:
+    return [numpy_helper.from_array(np.asarray(value, np.float32), name)]
+
+
+def model(nodes: list, inits: list, in_shape: tuple[int, ...], out: str) -> onnx.ModelProto:
+    """A one-input graph; the output's shape comes from ONNX shape inference."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))
+    graph = helper.make_graph(nodes, "t", [x], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    m.graph.output[0].CopyFrom(inferred.graph.output[0])
+    return m
+
+
+def conv_block(after: Callable[[str], tuple[list, list, str]], bias: bool = False) -> tuple[list, list, str]:
+    """x -> Q/DQ -> Conv(int8 per-channel weight) -> `after`."""
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w", (8, 4, 3, 3))
+    ins = ["xq", "w"] + (["b"] if bias else [])
+    i3 = const("b", RNG.normal(size=8)) if bias else []
+    conv = helper.make_node("Conv", ins, ["c"], pads=[1, 1, 1, 1], name="conv")
+    n4, i4, out = after("c")
+    return [*n1, *n2, conv, *n4], [*i1, *i2, *i3, *i4], out
+
+
+def then_q(x: str) -> tuple[list, list, str]:
+    nodes, init = qdq("y", x, S_Y)
+    return nodes, init, "y"
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[], onnx.ModelProto]
+    fired: str  # pass counter that must be > 0
+    check: Callable[[onnx.ModelProto], bool]  # structure after the rewrite
+    max_lsb: float = 0.0  # allowed |diff| in output steps (bias rounding to int32 only)
+
+
+def _bn_then_relu_q() -> onnx.ModelProto:
+    def after(c: str) -> tuple[list, list, str]:
+        gamma = RNG.uniform(0.5, 1.5, 8)
+        gamma[[1, 5]] *= -1  # negative gamma: the sign goes into the int8 weights
+        init = [
+            *const("g", gamma),
+            *const("beta", RNG.normal(size=8)),
+            *const("mu", RNG.normal(size=8) * 0.1),
+            *const("var", RNG.uniform(0.5, 2.0, 8)),
+        ]
+        bn = helper.make_node("BatchNormalization", [c, "g", "beta", "mu", "var"], ["bn"], epsilon=1e-5)
+        relu = helper.make_node("Relu", ["bn"], ["r"])
+        n, i, out = then_q("r")
+        return [bn, relu, *n], init + i, out
+
+    return model(*conv_block(after, bias=True)[:2], (1, 4, 6, 6), "y")
+
+
+def _bias_add_then_q() -> onnx.ModelProto:
+    def after(c: str) -> tuple[list, list, str]:
+        add = helper.make_node("Add", [c, "bias"], ["a"])
+        n, i, out = then_q("a")
+        return [add, *n], const("bias", RNG.normal(size=(1, 8, 1, 1))) + i, out
+
+    return model(*conv_block(after)[:2], (1, 4, 6, 6), "y")
+
+
+def _relu_pool_then_q() -> onnx.ModelProto:
+    def after(c: str) -> tuple[list, list, str]:
+        relu = helper.make_node("Relu", [c], ["r"])
+        pool = helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+        flat = helper.make_node("Flatten", ["p"], ["f"])
+        n, i, out = then_q("f")
+        return [relu, pool, flat, *n], i, out
+
+    return model(*conv_block(after)[:2], (1, 4, 6, 6), "y")
+
+
+def _transposed_weight() -> onnx.ModelProto:
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w", (6, 5), axis=0)  # stored [out, in] with per-out-channel scales
+    tr = helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0])
+    mm = helper.make_node("MatMul", ["xq", "wt"], ["m"])
+    return model([*n1, *n2, tr, mm], i1 + i2, (2, 5), "m")
+
+
+def _layout_between_q_and_dq() -> onnx.ModelProto:
+    s, z = const("s", S_X), [numpy_helper.from_array(np.int8(0), "z")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+        helper.make_node("Reshape", ["q", "shape"], ["rq"]),
+        helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["y"]),
+    ]
+    return model(nodes, s + z + [numpy_helper.from_array(np.array([2, -1], np.int64), "shape")], (2, 3, 4), "y")
+
+
+def _shared_dq() -> onnx.ModelProto:
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w1", (5, 3), axis=1)
+    n3, i3 = weight("w2", (5, 3), axis=1)
+    nodes = [
+        *n1,
+        *n2,
+        *n3,
+        helper.make_node("MatMul", ["xq", "w1"], ["a"]),
+        helper.make_node("MatMul", ["xq", "w2"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["y"]),
+    ]
+    return model(nodes, i1 + i2 + i3, (2, 5), "y")
+
+
+def _double_quantization() -> onnx.ModelProto:
+    n1, i1 = qdq("a", "x", S_X)
+    n2, i2 = qdq("y", "a", S_X * np.float32(1.37))  # re-quantized at a coarser step
+    return model(n1 + n2, i1 + i2, (4, 64), "y")
+
+
+def _same_double_quantization() -> onnx.ModelProto:
+    n1, i1 = qdq("a", "x", S_X)
+    n2, i2 = qdq("y", "a", S_X)
+    return model(n1 + n2, i1 + i2, (4, 64), "y")
+
+
+def _ops(m: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in m.graph.node]
+
+
+def _conv_weight_scale(m: onnx.ModelProto) -> np.ndarray:
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    dq = next(n for n in m.graph.node if n.output[0] == conv.input[1])
+    return numpy_helper.to_array(next(i for i in m.graph.initializer if i.name == dq.input[1]))
+
+
+CASES = [
+    Case(
+        "batchnorm folded into weight scales, sign into int8",
+        _bn_then_relu_q,
+        "batchnorm_folded",
+        lambda m: "BatchNormalization" not in _ops(m) and bool(np.all(_conv_weight_scale(m) > 0)),
+        max_lsb=1.0,  # the folded bias is rounded to int32 at s_x*s_w
+    ),
+    Case("constant bias Add folded into the Conv", _bias_add_then_q, "bias_add_folded", lambda m: "Add" not in _ops(m), max_lsb=1.0),
+    Case(
+        "conv output quantized through Relu/MaxPool/Flatten",
+        _relu_pool_then_q,
+        "output_q_added",
+        lambda m: _ops(m)[_ops(m).index("Conv") + 1] == "QuantizeLinear",
+    ),
+    Case("Transpose of an int8 weight folded, axis remapped", _transposed_weight, "constant_layout_folded", lambda m: "Transpose" not in _ops(m)),
+    Case(
+        "Q -> Reshape -> DQ becomes Q -> DQ -> Reshape",
+        _layout_between_q_and_dq,
+        "dq_pushed_through_layout",
+        lambda m: _ops(m) == ["QuantizeLinear", "DequantizeLinear", "Reshape"],
+    ),
+    Case("a shared activation DQ is split per consumer", _shared_dq, "dq_split", lambda m: _ops(m).count("DequantizeLinear") == 4),
+    Case("double quantization kept exact", _double_quantization, "requantize_kept", lambda m: _ops(m).count("QuantizeLinear") == 2),
+    Case("same-scale double quantization removed", _same_double_quantization, "requantize_removed", lambda m: _ops(m).count("QuantizeLinear") == 1),
+]
+
+
+def _outputs(m: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], level: str = "disabled") -> np.ndarray:
+    sess = session(m, "cpu", level=level)
+    return np.stack([run(sess, f)[0] for f in feeds])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_rewrite_is_exact(case: Case) -> None:
+    before = case.build()
+    onnx.checker.check_model(before, full_check=True)
+    ir_model = ir.from_proto(before)
+    counts = canonicalize(ir_model)
+    after = ir.to_proto(ir_model)
+    onnx.checker.check_model(after, full_check=True)
+    assert counts[case.fired] > 0, counts
+    assert case.check(after), _ops(after)
+    assert check_canonical(after) == []
+    shape = [d.dim_value for d in before.graph.input[0].type.tensor_type.shape.dim]
+    feeds = [{"x": (RNG.standard_normal(shape) * 2).astype(np.float32)} for _ in range(20)]
+    want, got = _outputs(before, feeds), _outputs(after, feeds)
+    diff = np.abs(want - got) / S_Y
+    assert diff.max() <= case.max_lsb + 1e-4, f"max {diff.max():.3f} output steps"
+    if case.max_lsb:
+        assert (diff < 1e-3).mean() >= 0.99, f"only {(diff < 1e-3).mean():.2%} exact"
+
+
+def test_double_quantization_survives_ort_optimisations() -> None:
+    """ORT's DoubleQDQPairsRemover would merge the two roundings at a new scale; after our pass
+    ORT at full optimisation computes round(round(x/a)*a/b)*b like the source."""
+    m = ir.from_proto(_double_quantization())
+    canonicalize(m)
+    feeds = [{"x": (RNG.standard_normal((4, 64)) * 3).astype(np.float32)} for _ in range(5)]
+    got = _outputs(ir.to_proto(m), feeds, level="all")
+    a, b = S_X, S_X * np.float32(1.37)
+    x = np.stack([f["x"] for f in feeds])
+    first = np.clip(np.round(x / a), -128, 127).astype(np.float32) * a
+    want = np.clip(np.round(first / b), -128, 127).astype(np.float32) * b
+    np.testing.assert_array_equal(got, want)
