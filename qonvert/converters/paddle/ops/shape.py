@@ -138,7 +138,7 @@ def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "assign_value")
 def assign_value(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    values = next((op.attrs[k] for k in ("values", "fp32_values", "int32_values", "int64_values", "bool_values") if op.attrs.get(k)), [])
+    values: list[Any] = next((op.attrs[k] for k in ("values", "fp32_values", "int32_values", "int64_values", "bool_values") if op.attrs.get(k)), [])
     shape = [int(d) for d in op.attr("shape", default=[len(values)])]
     return ctx.b.const(np.asarray(values).astype(_fill_dtype(op)).reshape(shape), "assign_value")
 
