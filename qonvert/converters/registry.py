@@ -50,3 +50,15 @@ def as_outputs(result: Any) -> Sequence[Any]:
     if isinstance(result, (list, tuple)):
         return result
     return (result,)
+
+
+def support_matrix(framework: str) -> str:
+    """A markdown table of the supported source ops, one row per mapper (aliases together),
+    with the module (op family) that holds it. The README's matrix is this text."""
+    groups: dict[Callable[..., Any], list[str]] = {}
+    for name, fn in sorted(mappers(framework).items()):
+        groups.setdefault(fn, []).append(name)
+    rows = sorted((fn.__module__.rsplit(".", 1)[-1], ", ".join(f"`{n}`" for n in names)) for fn, names in groups.items())
+    lines = ["| family | source ops |", "|---|---|"]
+    lines += [f"| {family} | {names} |" for family, names in rows]
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""ResNet-50 (paddle.vision, 25.6M parameters) quantized by Paddle 3.3.1, converted by qonvert and by
+the Paddle2ONNX anchors; one table: conversion time, peak RSS, fidelity against Paddle's own
+outputs, ORT CPU fusion, ORT CPU latency against the fp32 model.
+
+    python benchmarks/paddle_resnet50.py [--models DIR] [--runs N]
+        [--p2o-210 VENV] [--p2o-131 VENV]     # virtual envs with paddle2onnx 2.1.0 / 1.3.1
+
+Models are made (once) into DIR by fixtures/paddle/make_fixtures.py: `ptq_resnet50_legacy`
+(static PTQ, onnx_format=True, with its fp32 model in fp32/) and `qat_resnet50_legacy`
+(QAT, per-channel weights). Set the anchors up with benchmarks/setup_anchors.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fixtures" / "paddle"))
+
+import make_fixtures  # noqa: E402
+
+from qonvert.api import verify  # noqa: E402
+from qonvert.runtime.ort import fusion_report, session  # noqa: E402
+
+_QONVERT_CHILD = """
+import sys, time, json
+t0 = time.perf_counter()
+import qonvert
+t1 = time.perf_counter()
+qonvert.convert(sys.argv[1], sys.argv[2], observers=sys.argv[3])
+print(json.dumps({"import_s": t1 - t0, "convert_s": time.perf_counter() - t1}))
+"""
+
+
+@dataclass
+class Row:
+    model: str
+    tool: str
+    ok: bool
+    wall_s: float = 0.0
+    convert_s: float | None = None  # in-process conversion, interpreter start and imports excluded
+    peak_rss_mb: float = 0.0
+    error: str = ""
+    max_lsb: float | None = None
+    exact_pct: float | None = None
+    cosine: float | None = None
+    top1: float | None = None
+    fused: str = ""
+    latency_ms: float | None = None
+    speedup: float | None = None
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, str]:
+    """(exit code, wall seconds, peak RSS in MB, output) of a child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, out
+
+
+def latency_ms(path: Path, runs: int) -> float:
+    sess = session(onnx.load(str(path)), "cpu")
+    x = np.random.default_rng(0).standard_normal([1, 3, 224, 224]).astype(np.float32)
+    name = sess.get_inputs()[0].name
+    for _ in range(3):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def measure(row: Row, model_dir: Path, onnx_path: Path, runs: int, fp32_ms: float | None) -> Row:
+    try:
+        report = verify(model_dir, str(onnx_path), reference=model_dir / "reference.npz", fusion=False)
+        out = report.outputs[0]
+        row.max_lsb, row.exact_pct, row.cosine, row.top1 = out.max_diff_lsb, out.pct_exact, out.cosine, out.top1_agreement
+        fusion = fusion_report(onnx.load(str(onnx_path)))
+        row.fused = f"{fusion.fused}/{fusion.quantized_in_source}"
+        row.latency_ms = latency_ms(onnx_path, runs)
+        row.speedup = fp32_ms / row.latency_ms if fp32_ms else None
+    except Exception as exc:  # an anchor's output ORT cannot load or run: show it
+        row.ok, row.error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return row
+
+
+def qonvert_row(model: str, model_dir: Path, out: Path, observers: str) -> tuple[Row, bool]:
+    code, wall, rss, text = run_measured([sys.executable, "-c", _QONVERT_CHILD, str(model_dir), str(out), observers])
+    row = Row(model, f"qonvert ({observers} observers)" if "ptq" in model else "qonvert", code == 0, wall, peak_rss_mb=rss)
+    if code == 0:
+        row.convert_s = json.loads(text.strip().splitlines()[-1])["convert_s"]
+    else:
+        row.error = text.strip().splitlines()[-1][:160] if text.strip() else f"exit {code}"
+    return row, code == 0
+
+
+def paddle2onnx_row(model: str, model_dir: Path, out: Path, venv: Path, version: str) -> tuple[Row, bool]:
+    cmd = [str(venv / "bin" / "paddle2onnx"), "--model_dir", str(model_dir), "--model_filename", "model.pdmodel"]
+    cmd += ["--params_filename", "model.pdiparams", "--save_file", str(out), "--opset_version", "13"]
+    if version == "1.3.1":
+        cmd += ["--deploy_backend", "onnxruntime"]
+    env = dict(os.environ, FLAGS_enable_pir_api="0", GLOG_minloglevel="3")
+    code, wall, rss, text = run_measured(cmd, env)
+    ok = code == 0 and out.is_file()
+    last = [line for line in text.strip().splitlines() if line.strip()][-1:] or [f"exit {code}"]
+    row = Row(model, f"Paddle2ONNX {version}", ok, wall, peak_rss_mb=rss, error="" if ok else f"exit {code}: {last[0][:140]}")
+    return row, ok
+
+
+def model_bytes(model_dir: Path) -> int:
+    return sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix in (".pdmodel", ".pdiparams"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, default=ROOT / "benchmarks" / "models")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--p2o-210", type=Path, default=ROOT / "benchmarks" / ".venv-p2o-2.1.0")
+    ap.add_argument("--p2o-131", type=Path, default=ROOT / "benchmarks" / ".venv-p2o-1.3.1")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = ap.parse_args()
+
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="qonvert-bench-"))
+    for model in ("ptq_resnet50_legacy", "qat_resnet50_legacy"):
+        model_dir = args.models / model
+        if not (model_dir / "reference.npz").is_file():
+            print(f"making {model} with paddlepaddle (minutes) ...", flush=True)
+            make_fixtures.make(model, model_dir)
+        fp32_ms = None
+        if (model_dir / "fp32").is_dir():
+            fp32_onnx = work / f"{model}_fp32.onnx"
+            subprocess.run([sys.executable, "-m", "qonvert", "convert", str(model_dir / "fp32"), "-o", str(fp32_onnx)], check=True, capture_output=True)
+            fp32_ms = latency_ms(fp32_onnx, args.runs)
+            rows.append(Row(model, "fp32 (qonvert of the float model)", True, latency_ms=fp32_ms, speedup=1.0))
+        observer_modes = ("skip", "quantize") if "ptq" in model else ("skip",)
+        for observers in observer_modes:
+            out = work / f"{model}_qonvert_{observers}.onnx"
+            row, ok = qonvert_row(model, model_dir, out, observers)
+            rows.append(measure(row, model_dir, out, args.runs, fp32_ms) if ok else row)
+        for version, venv in (("2.1.0", args.p2o_210), ("1.3.1", args.p2o_131)):
+            if not (venv / "bin" / "paddle2onnx").is_file():
+                rows.append(Row(model, f"Paddle2ONNX {version}", False, error=f"not installed in {venv} (benchmarks/setup_anchors.sh)"))
+                continue
+            out = work / f"{model}_p2o_{version}.onnx"
+            row, ok = paddle2onnx_row(model, model_dir, out, venv, version)
+            rows.append(measure(row, model_dir, out, args.runs, fp32_ms) if ok else row)
+        print(f"{model}: {model_bytes(model_dir) / 1e6:.1f} MB of program + parameters", flush=True)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def print_table(rows: list[Row]) -> None:
+    head = "| model | tool | converts | wall s | convert s | peak RSS MB | max LSB | exact % | cosine | top-1 | fused | ORT ms | vs fp32 |"
+    print(head)
+    print("|" + "---|" * 13)
+    for r in rows:
+        conv = "yes" if r.ok else f"NO: {r.error}"
+        print(
+            f"| {r.model} | {r.tool} | {conv} | {_f(r.wall_s or None, '.2f')} | {_f(r.convert_s, '.2f')} | {_f(r.peak_rss_mb or None, '.0f')} "
+            f"| {_f(r.max_lsb, '.2f')} | {_f(r.exact_pct, '.1f')} | {_f(r.cosine, '.4f')} | {_f(r.top1, '.2f')} | {r.fused or '-'} "
+            f"| {_f(r.latency_ms, '.1f')} | {_f(r.speedup, '.2f')}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

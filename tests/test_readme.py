@@ -1,0 +1,17 @@
+"""The README's support matrix is the op registry's (regenerate: python tools/update_readme.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from .conftest import ROOT
+
+
+def test_support_matrix_matches_registry() -> None:
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "tools" / "update_readme.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "README.md").read_text()
+    assert "<!-- support:paddle -->" in text
+    assert module.generated(text) == text, "README support matrix is stale: python tools/update_readme.py"
