@@ -51,6 +51,7 @@ class Row:
     wall_s: float = 0.0
     convert_s: float | None = None  # in-process conversion, interpreter start and imports excluded
     peak_rss_mb: float = 0.0
+    model_mb: float = 0.0  # the source program + parameters
     error: str = ""
     max_lsb: float | None = None
     exact_pct: float | None = None
@@ -61,14 +62,25 @@ class Row:
     speedup: float | None = None
 
 
+# Linux keeps a process's peak RSS across exec, so a child forked from this (large) process would
+# report ours: measure through a small fresh launcher whose children start from ~10 MB.
+_LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)
+"""
+
+
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, str]:
     """(exit code, wall seconds, peak RSS in MB, output) of a child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
-    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, out
+    out = proc.stdout + proc.stderr
+    rss = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS_KB")]
+    text = "\n".join(line for line in out.splitlines() if not line.startswith("PEAK_RSS_KB"))
+    return proc.returncode, wall, float(rss[-1]) / 1024 if rss else 0.0, text
 
 
 def latency_ms(path: Path, runs: int) -> float:
@@ -136,16 +148,17 @@ def main() -> None:
     args = ap.parse_args()
 
     rows: list[Row] = []
+    fp32_ms = None  # same architecture for both models: the PTQ model's float original is the anchor
     work = Path(tempfile.mkdtemp(prefix="qonvert-bench-"))
     for model in ("ptq_resnet50_legacy", "qat_resnet50_legacy"):
         model_dir = args.models / model
         if not (model_dir / "reference.npz").is_file():
             print(f"making {model} with paddlepaddle (minutes) ...", flush=True)
             make_fixtures.make(model, model_dir)
-        fp32_ms = None
         if (model_dir / "fp32").is_dir():
             fp32_onnx = work / f"{model}_fp32.onnx"
-            subprocess.run([sys.executable, "-m", "qonvert", "convert", str(model_dir / "fp32"), "-o", str(fp32_onnx)], check=True, capture_output=True)
+            cmd = [sys.executable, "-m", "qonvert", "convert", str(model_dir / "fp32"), "-o", str(fp32_onnx)]
+            subprocess.run(cmd, check=True, capture_output=True)
             fp32_ms = latency_ms(fp32_onnx, args.runs)
             rows.append(Row(model, "fp32 (qonvert of the float model)", True, latency_ms=fp32_ms, speedup=1.0))
         observer_modes = ("skip", "quantize") if "ptq" in model else ("skip",)
@@ -160,6 +173,8 @@ def main() -> None:
             out = work / f"{model}_p2o_{version}.onnx"
             row, ok = paddle2onnx_row(model, model_dir, out, venv, version)
             rows.append(measure(row, model_dir, out, args.runs, fp32_ms) if ok else row)
+        for r in rows:
+            r.model_mb = r.model_mb or model_bytes(model_dir) / 1e6
         print(f"{model}: {model_bytes(model_dir) / 1e6:.1f} MB of program + parameters", flush=True)
     print_table(rows)
     if args.json:
@@ -171,13 +186,14 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    head = "| model | tool | converts | wall s | convert s | peak RSS MB | max LSB | exact % | cosine | top-1 | fused | ORT ms | vs fp32 |"
+    head = "| model | tool | converts | wall s | convert s | peak RSS MB (x model) | max LSB | exact % | cosine | top-1 | fused | ORT ms | vs fp32 |"
     print(head)
     print("|" + "---|" * 13)
     for r in rows:
         conv = "yes" if r.ok else f"NO: {r.error}"
+        rss = f"{r.peak_rss_mb:.0f} ({r.peak_rss_mb / r.model_mb:.1f}x)" if r.peak_rss_mb else "-"
         print(
-            f"| {r.model} | {r.tool} | {conv} | {_f(r.wall_s or None, '.2f')} | {_f(r.convert_s, '.2f')} | {_f(r.peak_rss_mb or None, '.0f')} "
+            f"| {r.model} | {r.tool} | {conv} | {_f(r.wall_s or None, '.2f')} | {_f(r.convert_s, '.2f')} | {rss} "
             f"| {_f(r.max_lsb, '.2f')} | {_f(r.exact_pct, '.1f')} | {_f(r.cosine, '.4f')} | {_f(r.top1, '.2f')} | {r.fused or '-'} "
             f"| {_f(r.latency_ms, '.1f')} | {_f(r.speedup, '.2f')}x |"
         )

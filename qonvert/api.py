@@ -54,30 +54,33 @@ def convert(
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
     source = load_source(Path(model), framework, observers=observers)
     conv = build(source, opset)
-    proto = ir.to_proto(conv.model)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise QonvertError(f"{model}: internal error, the converted model fails onnx.checker: {exc}") from None
     problems = check_canonical(conv.model)
     if problems:
         raise QonvertError(f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
+    proto = ir.to_proto(conv.model)
+    # Serialise once: the checker reads these bytes and they are what gets written.
+    data = proto.SerializeToString() if proto.ByteSize() < _EXTERNAL_DATA_BYTES - (1 << 24) else None
+    try:
+        onnx.checker.check_model(data if data is not None else proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise QonvertError(f"{model}: internal error, the converted model fails onnx.checker: {exc}") from None
     out_path = Path(output) if output is not None else None
     if out_path is not None:
-        save_atomic(conv.model, proto, out_path)
+        save_atomic(conv.model, data, out_path)
     return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks)
 
 
-def save_atomic(model: ir.Model, proto: onnx.ModelProto, path: Path) -> None:
+def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
+    """Write `data` (the serialised model), or the model with external data when it is None
+    (over protobuf's 2 GiB), through a temporary file renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        if proto.ByteSize() >= _EXTERNAL_DATA_BYTES - (1 << 24):
-            data = path.name + ".data"
-            ir.save(model, tmp, external_data=data)
+        if data is None:
+            ir.save(model, tmp, external_data=path.name + ".data")
         else:
-            Path(tmp).write_bytes(proto.SerializeToString())
+            Path(tmp).write_bytes(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -11,9 +11,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def generated(text: str) -> str:
     import qonvert.converters.paddle  # noqa: F401  (registers the mappers)
-    from qonvert.converters.registry import support_matrix
-
     from qonvert.converters.paddle.quant import FAKE_DQ, FAKE_Q, FAKE_QDQ
+    from qonvert.converters.registry import support_matrix
 
     # The legacy fake-quant ops are rewritten into quantize/dequantize_linear before mapping.
     extra = {"paddle": "\n| quant (rewritten) | " + ", ".join(f"`{n}`" for n in sorted(FAKE_QDQ | FAKE_Q | FAKE_DQ)) + " |"}
