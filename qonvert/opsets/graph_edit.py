@@ -13,6 +13,8 @@ from .qparams import QuantParams
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 LAYOUT_OPS = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+# Ops that commute with a monotonic per-tensor quantization (Q(f(x)) == f_q(Q(x))).
+MONOTONE_OPS = ("Relu", "Clip", "MaxPool", *LAYOUT_OPS)
 
 
 def const_array(value: ir.Value | None) -> np.ndarray | None:

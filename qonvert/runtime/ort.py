@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 
 from ..errors import QonvertError
+from ..opsets.graph_edit import MONOTONE_OPS
 
 INTEGER_KERNELS = (
     "QLinearConv",
@@ -108,7 +109,8 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
     """Optimise on ORT CPU (extended level: QDQ fusions, no layout transforms) and count kernels."""
     from ..opsets.graph_edit import QUANTIZED_OPS
 
-    quantized = sum(1 for n in model.graph.node if n.op_type in QUANTIZED_OPS and any(_is_dq_output(model, i) for i in n.input[:2]))
+    index = _GraphIndex(model)
+    quantized = sum(1 for n in model.graph.node if n.op_type in QUANTIZED_OPS and index.reads_dq(n))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(model, "cpu", optimized_path=path, level="extended")
@@ -118,56 +120,58 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
         if node.op_type in INTEGER_KERNELS:
             report.integer[node.op_type] = report.integer.get(node.op_type, 0) + 1
         elif node.op_type in FLOAT_KERNELS:
-            why = float_reason(model, node.name)
+            why = float_reason(index, node.name)
             if why != _NOT_QUANTIZED:  # e.g. attention MatMuls on float activations: not a miss
                 report.float_ops.append(f"{node.op_type} {node.name}: {why}")
     return report
 
 
+class _GraphIndex:
+    """Producers, consumers, constants and outputs of a ModelProto, looked up by name."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.nodes = {n.name: n for n in model.graph.node}
+        self.producers = {o: n for n in model.graph.node for o in n.output}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                self.consumers.setdefault(i, []).append(n)
+        self.constants = {i.name for i in model.graph.initializer}
+        self.constants.update(o for n in model.graph.node if n.op_type == "Constant" for o in n.output)
+        self.outputs = {o.name for o in model.graph.output}
+
+    def reads_dq(self, node: onnx.NodeProto) -> bool:
+        """Whether the op's data or weight input comes from a DequantizeLinear."""
+        return any(self.producers.get(i) is not None and self.producers[i].op_type == "DequantizeLinear" for i in node.input[:2])
+
+
 # Walked through when explaining; BatchNormalization is folded only when a Q follows, so it is on the way too.
-_EXACT_ON_THE_WAY = ("BatchNormalization", "Relu", "Clip", "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
-
-
+_ON_THE_WAY = ("BatchNormalization", *MONOTONE_OPS)
 _NOT_QUANTIZED = "its inputs are not quantized in the source"
 
 
-def float_reason(model: onnx.ModelProto, node_name: str) -> str:
+def float_reason(index: _GraphIndex, node_name: str) -> str:
     """Why a Conv/MatMul stayed float: what its output meets before any quantization."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
     # ORT names what its fusions make "<original>/<FusionName>..."
-    original = node_name.split("/", 1)[0]
-    node = next((n for n in model.graph.node if n.name == original), None)
+    node = index.nodes.get(node_name.split("/", 1)[0])
     if node is None:
         return "made by ORT, not in the converted graph"
-    if not any(_is_dq_output(model, i) for i in node.input[:2]):
+    if not index.reads_dq(node):
         return _NOT_QUANTIZED
-    outputs = {o.name for o in model.graph.output}
     value, path = node.output[0], list[str]()
     while True:
-        users = consumers.get(value, [])
-        if value in outputs:
-            return "its output is a float graph output" + (f" via {', '.join(path)}" if path else "")
+        via = f" via {', '.join(path)}" if path else ""
+        users = index.consumers.get(value, [])
+        if value in index.outputs:
+            return f"its output is a float graph output{via}"
         if len(users) != 1:
             floats = [f"{u.op_type} {u.name}" for u in users if u.op_type != "QuantizeLinear"]
-            via = f" via {', '.join(path)}" if path else ""
             return f"its output{via} also feeds {', '.join(floats)} in float, as in the source"
         user = users[0]
         if user.op_type == "QuantizeLinear":
             return "reaches a quantization, but ORT did not fuse it"
-        bias = user.op_type == "Add" and any(_is_constant(model, i) for i in user.input)
-        if user.op_type not in _EXACT_ON_THE_WAY and not bias:
-            via = f" via {', '.join(path)}" if path else ""
+        bias = user.op_type == "Add" and any(i in index.constants for i in user.input)
+        if user.op_type not in _ON_THE_WAY and not bias:
             return f"its output reaches {user.op_type} {user.name}{via} in float before any quantization, as in the source"
         path.append(user.op_type)
         value = user.output[0]
-
-
-def _is_constant(model: onnx.ModelProto, name: str) -> bool:
-    return any(i.name == name for i in model.graph.initializer) or any(n.op_type == "Constant" and name in n.output for n in model.graph.node)
-
-
-def _is_dq_output(model: onnx.ModelProto, name: str) -> bool:
-    return any(n.op_type == "DequantizeLinear" and name in n.output for n in model.graph.node)

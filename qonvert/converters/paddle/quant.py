@@ -262,8 +262,8 @@ def resolve_observers(graph: SourceGraph, mode: str) -> int:
     """
     if mode not in OBSERVER_MODES:
         raise QonvertError(f"observers mode {mode!r}: expected one of {', '.join(OBSERVER_MODES)}")
-    pairs = [op for op in graph.ops if op.type in ("quantize_linear", "dequantize_linear") and op.attr("only_observer", default=False)]
-    if not pairs:
+    observers = [op for op in graph.ops if op.type == "quantize_linear" and op.attr("only_observer", default=False)]
+    if not observers:
         return 0
     constant = set(graph.constants)
     for op in graph.ops:
@@ -283,9 +283,7 @@ def resolve_observers(graph: SourceGraph, mode: str) -> int:
     alias: dict[str, str] = {}
     made_real = 0
     dropped: set[int] = set()
-    for q in pairs:
-        if q.type != "quantize_linear":
-            continue
+    for q in observers:
         dq = next((u for u in users.get(q.output("Y") or "", []) if u.type == "dequantize_linear"), None)
         x = q.input("X")
         if mode == "quantize" and dq is not None and x not in constant and not folds(dq):

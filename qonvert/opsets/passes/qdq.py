@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from ..graph_edit import LAYOUT_OPS, QUANTIZED_OPS, add_dq_of, add_q, producer_op, qparams_of, single_consumer
-
-# Ops that commute with a monotonic per-tensor quantization (Q(f(x)) == f_q(Q(x))).
-_MONOTONE = ("Relu", "Clip", "MaxPool", *LAYOUT_OPS)
+from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, producer_op, qparams_of, single_consumer
 
 
 def next_quantize(value: ir.Value) -> ir.Node | None:
     """The QuantizeLinear `value` reaches through a single-consumer chain of monotone ops, if any."""
     cur = single_consumer(value)
-    while cur is not None and cur.op_type in _MONOTONE and not cur.domain:
+    while cur is not None and cur.op_type in MONOTONE_OPS and not cur.domain:
         cur = single_consumer(cur.outputs[0])
     return cur if cur is not None and cur.op_type == "QuantizeLinear" else None
 

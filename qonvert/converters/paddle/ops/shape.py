@@ -125,12 +125,13 @@ def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     value_tensor = ctx.array(op.input("ValueTensor"))
     if value_tensor is not None:
         value = float(np.asarray(value_tensor).ravel()[0])
-    shape_input = next((op.input(s) for s in ("ShapeTensor", "Shape", "shape") if op.input(s)), None)
+    slot = next((s for s in ("ShapeTensor", "Shape") if op.input(s)), "ShapeTensor")
+    shape_input = op.input(slot)
     if shape_input is not None and ctx.array(shape_input) is None:  # shape known only at run time
         shape_value = ctx.b.op("Cast", [ctx.value(shape_input)], {"to": ir.DataType.INT64})
         fill = ir.tensor(np.asarray([float(value)]).astype(dtype))
         return ctx.b.op("ConstantOfShape", [shape_value], {"value": fill})
-    shape = _const_list(ctx, op, "ShapeTensor", "shape") or []
+    shape = _const_list(ctx, op, slot, "shape") or []
     if any(d < 0 for d in shape):
         raise QonvertError(f"op {op.label}: run-time shaped constant is not supported")
     return ctx.b.const(np.full(shape, float(value)).astype(dtype), "fill")
