@@ -38,12 +38,14 @@ def convert(
     opset: int | None = None,
     framework: str | None = None,
     observers: str = "skip",
+    nchw_io: bool = False,
 ) -> ConvertResult:
     """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
 
     observers (Paddle): quantize_linear pairs with only_observer=True are identity in Paddle;
     "skip" keeps Paddle's numbers, "quantize" uses their scales as real quantization points
     (what int8 backends do: more integer kernels, outputs may differ from Paddle by a few LSB).
+    nchw_io (TFLite): 4-D inputs and outputs are NCHW instead of the source's NHWC.
 
     The output file is written atomically: on any error no file is left behind.
     Raises QonvertError on bad input (unsupported ops are all listed at once).
@@ -52,7 +54,7 @@ def convert(
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
-    source = load_source(Path(model), framework, observers=observers)
+    source = load_source(Path(model), framework, observers=observers, nchw_io=nchw_io)
     conv = build(source, opset)
     problems = check_canonical(conv.model)
     if problems:
@@ -183,6 +185,10 @@ def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
         program = find_program(source)
         assert program is not None
         return run_reference(program, feeds)
+    if framework == "tflite":
+        from .runtime.reference.litert import run_reference as run_litert
+
+        return run_litert(source, feeds)
     raise QonvertError(f"{source}: no reference runner for {framework}")
 
 

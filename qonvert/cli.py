@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         default="skip",
         help="Paddle only_observer Q/DQ: skip (identity, as Paddle runs them) or quantize (real int8 points, more fused kernels)",
     )
+    c.add_argument("--nchw-io", action="store_true", help="TFLite: 4-D inputs/outputs NCHW in ONNX (default: NHWC as the source)")
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "convert":
             start = time.perf_counter()
             print(f"converting {args.model} ...", file=sys.stderr)
-            result = api.convert(args.model, args.output, opset=args.opset, observers=args.observers)
+            result = api.convert(args.model, args.output, opset=args.opset, observers=args.observers, nchw_io=args.nchw_io)
             counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
             print(
                 f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"

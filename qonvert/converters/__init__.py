@@ -14,7 +14,7 @@ from ..opsets.passes import canonicalize
 from .context import run_mappers
 from .source import SourceGraph
 
-FRAMEWORKS = ("paddle",)
+FRAMEWORKS = ("paddle", "tflite")
 
 
 @dataclass
@@ -30,21 +30,34 @@ class Conversion:
 def detect(path: Path) -> str:
     from . import paddle
 
+    if path.suffix == ".tflite":
+        return "tflite"
     if paddle.find_program(path) is not None:
         return "paddle"
     if not path.exists():
         raise QonvertError(f"{path}: no such file or directory (nor a path prefix of a model)")
-    raise QonvertError(f"{path}: cannot tell the framework (expected a Paddle .json/.pdmodel program)")
+    from .tflite import is_tflite
+
+    if is_tflite(path):
+        return "tflite"
+    raise QonvertError(f"{path}: cannot tell the framework (expected a .tflite file or a Paddle .json/.pdmodel program)")
 
 
-def load_source(path: Path | str, framework: str | None = None, *, observers: str = "skip") -> SourceGraph:
-    """Read a model into a SourceGraph. observers: how Paddle's only_observer Q/DQ pairs are read."""
+def load_source(path: Path | str, framework: str | None = None, *, observers: str = "skip", nchw_io: bool = False) -> SourceGraph:
+    """Read a model into a SourceGraph. observers: how Paddle's only_observer Q/DQ pairs are read;
+    nchw_io: TFLite's 4-D inputs/outputs become NCHW (no edge transposes)."""
     path = Path(path)
     framework = framework or detect(path)
     if framework == "paddle":
         from . import paddle
 
         return paddle.load(path, observers)
+    if framework == "tflite":
+        from . import tflite
+
+        if not path.is_file():
+            raise QonvertError(f"{path}: no such file")
+        return tflite.load(path, nchw_io)
     raise QonvertError(f"framework {framework!r} is not supported (yet): {', '.join(FRAMEWORKS)}")
 
 
@@ -57,8 +70,8 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
         if builder.min_opset <= target:
             break
         target = builder.min_opset
-    outputs = [ctx.value(n) for n in source.outputs]
-    inputs = [ctx.values[t.name] for t in source.inputs]
+    outputs = [ctx.output(n) for n in source.outputs]
+    inputs = ctx.graph_inputs
     for out_name, value in zip(source.outputs, outputs, strict=True):
         if value.is_graph_input() or value.const_value is not None or value in outputs[: outputs.index(value)]:
             raise QonvertError(f"{source.path}: output {out_name!r} is an input or constant; not supported")

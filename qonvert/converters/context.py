@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,27 @@ _NP_TO_IR = {
     "int32": ir.DataType.INT32,
     "int8": ir.DataType.INT8,
     "uint8": ir.DataType.UINT8,
+    "int16": ir.DataType.INT16,
     "bool": ir.DataType.BOOL,
 }
+
+
+@dataclass
+class Laid:
+    """A mapper result whose ONNX value holds the source tensor transposed by `perm`
+    (TFLite's NHWC activations are held NCHW inside the ONNX graph)."""
+
+    value: ir.Value
+    perm: tuple[int, ...] | None
+
+
+def compose(held: tuple[int, ...] | None, want: tuple[int, ...] | None, rank: int) -> list[int] | None:
+    """The Transpose perm that turns a value held as transpose(src, held) into transpose(src, want)."""
+    identity = tuple(range(rank))
+    held, want = held or identity, want or identity
+    inverse = [held.index(i) for i in range(rank)]
+    perm = [inverse[w] for w in want]
+    return None if perm == list(identity) else perm
 
 
 class ConversionContext:
@@ -35,6 +55,10 @@ class ConversionContext:
         self.values: dict[str, ir.Value] = {}
         self.name_map: dict[str, str] = {}  # source tensor -> ONNX value, where they differ
         self.remarks: list[str] = []
+        self.perms: dict[str, tuple[int, ...]] = {}  # source tensor -> how its ONNX value is transposed
+        self._layouts: dict[tuple[str, tuple[int, ...] | None], ir.Value] = {}
+        self._bound: set[int] = set()
+        self.graph_inputs: list[ir.Value] = []
 
     # -- reading inputs -----------------------------------------------------------
     def array(self, name: str | None) -> np.ndarray | None:
@@ -54,8 +78,50 @@ class ConversionContext:
         if name not in self.values:
             if name not in self.source.constants:
                 raise QonvertError(f"{self.source.path}: tensor {name!r} is used before it is produced")
-            self.values[name] = self.b.const(self.source.constants[name], name)
+            qp = self.source.quant.get(name)
+            data = self.source.constants[name]
+            self.values[name] = self.b.const(data, name) if qp is None else self.b.int_weight(data, qp, name)
         return self.values[name]
+
+    def float_array(self, name: str | None) -> np.ndarray | None:
+        """A constant's real value: integer data of a quantized constant dequantized."""
+        data = self.array(name)
+        qp = self.source.quant.get(name or "")
+        return data if data is None or qp is None else qp.dequantize(data)
+
+    def laid_out(self, name: str, perm: Sequence[int] | None = None) -> ir.Value:
+        """The tensor transposed by `perm` from its source layout (None: as in the source)."""
+        want = tuple(perm) if perm is not None else None
+        value = self.value(name)
+        rank = len(self.shape(name) or ())
+        if want is not None and (want == tuple(range(rank)) or rank < 2):
+            want = None
+        steps = compose(self.perms.get(name), want, rank) if rank else None
+        if steps is None:
+            return value
+        key = (name, want)
+        if key not in self._layouts:
+            self._layouts[key] = self._transpose_before_quantization(value, steps)
+        return self._layouts[key]
+
+    def _transpose_before_quantization(self, value: ir.Value, perm: list[int]) -> ir.Value:
+        """Transpose a quantized tensor on its real side (x -> Transpose -> Q -> DQ, exact: Q is
+        elementwise) or its integer graph input, so a DQ still feeds its consumer directly and
+        no layout op sits between a Q and its DQ."""
+        dq = value.producer()
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.attributes.get("axis") is not None:
+            return self.b.op("Transpose", [value], {"perm": perm})
+        q_out = dq.inputs[0]
+        q = q_out.producer() if q_out is not None else None
+        if q is not None and q.op_type == "QuantizeLinear" and q.attributes.get("axis") is None:
+            moved = self.b.op("Transpose", [q.inputs[0]], {"perm": perm})
+            q_out = self.b.op("QuantizeLinear", [moved, *q.inputs[1:]])
+        elif q_out is not None and q_out.is_graph_input():  # requantised after the move (exact), so
+            moved = self.b.op("Transpose", [value], {"perm": perm})  # the consumer's DQ has a Q
+            q_out = self.b.op("QuantizeLinear", [moved, *dq.inputs[1:]])
+        else:
+            return self.b.op("Transpose", [value], {"perm": perm})
+        return self.b.op("DequantizeLinear", [q_out, *dq.inputs[1:]])
 
     def input(self, op: SourceOp, slot: str, index: int = 0) -> ir.Value:
         name = op.input(slot, index)
@@ -93,14 +159,47 @@ class ConversionContext:
             for name, val in zip(names, vals, strict=False):
                 self._bind_one(name, val)
 
-    def _bind_one(self, name: str, val: ir.Value) -> None:
-        if val.producer() is not None and not val.is_graph_input() and val.name not in self.b.initializers:
+    def _bind_one(self, name: str, val: ir.Value | Laid) -> None:
+        perm = None
+        if isinstance(val, Laid):
+            val, perm = val.value, val.perm
+        qp = self.source.quant.get(name)
+        if qp is not None:  # an integer tensor in the source: Q (named as the source tensor) -> DQ
+            if qp.per_axis and perm is not None:
+                qp = qp.with_axis(perm.index(qp.axis or 0))
+            q = self.b.quantize(val, qp, name=name)
+            val = self.b.dequantize(q, qp, name=self.b.unique(f"{name}_dq"))
+            if q.name != name:
+                self.name_map[name] = q.name or ""
+        elif val.producer() is not None and id(val) not in self._bound and val.name not in self.b.initializers:
             if val.name != name and name not in self.b._names:
                 self.b._names.discard(val.name)
                 val.name = self.b.claim(name)
-        if val.name != name:
+            if val.name != name:
+                self.name_map[name] = val.name or ""
+        elif val.name != name:
             self.name_map[name] = val.name or ""
+        self._bound.add(id(val))
         self.values[name] = val
+        if perm is not None and perm != tuple(range(len(perm))):
+            self.perms[name] = perm
+
+    def output(self, name: str) -> ir.Value:
+        """A graph output as the source has it: in its source layout (or the io layout asked
+        for) and, for an integer tensor, quantized again."""
+        value = self.laid_out(name, self.source.io_perms.get(name))
+        qp = self.source.quant.get(name)
+        if qp is None:
+            return value
+        dq = self.values[name].producer()
+        own_q = dq.inputs[0] if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if own_q is not None and value is self.values[name]:
+            return own_q  # the tensor's own Q, already in the wanted layout
+        if own_q is not None and own_q.name == name:  # the output Q takes the source name
+            own_q.name = self.b.unique(f"{name}_held")
+            self.name_map[name] = own_q.name
+            self.b._names.discard(name)
+        return self.b.quantize(value, qp, name=name)
 
 
 def run_mappers(source: SourceGraph, builder: GraphBuilder, skip: Callable[[SourceOp], bool]) -> ConversionContext:
@@ -114,9 +213,15 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder, skip: Callable[[Sour
 
     ctx = ConversionContext(source, builder)
     for info in source.inputs:
-        dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(info.shape)]
+        perm = source.io_perms.get(info.name)
+        shape = [info.shape[p] for p in perm] if perm else list(info.shape)
+        dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(shape)]
         value = ir.Value(name=builder.claim(info.name), shape=ir.Shape(dims), type=ir.TensorType(_NP_TO_IR[info.dtype]))
-        ctx.values[info.name] = value
+        ctx.graph_inputs.append(value)
+        qp = source.quant.get(info.name)
+        ctx.values[info.name] = value if qp is None else builder.dequantize(value, qp, name=builder.unique(f"{info.name}_dq"))
+        if perm:
+            ctx.perms[info.name] = perm
     for op in source.ops:
         if skip(op):
             continue

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..opsets.qparams import QuantParams
+
 
 @dataclass
 class TensorInfo:
@@ -55,6 +57,13 @@ class SourceGraph:
     constants: dict[str, np.ndarray]
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # conversion remarks shown to the user
+    # Quantization that lives on tensors (TFLite): a computed tensor named here is an integer
+    # tensor in the source, so its ONNX value goes through Q -> DQ; a constant named here holds
+    # the integer data and is read through a DQ.
+    quant: dict[str, QuantParams] = field(default_factory=dict)
+    # Graph inputs/outputs the ONNX model holds transposed by a permutation (TFLite --nchw-io).
+    io_perms: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)  # numpy dtype names, where the reader knows them
 
     def consumers(self) -> dict[str, list[SourceOp]]:
         users: dict[str, list[SourceOp]] = {}

@@ -36,8 +36,10 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
         if node.op_type == "DequantizeLinear" and node.inputs[0] is not None and node.inputs[0].const_value is None:
             if len(node.outputs[0].consumers()) > 1:
                 problems.append(f"{where}: activation DQ shared by {len(node.outputs[0].consumers())} consumers")
-        if node.op_type in QUANTIZED_OPS and any(producer_op(v, "DequantizeLinear") for v in node.inputs[:2]):
+        if node.op_type in QUANTIZED_OPS and producer_op(node.inputs[0], "DequantizeLinear"):
             problems += _check_quantized_op(node, where)
+        elif node.op_type in QUANTIZED_OPS and weight_dq(node.inputs[1]):
+            problems += _check_weight(node, where)  # weight-only (dynamic-range) quantization
     return problems
 
 
@@ -70,15 +72,11 @@ def _check_qparams(node: ir.Node, where: str) -> list[str]:
     return out
 
 
-def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
-    out: list[str] = []
-    x_dq = producer_op(node.inputs[0], "DequantizeLinear")
-    if x_dq is None:
-        out.append(f"{where}: activation does not come through a DequantizeLinear")
+def _check_weight(node: ir.Node, where: str) -> list[str]:
     w = weight_dq(node.inputs[1])
     if w is None:
-        out.append(f"{where}: weight is not a DequantizeLinear of an integer initializer")
-        return out
+        return [f"{where}: weight is not a DequantizeLinear of an integer initializer"]
+    out = []
     _, data, w_qp = w
     if data.dtype.kind not in "iu":
         out.append(f"{where}: weight initializer dtype {data.dtype} is not integer")
@@ -86,6 +84,22 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
         out.append(f"{where}: weight zero point is not 0 (weights must be symmetric)")
     if w_qp.per_axis and w_qp.axis != _weight_axis(node):
         out.append(f"{where}: weight quantized on axis {w_qp.axis}, expected {_weight_axis(node)}")
+    return out
+
+
+def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
+    out: list[str] = []
+    x_dq = producer_op(node.inputs[0], "DequantizeLinear")
+    if x_dq is None:
+        out.append(f"{where}: activation does not come through a DequantizeLinear")
+    w = weight_dq(node.inputs[1])
+    if w is None and node.op_type == "MatMul" and producer_op(node.inputs[1], "DequantizeLinear"):
+        return out  # activation x activation (attention): both sides quantized at run time
+    if w is None:
+        out.append(f"{where}: weight is not a DequantizeLinear of an integer initializer")
+        return out
+    out += _check_weight(node, where)
+    _, _, w_qp = w
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         b = weight_dq(node.inputs[2])
         if b is None or b[1].dtype != np.int32:

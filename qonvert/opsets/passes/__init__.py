@@ -8,7 +8,7 @@ import onnx_ir.passes.common as common
 from .batchnorm import fold_batchnorm
 from .bias import fold_bias_add, quantize_biases
 from .constants import fold_constant_layout
-from .qdq import push_dq_through_layout, quantize_op_outputs, settle_requantizations, split_shared_dq
+from .qdq import asymmetric_activations_to_uint8, push_dq_through_layout, quantize_op_outputs, settle_requantizations, split_shared_dq
 
 
 def canonicalize(model: ir.Model) -> dict[str, int]:
@@ -23,6 +23,7 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     counts["dq_pushed_through_layout"] = push_dq_through_layout(graph)
     counts["dq_split"] = split_shared_dq(graph)
     counts["requantize_removed"], counts["requantize_kept"] = settle_requantizations(graph)
+    counts["activations_to_uint8"] = asymmetric_activations_to_uint8(graph)
     _clean(model)
     return counts
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 
-from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, producer_op, qparams_of, single_consumer
+from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, initializer, producer_op, qparams_of, single_consumer
 
 
 def next_quantize(value: ir.Value) -> ir.Node | None:
@@ -110,3 +111,28 @@ def settle_requantizations(graph: ir.Graph) -> tuple[int, int]:
             dq1.resize_inputs(2)
             kept += 1
     return removed, kept
+
+
+def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
+    """Store asymmetric int8 activations as uint8 (zero point + 128: the same real values, exact).
+
+    ORT's x86 kernels take uint8 activations; its own s8 -> u8 rewrite only handles a Q with a
+    single DQ, so int8 tensors read by two ops (residual blocks) kept their convs float.
+    Symmetric int8 (zero point 0, what TensorRT needs) and graph inputs/outputs are left as they are.
+    """
+    done = 0
+    for node in list(graph):
+        if node.op_type != "QuantizeLinear" or node.domain or node.outputs[0].is_graph_output():
+            continue
+        qp = qparams_of(node)
+        users = node.outputs[0].consumers()
+        if qp is None or qp.dtype != "int8" or qp.per_axis or not qp.zero_point.any():
+            continue
+        if not users or any(u.op_type != "DequantizeLinear" or u.inputs[0] is not node.outputs[0] for u in users):
+            continue
+        zp = initializer(graph, np.asarray(qp.zero_point + 128, np.uint8), f"{node.outputs[0].name}_zero_point_u8")
+        for n in (node, *users):
+            n.replace_input_with(2, zp)
+        node.outputs[0].type = ir.TensorType(ir.DataType.UINT8)
+        done += 1
+    return done

@@ -1,0 +1,179 @@
+"""Reads a .tflite flatbuffer (through the `tflite` schema package, no TensorFlow) into a SourceGraph.
+
+Ops keep TFLite's builtin names (CONV_2D, ...); their inputs are one positional slot "in"
+("" where an optional input is absent), outputs one slot "out"; builtin options become attrs
+under their schema names (FusedActivationFunction, StrideH, ...).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tflite
+
+from ...errors import QonvertError
+from ..source import SourceGraph, SourceOp, TensorInfo
+from .quant import tensor_qparams
+
+FILE_IDENTIFIER = b"TFL3"
+
+_OPCODE_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+_OPTION_CLASSES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
+_TENSOR_TYPES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_") and isinstance(v, int)}
+_NUMPY_TYPES = {
+    "FLOAT32": "float32",
+    "FLOAT16": "float16",
+    "FLOAT64": "float64",
+    "INT32": "int32",
+    "INT64": "int64",
+    "INT16": "int16",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "BOOL": "bool",
+}
+_SKIP_GETTERS = ("Init", "GetRootAs")
+
+
+def is_tflite(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        head = f.read(8)
+    return path.suffix == ".tflite" or head[4:8] == FILE_IDENTIFIER
+
+
+def read_tflite(path: Path) -> SourceGraph:
+    data = path.read_bytes()
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        found = data[4:8] if len(data) >= 8 else b""
+        raise QonvertError(f"{path}: not a TFLite flatbuffer (file identifier {found!r}, expected {FILE_IDENTIFIER!r})")
+    try:
+        return _Reader(path, data).graph()
+    except QonvertError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise QonvertError(f"{path}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
+
+
+class _Reader:
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.path = path
+        self.data = data
+        self.model = tflite.Model.GetRootAs(data, 0)
+
+    def graph(self) -> SourceGraph:
+        model = self.model
+        if model.SubgraphsLength() != 1:
+            raise QonvertError(
+                f"{self.path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models (no control flow) are supported"
+            )
+        sub = model.Subgraphs(0)
+        opcodes = [self._opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+        names = self._tensor_names(sub)
+        graph = SourceGraph("tflite", str(self.path), [], [], [], {})
+        for i in range(sub.TensorsLength()):
+            self._read_tensor(sub.Tensors(i), names[i], graph)
+        for i in sub.InputsAsNumpy():
+            t = sub.Tensors(int(i))
+            graph.inputs.append(TensorInfo(names[i], graph.shapes[names[i]], self._dtype(t, names[i])))
+        graph.outputs = [names[int(i)] for i in sub.OutputsAsNumpy()]
+        for k in range(sub.OperatorsLength()):
+            op = sub.Operators(k)
+            index = op.OpcodeIndex()
+            if index >= len(opcodes):
+                raise QonvertError(f"{self.path}: operator {k} uses opcode index {index}, but the model has {len(opcodes)} opcodes")
+            ins = [names[int(i)] if i >= 0 else "" for i in (op.InputsAsNumpy() if op.InputsLength() else [])]
+            outs = [names[int(i)] for i in (op.OutputsAsNumpy() if op.OutputsLength() else [])]
+            graph.ops.append(SourceOp(opcodes[index], {"in": ins}, {"out": outs}, self._options(op)))
+        return graph
+
+    def _opcode_name(self, code: Any) -> str:
+        # deprecated_builtin_code is an int8 (127 = look in builtin_code); old files leave
+        # builtin_code 0. The larger of the two is the opcode either way.
+        number = max(code.DeprecatedBuiltinCode(), code.BuiltinCode())
+        name = _OPCODE_NAMES.get(number, f"UNKNOWN_OPCODE_{number}")
+        if name == "CUSTOM":
+            custom = code.CustomCode()
+            name = f"CUSTOM:{custom.decode() if custom else '?'}"
+        return name
+
+    def _tensor_names(self, sub: Any) -> list[str]:
+        """Tensor names as stored, made unique (TFLite does not promise unique names)."""
+        names: list[str] = []
+        seen: set[str] = set()
+        for i in range(sub.TensorsLength()):
+            raw = sub.Tensors(i).Name()
+            name = raw.decode("utf-8", "replace") if raw else f"tensor_{i}"
+            if name in seen:
+                name = f"{name}#{i}"
+            seen.add(name)
+            names.append(name)
+        return names
+
+    def _dtype(self, tensor: Any, name: str) -> str:
+        kind = _TENSOR_TYPES.get(tensor.Type(), f"type {tensor.Type()}")
+        if kind not in _NUMPY_TYPES:
+            raise QonvertError(f"{self.path}: tensor {name!r} has unsupported type {kind}")
+        return _NUMPY_TYPES[kind]
+
+    def _read_tensor(self, tensor: Any, name: str, graph: SourceGraph) -> None:
+        shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+        if tensor.ShapeSignatureLength():
+            shape = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy())
+        graph.shapes[name] = shape
+        graph.dtypes[name] = self._dtype(tensor, name)
+        qp = tensor_qparams(tensor.Quantization(), name, shape, _TENSOR_TYPES.get(tensor.Type(), ""))
+        if qp is not None:
+            graph.quant[name] = qp
+        raw = self._buffer(tensor.Buffer(), name)
+        if raw is None:
+            return
+        dtype = np.dtype(self._dtype(tensor, name))
+        count = int(np.prod(shape)) if shape else 1
+        if len(raw) != count * dtype.itemsize or any(d < 0 for d in shape):
+            raise QonvertError(f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}")
+        graph.constants[name] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+    def _buffer(self, index: int, name: str) -> bytes | None:
+        if index == 0:  # buffer 0 is the empty sentinel
+            return None
+        if index >= self.model.BuffersLength():
+            raise QonvertError(f"{self.path}: tensor {name!r} refers to buffer {index}, but the model has {self.model.BuffersLength()}")
+        buf = self.model.Buffers(index)
+        offset, size = buf.Offset(), buf.Size()
+        if offset > 1:  # models past 2 GB keep data after the flatbuffer, addressed from the file start
+            if offset + size > len(self.data):
+                raise QonvertError(f"{self.path}: tensor {name!r}: buffer {index} [{offset}, {offset + size}) lies past the file end ({len(self.data)})")
+            return self.data[offset : offset + size] if size else None
+        if not buf.DataLength():
+            return None
+        start = buf._tab.Vector(buf._tab.Offset(4))
+        if start + buf.DataLength() > len(self.data):
+            raise QonvertError(f"{self.path}: tensor {name!r}: buffer {index} data lies past the file end")
+        return self.data[start : start + buf.DataLength()]
+
+    def _options(self, op: Any) -> dict[str, Any]:
+        kind = _OPTION_CLASSES.get(op.BuiltinOptionsType())
+        table = op.BuiltinOptions()
+        if kind in (None, "NONE") or table is None:
+            return {}
+        cls = getattr(tflite, kind, None)
+        if cls is None:
+            return {}
+        options = cls()
+        options.Init(table.Bytes, table.Pos)
+        attrs: dict[str, Any] = {}
+        for attr in dir(cls):
+            if attr.startswith("_") or attr.startswith(_SKIP_GETTERS) or attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier")):
+                continue
+            if hasattr(cls, f"{attr}Length"):
+                n = getattr(options, f"{attr}Length")()
+                attrs[attr] = [int(v) for v in getattr(options, f"{attr}AsNumpy")()] if n else []
+            else:
+                attrs[attr] = getattr(options, attr)()
+        return attrs

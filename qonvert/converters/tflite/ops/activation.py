@@ -1,0 +1,57 @@
+"""SOFTMAX, LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, PRELU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...context import ConversionContext, Laid
+from ...registry import register
+from ...source import SourceOp
+from ..layout import arg, held, operands, rank_of, remap_axis
+
+_UNARY = {"LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "HARD_SWISH": "HardSwish"}
+_CLIPS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+def _input(ctx: ConversionContext, op: SourceOp) -> tuple[object, tuple[int, ...] | None]:
+    name = arg(op, 0) or ""
+    perm = held(ctx, name)
+    return ctx.laid_out(name, perm), perm
+
+
+@register("tflite", *_UNARY)
+def unary(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x, perm = _input(ctx, op)
+    if op.type == "HARD_SWISH":
+        ctx.b.require(14)
+    return Laid(ctx.b.op(_UNARY[op.type], [x]), perm)
+
+
+@register("tflite", *_CLIPS)
+def clip(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x, perm = _input(ctx, op)
+    lo, hi = _CLIPS[op.type]
+    return Laid(ctx.b.op("Clip", [x, ctx.b.const(np.float32(lo), "lo"), ctx.b.const(np.float32(hi), "hi")]), perm)
+
+
+@register("tflite", "LEAKY_RELU")
+def leaky_relu(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x, perm = _input(ctx, op)
+    return Laid(ctx.b.op("LeakyRelu", [x], {"alpha": float(op.attr("Alpha", default=0.2))}), perm)
+
+
+@register("tflite", "PRELU")
+def prelu(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (x, alpha), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
+    return Laid(ctx.b.op("PRelu", [x, alpha]), perm)
+
+
+@register("tflite", "SOFTMAX")
+def softmax(ctx: ConversionContext, op: SourceOp) -> Laid:
+    """softmax(beta * x) over the last source axis."""
+    x, perm = _input(ctx, op)
+    beta = float(op.attr("Beta", default=1.0))
+    if beta != 1.0:
+        x = ctx.b.op("Mul", [x, ctx.b.const(np.float32(beta), "beta")])
+    axis = remap_axis(-1, rank_of(ctx, arg(op, 0)), perm)
+    return Laid(ctx.b.op("Softmax", [x], {"axis": axis}), perm)

@@ -1,0 +1,145 @@
+"""CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, FULLY_CONNECTED, BATCH_MATMUL, pools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ...context import ConversionContext, Laid
+from ...registry import register
+from ...source import SourceOp
+from .. import quant
+from ..layout import NCHW, arg, conv_pads, finish, operands, out, rank_of, same_pads, spatial
+
+
+def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, ...]) -> ir.Value:
+    """A constant weight in the ONNX layout: integer data transposed, read through its DQ."""
+    name = arg(op, index)
+    data = ctx.array(name)
+    if data is None:
+        return ctx.laid_out(name or "", perm)  # computed at run time: transposed as a tensor
+    moved, qp = quant.weight(data, ctx.source.quant.get(name or ""), perm)
+    if qp is None:
+        return ctx.b.const(moved, f"{name}_onnx")
+    return ctx.b.int_weight(moved, qp, f"{name}_onnx")
+
+
+def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
+    name = arg(op, index)
+    data = ctx.array(name)
+    if name is None:
+        return None
+    if data is None:
+        return ctx.value(name)
+    values, qp = quant.bias(data, ctx.source.quant.get(name), name)
+    return ctx.b.const(values, name) if qp is None else ctx.b.int_weight(values, qp, name)
+
+
+def _conv_attrs(ctx: ConversionContext, op: SourceOp, kernel: tuple[int, int]) -> dict[str, Any]:
+    strides = [op.attr("StrideH", default=1), op.attr("StrideW", default=1)]
+    dilations = [op.attr("DilationHFactor", default=1), op.attr("DilationWFactor", default=1)]
+    return {"strides": strides, "dilations": dilations, **conv_pads(ctx, op, kernel, strides, dilations)}
+
+
+@register("tflite", "CONV_2D")
+def conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x = spatial(ctx, op)
+    shape = ctx.shape(arg(op, 1)) or ()  # OHWI
+    in_channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
+    group = in_channels // shape[3] if shape[3] and in_channels > 0 else 1
+    w = _weight(ctx, op, 1, (0, 3, 1, 2))
+    inputs = [x, w, _bias(ctx, op, 2)]
+    y = ctx.b.op("Conv", inputs, {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": group})
+    return finish(ctx, op, y, NCHW)
+
+
+@register("tflite", "DEPTHWISE_CONV_2D")
+def depthwise_conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x = spatial(ctx, op)
+    shape = ctx.shape(arg(op, 1)) or ()  # 1, H, W, C*multiplier
+    channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
+    if channels <= 0:
+        raise QonvertError(f"op {op.label}: input channels unknown")
+    w = _weight(ctx, op, 1, (3, 0, 1, 2))  # -> [C*m, 1, H, W]
+    y = ctx.b.op("Conv", [x, w, _bias(ctx, op, 2)], {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": channels})
+    return finish(ctx, op, y, NCHW)
+
+
+@register("tflite", "TRANSPOSE_CONV")
+def transpose_conv(ctx: ConversionContext, op: SourceOp) -> Laid:
+    """Inputs: output_shape (NHWC), weights OHWI, input, optional bias."""
+    out_shape = ctx.array(arg(op, 0))
+    in_shape = ctx.shape(arg(op, 2)) or ()
+    w_shape = ctx.shape(arg(op, 1)) or ()
+    if out_shape is None or len(in_shape) != 4 or min(in_shape[1:]) <= 0:
+        raise QonvertError(f"op {op.label}: needs a constant output shape and a static input shape")
+    x = ctx.laid_out(arg(op, 2) or "", NCHW)
+    w = _weight(ctx, op, 1, (3, 0, 1, 2))  # OHWI -> [I, O, H, W]; per-channel O -> axis 1
+    strides = [op.attr("StrideH", default=1), op.attr("StrideW", default=1)]
+    pads, extra = [], []
+    for i in range(2):
+        total = (in_shape[1 + i] - 1) * strides[i] + w_shape[1 + i] - int(out_shape[1 + i])
+        if op.attr("Padding", default=1) == 1:  # VALID: no padding, any surplus rows at the end
+            pads.append((0, max(total, 0)))
+        else:
+            pads.append(same_pads(int(out_shape[1 + i]), w_shape[1 + i], strides[i], 1) if total >= 0 else (0, 0))
+        extra.append(max(-total, 0))
+    attrs = {"strides": strides, "pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]], "output_padding": extra}
+    y = ctx.b.op("ConvTranspose", [x, w, _bias(ctx, op, 3)], attrs)
+    return finish(ctx, op, y, NCHW)
+
+
+@register("tflite", "FULLY_CONNECTED")
+def fully_connected(ctx: ConversionContext, op: SourceOp) -> Any:
+    """x [..., I] (flattened to [-1, I] unless KeepNumDims), weights [O, I] -> Gemm(transB=1)."""
+    name = arg(op, 0) or ""
+    w_shape = ctx.shape(arg(op, 1)) or ()
+    in_shape = ctx.shape(name) or ()
+    x = ctx.laid_out(name)
+    if len(in_shape) != 2 or in_shape[-1] != w_shape[1]:
+        x = ctx.b.op("Reshape", [x, ctx.b.ints([-1, w_shape[1]])])
+    if ctx.array(arg(op, 1)) is None:
+        w = ctx.b.op("Transpose", [ctx.laid_out(arg(op, 1) or "")], {"perm": [1, 0]})
+        y = ctx.b.op("MatMul", [x, w])
+        b = _bias(ctx, op, 2)
+        y = ctx.b.op("Add", [y, b]) if b is not None else y
+    else:
+        y = ctx.b.op("Gemm", [x, _weight(ctx, op, 1, (0, 1)), _bias(ctx, op, 2)], {"transB": 1})
+    if op.attr("KeepNumDims", default=False) and len(in_shape) > 2:
+        y = ctx.b.op("Reshape", [y, ctx.b.ints([*(d if d >= 0 else 0 for d in in_shape[:-1]), w_shape[0]])])
+    return finish(ctx, op, y, None)
+
+
+@register("tflite", "BATCH_MATMUL")
+def batch_matmul(ctx: ConversionContext, op: SourceOp) -> Any:
+    values = []
+    for i, adj in enumerate((op.attr("AdjX", default=False), op.attr("AdjY", default=False))):
+        name = arg(op, i) or ""
+        rank = rank_of(ctx, name)
+        perm = [*range(rank - 2), rank - 1, rank - 2] if adj else None
+        values.append(ctx.laid_out(name, perm))
+    return ctx.b.op("MatMul", values)
+
+
+def _pool(ctx: ConversionContext, op: SourceOp, onnx_op: str) -> Laid:
+    kernel = (op.attr("FilterHeight", default=1), op.attr("FilterWidth", default=1))
+    attrs = {"kernel_shape": list(kernel), **_conv_attrs(ctx, op, kernel)}
+    attrs.pop("dilations")
+    if onnx_op == "AveragePool":
+        attrs["count_include_pad"] = 0  # TFLite averages over the valid pixels only
+    return finish(ctx, op, ctx.b.op(onnx_op, [spatial(ctx, op)], attrs), NCHW)
+
+
+@register("tflite", "AVERAGE_POOL_2D")
+def average_pool_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
+    return _pool(ctx, op, "AveragePool")
+
+
+@register("tflite", "MAX_POOL_2D")
+def max_pool_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
+    return _pool(ctx, op, "MaxPool")
+
+

@@ -1,0 +1,72 @@
+"""Elementwise arithmetic and reductions: ADD, SUB, MUL, DIV, SQUARED_DIFFERENCE, RSQRT, MEAN, SUM."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....errors import QonvertError
+from ...context import ConversionContext, Laid
+from ...registry import register
+from ...source import SourceOp
+from ..layout import arg, finish, held, operands, rank_of
+
+_BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div"}
+
+
+@register("tflite", *_BINARY)
+def binary(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
+    return finish(ctx, op, ctx.b.op(_BINARY[op.type], [a, b]), perm)
+
+
+@register("tflite", "SQUARED_DIFFERENCE")
+def squared_difference(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
+    d = ctx.b.op("Sub", [a, b])
+    return Laid(ctx.b.op("Mul", [d, d]), perm)
+
+
+_UNARY = {"NEG": "Neg", "SQRT": "Sqrt", "EXP": "Exp", "ABS": "Abs", "LOG": "Log"}
+
+
+@register("tflite", *_UNARY)
+def unary(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (x,), perm = operands(ctx, [arg(op, 0)])
+    return Laid(ctx.b.op(_UNARY[op.type], [x]), perm)
+
+
+@register("tflite", "MAXIMUM", "MINIMUM")
+def extremum(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
+    return Laid(ctx.b.op("Max" if op.type == "MAXIMUM" else "Min", [a, b]), perm)
+
+
+@register("tflite", "RSQRT")
+def rsqrt(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (x,), perm = operands(ctx, [arg(op, 0)])
+    return Laid(ctx.b.op("Reciprocal", [ctx.b.op("Sqrt", [x])]), perm)
+
+
+def reduced_perm(perm: tuple[int, ...] | None, axes: list[int], keepdims: bool) -> tuple[int, ...] | None:
+    """How the output of a reduction over source `axes` is held when its input is held in `perm`."""
+    if perm is None or keepdims:
+        return perm
+    kept = [p for p in perm if p not in axes]
+    order = sorted(kept)
+    new = tuple(order.index(p) for p in kept)
+    return None if new == tuple(range(len(new))) else new
+
+
+@register("tflite", "MEAN", "SUM")
+def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
+    name = arg(op, 0) or ""
+    axes_arr = ctx.array(arg(op, 1))
+    if axes_arr is None:
+        raise QonvertError(f"op {op.label}: reduction axes are not a constant")
+    rank = rank_of(ctx, name)
+    axes = sorted({int(a) % rank for a in np.ravel(axes_arr)})
+    perm = held(ctx, name)
+    keep = bool(op.attr("KeepDims", default=False))
+    onnx_axes = [perm.index(a) if perm else a for a in axes]
+    y = ctx.b.reduce("ReduceMean" if op.type == "MEAN" else "ReduceSum", ctx.laid_out(name, perm), sorted(onnx_axes), keep)
+    return Laid(y, reduced_perm(perm, axes, keep))

@@ -1,0 +1,36 @@
+"""RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR (NCHW Resize with TFLite's coordinate conventions)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....errors import QonvertError
+from ...context import ConversionContext, Laid
+from ...registry import register
+from ...source import SourceOp
+from ..layout import NCHW, arg, spatial
+
+
+def _mode(op: SourceOp, nearest: bool) -> dict[str, str]:
+    if op.attr("AlignCorners", default=False):
+        return {"coordinate_transformation_mode": "align_corners", **({"nearest_mode": "round_prefer_ceil"} if nearest else {})}
+    if op.attr("HalfPixelCenters", default=False):
+        # TF: nearest reads floor((x + 0.5) * in / out); bilinear samples at (x + 0.5) * in / out - 0.5
+        if nearest:
+            return {"coordinate_transformation_mode": "tf_half_pixel_for_nn", "nearest_mode": "floor"}
+        return {"coordinate_transformation_mode": "half_pixel"}
+    return {"coordinate_transformation_mode": "asymmetric", **({"nearest_mode": "floor"} if nearest else {})}
+
+
+@register("tflite", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+def resize(ctx: ConversionContext, op: SourceOp) -> Laid:
+    nearest = op.type == "RESIZE_NEAREST_NEIGHBOR"
+    x = spatial(ctx, op)
+    size = ctx.array(arg(op, 1))
+    in_shape = ctx.shape(arg(op, 0)) or ()
+    if size is None or in_shape[0] < 0 or in_shape[3] < 0:
+        raise QonvertError(f"op {op.label}: needs a constant size and static batch and channels")
+    sizes = ctx.b.ints([in_shape[0], in_shape[3], int(size[0]), int(size[1])])
+    attrs = {"mode": "nearest" if nearest else "linear", **_mode(op, nearest)}
+    empty = ctx.b.const(np.zeros(0, np.float32), "no_scales")
+    return Laid(ctx.b.op("Resize", [x, ctx.b.const(np.zeros(0, np.float32), "no_roi"), empty, sizes], attrs), NCHW)

@@ -1,0 +1,228 @@
+"""Data movement: RESHAPE, SQUEEZE, EXPAND_DIMS, TRANSPOSE, CONCATENATION, SPLIT(_V), (STRIDED_)SLICE,
+PAD(V2), GATHER, SHAPE, PACK, UNPACK, CAST. Ops that keep the rank run in the held layout
+with their axes remapped; ops that change the rank run in the source (NHWC) layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ...context import _NP_TO_IR, ConversionContext, Laid
+from ...registry import register
+from ...source import SourceOp
+from ..layout import arg, finish, held, rank_of, remap_axis
+
+_INT_MAX = 2**63 - 1
+
+
+def _const(ctx: ConversionContext, op: SourceOp, index: int, what: str) -> np.ndarray:
+    data = ctx.array(arg(op, index))
+    if data is None:
+        raise QonvertError(f"op {op.label}: {what} is not a constant")
+    return np.asarray(data).astype(np.int64)
+
+
+def _shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
+    """A shape operand as int64: a constant, or a run-time tensor (SHAPE -> ... -> PACK) cast."""
+    data = ctx.array(arg(op, index))
+    if data is not None:
+        return ctx.b.ints(np.ravel(data).tolist())
+    return ctx.b.op("Cast", [ctx.laid_out(arg(op, index) or "")], {"to": ir.DataType.INT64})
+
+
+@register("tflite", "RESHAPE")
+def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    x = ctx.laid_out(arg(op, 0) or "")
+    if arg(op, 1) is not None:
+        return ctx.b.op("Reshape", [x, _shape_input(ctx, op, 1)])
+    target = op.attr("NewShape", default=None) or list(ctx.shape(op.outputs["out"][0]) or ())
+    return ctx.b.op("Reshape", [x, ctx.b.ints(target)])
+
+
+@register("tflite", "SQUEEZE")
+def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    x = ctx.laid_out(arg(op, 0) or "")
+    dims = op.attr("SqueezeDims", default=[])
+    if not dims:
+        shape = ctx.shape(arg(op, 0)) or ()
+        dims = [i for i, d in enumerate(shape) if d == 1]
+    return ctx.b.op("Squeeze", [x, ctx.b.ints(dims)])
+
+
+@register("tflite", "EXPAND_DIMS")
+def expand_dims(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    axis = int(_const(ctx, op, 1, "axis").ravel()[0])
+    rank = rank_of(ctx, arg(op, 0))
+    return ctx.b.op("Unsqueeze", [ctx.laid_out(arg(op, 0) or ""), ctx.b.ints([axis % (rank + 1)])])
+
+
+@register("tflite", "TRANSPOSE")
+def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """The source tensor transposed by perm is a layout of it: laid_out composes with how it is held."""
+    perm = [int(p) for p in _const(ctx, op, 1, "perm")]
+    return ctx.laid_out(arg(op, 0) or "", perm)
+
+
+def _common_layout(ctx: ConversionContext, names: list[str]) -> tuple[list[ir.Value], tuple[int, ...] | None]:
+    perm = next((held(ctx, n) for n in names if held(ctx, n) is not None), None)
+    return [ctx.laid_out(n, perm) for n in names], perm
+
+
+@register("tflite", "CONCATENATION")
+def concatenation(ctx: ConversionContext, op: SourceOp) -> Laid:
+    names = [n for n in op.inputs["in"] if n]
+    values, perm = _common_layout(ctx, names)
+    axis = remap_axis(int(op.attr("Axis", default=0)), rank_of(ctx, names[0]), perm)
+    return finish(ctx, op, ctx.b.op("Concat", values, {"axis": axis}), perm)
+
+
+def _split(ctx: ConversionContext, op: SourceOp, name: str, axis: int, sizes: list[int]) -> list[Laid]:
+    perm = held(ctx, name)
+    rank = rank_of(ctx, name)
+    parts = ctx.b.op(
+        "Split", [ctx.laid_out(name, perm), ctx.b.ints(sizes)], {"axis": remap_axis(axis, rank, perm)}, outputs=len(sizes)
+    )
+    return [Laid(p, perm) for p in (parts if len(sizes) > 1 else (parts,))]
+
+
+@register("tflite", "SPLIT")
+def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
+    """Inputs: axis, x; NumSplits equal parts."""
+    name = arg(op, 1) or ""
+    axis = int(_const(ctx, op, 0, "axis").ravel()[0])
+    n = int(op.attr("NumSplits", default=len(op.outputs["out"])))
+    length = (ctx.shape(name) or ())[axis]
+    if length < 0 or length % n:
+        raise QonvertError(f"op {op.label}: cannot split length {length} in {n}")
+    return _split(ctx, op, name, axis, [length // n] * n)
+
+
+@register("tflite", "SPLIT_V")
+def split_v(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
+    """Inputs: x, size_splits (one may be -1), axis."""
+    name = arg(op, 0) or ""
+    sizes = [int(s) for s in _const(ctx, op, 1, "size_splits")]
+    axis = int(_const(ctx, op, 2, "axis").ravel()[0])
+    if -1 in sizes:
+        length = (ctx.shape(name) or ())[axis]
+        sizes[sizes.index(-1)] = length - sum(s for s in sizes if s != -1)
+    return _split(ctx, op, name, axis, sizes)
+
+
+def _slice(ctx: ConversionContext, name: str, begin: list[int], end: list[int], steps: list[int], shrink: list[int]) -> Any:
+    """Slice every source axis (in the held layout), then squeeze the `shrink` axes (source layout)."""
+    rank = len(begin)
+    perm = held(ctx, name) if not shrink else None
+    axes = [remap_axis(a, rank, perm) for a in range(rank)]
+    x = ctx.laid_out(name, perm)
+    y = ctx.b.op("Slice", [x, ctx.b.ints(begin), ctx.b.ints(end), ctx.b.ints(axes), ctx.b.ints(steps)])
+    if shrink:
+        y = ctx.b.op("Squeeze", [y, ctx.b.ints(shrink)])
+    return Laid(y, perm)
+
+
+@register("tflite", "STRIDED_SLICE")
+def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
+    name = arg(op, 0) or ""
+    begin, end, steps = (_const(ctx, op, i, what).tolist() for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    if op.attr("EllipsisMask", default=0) or op.attr("NewAxisMask", default=0):
+        raise QonvertError(f"op {op.label}: ellipsis and new-axis masks are not supported")
+    if op.attr("Offset", default=False):
+        end = [b + e for b, e in zip(begin, end, strict=True)]
+    bmask, emask, smask = (op.attr(k, default=0) for k in ("BeginMask", "EndMask", "ShrinkAxisMask"))
+    shrink = []
+    for i, step in enumerate(steps):
+        if bmask >> i & 1:
+            begin[i] = 0 if step > 0 else _INT_MAX
+        if emask >> i & 1:
+            end[i] = _INT_MAX if step > 0 else -_INT_MAX
+        if smask >> i & 1:
+            end[i] = begin[i] + 1 if begin[i] != -1 else _INT_MAX
+            steps[i] = 1
+            shrink.append(i)
+    return _slice(ctx, name, begin, end, steps, shrink)
+
+
+@register("tflite", "SLICE")
+def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
+    begin = _const(ctx, op, 1, "begin").tolist()
+    size = _const(ctx, op, 2, "size").tolist()
+    end = [_INT_MAX if s == -1 else b + s for b, s in zip(begin, size, strict=True)]
+    return _slice(ctx, arg(op, 0) or "", begin, end, [1] * len(begin), [])
+
+
+@register("tflite", "PAD", "PADV2")
+def pad(ctx: ConversionContext, op: SourceOp) -> Laid:
+    name = arg(op, 0) or ""
+    pads = _const(ctx, op, 1, "paddings").reshape(-1, 2)
+    perm = held(ctx, name)
+    order = list(perm) if perm else list(range(len(pads)))
+    onnx_pads = [int(pads[a, 0]) for a in order] + [int(pads[a, 1]) for a in order]
+    inputs = [ctx.laid_out(name, perm), ctx.b.ints(onnx_pads)]
+    value = ctx.float_array(arg(op, 2))
+    if value is not None:
+        inputs.append(ctx.b.const(np.float32(np.ravel(value)[0]), "pad_value"))
+    elif name in ctx.source.quant:  # TFLite pads a quantized tensor with its zero point, i.e. real 0
+        inputs.append(ctx.b.const(np.float32(0.0), "pad_value"))
+    return Laid(ctx.b.op("Pad", inputs), perm)
+
+
+@register("tflite", "GATHER")
+def gather(ctx: ConversionContext, op: SourceOp) -> Laid:
+    name = arg(op, 0) or ""
+    if op.attr("BatchDims", default=0):
+        raise QonvertError(f"op {op.label}: batch_dims is not supported")
+    rank = rank_of(ctx, name)
+    indices = arg(op, 1)
+    idx_rank = rank_of(ctx, indices)
+    perm = held(ctx, name) if idx_rank == 1 else None  # a 1-D index keeps the rank: stay in the held layout
+    axis = remap_axis(int(op.attr("Axis", default=0)), rank, perm)
+    data = ctx.array(indices)
+    idx = ctx.b.ints(np.ravel(data).tolist()) if data is not None and idx_rank == 1 else ctx.laid_out(indices or "")
+    return Laid(ctx.b.op("Gather", [ctx.laid_out(name, perm), idx], {"axis": axis}), perm)
+
+
+@register("tflite", "SHAPE")
+def shape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """The source shape: the held value's shape gathered back into source order."""
+    name = arg(op, 0) or ""
+    perm = held(ctx, name)
+    s = ctx.b.op("Shape", [ctx.value(name)])
+    if perm:
+        s = ctx.b.op("Gather", [s, ctx.b.ints([perm.index(i) for i in range(len(perm))])], {"axis": 0})
+    return _cast_to(ctx, s, op.outputs["out"][0])
+
+
+def _cast_to(ctx: ConversionContext, value: ir.Value, name: str) -> ir.Value:
+    """A cast to the source tensor's dtype; an integer tensor of a quantized model stays real."""
+    if name in ctx.source.quant:
+        return value
+    dtype = ctx.source.dtypes.get(name, "float32")
+    return ctx.b.op("Cast", [value], {"to": _NP_TO_IR[dtype]})
+
+
+@register("tflite", "PACK")
+def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    names = [n for n in op.inputs["in"] if n]
+    axis = int(op.attr("Axis", default=0)) % (rank_of(ctx, names[0]) + 1)
+    parts = [ctx.b.op("Unsqueeze", [ctx.laid_out(n), ctx.b.ints([axis])]) for n in names]
+    return ctx.b.op("Concat", parts, {"axis": axis})
+
+
+@register("tflite", "UNPACK")
+def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
+    name = arg(op, 0) or ""
+    axis = int(op.attr("Axis", default=0)) % rank_of(ctx, name)
+    n = len(op.outputs["out"])
+    parts = ctx.b.op("Split", [ctx.laid_out(name), ctx.b.ints([1] * n)], {"axis": axis}, outputs=n)
+    parts = parts if n > 1 else (parts,)
+    return [ctx.b.op("Squeeze", [p, ctx.b.ints([axis])]) for p in parts]
+
+
+@register("tflite", "CAST")
+def cast(ctx: ConversionContext, op: SourceOp) -> Laid:
+    name = arg(op, 0) or ""
+    return Laid(_cast_to(ctx, ctx.laid_out(name, held(ctx, name)), op.outputs["out"][0]), held(ctx, name))

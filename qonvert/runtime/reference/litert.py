@@ -1,0 +1,58 @@
+"""LiteRT reference runner: the ai-edge-litert interpreter on the .tflite file itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import QonvertError
+from .. import refio
+
+
+def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignore[no-untyped-def]
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise QonvertError("verifying a TFLite model needs ai-edge-litert (pip install 'qonvert[tflite]')") from None
+    try:
+        interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=preserve_all_tensors)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise QonvertError(f"{model}: LiteRT cannot load it: {exc}") from None
+    return interp
+
+
+def run_reference(model: Path, inputs: refio.Samples) -> list[list[np.ndarray]]:
+    """Outputs in the model's output order, one list per sample; inputs are fed by name."""
+    interp = interpreter(model)
+    details = interp.get_input_details()
+    outputs = []
+    for feed in inputs:
+        for d in details:
+            if d["name"] not in feed:
+                raise QonvertError(f"{model}: no value for input {d['name']!r}")
+            interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
+        interp.invoke()
+        outputs.append([interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()])
+    return outputs
+
+
+def sample_inputs(model: Path, samples: int, seed: int = 0, low: float = -1.0, high: float = 1.0) -> refio.Samples:
+    """Uniform real inputs in [low, high] (what the fixtures were calibrated on), quantized with the
+    input tensor's own parameters where the model takes integers."""
+    rng = np.random.default_rng(seed)
+    details = interpreter(model).get_input_details()
+    out = []
+    for _ in range(samples):
+        feed = {}
+        for d in details:
+            x = rng.uniform(low, high, d["shape"]).astype(np.float32)
+            dtype = np.dtype(d["dtype"])
+            if dtype.kind in "iu":
+                scale, zp = d["quantization"]
+                info = np.iinfo(dtype)
+                x = np.clip(np.rint(x / scale) + zp, info.min, info.max)
+            feed[d["name"]] = x.astype(dtype)
+        out.append(feed)
+    return out
