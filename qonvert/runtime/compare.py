@@ -21,6 +21,7 @@ class OutputStats:
     cosine: float
     top1_agreement: float | None  # for [N, classes] outputs
     levels: int  # distinct quantization levels the reference spans
+    ref_range: float = 0.0  # max - min of the reference values
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -74,4 +75,5 @@ def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float
         cosine=cosine,
         top1_agreement=top1,
         levels=int(np.unique(np.round(b / lsb)).size),
+        ref_range=float(b.max() - b.min()) if b.size else 0.0,
     )

@@ -122,12 +122,18 @@ def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
     """
     done = 0
     for node in list(graph):
-        if node.op_type != "QuantizeLinear" or node.domain or node.outputs[0].is_graph_output():
+        if node.op_type != "QuantizeLinear" or node.domain:
             continue
         qp = qparams_of(node)
-        users = node.outputs[0].consumers()
         if qp is None or qp.dtype != "int8" or qp.per_axis or not qp.zero_point.any():
             continue
+        if node.outputs[0].is_graph_output():  # an int8 output: reached through a uint8 pair (exact)
+            x = node.inputs[0]
+            assert x is not None
+            q = add_q(graph, x, qp, f"{x.name}_q", before=node)
+            node.replace_input_with(0, add_dq_of(graph, q, qp, f"{x.name}_dq", before=node))
+            node = q.producer()  # type: ignore[assignment]
+        users = node.outputs[0].consumers()
         if not users or any(u.op_type != "DequantizeLinear" or u.inputs[0] is not node.outputs[0] for u in users):
             continue
         zp = initializer(graph, np.asarray(qp.zero_point + 128, np.uint8), f"{node.outputs[0].name}_zero_point_u8")
