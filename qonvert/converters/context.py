@@ -101,27 +101,18 @@ class ConversionContext:
             return value
         key = (name, want)
         if key not in self._layouts:
-            self._layouts[key] = self._transpose_before_quantization(value, steps)
+            self._layouts[key] = self._transpose_quantized(value, steps)
         return self._layouts[key]
 
-    def _transpose_before_quantization(self, value: ir.Value, perm: list[int]) -> ir.Value:
-        """Transpose a quantized tensor on its real side (x -> Transpose -> Q -> DQ, exact: Q is
-        elementwise) or its integer graph input, so a DQ still feeds its consumer directly and
-        no layout op sits between a Q and its DQ."""
+    def _transpose_quantized(self, value: ir.Value, perm: list[int]) -> ir.Value:
+        """Move a quantized tensor as DQ -> Transpose -> Q -> DQ with its own parameters (exact:
+        Q(DQ(q)) == q), so its consumer still reads a DQ, its producer keeps a single Q, and ORT
+        turns DQ -> Transpose -> Q into an integer Transpose."""
         dq = value.producer()
+        moved = self.b.op("Transpose", [value], {"perm": perm})
         if dq is None or dq.op_type != "DequantizeLinear" or dq.attributes.get("axis") is not None:
-            return self.b.op("Transpose", [value], {"perm": perm})
-        q_out = dq.inputs[0]
-        q = q_out.producer() if q_out is not None else None
-        if q is not None and q.op_type == "QuantizeLinear" and q.attributes.get("axis") is None:
-            moved = self.b.op("Transpose", [q.inputs[0]], {"perm": perm})
-            q_out = self.b.op("QuantizeLinear", [moved, *q.inputs[1:]])
-        elif q_out is not None and q_out.is_graph_input():  # requantised after the move (exact), so
-            moved = self.b.op("Transpose", [value], {"perm": perm})  # the consumer's DQ has a Q
-            q_out = self.b.op("QuantizeLinear", [moved, *dq.inputs[1:]])
-        else:
-            return self.b.op("Transpose", [value], {"perm": perm})
-        return self.b.op("DequantizeLinear", [q_out, *dq.inputs[1:]])
+            return moved
+        return self.b.op("DequantizeLinear", [self.b.op("QuantizeLinear", [moved, *dq.inputs[1:]]), *dq.inputs[1:]])
 
     def input(self, op: SourceOp, slot: str, index: int = 0) -> ir.Value:
         name = op.input(slot, index)
