@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures" / "paddle"))
 
 import make_fixtures  # noqa: E402
+from measure import run_measured  # noqa: E402
 
 from qonvert.api import verify  # noqa: E402
 from qonvert.runtime.ort import fusion_report, session  # noqa: E402
@@ -60,27 +61,6 @@ class Row:
     fused: str = ""
     latency_ms: float | None = None
     speedup: float | None = None
-
-
-# Linux keeps a process's peak RSS across exec, so a child forked from this (large) process would
-# report ours: measure through a small fresh launcher whose children start from ~10 MB.
-_LAUNCHER = """
-import resource, subprocess, sys
-code = subprocess.run(sys.argv[1:]).returncode
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.exit(code)
-"""
-
-
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, str]:
-    """(exit code, wall seconds, peak RSS in MB, output) of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    out = proc.stdout + proc.stderr
-    rss = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS_KB")]
-    text = "\n".join(line for line in out.splitlines() if not line.startswith("PEAK_RSS_KB"))
-    return proc.returncode, wall, float(rss[-1]) / 1024 if rss else 0.0, text
 
 
 def latency_ms(path: Path, runs: int) -> float:

@@ -107,3 +107,80 @@ def test_bad_scale(fixture_copy, tmp_path: Path, value: float) -> None:  # type:
 
 def test_nonexistent_path(tmp_path: Path) -> None:
     _expect_error(tmp_path / "nothing", tmp_path, "no such file")
+
+
+# -- TFLite: corrupt flatbuffers, each edited at the byte the schema puts the field at ----------
+TFLITE = Path(__file__).resolve().parents[1] / "fixtures" / "tflite" / "small_cnn_int8.tflite"
+
+
+def _tflite_copy(tmp_path: Path) -> tuple[Path, bytearray]:
+    data = bytearray(TFLITE.read_bytes())
+    return tmp_path / "bad.tflite", data
+
+
+def _tensor(data: bytearray, want):  # type: ignore[no-untyped-def]
+    """The first tensor of subgraph 0 for which `want(tensor)` holds (found through the schema)."""
+    import tflite
+
+    sub = tflite.Model.GetRootAs(bytes(data), 0).Subgraphs(0)
+    return next(sub.Tensors(i) for i in range(sub.TensorsLength()) if want(sub.Tensors(i)))
+
+
+def test_tflite_truncated(tmp_path: Path) -> None:
+    path, data = _tflite_copy(tmp_path)
+    path.write_bytes(bytes(data[: len(data) // 3]))
+    _expect_error(path, tmp_path, "bad.tflite", "truncated or corrupt")
+
+
+def test_tflite_wrong_identifier(tmp_path: Path) -> None:
+    path, data = _tflite_copy(tmp_path)
+    data[4:8] = b"XXXX"
+    path.write_bytes(bytes(data))
+    _expect_error(path, tmp_path, "bad.tflite", "file identifier")
+
+
+def test_tflite_buffer_out_of_range(tmp_path: Path) -> None:
+    import tflite
+
+    path, data = _tflite_copy(tmp_path)
+    model = tflite.Model.GetRootAs(bytes(data), 0)
+    buf = next(model.Buffers(i) for i in range(model.BuffersLength()) if model.Buffers(i).DataLength() > 16)
+    start = buf._tab.Vector(buf._tab.Offset(4))
+    data[start - 4 : start] = (len(data) * 2).to_bytes(4, "little")  # the data vector's length prefix
+    path.write_bytes(bytes(data))
+    _expect_error(path, tmp_path, "bad.tflite", "past the file end")
+
+
+@pytest.mark.parametrize("bad", [0.0, float("nan")])
+def test_tflite_bad_scale(tmp_path: Path, bad: float) -> None:
+    import struct
+
+    path, data = _tflite_copy(tmp_path)
+    tensor = _tensor(data, lambda t: t.Quantization() is not None and t.Quantization().ScaleLength() == 1)
+    q = tensor.Quantization()
+    start = q._tab.Vector(q._tab.Offset(8))  # QuantizationParameters.scale
+    data[start : start + 4] = struct.pack("<f", bad)
+    path.write_bytes(bytes(data))
+    _expect_error(path, tmp_path, tensor.Name().decode(), "scale must be finite and > 0")
+
+
+def test_tflite_quantized_dimension_out_of_range(tmp_path: Path) -> None:
+    path, data = _tflite_copy(tmp_path)
+    tensor = _tensor(data, lambda t: t.Quantization() is not None and t.Quantization().QuantizedDimension() == 3)
+    q = tensor.Quantization()
+    at = q._tab.Pos + q._tab.Offset(16)  # QuantizationParameters.quantized_dimension
+    data[at : at + 4] = (7).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    _expect_error(path, tmp_path, tensor.Name().decode(), "quantized_dimension 7 out of range")
+
+
+def test_tflite_unknown_opcode(tmp_path: Path) -> None:
+    import tflite
+
+    path, data = _tflite_copy(tmp_path)
+    code = tflite.Model.GetRootAs(bytes(data), 0).OperatorCodes(0)
+    at = code._tab.Pos + code._tab.Offset(10)  # OperatorCode.builtin_code
+    assert code._tab.Offset(10), "fixture stores builtin_code"
+    data[at : at + 4] = (4000).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    _expect_error(path, tmp_path, "UNKNOWN_OPCODE_4000", "unsupported")

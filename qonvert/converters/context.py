@@ -151,9 +151,10 @@ class ConversionContext:
                 self._bind_one(name, val)
 
     def _bind_one(self, name: str, val: ir.Value | Laid) -> None:
-        perm = None
+        perm: tuple[int, ...] | None = None
         if isinstance(val, Laid):
-            val, perm = val.value, val.perm
+            perm = val.perm
+            val = val.value
         qp = self.source.quant.get(name)
         if qp is not None:  # an integer tensor in the source: Q (named as the source tensor) -> DQ
             if qp.per_axis and perm is not None:

@@ -69,9 +69,7 @@ class _Reader:
     def graph(self) -> SourceGraph:
         model = self.model
         if model.SubgraphsLength() != 1:
-            raise QonvertError(
-                f"{self.path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models (no control flow) are supported"
-            )
+            raise QonvertError(f"{self.path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models (no control flow) are supported")
         sub = model.Subgraphs(0)
         opcodes = [self._opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
         names = self._tensor_names(sub)
@@ -136,7 +134,9 @@ class _Reader:
         dtype = np.dtype(self._dtype(tensor, name))
         count = int(np.prod(shape)) if shape else 1
         if len(raw) != count * dtype.itemsize or any(d < 0 for d in shape):
-            raise QonvertError(f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}")
+            raise QonvertError(
+                f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
+            )
         graph.constants[name] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
     def _buffer(self, index: int, name: str) -> bytes | None:
@@ -148,7 +148,9 @@ class _Reader:
         offset, size = buf.Offset(), buf.Size()
         if offset > 1:  # models past 2 GB keep data after the flatbuffer, addressed from the file start
             if offset + size > len(self.data):
-                raise QonvertError(f"{self.path}: tensor {name!r}: buffer {index} [{offset}, {offset + size}) lies past the file end ({len(self.data)})")
+                raise QonvertError(
+                    f"{self.path}: tensor {name!r}: buffer {index} [{offset}, {offset + size}) lies past the file end ({len(self.data)})"
+                )
             return self.data[offset : offset + size] if size else None
         if not buf.DataLength():
             return None

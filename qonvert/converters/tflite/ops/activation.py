@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 
 from ...context import ConversionContext, Laid
 from ...registry import register
@@ -13,7 +14,7 @@ _UNARY = {"LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "HARD_SWISH": "
 _CLIPS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
-def _input(ctx: ConversionContext, op: SourceOp) -> tuple[object, tuple[int, ...] | None]:
+def _input(ctx: ConversionContext, op: SourceOp) -> tuple[ir.Value, tuple[int, ...] | None]:
     name = arg(op, 0) or ""
     perm = held(ctx, name)
     return ctx.laid_out(name, perm), perm

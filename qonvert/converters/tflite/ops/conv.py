@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
@@ -12,7 +11,7 @@ from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from .. import quant
-from ..layout import NCHW, arg, conv_pads, finish, operands, out, rank_of, same_pads, spatial
+from ..layout import NCHW, arg, conv_pads, finish, rank_of, same_pads, spatial
 
 
 def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, ...]) -> ir.Value:
@@ -141,5 +140,3 @@ def average_pool_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
 @register("tflite", "MAX_POOL_2D")
 def max_pool_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     return _pool(ctx, op, "MaxPool")
-
-

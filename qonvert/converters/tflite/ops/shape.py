@@ -82,9 +82,7 @@ def concatenation(ctx: ConversionContext, op: SourceOp) -> Laid:
 def _split(ctx: ConversionContext, op: SourceOp, name: str, axis: int, sizes: list[int]) -> list[Laid]:
     perm = held(ctx, name)
     rank = rank_of(ctx, name)
-    parts = ctx.b.op(
-        "Split", [ctx.laid_out(name, perm), ctx.b.ints(sizes)], {"axis": remap_axis(axis, rank, perm)}, outputs=len(sizes)
-    )
+    parts = ctx.b.op("Split", [ctx.laid_out(name, perm), ctx.b.ints(sizes)], {"axis": remap_axis(axis, rank, perm)}, outputs=len(sizes))
     return [Laid(p, perm) for p in (parts if len(sizes) > 1 else (parts,))]
 
 

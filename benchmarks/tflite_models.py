@@ -1,0 +1,120 @@
+"""MobileNetV2 and ResNet-50 (keras.applications, 224x224, random weights, BatchNorm statistics
+re-estimated) made int8 by TFLiteConverter, converted by qonvert and by tf2onnx 1.17; one table:
+conversion wall time and peak RSS, fidelity against LiteRT, ORT CPU fusion and latency against
+the fp32 model (the fp32 .tflite converted by tf2onnx).
+
+    python benchmarks/tflite_models.py --models DIR --tf-venv VENV [--runs N]
+
+DIR holds <name>_int8.tflite and <name>_fp32.tflite, made by
+    VENV/bin/python -c "import sys; sys.path.insert(0, 'fixtures/tflite'); import make_fixtures as m; \\
+        from pathlib import Path; [m.make(n, Path('DIR')) for n in ('mobilenet_v2_224', 'resnet50_224')]"
+VENV is the fixture environment (fixtures/tflite/setup_venv.sh), where tf2onnx is installed as a user would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured
+
+from qonvert.api import verify
+from qonvert.runtime import refio
+from qonvert.runtime.ort import fusion_report, session
+from qonvert.runtime.reference.litert import sample_inputs
+
+MODELS = ("mobilenet_v2_224", "resnet50_224")
+
+
+def latency_ms(path: Path, runs: int) -> float:
+    sess = session(onnx.load(str(path)), "cpu")
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+    dtype = np.int8 if "int8" in inp.type else np.float32
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(dtype)
+    for _ in range(3):
+        sess.run(None, {inp.name: x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {inp.name: x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def convert(tool: str, src: Path, dst: Path, venv: Path) -> tuple[int, float, float, str]:
+    if tool == "qonvert":
+        return run_measured([sys.executable, "-m", "qonvert", "convert", str(src), "-o", str(dst)])
+    return run_measured([str(venv / "bin" / "python"), "-m", "tf2onnx.convert", "--tflite", str(src), "--output", str(dst), "--opset", "13"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, required=True)
+    parser.add_argument("--tf-venv", type=Path, required=True)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in MODELS:
+            src = args.models / f"{name}_int8.tflite"
+            fp32 = Path(tmp) / f"{name}_fp32.onnx"
+            code, _, _, text = convert("tf2onnx", args.models / f"{name}_fp32.tflite", fp32, args.tf_venv)
+            if code:
+                raise SystemExit(f"tf2onnx failed on the fp32 model: {text[-300:]}")
+            fp32_ms = latency_ms(fp32, args.runs)
+            inputs = Path(tmp) / f"{name}_inputs.npz"
+            refio.save(inputs, sample_inputs(src, args.samples), None, [])
+            reference = Path(tmp) / f"{name}_reference.npz"
+            for tool in ("qonvert", "tf2onnx"):
+                out = Path(tmp) / f"{name}_{tool}.onnx"
+                code, wall, rss, text = convert(tool, src, out, args.tf_venv)
+                row = {"model": name, "tool": tool, "wall_s": wall, "rss_mb": rss, "fp32_ms": fp32_ms}
+                if code:
+                    row["error"] = text.strip().splitlines()[-1][:100]
+                    rows.append(row)
+                    continue
+                have_ref = reference.is_file()
+                rep = verify(
+                    src,
+                    str(out),
+                    reference=reference if have_ref else None,
+                    inputs=None if have_ref else inputs,
+                    save_reference=None if have_ref else reference,
+                    fusion=False,
+                )
+                o = rep.outputs[0]
+                fusion = fusion_report(onnx.load(str(out)))
+                ms = latency_ms(out, args.runs)
+                row.update(
+                    max_lsb=o.max_diff_lsb,
+                    exact=o.pct_exact,
+                    top1=o.top1_agreement,
+                    fused=f"{fusion.fused}/{fusion.quantized_in_source}",
+                    ms=ms,
+                    speedup=fp32_ms / ms,
+                )
+                rows.append(row)
+                print(row, file=sys.stderr)
+    print("| model | converter | convert wall | peak RSS | max diff vs LiteRT | exact | top-1 | fused Conv/MatMul/Gemm | ORT CPU ms | vs fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['model']} | {r['tool']} | failed: {r['error']} |")
+            continue
+        print(
+            f"| {r['model']} | {r['tool']} | {r['wall_s']:.2f} s | {r['rss_mb']:.0f} MB | {r['max_lsb']:.2f} LSB | {r['exact']:.1f}% | "
+            f"{r['top1']:.2f} | {r['fused']} | {r['ms']:.1f} (fp32 {r['fp32_ms']:.1f}) | {r['speedup']:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
