@@ -10,7 +10,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def generated(text: str) -> str:
-    import qonvert.converters.paddle  # noqa: F401  (registers the mappers)
+    import qonvert.converters.paddle
     import qonvert.converters.tflite  # noqa: F401
     from qonvert.converters.paddle.quant import FAKE_DQ, FAKE_Q, FAKE_QDQ
     from qonvert.converters.registry import support_matrix
