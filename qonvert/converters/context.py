@@ -15,7 +15,7 @@ from .registry import lookup
 from .source import SourceGraph, SourceOp
 
 MAIN_OUTPUT_SLOTS = ("Out", "Output", "Y", "out")
-_NP_TO_IR = {
+NP_TO_IR = {
     "float32": ir.DataType.FLOAT,
     "float16": ir.DataType.FLOAT16,
     "float64": ir.DataType.DOUBLE,
@@ -208,7 +208,7 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder, skip: Callable[[Sour
         perm = source.io_perms.get(info.name)
         shape = [info.shape[p] for p in perm] if perm else list(info.shape)
         dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(shape)]
-        value = ir.Value(name=builder.claim(info.name), shape=ir.Shape(dims), type=ir.TensorType(_NP_TO_IR[info.dtype]))
+        value = ir.Value(name=builder.claim(info.name), shape=ir.Shape(dims), type=ir.TensorType(NP_TO_IR[info.dtype]))
         ctx.graph_inputs.append(value)
         qp = source.quant.get(info.name)
         ctx.values[info.name] = value if qp is None else builder.dequantize(value, qp, name=builder.unique(f"{info.name}_dq"))

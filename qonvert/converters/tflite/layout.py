@@ -19,7 +19,6 @@ from ..context import ConversionContext, Laid
 from ..source import SourceOp
 
 NCHW = (0, 3, 1, 2)  # ONNX holds a source NHWC tensor x as transpose(x, NCHW)
-NHWC = (0, 2, 3, 1)  # and transpose(y, NHWC) turns an NCHW tensor back
 
 
 def arg(op: SourceOp, index: int) -> str | None:
@@ -41,6 +40,11 @@ def rank_of(ctx: ConversionContext, name: str | None) -> int:
 
 def held(ctx: ConversionContext, name: str | None) -> tuple[int, ...] | None:
     return ctx.perms.get(name or "")
+
+
+def as_held(ctx: ConversionContext, name: str | None) -> tuple[ir.Value, tuple[int, ...] | None]:
+    """The tensor's value as it is held, and how (ops that do not care about layout)."""
+    return ctx.value(name), held(ctx, name)
 
 
 def spatial(ctx: ConversionContext, op: SourceOp) -> ir.Value:

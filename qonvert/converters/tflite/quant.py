@@ -50,14 +50,10 @@ def weight(data: np.ndarray, qp: QuantParams | None, perm: Sequence[int]) -> tup
     return moved, qp.with_axis(list(perm).index(qp.axis or 0))
 
 
-def bias(data: np.ndarray, qp: QuantParams | None, name: str) -> tuple[np.ndarray, QuantParams | None]:
+def bias(data: np.ndarray, qp: QuantParams | None) -> tuple[np.ndarray, QuantParams | None]:
     """A bias as int32 data (16x8 int64 biases when they fit) or, failing that, dequantized float."""
     if qp is None:
         return data, None
     if data.dtype == np.int64 and np.abs(data).max(initial=0) >= 2**31:
         return qp.dequantize(data), None
     return data.astype(np.int32), qp
-
-
-def dtype_from_name(type_name: str) -> str:
-    return _QDTYPES.get(type_name, type_name.lower())

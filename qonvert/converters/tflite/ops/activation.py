@@ -8,16 +8,14 @@ import onnx_ir as ir
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, held, operands, rank_of, remap_axis
+from ..layout import arg, as_held, operands, rank_of, remap_axis
 
 _UNARY = {"LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "HARD_SWISH": "HardSwish"}
 _CLIPS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
 def _input(ctx: ConversionContext, op: SourceOp) -> tuple[ir.Value, tuple[int, ...] | None]:
-    name = arg(op, 0) or ""
-    perm = held(ctx, name)
-    return ctx.laid_out(name, perm), perm
+    return as_held(ctx, arg(op, 0))
 
 
 @register("tflite", *_UNARY)

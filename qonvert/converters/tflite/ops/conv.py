@@ -33,7 +33,7 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
         return None
     if data is None:
         return ctx.value(name)
-    values, qp = quant.bias(data, ctx.source.quant.get(name), name)
+    values, qp = quant.bias(data, ctx.source.quant.get(name))
     return ctx.b.const(values, name) if qp is None else ctx.b.int_weight(values, qp, name)
 
 

@@ -8,9 +8,10 @@ from ....errors import QonvertError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, finish, held, operands, rank_of
+from ..layout import arg, as_held, finish, operands, rank_of
 
-_BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div"}
+# MAXIMUM / MINIMUM have no fused activation: `finish` leaves them as they are.
+_BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "Max", "MINIMUM": "Min"}
 
 
 @register("tflite", *_BINARY)
@@ -31,19 +32,13 @@ _UNARY = {"NEG": "Neg", "SQRT": "Sqrt", "EXP": "Exp", "ABS": "Abs", "LOG": "Log"
 
 @register("tflite", *_UNARY)
 def unary(ctx: ConversionContext, op: SourceOp) -> Laid:
-    (x,), perm = operands(ctx, [arg(op, 0)])
+    x, perm = as_held(ctx, arg(op, 0))
     return Laid(ctx.b.op(_UNARY[op.type], [x]), perm)
-
-
-@register("tflite", "MAXIMUM", "MINIMUM")
-def extremum(ctx: ConversionContext, op: SourceOp) -> Laid:
-    (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
-    return Laid(ctx.b.op("Max" if op.type == "MAXIMUM" else "Min", [a, b]), perm)
 
 
 @register("tflite", "RSQRT")
 def rsqrt(ctx: ConversionContext, op: SourceOp) -> Laid:
-    (x,), perm = operands(ctx, [arg(op, 0)])
+    x, perm = as_held(ctx, arg(op, 0))
     return Laid(ctx.b.op("Reciprocal", [ctx.b.op("Sqrt", [x])]), perm)
 
 
@@ -65,8 +60,8 @@ def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
         raise QonvertError(f"op {op.label}: reduction axes are not a constant")
     rank = rank_of(ctx, name)
     axes = sorted({int(a) % rank for a in np.ravel(axes_arr)})
-    perm = held(ctx, name)
+    x, perm = as_held(ctx, name)
     keep = bool(op.attr("KeepDims", default=False))
     onnx_axes = [perm.index(a) if perm else a for a in axes]
-    y = ctx.b.reduce("ReduceMean" if op.type == "MEAN" else "ReduceSum", ctx.laid_out(name, perm), sorted(onnx_axes), keep)
+    y = ctx.b.reduce("ReduceMean" if op.type == "MEAN" else "ReduceSum", x, sorted(onnx_axes), keep)
     return Laid(y, reduced_perm(perm, axes, keep))

@@ -9,13 +9,12 @@ import onnx_ir as ir
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, held
+from ..layout import arg, as_held
 
 
 @register("tflite", "QUANTIZE", "DEQUANTIZE")
 def requantize(ctx: ConversionContext, op: SourceOp) -> Laid:
-    name = arg(op, 0) or ""
-    x = ctx.laid_out(name, held(ctx, name))
+    x, perm = as_held(ctx, arg(op, 0))
     if x.dtype == ir.DataType.FLOAT16:  # fp16 weights of a float16-quantized model
         x = ctx.b.op("Cast", [x], {"to": ir.DataType.FLOAT})
-    return Laid(ctx.b.op("Identity", [x]), held(ctx, name))
+    return Laid(ctx.b.op("Identity", [x]), perm)

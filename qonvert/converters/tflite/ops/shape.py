@@ -10,10 +10,10 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
-from ...context import _NP_TO_IR, ConversionContext, Laid
+from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, finish, held, rank_of, remap_axis
+from ..layout import arg, as_held, finish, held, operands, out, rank_of, remap_axis
 
 _INT_MAX = 2**63 - 1
 
@@ -38,7 +38,7 @@ def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.laid_out(arg(op, 0) or "")
     if arg(op, 1) is not None:
         return ctx.b.op("Reshape", [x, _shape_input(ctx, op, 1)])
-    target = op.attr("NewShape", default=None) or list(ctx.shape(op.outputs["out"][0]) or ())
+    target = op.attr("NewShape", default=None) or list(ctx.shape(out(op)) or ())
     return ctx.b.op("Reshape", [x, ctx.b.ints(target)])
 
 
@@ -66,23 +66,18 @@ def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.laid_out(arg(op, 0) or "", perm)
 
 
-def _common_layout(ctx: ConversionContext, names: list[str]) -> tuple[list[ir.Value], tuple[int, ...] | None]:
-    perm = next((held(ctx, n) for n in names if held(ctx, n) is not None), None)
-    return [ctx.laid_out(n, perm) for n in names], perm
-
-
 @register("tflite", "CONCATENATION")
 def concatenation(ctx: ConversionContext, op: SourceOp) -> Laid:
     names = [n for n in op.inputs["in"] if n]
-    values, perm = _common_layout(ctx, names)
+    values, perm = operands(ctx, names)  # inputs of one rank: all in the first one's held layout
     axis = remap_axis(int(op.attr("Axis", default=0)), rank_of(ctx, names[0]), perm)
     return finish(ctx, op, ctx.b.op("Concat", values, {"axis": axis}), perm)
 
 
 def _split(ctx: ConversionContext, op: SourceOp, name: str, axis: int, sizes: list[int]) -> list[Laid]:
-    perm = held(ctx, name)
+    x, perm = as_held(ctx, name)
     rank = rank_of(ctx, name)
-    parts = ctx.b.op("Split", [ctx.laid_out(name, perm), ctx.b.ints(sizes)], {"axis": remap_axis(axis, rank, perm)}, outputs=len(sizes))
+    parts = ctx.b.op("Split", [x, ctx.b.ints(sizes)], {"axis": remap_axis(axis, rank, perm)}, outputs=len(sizes))
     return [Laid(p, perm) for p in (parts if len(sizes) > 1 else (parts,))]
 
 
@@ -156,10 +151,10 @@ def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
 def pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
     pads = _const(ctx, op, 1, "paddings").reshape(-1, 2)
-    perm = held(ctx, name)
+    x, perm = as_held(ctx, name)
     order = list(perm) if perm else list(range(len(pads)))
     onnx_pads = [int(pads[a, 0]) for a in order] + [int(pads[a, 1]) for a in order]
-    inputs = [ctx.laid_out(name, perm), ctx.b.ints(onnx_pads)]
+    inputs = [x, ctx.b.ints(onnx_pads)]
     value = ctx.float_array(arg(op, 2))
     if value is not None:
         inputs.append(ctx.b.const(np.float32(np.ravel(value)[0]), "pad_value"))
@@ -191,7 +186,7 @@ def shape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     s = ctx.b.op("Shape", [ctx.value(name)])
     if perm:
         s = ctx.b.op("Gather", [s, ctx.b.ints([perm.index(i) for i in range(len(perm))])], {"axis": 0})
-    return _cast_to(ctx, s, op.outputs["out"][0])
+    return _cast_to(ctx, s, out(op))
 
 
 def _cast_to(ctx: ConversionContext, value: ir.Value, name: str) -> ir.Value:
@@ -199,7 +194,7 @@ def _cast_to(ctx: ConversionContext, value: ir.Value, name: str) -> ir.Value:
     if name in ctx.source.quant:
         return value
     dtype = ctx.source.dtypes.get(name, "float32")
-    return ctx.b.op("Cast", [value], {"to": _NP_TO_IR[dtype]})
+    return ctx.b.op("Cast", [value], {"to": NP_TO_IR[dtype]})
 
 
 @register("tflite", "PACK")
@@ -222,5 +217,5 @@ def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
 
 @register("tflite", "CAST")
 def cast(ctx: ConversionContext, op: SourceOp) -> Laid:
-    name = arg(op, 0) or ""
-    return Laid(_cast_to(ctx, ctx.laid_out(name, held(ctx, name)), op.outputs["out"][0]), held(ctx, name))
+    x, perm = as_held(ctx, arg(op, 0))
+    return Laid(_cast_to(ctx, x, out(op)), perm)
