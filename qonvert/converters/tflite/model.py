@@ -77,8 +77,7 @@ class _Reader:
         for i in range(sub.TensorsLength()):
             self._read_tensor(sub.Tensors(i), names[i], graph)
         for i in sub.InputsAsNumpy():
-            t = sub.Tensors(int(i))
-            graph.inputs.append(TensorInfo(names[i], graph.shapes[names[i]], self._dtype(t, names[i])))
+            graph.inputs.append(TensorInfo(names[i], graph.shapes[names[i]], graph.dtypes[names[i]]))
         graph.outputs = [names[int(i)] for i in sub.OutputsAsNumpy()]
         for k in range(sub.OperatorsLength()):
             op = sub.Operators(k)
@@ -131,7 +130,7 @@ class _Reader:
         raw = self._buffer(tensor.Buffer(), name)
         if raw is None:
             return
-        dtype = np.dtype(self._dtype(tensor, name))
+        dtype = np.dtype(graph.dtypes[name])
         count = int(np.prod(shape)) if shape else 1
         if len(raw) != count * dtype.itemsize or any(d < 0 for d in shape):
             raise QonvertError(
