@@ -21,10 +21,10 @@ RNG = np.random.default_rng(0)
 S_X, S_Y = np.float32(0.05), np.float32(0.08)  # input / output activation steps
 
 
-def qdq(name: str, x: str, scale: float | np.ndarray, axis: int | None = None, dtype: type = np.int8) -> tuple[list, list]:
+def qdq(name: str, x: str, scale: float | np.ndarray, axis: int | None = None, dtype: type = np.int8, zero: int = 0) -> tuple[list, list]:
     """Q + DQ nodes (and their initializers) on tensor x; the dequantized tensor is `name`."""
     s = np.asarray(scale, np.float32)
-    init = [numpy_helper.from_array(s, f"{name}_s"), numpy_helper.from_array(np.zeros(s.shape, dtype), f"{name}_z")]
+    init = [numpy_helper.from_array(s, f"{name}_s"), numpy_helper.from_array(np.full(s.shape, zero, dtype), f"{name}_z")]
     kw = {"axis": axis} if axis is not None else {}
     nodes = [
         helper.make_node("QuantizeLinear", [x, f"{name}_s", f"{name}_z"], [f"{name}_q"], **kw),
@@ -168,6 +168,19 @@ def _same_double_quantization() -> onnx.ModelProto:
     return model(n1 + n2, i1 + i2, (4, 64), "y")
 
 
+def _mixed_zero_points() -> onnx.ModelProto:
+    """An asymmetric int8 tensor added to one whose zero point happens to be 0 (TFLite residuals)."""
+    n1, i1 = qdq("a", "x", S_X, zero=-20)
+    n2, i2 = qdq("b", "x", S_X * np.float32(0.7))
+    n3, i3 = qdq("y", "s", S_Y, zero=5)
+    return model([*n1, *n2, helper.make_node("Add", ["a", "b"], ["s"]), *n3], i1 + i2 + i3, (4, 64), "y")
+
+
+def _all_uint8(m: onnx.ModelProto) -> bool:
+    zero_points = {i.name: i.data_type for i in m.graph.initializer}
+    return all(zero_points[n.input[2]] == TensorProto.UINT8 for n in m.graph.node if n.op_type == "QuantizeLinear")
+
+
 def _ops(m: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in m.graph.node]
 
@@ -203,6 +216,7 @@ CASES = [
     Case("a shared activation DQ is split per consumer", _shared_dq, "dq_split", lambda m: _ops(m).count("DequantizeLinear") == 4),
     Case("double quantization kept exact", _double_quantization, "requantize_kept", lambda m: _ops(m).count("QuantizeLinear") == 2),
     Case("same-scale double quantization removed", _same_double_quantization, "requantize_removed", lambda m: _ops(m).count("QuantizeLinear") == 1),
+    Case("asymmetric graph: every int8 activation becomes uint8, zero point 0 too", _mixed_zero_points, "activations_to_uint8", _all_uint8),
 ]
 
 

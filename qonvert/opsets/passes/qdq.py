@@ -114,19 +114,22 @@ def settle_requantizations(graph: ir.Graph) -> tuple[int, int]:
 
 
 def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
-    """Store asymmetric int8 activations as uint8 (zero point + 128: the same real values, exact).
+    """Store the int8 activations of an asymmetric graph as uint8 (zero point + 128: the same
+    real values, exact).
 
     ORT's x86 kernels take uint8 activations; its own s8 -> u8 rewrite only handles a Q with a
-    single DQ, so int8 tensors read by two ops (residual blocks) kept their convs float.
-    Symmetric int8 (zero point 0, what TensorRT needs) and graph inputs/outputs are left as they are.
+    single DQ, so int8 tensors read by two ops (residual blocks) kept their convs float. Once any
+    activation is asymmetric, every int8 activation moves, those whose zero point happens to be 0
+    too: an Add or Conv whose inputs mix int8 and uint8 is not fused. A fully symmetric graph
+    (what TensorRT needs) is left as it is, and so are a model's int8 inputs and outputs.
     """
+    quantizers = [n for n in graph if n.op_type == "QuantizeLinear" and not n.domain]
+    params = [qparams_of(n) for n in quantizers]
+    activations = [(n, qp) for n, qp in zip(quantizers, params) if qp is not None and qp.dtype == "int8" and not qp.per_axis]
+    if not any(qp.zero_point.any() for _, qp in activations):
+        return 0
     done = 0
-    for node in list(graph):
-        if node.op_type != "QuantizeLinear" or node.domain:
-            continue
-        qp = qparams_of(node)
-        if qp is None or qp.dtype != "int8" or qp.per_axis or not qp.zero_point.any():
-            continue
+    for node, qp in activations:
         if node.outputs[0].is_graph_output():  # an int8 output: reached through a uint8 pair (exact)
             x = node.inputs[0]
             assert x is not None
@@ -134,8 +137,8 @@ def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
             node.replace_input_with(0, add_dq_of(graph, q, qp, f"{x.name}_dq", before=node))
             node = q.producer()  # type: ignore[assignment]
         users = node.outputs[0].consumers()
-        if not users or any(u.op_type != "DequantizeLinear" or u.inputs[0] is not node.outputs[0] for u in users):
-            continue
+        if not users or any(u.op_type != "DequantizeLinear" or len(u.inputs) < 3 for u in users):
+            continue  # a DQ without zero point was left so on purpose (settle_requantizations)
         zp = initializer(graph, np.asarray(qp.zero_point + 128, np.uint8), f"{node.outputs[0].name}_zero_point_u8")
         for n in (node, *users):
             n.replace_input_with(2, zp)
