@@ -123,9 +123,11 @@ def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
     too: an Add or Conv whose inputs mix int8 and uint8 is not fused. A fully symmetric graph
     (what TensorRT needs) is left as it is, and so are a model's int8 inputs and outputs.
     """
-    quantizers = [n for n in graph if n.op_type == "QuantizeLinear" and not n.domain]
-    params = [qparams_of(n) for n in quantizers]
-    activations = [(n, qp) for n, qp in zip(quantizers, params) if qp is not None and qp.dtype == "int8" and not qp.per_axis]
+    activations = []
+    for node in graph:
+        qp = qparams_of(node) if node.op_type == "QuantizeLinear" and not node.domain else None
+        if qp is not None and qp.dtype == "int8" and not qp.per_axis:
+            activations.append((node, qp))
     if not any(qp.zero_point.any() for _, qp in activations):
         return 0
     done = 0
