@@ -123,17 +123,40 @@ class VerifyReport:
 
 
 def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> refio.Samples:
-    """Standard-normal inputs (images normalised as most backbones expect), one sample per batch."""
+    """Standard-normal inputs (images normalised as most backbones expect), one sample per batch;
+    an integer input gets those values quantized with the parameters of the DequantizeLinear that
+    reads it (TFLite int8 / uint8 I/O), so it spans its range as real data would."""
     rng = np.random.default_rng(seed)
+    params = _input_qparams(model)
     out: refio.Samples = []
     for _ in range(samples):
         feed: dict[str, np.ndarray] = {}
         for inp in model.graph.input:
             dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
             dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-            feed[inp.name] = rng.standard_normal(dims).astype(dtype)
+            x = rng.standard_normal(dims)
+            if inp.name in params:
+                scale, zero = params[inp.name]
+                info = np.iinfo(dtype)
+                x = np.clip(np.rint(x / scale) + zero, info.min, info.max)
+            feed[inp.name] = x.astype(dtype)
         out.append(feed)
     return out
+
+
+def _input_qparams(model: onnx.ModelProto) -> dict[str, tuple[float, int]]:
+    """Per-tensor (scale, zero point) of the DequantizeLinear that reads each integer graph input."""
+    consts = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    inputs = {i.name for i in model.graph.input}
+    params = {}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inputs or node.input[1] not in consts:
+            continue
+        scale = consts[node.input[1]]
+        zero = consts.get(node.input[2]) if len(node.input) > 2 else None
+        if scale.size == 1:
+            params[node.input[0]] = (float(scale), int(zero) if zero is not None else 0)
+    return params
 
 
 def verify(

@@ -108,3 +108,12 @@ def test_matches_litert(case, request) -> None:  # type: ignore[no-untyped-def]
     for o in report.outputs:
         assert o.max_diff_lsb <= 1.0 + 1e-3, (name, o.as_dict())
         assert o.top1_agreement in (None, 1.0), (name, o.as_dict())
+
+
+def test_random_inputs_span_integer_inputs() -> None:
+    """verify's own inputs for an int8-input model are quantized normal values, not -3..3 casts."""
+    model = qonvert.convert(TFLITE_FIXTURES / "mobilenet_v2_int8io.tflite", None).model
+    (feed,) = qonvert.api.random_inputs(model, 1)
+    (x,) = feed.values()
+    assert x.dtype == np.int8
+    assert len(np.unique(x)) > 50, np.unique(x)

@@ -40,11 +40,11 @@ _SKIP_GETTERS = ("Init", "GetRootAs")
 
 
 def is_tflite(path: Path) -> bool:
+    """A file with TFLite's flatbuffer identifier, whatever its name."""
     if not path.is_file():
         return False
     with path.open("rb") as f:
-        head = f.read(8)
-    return path.suffix == ".tflite" or head[4:8] == FILE_IDENTIFIER
+        return f.read(8)[4:8] == FILE_IDENTIFIER
 
 
 def read_tflite(path: Path) -> SourceGraph:

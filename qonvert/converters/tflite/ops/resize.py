@@ -15,10 +15,9 @@ def _mode(op: SourceOp, nearest: bool) -> dict[str, str]:
     if op.attr("AlignCorners", default=False):
         return {"coordinate_transformation_mode": "align_corners", **({"nearest_mode": "round_prefer_ceil"} if nearest else {})}
     if op.attr("HalfPixelCenters", default=False):
-        # TF: nearest reads floor((x + 0.5) * in / out); bilinear samples at (x + 0.5) * in / out - 0.5
-        if nearest:
-            return {"coordinate_transformation_mode": "tf_half_pixel_for_nn", "nearest_mode": "floor"}
-        return {"coordinate_transformation_mode": "half_pixel"}
+        # TF: nearest reads floor((x + 0.5) * in / out), which is half_pixel's (x + 0.5) * in / out - 0.5
+        # rounded half up (tf_half_pixel_for_nn says the same but is deprecated); bilinear is half_pixel
+        return {"coordinate_transformation_mode": "half_pixel", **({"nearest_mode": "round_prefer_ceil"} if nearest else {})}
     return {"coordinate_transformation_mode": "asymmetric", **({"nearest_mode": "floor"} if nearest else {})}
 
 
