@@ -16,6 +16,7 @@ from .errors import QonvertError
 from .opsets.canonical import check_canonical
 from .runtime import refio
 from .runtime.compare import OutputStats, compare, output_lsb
+from .runtime.layers import LayerStats, compare_layers
 from .runtime.ort import FusionReport, fusion_report, run, session
 
 _EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
@@ -97,6 +98,7 @@ class VerifyReport:
     tolerance_lsb: float
     fusion: FusionReport | None = None
     remarks: list[str] = field(default_factory=list)
+    layers: list[LayerStats] | None = None  # verify(per_layer=True)
 
     @property
     def equivalent(self) -> bool:
@@ -119,6 +121,7 @@ class VerifyReport:
                 "coverage": self.fusion.coverage,
             },
             "remarks": self.remarks,
+            "layers": None if self.layers is None else [layer.as_dict() for layer in self.layers],
         }
 
 
@@ -170,9 +173,14 @@ def verify(
     save_reference: str | os.PathLike[str] | None = None,
     tolerance_lsb: float = 1.0,
     fusion: bool = True,
+    per_layer: bool = False,
 ) -> VerifyReport:
     """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
-    reference) on the same inputs; compare outputs in LSB units of each output's quantization."""
+    reference) on the same inputs; compare outputs in LSB units of each output's quantization.
+    per_layer: also compare every quantized tensor, each computed from the reference's own values
+    of its inputs (TFLite: LiteRT exposes them), to tell which op makes a difference."""
+    if per_layer:
+        _check_intermediates(Path(source))
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
     if reference is not None:
@@ -194,7 +202,8 @@ def verify(
     for j, out in enumerate(proto.graph.output):
         stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsbs[out.name]))
     report = fusion_report(proto) if fusion and device == "cpu" else None
-    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report)
+    layers = compare_layers(proto, feeds, run_source_intermediates(Path(source), feeds), device) if per_layer else None
+    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers)
 
 
 def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
@@ -213,6 +222,20 @@ def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
 
         return run_litert(source, feeds)
     raise QonvertError(f"{source}: no reference runner for {framework}")
+
+
+def _check_intermediates(source: Path) -> None:
+    from .converters import detect
+
+    if detect(source) != "tflite":
+        raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only LiteRT (TFLite) gives them")
+
+
+def run_source_intermediates(source: Path, feeds: refio.Samples) -> list[dict[str, np.ndarray]]:
+    _check_intermediates(source)
+    from .runtime.reference.litert import run_intermediates
+
+    return run_intermediates(source, feeds)
 
 
 def _load_onnx(path: Path) -> onnx.ModelProto:

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from . import api
 from .errors import QonvertError
 
+PER_LAYER = "TFLite: also check each quantized tensor, computed from LiteRT's own values of its inputs"
+WORST_LAYERS = 15  # layers listed by --per-layer (the rest are summed up)
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qonvert", description=__doc__)
@@ -28,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--nchw-io", action="store_true", help="TFLite: 4-D inputs/outputs NCHW in ONNX (default: NHWC as the source)")
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
+    c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
     v.add_argument("model", help="the source model")
     v.add_argument("onnx", help="the converted .onnx")
@@ -36,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--inputs", help=".npz of inputs")
     v.add_argument("--reference", help=".npz of inputs and recorded reference outputs")
     v.add_argument("--save-reference", help="record inputs and reference outputs to this .npz")
+    v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
     i.add_argument("model", help="a source model or an .onnx file")
@@ -56,8 +61,20 @@ def _print_verify(report: api.VerifyReport) -> None:
         print(f"ORT CPU integer kernels: {kernels}; quantized ops {f.quantized_in_source}, float {len(f.float_ops)}")
         for name in f.float_ops:
             print(f"  stays float: {name}")
+    if report.layers is not None:
+        _print_layers(report.layers)
     verdict = "EQUIVALENT" if report.equivalent else "NOT EQUIVALENT"
     print(f"{verdict}: {report.samples} samples on {report.device}, bar max |diff| <= {report.tolerance_lsb:g} LSB, same top-1")
+
+
+def _print_layers(layers: list[api.LayerStats]) -> None:
+    differ = sorted((layer for layer in layers if layer.max_steps), key=lambda layer: (-layer.max_steps, layer.pct_exact))
+    worst = max((layer.max_steps for layer in layers), default=0)
+    print(f"per layer, each fed the reference's inputs: {len(layers)} quantized tensors, {len(layers) - len(differ)} exact, worst {worst} step(s)")
+    for layer in differ[:WORST_LAYERS]:
+        print(f"  {layer.max_steps:4d} steps {layer.pct_exact:7.2f}% exact  {layer.op[:24]:24} {layer.name[:80]}")
+    if len(differ) > WORST_LAYERS:
+        print(f"  ... {len(differ) - WORST_LAYERS} more differ")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {remark}")
             if args.verify:
                 print(f"verifying on {args.samples} inputs ...", file=sys.stderr)
-                report = api.verify(args.model, result.model, samples=args.samples)
+                report = api.verify(args.model, result.model, samples=args.samples, per_layer=args.per_layer)
                 _print_verify(report)
                 return 0 if report.equivalent else 1
             return 0
@@ -89,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 inputs=args.inputs,
                 reference=args.reference,
                 save_reference=args.save_reference,
+                per_layer=args.per_layer,
             )
             if args.json:
                 print(json.dumps(report.as_dict(), indent=2))

@@ -184,3 +184,10 @@ def test_tflite_unknown_opcode(tmp_path: Path) -> None:
     data[at : at + 4] = (4000).to_bytes(4, "little")
     path.write_bytes(bytes(data))
     _expect_error(path, tmp_path, "UNKNOWN_OPCODE_4000", "unsupported")
+
+
+def test_per_layer_needs_a_runtime_with_intermediates(tmp_path: Path) -> None:
+    paddle_model = Path(__file__).resolve().parents[1] / "fixtures" / "paddle" / PIR
+    with pytest.raises(QonvertError, match="only LiteRT"):
+        qonvert.verify(paddle_model, tmp_path / "never_read.onnx", per_layer=True)
+    assert main(["verify", str(paddle_model), str(tmp_path / "never_read.onnx"), "--per-layer"]) == 2

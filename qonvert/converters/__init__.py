@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,9 +87,10 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     _restore_output_names(model, source.outputs)
     names = {k: v for k, v in ctx.name_map.items() if v}
     if names:
-        import json
-
         model.metadata_props["qonvert.name_map"] = json.dumps(names, sort_keys=True)
+    layouts = {k: list(p) for k, p in ctx.perms.items() if k in source.quant}
+    if layouts:  # how each quantized source tensor is transposed in ONNX (verify --per-layer)
+        model.metadata_props["qonvert.layouts"] = json.dumps(layouts, sort_keys=True)
     return Conversion(model, source, target, names, counts, ctx.remarks + source.notes)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,38 @@ def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignor
 def run_reference(model: Path, inputs: refio.Samples) -> list[list[np.ndarray]]:
     """Outputs in the model's output order, one list per sample; inputs are fed by name."""
     interp = interpreter(model)
-    details = interp.get_input_details()
     outputs = []
     for feed in inputs:
-        for d in details:
-            if d["name"] not in feed:
-                raise QonvertError(f"{model}: no value for input {d['name']!r}")
-            interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
-        interp.invoke()
+        _invoke(interp, model, feed)
         outputs.append([interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()])
     return outputs
+
+
+def run_intermediates(model: Path, inputs: refio.Samples) -> list[dict[str, np.ndarray]]:
+    """Every tensor LiteRT computes, by name, one dict per sample (verify --per-layer)."""
+    with warnings.catch_warnings():  # LiteRT warns that this is for debugging: it is
+        warnings.simplefilter("ignore")
+        interp = interpreter(model, preserve_all_tensors=True)
+    tensors = [d for d in interp.get_tensor_details() if d["name"]]
+    out = []
+    for feed in inputs:
+        _invoke(interp, model, feed)
+        values = {}
+        for d in tensors:
+            try:
+                values[d["name"]] = interp.get_tensor(d["index"]).copy()
+            except ValueError:  # a tensor without data (an unused optional input)
+                continue
+        out.append(values)
+    return out
+
+
+def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    for d in interp.get_input_details():
+        if d["name"] not in feed:
+            raise QonvertError(f"{model}: no value for input {d['name']!r}")
+        interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
+    interp.invoke()
 
 
 def sample_inputs(model: Path, samples: int, seed: int = 0, low: float = -1.0, high: float = 1.0) -> refio.Samples:

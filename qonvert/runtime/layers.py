@@ -1,0 +1,135 @@
+"""Per-layer check: every quantized tensor of the source, computed by ORT from the reference
+runtime's own values of the tensors it reads, compared in integer steps.
+
+The converted graph is cut at each Q named after a source tensor: the Q's output becomes a graph
+output (ours) and its consumers read a new graph input, fed with the reference's value. So each
+segment (one source op, with the transposes and Q/DQ around it) starts from exactly what the
+source framework computed, and an end-to-end difference can be traced to the op that makes it
+rather than to the amplification of one flipped step through the layers after it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx
+
+from ..errors import QonvertError
+from .ort import run, session
+
+OURS = "/qonvert_ours"  # suffix of the cut Q outputs (a name no framework makes)
+HOPS = 3  # how many producers name a layer's op (Conv+Relu, Mul+Add+Clip ...)
+
+
+@dataclass
+class LayerStats:
+    name: str  # the source tensor
+    op: str  # the ONNX ops between the segment's DQs and its Q
+    max_steps: int  # max |ours - reference| in integer steps
+    pct_exact: float
+    elements: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class _Cut:
+    source: str  # tensor name in the reference
+    value: str  # the Q output's name in ONNX (a graph input after the cut)
+    perm: tuple[int, ...] | None  # ONNX value = reference value transposed by perm
+    dtype: np.dtype
+    shape: tuple[int | None, ...] | None  # from the model's value_info, where known
+
+
+def compare_layers(
+    model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]], device: str = "cpu"
+) -> list[LayerStats]:
+    """One LayerStats per quantized source tensor the reference exposes, in graph order."""
+    cut_model, cuts = _cut(model, set(reference[0]) if reference else set())
+    if not cuts:
+        raise QonvertError("per-layer: no quantized tensor of the ONNX model is named as a tensor of the reference")
+    sess = session(cut_model, device)
+    worst: dict[str, list[int]] = {c.value: [0, 0, 0] for c in cuts}  # max steps, exact, elements
+    for feed, ref in zip(feeds, reference, strict=True):
+        full = dict(feed)
+        for c in cuts:
+            full[c.value] = _to_onnx(ref[c.source], c)
+        outs = run(sess, {i.name: full[i.name] for i in sess.get_inputs()})
+        for c, ours in zip(cuts, outs, strict=True):
+            diff = np.abs(ours.astype(np.int64) - _to_onnx(ref[c.source], c).astype(np.int64))
+            w = worst[c.value]
+            w[0], w[1], w[2] = max(w[0], int(diff.max(initial=0))), w[1] + int((diff == 0).sum()), w[2] + diff.size
+    values = {c.value for c in cuts}
+    return [
+        LayerStats(c.source, _op_label(model, c.value, values), w[0], 100.0 * w[1] / max(w[2], 1), w[2])
+        for c, w in ((c, worst[c.value]) for c in cuts)
+    ]
+
+
+def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
+    """The reference's value as the ONNX tensor holds it: transposed, and int8 stored as uint8
+    with zero point + 128 (asymmetric_activations_to_uint8)."""
+    value = ref.transpose(cut.perm) if cut.perm is not None else ref
+    if cut.shape is not None and not _fits(value.shape, cut.shape):
+        raise QonvertError(f"per-layer: tensor {cut.source!r} is {ref.shape} in the reference, {cut.shape} in ONNX: not this model's reference?")
+    if ref.dtype == np.int8 and cut.dtype == np.uint8:
+        value = (value.astype(np.int16) + 128).astype(np.uint8)
+    return value
+
+
+def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelProto, list[_Cut]]:
+    meta = {p.key: p.value for p in model.metadata_props}
+    to_source = {v: k for k, v in json.loads(meta.get("qonvert.name_map", "{}")).items()}
+    layouts = {k: tuple(v) for k, v in json.loads(meta.get("qonvert.layouts", "{}")).items()}
+    if "qonvert.source_framework" not in meta:
+        raise QonvertError("per-layer: the ONNX model was not made by qonvert (no qonvert metadata to map its tensors)")
+    zero_points = {i.name: i.data_type for i in model.graph.initializer}
+    shapes = {vi.name: _dims(vi) for vi in (*model.graph.value_info, *model.graph.output)}
+    cut_model = onnx.ModelProto()
+    cut_model.CopyFrom(model)
+    graph = cut_model.graph
+    del graph.output[:]
+    cuts = []
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.domain:
+            continue
+        value = node.output[0]
+        source = to_source.get(value, value)
+        if source not in reference_names:
+            continue
+        elem = zero_points.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else onnx.TensorProto.UINT8
+        cuts.append(_Cut(source, value, layouts.get(source), onnx.helper.tensor_dtype_to_np_dtype(elem), shapes.get(value)))
+        node.output[0] = value + OURS
+        graph.input.append(onnx.helper.make_tensor_value_info(value, elem, None))
+        graph.output.append(onnx.helper.make_tensor_value_info(value + OURS, elem, None))
+    return cut_model, cuts
+
+
+def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...]) -> bool:
+    return len(shape) == len(dims) and all(d in (None, v) for d, v in zip(dims, shape, strict=True))
+
+
+def _dims(info: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:
+    """The shape as far as it is known: None for an unknown rank, a None dim for a symbolic one."""
+    if not info.type.tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim)
+
+
+def _op_label(model: onnx.ModelProto, value: str, cuts: set[str]) -> str:
+    """The ops computing `value` back to the cut values and weights it starts from (at most
+    HOPS), passing through the Q/DQ pairs that sit inside the segment."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    ops: list[str] = []
+    node = producers.get(value)
+    while node is not None and node.input and len(ops) < HOPS:
+        start = node.input[0]
+        node = producers.get(start)
+        if node is None or (node.op_type == "QuantizeLinear" and start in cuts):
+            break
+        if node.op_type not in ("DequantizeLinear", "QuantizeLinear"):
+            ops.append(node.op_type)
+    return "+".join(reversed(ops)) or "QuantizeLinear"
