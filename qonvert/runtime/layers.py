@@ -54,12 +54,10 @@ def compare_layers(
     sess = session(cut_model, device)
     worst: dict[str, list[int]] = {c.value: [0, 0, 0] for c in cuts}  # max steps, exact, elements
     for feed, ref in zip(feeds, reference, strict=True):
-        full = dict(feed)
-        for c in cuts:
-            full[c.value] = _to_onnx(ref[c.source], c)
+        full = dict(feed) | {c.value: _to_onnx(ref[c.source], c) for c in cuts}
         outs = run(sess, {i.name: full[i.name] for i in sess.get_inputs()})
         for c, ours in zip(cuts, outs, strict=True):
-            diff = np.abs(ours.astype(np.int64) - _to_onnx(ref[c.source], c).astype(np.int64))
+            diff = np.abs(ours.astype(np.int64) - full[c.value].astype(np.int64))
             w = worst[c.value]
             w[0], w[1], w[2] = max(w[0], int(diff.max(initial=0))), w[1] + int((diff == 0).sum()), w[2] + diff.size
     values = {c.value for c in cuts}
