@@ -158,6 +158,8 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
         return "made by ORT, not in the converted graph"
     if not index.reads_dq(node):
         return _NOT_QUANTIZED
+    if node.op_type == "ConvTranspose":
+        return "ORT's CPU EP has no integer ConvTranspose kernel (QLinearConvTranspose is XNNPACK's)"
     value, path = node.output[0], list[str]()
     while True:
         via = f" via {', '.join(path)}" if path else ""
