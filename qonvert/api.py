@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from .errors import QonvertError
 from .opsets.canonical import check_canonical
+from .opsets.qparams import QuantParams
 from .runtime import refio
 from .runtime.compare import OutputStats, compare, output_lsb
 from .runtime.layers import LayerStats, compare_layers
@@ -137,28 +138,24 @@ def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> refio.
         for inp in model.graph.input:
             dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
             dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-            x = rng.standard_normal(dims)
-            if inp.name in params:
-                scale, zero = params[inp.name]
-                info = np.iinfo(dtype)
-                x = np.clip(np.rint(x / scale) + zero, info.min, info.max)
-            feed[inp.name] = x.astype(dtype)
+            x = rng.standard_normal(dims).astype(np.float32)
+            feed[inp.name] = params[inp.name].quantize(x) if inp.name in params else x.astype(dtype)
         out.append(feed)
     return out
 
 
-def _input_qparams(model: onnx.ModelProto) -> dict[str, tuple[float, int]]:
-    """Per-tensor (scale, zero point) of the DequantizeLinear that reads each integer graph input."""
+def _input_qparams(model: onnx.ModelProto) -> dict[str, QuantParams]:
+    """Per-tensor parameters of the DequantizeLinear that reads each integer graph input."""
     consts = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    inputs = {i.name for i in model.graph.input}
+    dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in model.graph.input}
     params = {}
     for node in model.graph.node:
-        if node.op_type != "DequantizeLinear" or node.input[0] not in inputs or node.input[1] not in consts:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in dtypes or node.input[1] not in consts:
             continue
         scale = consts[node.input[1]]
-        zero = consts.get(node.input[2]) if len(node.input) > 2 else None
+        zero = consts.get(node.input[2] if len(node.input) > 2 else "", np.zeros((), np.int64))
         if scale.size == 1:
-            params[node.input[0]] = (float(scale), int(zero) if zero is not None else 0)
+            params[node.input[0]] = QuantParams(scale, zero, np.dtype(dtypes[node.input[0]]).name)
     return params
 
 

@@ -60,9 +60,10 @@ def compare_layers(
             diff = np.abs(ours.astype(np.int64) - full[c.value].astype(np.int64))
             w = worst[c.value]
             w[0], w[1], w[2] = max(w[0], int(diff.max(initial=0))), w[1] + int((diff == 0).sum()), w[2] + diff.size
+    producers = {o: n for n in model.graph.node for o in n.output}
     values = {c.value for c in cuts}
     return [
-        LayerStats(c.source, _op_label(model, c.value, values), w[0], 100.0 * w[1] / max(w[2], 1), w[2])
+        LayerStats(c.source, _op_label(producers, c.value, values), w[0], 100.0 * w[1] / max(w[2], 1), w[2])
         for c, w in ((c, worst[c.value]) for c in cuts)
     ]
 
@@ -117,10 +118,9 @@ def _dims(info: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim)
 
 
-def _op_label(model: onnx.ModelProto, value: str, cuts: set[str]) -> str:
+def _op_label(producers: dict[str, onnx.NodeProto], value: str, cuts: set[str]) -> str:
     """The ops computing `value` back to the cut values and weights it starts from (at most
     HOPS), passing through the Q/DQ pairs that sit inside the segment."""
-    producers = {o: n for n in model.graph.node for o in n.output}
     ops: list[str] = []
     node = producers.get(value)
     while node is not None and node.input and len(ops) < HOPS:

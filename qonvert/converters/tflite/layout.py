@@ -96,6 +96,11 @@ def conv_pads(ctx: ConversionContext, op: SourceOp, kernel: Sequence[int], strid
     return {"pads": [t, left, b, r]}
 
 
+def clip(ctx: ConversionContext, y: ir.Value, lo: float, hi: float) -> ir.Value:
+    """RELU6 / RELU_N1_TO_1, standalone or fused."""
+    return ctx.b.op("Clip", [y, ctx.b.const(np.float32(lo), "lo"), ctx.b.const(np.float32(hi), "hi")])
+
+
 # FusedActivationFunction: 0 NONE, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6, 4 TANH, 5 SIGN_BIT
 def fused_activation(ctx: ConversionContext, op: SourceOp, y: ir.Value) -> ir.Value:
     act = op.attr("FusedActivationFunction", default=0)
@@ -104,8 +109,7 @@ def fused_activation(ctx: ConversionContext, op: SourceOp, y: ir.Value) -> ir.Va
     if act == 1:
         return ctx.b.op("Relu", [y])
     if act in (2, 3):
-        lo, hi = (-1.0, 1.0) if act == 2 else (0.0, 6.0)
-        return ctx.b.op("Clip", [y, ctx.b.const(np.float32(lo), "lo"), ctx.b.const(np.float32(hi), "hi")])
+        return clip(ctx, y, *((-1.0, 1.0) if act == 2 else (0.0, 6.0)))
     if act == 4:
         return ctx.b.op("Tanh", [y])
     raise QonvertError(f"op {op.label}: fused activation {act} is not supported")

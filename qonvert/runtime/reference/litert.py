@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import QonvertError
+from ...opsets.qparams import QuantParams
 from .. import refio
 
 
@@ -74,8 +75,7 @@ def sample_inputs(model: Path, samples: int, seed: int = 0, low: float = -1.0, h
             dtype = np.dtype(d["dtype"])
             if dtype.kind in "iu":
                 scale, zp = d["quantization"]
-                info = np.iinfo(dtype)
-                x = np.clip(np.rint(x / scale) + zp, info.min, info.max)
+                x = QuantParams(scale, zp, dtype.name).quantize(x)
             feed[d["name"]] = x.astype(dtype)
         out.append(feed)
     return out

@@ -8,7 +8,7 @@ import onnx_ir as ir
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, as_held, operands, rank_of, remap_axis
+from ..layout import arg, as_held, clip, operands, rank_of, remap_axis
 
 _UNARY = {"LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "HARD_SWISH": "HardSwish"}
 _CLIPS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -27,10 +27,9 @@ def unary(ctx: ConversionContext, op: SourceOp) -> Laid:
 
 
 @register("tflite", *_CLIPS)
-def clip(ctx: ConversionContext, op: SourceOp) -> Laid:
+def relu_n(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = _input(ctx, op)
-    lo, hi = _CLIPS[op.type]
-    return Laid(ctx.b.op("Clip", [x, ctx.b.const(np.float32(lo), "lo"), ctx.b.const(np.float32(hi), "hi")]), perm)
+    return Laid(clip(ctx, x, *_CLIPS[op.type]), perm)
 
 
 @register("tflite", "LEAKY_RELU")

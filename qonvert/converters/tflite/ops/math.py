@@ -8,7 +8,7 @@ from ....errors import QonvertError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, as_held, finish, operands, rank_of
+from ..layout import arg, as_held, finish, operands, rank_of, remap_axis
 
 # MAXIMUM / MINIMUM have no fused activation: `finish` leaves them as they are.
 _BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "Max", "MINIMUM": "Min"}
@@ -62,6 +62,6 @@ def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
     axes = sorted({int(a) % rank for a in np.ravel(axes_arr)})
     x, perm = as_held(ctx, name)
     keep = bool(op.attr("KeepDims", default=False))
-    onnx_axes = [perm.index(a) if perm else a for a in axes]
+    onnx_axes = [remap_axis(a, rank, perm) for a in axes]
     y = ctx.b.reduce("ReduceMean" if op.type == "MEAN" else "ReduceSum", x, sorted(onnx_axes), keep)
     return Laid(y, reduced_perm(perm, axes, keep))

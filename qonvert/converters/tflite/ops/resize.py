@@ -13,12 +13,14 @@ from ..layout import NCHW, arg, spatial
 
 def _mode(op: SourceOp, nearest: bool) -> dict[str, str]:
     if op.attr("AlignCorners", default=False):
-        return {"coordinate_transformation_mode": "align_corners", **({"nearest_mode": "round_prefer_ceil"} if nearest else {})}
-    if op.attr("HalfPixelCenters", default=False):
+        coordinates, rounding = "align_corners", "round_prefer_ceil"
+    elif op.attr("HalfPixelCenters", default=False):
         # TF: nearest reads floor((x + 0.5) * in / out), which is half_pixel's (x + 0.5) * in / out - 0.5
         # rounded half up (tf_half_pixel_for_nn says the same but is deprecated); bilinear is half_pixel
-        return {"coordinate_transformation_mode": "half_pixel", **({"nearest_mode": "round_prefer_ceil"} if nearest else {})}
-    return {"coordinate_transformation_mode": "asymmetric", **({"nearest_mode": "floor"} if nearest else {})}
+        coordinates, rounding = "half_pixel", "round_prefer_ceil"
+    else:
+        coordinates, rounding = "asymmetric", "floor"
+    return {"coordinate_transformation_mode": coordinates, **({"nearest_mode": rounding} if nearest else {})}
 
 
 @register("tflite", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
