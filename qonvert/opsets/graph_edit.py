@@ -75,18 +75,35 @@ def initializer(graph: ir.Graph, array: np.ndarray, name: str, dtype: ir.DataTyp
     return value
 
 
+def fresh_name(graph: ir.Graph, base: str) -> str:
+    """`base`, or `base_N`, not yet naming a value of the graph (ONNX names are graph-wide)."""
+    taken = {v.name for n in graph for v in n.outputs} | {v.name for v in graph.inputs} | set(graph.initializers)
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
 def insert_node(
     graph: ir.Graph,
     op_type: str,
     inputs: Sequence[ir.Value | None],
     attrs: dict[str, Any] | None = None,
     *,
-    before: ir.Node,
+    before: ir.Node | None = None,
+    after: ir.Node | None = None,
     name: str,
 ) -> ir.Value:
+    """A one-output node placed before `before` or after `after`; its output is named `name`
+    (suffixed where the graph already has that name)."""
+    name = fresh_name(graph, name)
     node = ir.Node("", op_type, list(inputs), ir.convenience.convert_attributes(attrs or {}), name=f"{name}_{op_type}")
     node.outputs[0].name = name
-    graph.insert_before(before, node)
+    if after is not None:
+        graph.insert_after(after, node)
+    else:
+        assert before is not None
+        graph.insert_before(before, node)
     return node.outputs[0]
 
 
@@ -110,17 +127,19 @@ def add_dq(
     return insert_node(graph, "DequantizeLinear", [data, scale, zp], attrs, before=before, name=name)
 
 
-def _add_qdq_node(graph: ir.Graph, op_type: str, x: ir.Value, qp: QuantParams, name: str, before: ir.Node) -> ir.Value:
+def _add_qdq_node(
+    graph: ir.Graph, op_type: str, x: ir.Value, qp: QuantParams, name: str, before: ir.Node | None, after: ir.Node | None = None
+) -> ir.Value:
     from .qparams import NUMPY_DTYPES
 
     scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
     zp = initializer(graph, qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_zero_point")
     attrs = {"axis": qp.axis} if qp.per_axis else {}
-    return insert_node(graph, op_type, [x, scale, zp], attrs, before=before, name=name)
+    return insert_node(graph, op_type, [x, scale, zp], attrs, before=before, after=after, name=name)
 
 
-def add_q(graph: ir.Graph, x: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
-    return _add_qdq_node(graph, "QuantizeLinear", x, qp, name, before)
+def add_q(graph: ir.Graph, x: ir.Value, qp: QuantParams, name: str, *, before: ir.Node | None = None, after: ir.Node | None = None) -> ir.Value:
+    return _add_qdq_node(graph, "QuantizeLinear", x, qp, name, before, after)
 
 
 def add_dq_of(graph: ir.Graph, q: ir.Value, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:

@@ -85,6 +85,26 @@ class QuantParams:
             raise QonvertError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
         return self
 
+    def revive_dead_channels(self, data: np.ndarray, tensor: str) -> tuple[QuantParams, np.ndarray, str | None]:
+        """Contract item 9: trained weights have all-zero output channels whose abs-max scale is 0.
+        Such a channel dequantizes to 0 whatever its integer values, so it gets the largest live
+        scale (keeps an int32 bias at s_x * s_w in range) and integer values equal to its zero
+        point: the same real values, exact. Returns (params, data, remark or None)."""
+        s = self.scale
+        if not self.per_axis or s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0) or np.all(s > 0):
+            return self, data, None
+        axis = self.axis if self.axis is not None else 0
+        if not -data.ndim <= axis < data.ndim or data.shape[axis] != s.size:
+            return self, data, None  # validate() names the mismatch
+        dead = s == 0
+        live = s[~dead]
+        fill = np.float32(live.max() if live.size else 1.0)
+        data = np.array(data, copy=True)
+        moved = np.moveaxis(data, axis, 0)
+        moved[dead] = self.zero_point.reshape(-1)[dead].reshape((-1,) + (1,) * (data.ndim - 1)).astype(data.dtype)
+        remark = f"tensor {tensor!r}: {int(dead.sum())} of {s.size} channels have scale 0 (all-zero weights), given scale {fill:.4g} (exact)"
+        return self.with_scale(np.where(dead, fill, s)), data, remark
+
     def with_axis(self, axis: int | None) -> QuantParams:
         return QuantParams(self.scale, self.zero_point, self.dtype, axis, self.qmin, self.qmax)
 

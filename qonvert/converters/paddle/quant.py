@@ -35,8 +35,11 @@ def bits_of(op: SourceOp) -> int:
     return bits
 
 
-def quant_params(op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None, tensor: str) -> QuantParams:
-    """QuantParams of a quantize_linear/dequantize_linear op acting on a tensor of `shape`."""
+def quant_params(
+    op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None, tensor: str, validate: bool = True
+) -> QuantParams:
+    """QuantParams of a quantize_linear/dequantize_linear op acting on a tensor of `shape`
+    (validate=False for a constant, whose dead channels are revived first)."""
     bits = bits_of(op)
     scale = np.asarray(abs_max, dtype=np.float64).ravel() / bin_count(bits)
     zp = np.zeros(scale.shape, np.int64) if zero_point is None else np.asarray(zero_point).astype(np.int64).ravel()
@@ -59,7 +62,7 @@ def quant_params(op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | Non
         if rank is not None and not 0 <= axis < rank:
             raise QonvertError(f"op {op.label}: quant_axis {axis} out of range for tensor {tensor!r} of rank {rank}")
         qp = QuantParams(scale.astype(np.float32), zp, _BITS_TO_DTYPE[bits], axis, op.attr("qmin"), op.attr("qmax"))
-    return qp.validate(tensor, shape)
+    return qp.validate(tensor, shape) if validate else qp
 
 
 def paddle_round(x: np.ndarray, round_type: int) -> np.ndarray:
@@ -69,9 +72,11 @@ def paddle_round(x: np.ndarray, round_type: int) -> np.ndarray:
 
 
 def fold_quantize(op: SourceOp, x: np.ndarray, qp: QuantParams) -> np.ndarray:
-    """quantize_linear on a constant, as Paddle computes it (x * bnt / Scale, Paddle's rounding)."""
+    """quantize_linear on a constant, as Paddle computes it (x * bnt / Scale, Paddle's rounding;
+    Paddle's `inverse` divides by Scale + 1e-6 where Scale is 0, so a dead channel stays 0)."""
     s, z = qp.broadcast(x.ndim)
-    q = paddle_round(x.astype(np.float32) / s, int(op.attr("round_type", default=0))) + z
+    inverse = 1.0 / np.where(s <= 1e-30, s + np.float32(1e-6), s)
+    q = paddle_round(x.astype(np.float32) * inverse, int(op.attr("round_type", default=0))) + z
     return np.clip(q, qp.qmin, qp.qmax)
 
 

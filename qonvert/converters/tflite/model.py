@@ -124,19 +124,23 @@ class _Reader:
             shape = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy())
         graph.shapes[name] = shape
         graph.dtypes[name] = self._dtype(tensor, name)
-        qp = tensor_qparams(tensor.Quantization(), name, shape, _TENSOR_TYPES.get(tensor.Type(), ""))
+        raw = self._buffer(tensor.Buffer(), name)
+        data = None
+        if raw is not None:
+            dtype = np.dtype(graph.dtypes[name])
+            count = int(np.prod(shape)) if shape else 1
+            if len(raw) != count * dtype.itemsize or any(d < 0 for d in shape):
+                raise QonvertError(
+                    f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
+                )
+            data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        qp, data, remark = tensor_qparams(tensor.Quantization(), name, shape, _TENSOR_TYPES.get(tensor.Type(), ""), data)
         if qp is not None:
             graph.quant[name] = qp
-        raw = self._buffer(tensor.Buffer(), name)
-        if raw is None:
-            return
-        dtype = np.dtype(graph.dtypes[name])
-        count = int(np.prod(shape)) if shape else 1
-        if len(raw) != count * dtype.itemsize or any(d < 0 for d in shape):
-            raise QonvertError(
-                f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
-            )
-        graph.constants[name] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        if remark:
+            graph.notes.append(remark)
+        if data is not None:
+            graph.constants[name] = data
 
     def _buffer(self, index: int, name: str) -> bytes | None:
         if index == 0:  # buffer 0 is the empty sentinel

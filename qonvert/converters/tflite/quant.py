@@ -23,10 +23,13 @@ from ...opsets.qparams import QuantParams
 _QDTYPES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "INT64": "int64"}
 
 
-def tensor_qparams(quant: Any, name: str, shape: tuple[int, ...], type_name: str) -> QuantParams | None:
-    """The tensor's QuantParams, validated; None for a float tensor or one with min/max only."""
+def tensor_qparams(
+    quant: Any, name: str, shape: tuple[int, ...], type_name: str, data: np.ndarray | None = None
+) -> tuple[QuantParams | None, np.ndarray | None, str | None]:
+    """The tensor's QuantParams, validated (None for a float tensor or one with min/max only), its
+    constant data (dead channels of scale 0 revived, contract item 9) and a remark if they were."""
     if quant is None or not quant.ScaleLength() or type_name not in _QDTYPES:
-        return None
+        return None, data, None
     scale = quant.ScaleAsNumpy().astype(np.float32)
     zp = quant.ZeroPointAsNumpy() if quant.ZeroPointLength() else np.zeros(scale.shape, np.int64)
     if zp.size != scale.size:
@@ -35,11 +38,14 @@ def tensor_qparams(quant: Any, name: str, shape: tuple[int, ...], type_name: str
     if dtype == "int64":  # 16x8 biases: checked here, made int32 by `bias`
         dtype = "int32"
     if scale.size == 1:
-        return QuantParams(scale.reshape(()), zp.reshape(()), dtype).validate(name)
+        return QuantParams(scale.reshape(()), zp.reshape(()), dtype).validate(name), data, None
     axis = int(quant.QuantizedDimension())
     if not 0 <= axis < len(shape):
         raise QonvertError(f"tensor {name!r}: quantized_dimension {axis} out of range for shape {list(shape)}")
-    return QuantParams(scale, zp, dtype, axis).validate(name, shape)
+    qp, remark = QuantParams(scale, zp, dtype, axis), None
+    if data is not None:
+        qp, data, remark = qp.revive_dead_channels(data, name)
+    return qp.validate(name, shape), data, remark
 
 
 def weight(data: np.ndarray, qp: QuantParams | None, perm: Sequence[int]) -> tuple[np.ndarray, QuantParams | None]:

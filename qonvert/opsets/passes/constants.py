@@ -44,15 +44,14 @@ def fold_constant_layout(graph: ir.Graph) -> int:
         out = node.outputs[0]
         if data is not None:
             result = _apply(node, data)
-            if result is None or out.is_graph_output():
+            if result is None or not out.consumers():
                 continue
-            new = initializer(graph, np.ascontiguousarray(result[0]), out.name or "folded")
-            out.replace_all_uses_with(new)
-            graph.remove(node, safe=True)
+            new = initializer(graph, np.ascontiguousarray(result[0]), f"{out.name}_folded")
+            _reroute(graph, node, new)
             folded += 1
             continue
         wdq = weight_dq(src)
-        if wdq is None or src is None or len(src.consumers()) != 1 or out.is_graph_output():
+        if wdq is None or src is None or len(src.consumers()) != 1 or not out.consumers():
             continue
         _dq, q_data, qp = wdq
         result = _apply(node, q_data)
@@ -63,8 +62,16 @@ def fold_constant_layout(graph: ir.Graph) -> int:
             if origin is None:
                 continue  # reshaping a per-channel tensor: the axis may not survive
             qp = qp.with_axis(origin.index(qp.axis or 0))
-        new = add_dq(graph, np.ascontiguousarray(moved), qp, out.name or "w", before=node)
-        out.replace_all_uses_with(new)
-        graph.remove(node, safe=True)
+        new = add_dq(graph, np.ascontiguousarray(moved), qp, f"{out.name}_folded", before=node)
+        _reroute(graph, node, new)
         folded += 1
     return folded
+
+
+def _reroute(graph: ir.Graph, node: ir.Node, new: ir.Value) -> None:
+    """The ops reading `node`'s output read `new` instead; a graph output keeps its producer."""
+    out = node.outputs[0]
+    for user, index in list(out.uses()):
+        user.replace_input_with(index, new)
+    if not out.is_graph_output():
+        graph.remove(node, safe=True)

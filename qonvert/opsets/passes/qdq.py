@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, initializer, producer_op, qparams_of, single_consumer
+from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, fresh_name, initializer, producer_op, qparams_of, single_consumer
 
 
 def next_quantize(value: ir.Value) -> ir.Node | None:
@@ -63,26 +63,39 @@ def split_shared_dq(graph: ir.Graph) -> int:
 
 
 def push_dq_through_layout(graph: ir.Graph) -> int:
-    """Q -> layout op -> DQ becomes Q -> DQ -> layout op (per-tensor only, exact)."""
+    """Q -> layout op -> DQ becomes Q -> DQ -> layout op (per-tensor only, exact). Where the layout
+    op's integer output is also read otherwise (a graph output, several readers), the moved
+    floats are quantized again with the same parameters: Q -> DQ -> layout op -> Q (exact too)."""
     moved = 0
     for node in list(graph):
         if node.op_type not in LAYOUT_OPS or node.domain:
             continue
         q = producer_op(node.inputs[0], "QuantizeLinear")
-        dq = single_consumer(node.outputs[0])
-        if q is None or dq is None or dq.op_type != "DequantizeLinear":
+        qp = qparams_of(q) if q is not None else None
+        if q is None or qp is None or qp.per_axis:
             continue
-        qp = qparams_of(dq)
-        if qp is None or qp.per_axis:
-            continue
-        new_dq = add_dq_of(graph, node.inputs[0], qp, f"{node.inputs[0].name}_dq", before=node)  # type: ignore[arg-type,union-attr]
-        node.replace_input_with(0, new_dq)
-        name = dq.outputs[0].name
-        node.outputs[0].type = dq.outputs[0].type  # the layout op now moves floats
-        dq.outputs[0].replace_all_uses_with(node.outputs[0], replace_graph_outputs=True)
-        graph.remove(dq, safe=True)
-        if node.outputs[0].is_graph_output():
-            node.outputs[0].name = name  # a graph output keeps its name
+        out = node.outputs[0]
+        dq = single_consumer(out)
+        dq_qp = qparams_of(dq) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        int_type = out.type
+        node.replace_input_with(0, add_dq_of(graph, q.outputs[0], qp, f"{q.outputs[0].name}_dq", before=node))
+        node.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)  # the layout op now moves floats
+        if dq is not None and dq_qp is not None and dq_qp.same_as(qp):
+            dq.outputs[0].replace_all_uses_with(out, replace_graph_outputs=True)
+            name = dq.outputs[0].name
+            graph.remove(dq, safe=True)
+            if out.is_graph_output():
+                out.name = name  # a graph output keeps its name
+        else:
+            name, out.name = out.name, fresh_name(graph, f"{out.name}_float")
+            requantized = add_q(graph, out, qp, name or "q", after=node)
+            requantized.type = int_type
+            for user, index in list(out.uses()):
+                if user is not requantized.producer():
+                    user.replace_input_with(index, requantized)
+            for i, graph_out in enumerate(graph.outputs):
+                if graph_out is out:
+                    graph.outputs[i] = requantized
         moved += 1
     return moved
 
@@ -104,8 +117,15 @@ def settle_requantizations(graph: ir.Graph) -> tuple[int, int]:
         if p1 is None or p2 is None:
             continue
         if p1.same_as(p2):
-            q2.outputs[0].replace_all_uses_with(dq1.inputs[0])  # type: ignore[arg-type]
+            q1_out, q2_out = dq1.inputs[0], q2.outputs[0]
+            assert q1_out is not None
+            if q2_out.is_graph_output() and q1_out.is_graph_output():
+                continue  # both are graph values: the second pair is what gives the output its own name
+            name = q2_out.name
+            q2_out.replace_all_uses_with(q1_out, replace_graph_outputs=True)
             graph.remove([q2, dq1], safe=True)
+            if q1_out.is_graph_output():
+                q1_out.name = name  # a graph output keeps its name
             removed += 1
         elif len(dq1.inputs) > 2 and not p1.zero_point.any() and p1.dtype == "int8":
             dq1.resize_inputs(2)

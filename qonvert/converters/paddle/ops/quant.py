@@ -6,19 +6,20 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.qparams import QuantParams
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
 from ..quant import fold_quantize, quant_params
 
 
-def _params(ctx: ConversionContext, op: SourceOp):  # type: ignore[no-untyped-def]
+def _params(ctx: ConversionContext, op: SourceOp, validate: bool = True) -> QuantParams:
     x = op.input("X")
     scale = ctx.array(op.input("Scale"))
     if scale is None:
         raise QonvertError(f"op {op.label}: scale is not a constant")
     zp = ctx.array(op.input("ZeroPoint"))
-    return quant_params(op, scale, zp, ctx.shape(x), x or "?")
+    return quant_params(op, scale, zp, ctx.shape(x), x or "?", validate)
 
 
 def _zero_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value | None:
@@ -36,8 +37,8 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     zeros = _zero_constant(ctx, op)
     if zeros is not None:
         return zeros
-    qp = _params(ctx, op)
     data = ctx.array(op.input("X"))
+    qp = _params(ctx, op, validate=data is None)
     if data is not None:  # a float weight: fold as Paddle computes it
         folded = fold_quantize(op, data, qp)
         return ctx.b.const(folded.astype(np.float32), f"{op.output('Y')}_folded")
@@ -56,10 +57,14 @@ def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     zeros = _zero_constant(ctx, op)
     if zeros is not None:
         return zeros
-    qp = _params(ctx, op)
     name = op.output("Y") or "dq"
     data = ctx.array(op.input("X"))
+    qp = _params(ctx, op, validate=data is None)
     if data is not None:  # weight: integer values stored as float (QAT) or int8 (PTQ)
+        qp, data, remark = qp.revive_dead_channels(data, op.input("X") or "?")
+        qp.validate(op.input("X") or "?", data.shape)
+        if remark:
+            ctx.remarks.append(remark)
         if data.dtype.kind == "f" and not np.array_equal(data, np.rint(data)):
             raise QonvertError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
         if data.size and (data.min() < qp.qmin or data.max() > qp.qmax):
