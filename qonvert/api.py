@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,11 @@ import onnx_ir as ir
 
 from .errors import QonvertError
 from .opsets.canonical import check_canonical
-from .opsets.qparams import QuantParams
 from .runtime import refio
 from .runtime.compare import OutputStats, compare, output_lsb
 from .runtime.layers import LayerStats, compare_layers
 from .runtime.ort import FusionReport, fusion_report, run, session
+from .verify.sampling import InputSpec, input_levels, input_specs, sample_inputs
 
 _EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
 
@@ -92,6 +92,13 @@ def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
 
 
 @dataclass
+class InputCoverage:
+    name: str
+    reached: int  # quantization levels (codes) the samples reach
+    levels: int  # levels the input's quantization has
+
+
+@dataclass
 class VerifyReport:
     outputs: list[OutputStats]
     samples: int
@@ -100,6 +107,7 @@ class VerifyReport:
     fusion: FusionReport | None = None
     remarks: list[str] = field(default_factory=list)
     layers: list[LayerStats] | None = None  # verify(per_layer=True)
+    inputs: list[InputCoverage] = field(default_factory=list)  # integer or quantized inputs
 
     @property
     def equivalent(self) -> bool:
@@ -112,6 +120,7 @@ class VerifyReport:
             "samples": self.samples,
             "device": self.device,
             "tolerance_lsb": self.tolerance_lsb,
+            "inputs": [asdict(i) for i in self.inputs],
             "outputs": [o.as_dict() for o in self.outputs],
             "fusion": None
             if self.fusion is None
@@ -127,36 +136,21 @@ class VerifyReport:
 
 
 def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> refio.Samples:
-    """Standard-normal inputs (images normalised as most backbones expect), one sample per batch;
-    an integer input gets those values quantized with the parameters of the DequantizeLinear that
-    reads it (TFLite int8 / uint8 I/O), so it spans its range as real data would."""
-    rng = np.random.default_rng(seed)
-    params = _input_qparams(model)
-    out: refio.Samples = []
-    for _ in range(samples):
-        feed: dict[str, np.ndarray] = {}
-        for inp in model.graph.input:
-            dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-            x = rng.standard_normal(dims).astype(np.float32)
-            feed[inp.name] = params[inp.name].quantize(x) if inp.name in params else x.astype(dtype)
-        out.append(feed)
-    return out
+    """verify's default inputs: each input over its whole quantization range (verify.sampling)."""
+    return sample_inputs(model, samples, seed)
 
 
-def _input_qparams(model: onnx.ModelProto) -> dict[str, QuantParams]:
-    """Per-tensor parameters of the DequantizeLinear that reads each integer graph input."""
-    consts = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in model.graph.input}
-    params = {}
-    for node in model.graph.node:
-        if node.op_type != "DequantizeLinear" or node.input[0] not in dtypes or node.input[1] not in consts:
-            continue
-        scale = consts[node.input[1]]
-        zero = consts.get(node.input[2] if len(node.input) > 2 else "", np.zeros((), np.int64))
-        if scale.size == 1:
-            params[node.input[0]] = QuantParams(scale, zero, np.dtype(dtypes[node.input[0]]).name)
-    return params
+def _check_feeds(path: str, specs: list[InputSpec], feeds: refio.Samples) -> None:
+    """Inputs from a file must name, shape and type every model input as the model does."""
+    for i, feed in enumerate(feeds):
+        for spec in specs:
+            if spec.name not in feed:
+                raise QonvertError(f"{path}: sample {i} has no value for input {spec.name!r}")
+            got = feed[spec.name]
+            if got.ndim != len(spec.shape) or any(g != w for g, w in zip(got.shape, spec.shape, strict=True) if w > 1):
+                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {list(spec.shape)}")
+            if got.dtype.kind != spec.dtype.kind and not (got.dtype.kind in "iu" and spec.dtype.kind in "iu"):
+                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} is {got.dtype}, the model takes {spec.dtype}")
 
 
 def verify(
@@ -180,14 +174,19 @@ def verify(
         _check_intermediates(Path(source))
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
+    specs = input_specs(proto)
     if reference is not None:
         feeds, ref_outputs, _ = refio.load(Path(reference))
         if not ref_outputs:
             raise QonvertError(f"{reference}: holds no reference outputs")
+        _check_feeds(str(reference), specs, feeds)
     elif inputs is not None:
         feeds, _, _ = refio.load(Path(inputs))
+        _check_feeds(str(inputs), specs, feeds)
     else:
         feeds = random_inputs(proto, samples)
+    if not feeds:
+        raise QonvertError(f"{reference or inputs}: holds no input samples")
     if not ref_outputs:
         ref_outputs = run_source(Path(source), feeds)
     if save_reference is not None:
@@ -197,10 +196,30 @@ def verify(
     lsbs = output_lsb(proto)
     stats = []
     for j, out in enumerate(proto.graph.output):
-        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsbs[out.name]))
+        if any(len(r) != len(proto.graph.output) for r in ref_outputs):
+            raise QonvertError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
+        lsb = lsbs[out.name]
+        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
     report = fusion_report(proto) if fusion and device == "cpu" else None
     layers = compare_layers(proto, feeds, run_source_intermediates(Path(source), feeds), device) if per_layer else None
-    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers)
+    coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
+    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers, inputs=coverage, remarks=_warnings(stats, coverage))
+
+
+MIN_OUTPUT_LEVELS = 8  # a reference spanning fewer quantization levels proves little
+
+
+def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[str]:
+    notes = []
+    for o in outputs:
+        if o.levels <= 1:
+            notes.append(f"output {o.name!r}: the reference is constant on these inputs: the comparison proves nothing")
+        elif o.levels < MIN_OUTPUT_LEVELS:
+            notes.append(f"output {o.name!r}: the reference spans only {o.levels} quantization levels: the comparison means little")
+    for i in inputs:
+        if i.reached * 4 < i.levels:
+            notes.append(f"input {i.name!r}: the samples reach only {i.reached} of its {i.levels} quantization levels")
+    return notes
 
 
 def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:

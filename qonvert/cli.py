@@ -61,8 +61,12 @@ def _print_verify(report: api.VerifyReport) -> None:
         print(f"ORT CPU integer kernels: {kernels}; quantized ops {f.quantized_in_source}, float {len(f.float_ops)}")
         for name in f.float_ops:
             print(f"  stays float: {name}")
+    for i in report.inputs:
+        print(f"input {i.name}: samples reach {i.reached} of {i.levels} quantization levels")
     if report.layers is not None:
         _print_layers(report.layers)
+    for remark in report.remarks:
+        print(f"warning: {remark}")
     verdict = "EQUIVALENT" if report.equivalent else "NOT EQUIVALENT"
     print(f"{verdict}: {report.samples} samples on {report.device}, bar max |diff| <= {report.tolerance_lsb:g} LSB, same top-1")
 

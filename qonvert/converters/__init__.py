@@ -12,7 +12,7 @@ from .. import __version__
 from ..errors import QonvertError
 from ..opsets.builder import GraphBuilder
 from ..opsets.passes import canonicalize
-from .context import run_mappers
+from .context import NP_TO_IR, run_mappers
 from .source import SourceGraph
 
 FRAMEWORKS = ("paddle", "tflite")
@@ -85,6 +85,7 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     model = builder.finish(inputs, outputs, opset=target, metadata=meta)
     counts = canonicalize(model)
     _restore_output_names(model, source.outputs)
+    _declare_output_types(model, source)
     names = {k: v for k, v in ctx.name_map.items() if v}
     if names:
         model.metadata_props["qonvert.name_map"] = json.dumps(names, sort_keys=True)
@@ -92,6 +93,31 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     if layouts:  # how each quantized source tensor is transposed in ONNX (verify --per-layer)
         model.metadata_props["qonvert.layouts"] = json.dumps(layouts, sort_keys=True)
     return Conversion(model, source, target, names, counts, ctx.remarks + source.notes)
+
+
+def _declare_output_types(model: ir.Model, source: SourceGraph) -> None:
+    """Every graph output carries a type and a shape (onnx.checker needs them): where shape
+    inference could not tell (a shape computed at run time), the source's own shape is used,
+    its dynamic dimensions named."""
+    for value, name in zip(model.graph.outputs, source.outputs, strict=True):
+        if value.type is None and source.dtypes.get(name) in NP_TO_IR and name not in source.quant:
+            value.type = ir.TensorType(NP_TO_IR[source.dtypes[name]])
+        shape = source.shapes.get(name)
+        inferred = list(value.shape) if value.shape is not None else None
+        if shape is None:
+            if inferred is None:
+                raise QonvertError(f"{source.path}: the shape of output {name!r} is unknown, in the source and after conversion")
+            continue
+        perm = source.io_perms.get(name)
+        dims: list[int | str] = [shape[p] for p in perm] if perm else list(shape)
+        if inferred is not None and len(inferred) != len(dims):
+            continue  # a rank the source does not say: inference's word stands
+        value.shape = ir.Shape(
+            [
+                d if isinstance(d, int) and d >= 0 else (inferred[i] if inferred and isinstance(inferred[i], int) else f"{name}_d{i}")
+                for i, d in enumerate(dims)
+            ]
+        )
 
 
 def _restore_output_names(model: ir.Model, names: list[str]) -> None:

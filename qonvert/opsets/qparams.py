@@ -54,6 +54,11 @@ class QuantParams:
         return lo, hi
 
     @property
+    def code_range(self) -> tuple[int, int]:
+        """The integer codes the source uses: [qmin, qmax]."""
+        return int(self.qmin), int(self.qmax)  # type: ignore[arg-type]
+
+    @property
     def min_opset(self) -> int:
         return QDTYPES[self.dtype][2]
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
-from ..opsets.builder import QDTYPE_NAMES  # noqa: F401  (kept for callers that format dtypes)
+from ..errors import QonvertError
 
 
 @dataclass
@@ -27,11 +27,12 @@ class OutputStats:
         return asdict(self)
 
 
-def output_lsb(model: onnx.ModelProto) -> dict[str, float]:
-    """Per graph output: the scale of the last quantization it passes through (max over axes)."""
+def output_lsb(model: onnx.ModelProto) -> dict[str, float | None]:
+    """Per graph output: the scale of the last quantization it passes through (max over axes);
+    1 for an integer output (its own steps), None for one that passes through no quantization."""
     producers = {o: n for n in model.graph.node for o in n.output}
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    result: dict[str, float] = {}
+    result: dict[str, float | None] = {}
     for out in model.graph.output:
         if onnx.helper.tensor_dtype_to_np_dtype(out.type.tensor_type.elem_type).kind in "iu":
             result[out.name] = 1.0  # an integer output is compared in its own steps
@@ -51,14 +52,24 @@ def output_lsb(model: onnx.ModelProto) -> dict[str, float]:
                     break
                 nxt.extend(i for i in node.input if i and i not in inits)
             frontier = nxt
-        result[out.name] = lsb or 1.0
+        result[out.name] = lsb or None
     return result
 
 
-def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float) -> OutputStats:
+def _on_grid(steps: np.ndarray) -> bool:
+    """Values that are whole multiples of the step (up to float32 rounding of x * scale)."""
+    return bool(steps.size) and bool(np.all(np.abs(steps - np.rint(steps)) < 1e-3))
+
+
+def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float, quantized: bool = True) -> OutputStats:
+    """quantized=False: the output passes through no quantization; `levels` then counts distinct values."""
     a = np.concatenate([np.asarray(x, np.float64).ravel() for x in ours])
     b = np.concatenate([np.asarray(x, np.float64).ravel() for x in ref])
+    if a.shape != b.shape:
+        raise QonvertError(f"output {name!r}: ours has {a.size} values, the reference {b.size}")
     diff = np.abs(a - b) / lsb
+    if _on_grid(a / lsb) and _on_grid(b / lsb):  # both quantized at this step: count whole steps
+        diff = np.abs(np.rint(a / lsb) - np.rint(b / lsb))
     denom = np.linalg.norm(a) * np.linalg.norm(b)
     cosine = float(a @ b / denom) if denom else float(np.array_equal(a, b))
     top1 = None
@@ -74,6 +85,6 @@ def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float
         pct_within_1lsb=float(np.mean(diff <= 1.0 + 1e-3) * 100) if diff.size else 100.0,
         cosine=cosine,
         top1_agreement=top1,
-        levels=int(np.unique(np.round(b / lsb)).size),
+        levels=int(np.unique(np.round(b / lsb) if quantized else b).size),
         ref_range=float(b.max() - b.min()) if b.size else 0.0,
     )

@@ -85,7 +85,10 @@ def session(
 
 
 def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return list(sess.run(None, feeds))
+    try:
+        return list(sess.run(None, feeds))
+    except Exception as exc:  # ORT raises its own exception types, one per failure kind
+        raise QonvertError(f"ONNX Runtime failed to run the model: {str(exc).splitlines()[0][:300]}") from None
 
 
 @dataclass

@@ -130,8 +130,10 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
         return np.asarray([np.abs(c[x]).max()], np.float32)
 
     def qdq_attrs(op: SourceOp, per_channel: bool) -> dict[str, object]:
+        # The fake ops clip to the abs-max before rounding: codes in [-bnt, bnt], not the dtype's -128.
         axis = op.attr("quant_axis", default=0) if per_channel else -1
-        return {"bit_length": bits_of(op), "quant_axis": axis, "round_type": op.attr("round_type", default=0)}
+        bnt = bin_count(bits_of(op))
+        return {"bit_length": bits_of(op), "quant_axis": axis, "round_type": op.attr("round_type", default=0), "qmin": -bnt, "qmax": bnt}
 
     for op in graph.ops:
         op.inputs = {k: [rename.get(n, n) for n in v] for k, v in op.inputs.items()}

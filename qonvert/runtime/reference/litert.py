@@ -58,8 +58,14 @@ def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: 
     for d in interp.get_input_details():
         if d["name"] not in feed:
             raise QonvertError(f"{model}: no value for input {d['name']!r}")
-        interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
-    interp.invoke()
+        try:
+            interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
+        except ValueError as exc:
+            raise QonvertError(f"{model}: LiteRT refuses input {d['name']!r}: {str(exc).splitlines()[0][:200]}") from None
+    try:
+        interp.invoke()
+    except (RuntimeError, ValueError) as exc:
+        raise QonvertError(f"{model}: LiteRT failed on these inputs: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
 def sample_inputs(model: Path, samples: int, seed: int = 0, low: float = -1.0, high: float = 1.0) -> refio.Samples:

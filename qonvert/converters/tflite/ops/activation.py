@@ -1,4 +1,4 @@
-"""SOFTMAX, LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, PRELU."""
+"""SOFTMAX, LOG_SOFTMAX, LOGISTIC, TANH, HARD_SWISH, ELU, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, PRELU."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, clip, operands, rank_of, remap_axis
 
-_UNARY = {"LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "HARD_SWISH": "HardSwish"}
+_UNARY = {"LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "HARD_SWISH": "HardSwish", "ELU": "Elu"}
 _CLIPS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
@@ -44,12 +44,13 @@ def prelu(ctx: ConversionContext, op: SourceOp) -> Laid:
     return Laid(ctx.b.op("PRelu", [x, alpha]), perm)
 
 
-@register("tflite", "SOFTMAX")
+@register("tflite", "SOFTMAX", "LOG_SOFTMAX")
 def softmax(ctx: ConversionContext, op: SourceOp) -> Laid:
-    """softmax(beta * x) over the last source axis."""
+    """(log-)softmax(beta * x) over the last source axis (LiteRT's int8 kernels fix the output
+    quantization: the tensor's own parameters say so)."""
     x, perm = _input(ctx, op)
     beta = float(op.attr("Beta", default=1.0))
     if beta != 1.0:
         x = ctx.b.op("Mul", [x, ctx.b.const(np.float32(beta), "beta")])
     axis = remap_axis(-1, rank_of(ctx, arg(op, 0)), perm)
-    return Laid(ctx.b.op("Softmax", [x], {"axis": axis}), perm)
+    return Laid(ctx.b.op("Softmax" if op.type == "SOFTMAX" else "LogSoftmax", [x], {"axis": axis}), perm)

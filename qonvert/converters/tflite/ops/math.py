@@ -1,4 +1,5 @@
-"""Elementwise arithmetic and reductions: ADD, SUB, MUL, DIV, SQUARED_DIFFERENCE, RSQRT, MEAN, SUM."""
+"""Elementwise arithmetic and reductions: ADD, SUB, MUL, DIV, ADD_N, SQUARE, SQUARED_DIFFERENCE, RSQRT, MEAN,
+SUM, REDUCE_MAX / MIN / PROD."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ _BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "M
 def binary(ctx: ConversionContext, op: SourceOp) -> Laid:
     (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
     return finish(ctx, op, ctx.b.op(_BINARY[op.type], [a, b]), perm)
+
+
+@register("tflite", "ADD_N")
+def add_n(ctx: ConversionContext, op: SourceOp) -> Laid:
+    values, perm = operands(ctx, [n for n in op.inputs["in"] if n])
+    return Laid(ctx.b.op("Sum", values), perm)
+
+
+@register("tflite", "SQUARE")
+def square(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x, perm = as_held(ctx, arg(op, 0))
+    return Laid(ctx.b.op("Mul", [x, x]), perm)
 
 
 @register("tflite", "SQUARED_DIFFERENCE")
@@ -52,7 +65,10 @@ def reduced_perm(perm: tuple[int, ...] | None, axes: list[int], keepdims: bool) 
     return None if new == tuple(range(len(new))) else new
 
 
-@register("tflite", "MEAN", "SUM")
+_REDUCE = {"MEAN": "ReduceMean", "SUM": "ReduceSum", "REDUCE_MAX": "ReduceMax", "REDUCE_MIN": "ReduceMin", "REDUCE_PROD": "ReduceProd"}
+
+
+@register("tflite", *_REDUCE)
 def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
     axes_arr = ctx.array(arg(op, 1))
@@ -63,5 +79,5 @@ def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = as_held(ctx, name)
     keep = bool(op.attr("KeepDims", default=False))
     onnx_axes = [remap_axis(a, rank, perm) for a in axes]
-    y = ctx.b.reduce("ReduceMean" if op.type == "MEAN" else "ReduceSum", x, sorted(onnx_axes), keep)
+    y = ctx.b.reduce(_REDUCE[op.type], x, sorted(onnx_axes), keep)
     return Laid(y, reduced_perm(perm, axes, keep))

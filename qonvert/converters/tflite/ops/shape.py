@@ -18,7 +18,7 @@ from ..layout import arg, as_held, finish, held, operands, out, rank_of, remap_a
 _INT_MAX = 2**63 - 1
 
 
-def _const(ctx: ConversionContext, op: SourceOp, index: int, what: str) -> np.ndarray:
+def constant_ints(ctx: ConversionContext, op: SourceOp, index: int, what: str) -> np.ndarray:
     data = ctx.array(arg(op, index))
     if data is None:
         raise QonvertError(f"op {op.label}: {what} is not a constant")
@@ -54,7 +54,7 @@ def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("tflite", "EXPAND_DIMS")
 def expand_dims(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    axis = int(_const(ctx, op, 1, "axis").ravel()[0])
+    axis = int(constant_ints(ctx, op, 1, "axis").ravel()[0])
     rank = rank_of(ctx, arg(op, 0))
     return ctx.b.op("Unsqueeze", [ctx.laid_out(arg(op, 0) or ""), ctx.b.ints([axis % (rank + 1)])])
 
@@ -62,7 +62,7 @@ def expand_dims(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "TRANSPOSE")
 def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """The source tensor transposed by perm is a layout of it: laid_out composes with how it is held."""
-    perm = [int(p) for p in _const(ctx, op, 1, "perm")]
+    perm = [int(p) for p in constant_ints(ctx, op, 1, "perm")]
     return ctx.laid_out(arg(op, 0) or "", perm)
 
 
@@ -85,7 +85,7 @@ def _split(ctx: ConversionContext, op: SourceOp, name: str, axis: int, sizes: li
 def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """Inputs: axis, x; NumSplits equal parts."""
     name = arg(op, 1) or ""
-    axis = int(_const(ctx, op, 0, "axis").ravel()[0])
+    axis = int(constant_ints(ctx, op, 0, "axis").ravel()[0])
     n = int(op.attr("NumSplits", default=len(op.outputs["out"])))
     length = (ctx.shape(name) or ())[axis]
     if length < 0 or length % n:
@@ -97,8 +97,8 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
 def split_v(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """Inputs: x, size_splits (one may be -1), axis."""
     name = arg(op, 0) or ""
-    sizes = [int(s) for s in _const(ctx, op, 1, "size_splits")]
-    axis = int(_const(ctx, op, 2, "axis").ravel()[0])
+    sizes = [int(s) for s in constant_ints(ctx, op, 1, "size_splits")]
+    axis = int(constant_ints(ctx, op, 2, "axis").ravel()[0])
     if -1 in sizes:
         length = (ctx.shape(name) or ())[axis]
         sizes[sizes.index(-1)] = length - sum(s for s in sizes if s != -1)
@@ -120,7 +120,7 @@ def _slice(ctx: ConversionContext, name: str, begin: list[int], end: list[int], 
 @register("tflite", "STRIDED_SLICE")
 def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
     name = arg(op, 0) or ""
-    begin, end, steps = (_const(ctx, op, i, what).tolist() for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    begin, end, steps = (constant_ints(ctx, op, i, what).tolist() for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
     if op.attr("EllipsisMask", default=0) or op.attr("NewAxisMask", default=0):
         raise QonvertError(f"op {op.label}: ellipsis and new-axis masks are not supported")
     if op.attr("Offset", default=False):
@@ -141,8 +141,8 @@ def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
 
 @register("tflite", "SLICE")
 def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
-    begin = _const(ctx, op, 1, "begin").tolist()
-    size = _const(ctx, op, 2, "size").tolist()
+    begin = constant_ints(ctx, op, 1, "begin").tolist()
+    size = constant_ints(ctx, op, 2, "size").tolist()
     end = [_INT_MAX if s == -1 else b + s for b, s in zip(begin, size, strict=True)]
     return _slice(ctx, arg(op, 0) or "", begin, end, [1] * len(begin), [])
 
@@ -150,7 +150,7 @@ def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
 @register("tflite", "PAD", "PADV2")
 def pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
-    pads = _const(ctx, op, 1, "paddings").reshape(-1, 2)
+    pads = constant_ints(ctx, op, 1, "paddings").reshape(-1, 2)
     x, perm = as_held(ctx, name)
     order = list(perm) if perm else list(range(len(pads)))
     onnx_pads = [int(pads[a, 0]) for a in order] + [int(pads[a, 1]) for a in order]

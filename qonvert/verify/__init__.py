@@ -1,0 +1,1 @@
+"""Verification: input sampling, comparison and reports (api.verify calls in here)."""

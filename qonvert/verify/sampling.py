@@ -1,0 +1,111 @@
+"""The one input sampler: each input spread over its whole quantization range.
+
+Real int8 models take raw codes (scale 1) or floats the graph quantizes from e.g. [0, 255]; values
+around 0 would reach a handful of codes and the reference would span one or two levels. So:
+- an integer input gets every code of its dtype, uniformly;
+- a float input that the graph quantizes (through layout ops only) gets the reals of every code
+  of that quantization, uniformly, each off its grid point by a uniform fraction of a step;
+- a float input with no quantization gets standard-normal values (images normalised as most
+  backbones expect): FLOAT_DEFAULT.
+Coverage (how many codes the samples reach) is measured by `input_levels`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from ..opsets.graph_edit import LAYOUT_OPS, qparams_of
+from ..opsets.qparams import QDTYPES, QuantParams
+
+FLOAT_DEFAULT = "standard normal"
+Samples = list[dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int, ...]  # dynamic dims as 1
+    dtype: np.dtype
+    qparams: QuantParams | None  # the per-tensor quantization the input goes through, if any
+
+
+def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
+    graph = ir.from_proto(model).graph
+    specs = []
+    for value in graph.inputs:
+        dims = tuple(d if isinstance(d, int) and d > 0 else 1 for d in (value.shape or ()))
+        dtype = np.dtype(value.dtype.numpy()) if value.dtype is not None else np.dtype(np.float32)
+        specs.append(InputSpec(value.name or "", dims, dtype, _quantization_of(value)))
+    return specs
+
+
+def _quantization_of(value: ir.Value) -> QuantParams | None:
+    """The per-tensor Q or DQ the input reaches through single-consumer layout ops."""
+    cur = value
+    for _ in range(8):
+        users = cur.consumers()
+        if len(users) != 1:
+            return None
+        node = users[0]
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not node.domain:
+            qp = qparams_of(node)
+            return qp if qp is not None and not qp.per_axis else None
+        if node.op_type not in LAYOUT_OPS or node.domain:
+            return None
+        cur = node.outputs[0]
+    return None
+
+
+def sample_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> Samples:
+    rng = np.random.default_rng(seed)
+    specs = input_specs(model)
+    out: Samples = []
+    for _ in range(samples):
+        feed: dict[str, np.ndarray] = {}
+        for spec in specs:
+            feed[spec.name] = _sample(spec, rng)
+        out.append(feed)
+    return out
+
+
+def _sample(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
+    if spec.dtype.kind in "iu":
+        lo, hi = _code_range(spec)
+        return rng.integers(lo, hi + 1, spec.shape).astype(spec.dtype)
+    if spec.dtype.kind == "b":
+        return rng.integers(0, 2, spec.shape).astype(bool)
+    qp = spec.qparams
+    if qp is None:
+        return rng.standard_normal(spec.shape).astype(spec.dtype)
+    lo, hi = qp.code_range
+    codes = rng.integers(lo, hi + 1, spec.shape)
+    jitter = rng.uniform(-0.45, 0.45, spec.shape)  # inside the step: the code is what rounding gives
+    return ((codes - qp.zero_point + jitter) * qp.scale.astype(np.float64)).astype(spec.dtype)
+
+
+def _code_range(spec: InputSpec) -> tuple[int, int]:
+    if spec.qparams is not None:
+        return spec.qparams.code_range
+    if spec.dtype.name in QDTYPES:
+        lo, hi, _ = QDTYPES[spec.dtype.name]
+        return lo, hi
+    info = np.iinfo(spec.dtype)
+    return max(int(info.min), -128), min(int(info.max), 127)  # an index or count input: small values
+
+
+def input_levels(spec: InputSpec, values: list[np.ndarray]) -> tuple[int, int] | None:
+    """(codes the samples reach, codes there are) for an integer or quantized input; None otherwise."""
+    if spec.dtype.kind in "iu":
+        lo, hi = _code_range(spec)
+        codes = np.concatenate([np.asarray(v).ravel() for v in values]).astype(np.int64)
+    elif spec.qparams is not None:
+        lo, hi = spec.qparams.code_range
+        codes = spec.qparams.quantize(np.concatenate([np.asarray(v, np.float32).ravel() for v in values])).astype(np.int64)
+    else:
+        return None
+    reached = np.unique(np.clip(codes, lo, hi)).size
+    return int(reached), hi - lo + 1
