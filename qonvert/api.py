@@ -135,9 +135,9 @@ class VerifyReport:
         }
 
 
-def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> refio.Samples:
+def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> refio.Samples:
     """verify's default inputs: each input over its whole quantization range (verify.sampling)."""
-    return sample_inputs(model, samples, seed)
+    return sample_inputs(model, samples, seed, input_shapes)
 
 
 def _check_feeds(path: str, specs: list[InputSpec], feeds: refio.Samples) -> None:
@@ -165,16 +165,18 @@ def verify(
     tolerance_lsb: float = 1.0,
     fusion: bool = True,
     per_layer: bool = False,
+    input_shapes: dict[str, list[int]] | None = None,
 ) -> VerifyReport:
     """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
     reference) on the same inputs; compare outputs in LSB units of each output's quantization.
+    input_shapes: shapes for inputs with dynamic dimensions (default: batch 1, others 64).
     per_layer: also compare every quantized tensor, each computed from the reference's own values
     of its inputs (TFLite: LiteRT exposes them), to tell which op makes a difference."""
     if per_layer:
         _check_intermediates(Path(source))
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
-    specs = input_specs(proto)
+    specs = input_specs(proto, input_shapes)
     if reference is not None:
         feeds, ref_outputs, _ = refio.load(Path(reference))
         if not ref_outputs:
@@ -184,7 +186,7 @@ def verify(
         feeds, _, _ = refio.load(Path(inputs))
         _check_feeds(str(inputs), specs, feeds)
     else:
-        feeds = random_inputs(proto, samples)
+        feeds = random_inputs(proto, samples, input_shapes=input_shapes)
     if not feeds:
         raise QonvertError(f"{reference or inputs}: holds no input samples")
     if not ref_outputs:

@@ -12,6 +12,7 @@ from . import api
 from .errors import QonvertError
 
 PER_LAYER = "TFLite: also check each quantized tensor, computed from LiteRT's own values of its inputs"
+INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, others 64); repeatable"
 WORST_LAYERS = 15  # layers listed by --per-layer (the rest are summed up)
 
 
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
+    c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
     v.add_argument("model", help="the source model")
     v.add_argument("onnx", help="the converted .onnx")
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--reference", help=".npz of inputs and recorded reference outputs")
     v.add_argument("--save-reference", help="record inputs and reference outputs to this .npz")
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
+    v.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
     i.add_argument("model", help="a source model or an .onnx file")
@@ -81,6 +84,19 @@ def _print_layers(layers: list[api.LayerStats]) -> None:
         print(f"  ... {len(differ) - WORST_LAYERS} more differ")
 
 
+def _input_shapes(items: list[str]) -> dict[str, list[int]]:
+    shapes = {}
+    for item in items:
+        name, _, dims = item.rpartition("=")
+        try:
+            shapes[name] = [int(d) for d in dims.split(",")]
+        except ValueError:
+            raise QonvertError(f"--input-shape {item!r}: expected NAME=D,D,...") from None
+        if not name or any(d < 1 for d in shapes[name]):
+            raise QonvertError(f"--input-shape {item!r}: expected NAME=D,D,... with positive dimensions")
+    return shapes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -97,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {remark}")
             if args.verify:
                 print(f"verifying on {args.samples} inputs ...", file=sys.stderr)
-                report = api.verify(args.model, result.model, samples=args.samples, per_layer=args.per_layer)
+                report = api.verify(
+                    args.model, result.model, samples=args.samples, per_layer=args.per_layer, input_shapes=_input_shapes(args.input_shape)
+                )
                 _print_verify(report)
                 return 0 if report.equivalent else 1
             return 0
@@ -111,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reference=args.reference,
                 save_reference=args.save_reference,
                 per_layer=args.per_layer,
+                input_shapes=_input_shapes(args.input_shape),
             )
             if args.json:
                 print(json.dumps(report.as_dict(), indent=2))

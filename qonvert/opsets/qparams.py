@@ -8,6 +8,8 @@ import numpy as np
 
 from ..errors import QonvertError
 
+DEAD_SCALE = 1e-30  # a weight channel quantized below this contributes nothing float32 can hold
+
 # Quantized dtypes we emit, with their integer range and the lowest opset that has them.
 QDTYPES: dict[str, tuple[int, int, int]] = {
     "int8": (-128, 127, 13),
@@ -91,23 +93,28 @@ class QuantParams:
         return self
 
     def revive_dead_channels(self, data: np.ndarray, tensor: str) -> tuple[QuantParams, np.ndarray, str | None]:
-        """Contract item 9: trained weights have all-zero output channels whose abs-max scale is 0.
-        Such a channel dequantizes to 0 whatever its integer values, so it gets the largest live
-        scale (keeps an int32 bias at s_x * s_w in range) and integer values equal to its zero
-        point: the same real values, exact. Returns (params, data, remark or None)."""
+        """Contract item 9: trained weights have dead output channels, all zero (abs-max scale 0) or
+        below DEAD_SCALE (PTQ of a channel BN drove to ~1e-37: its int32 bias at s_x * s_w would
+        overflow). Such a channel gets the largest live scale and integer values equal to its zero
+        point: exact for scale 0, and for a tiny scale a change far below float32's resolution of
+        any output. Returns (params, data, remark or None)."""
         s = self.scale
-        if not self.per_axis or s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0) or np.all(s > 0):
+        if not self.per_axis or s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0) or np.all(s >= DEAD_SCALE):
             return self, data, None
         axis = self.axis if self.axis is not None else 0
         if not -data.ndim <= axis < data.ndim or data.shape[axis] != s.size:
             return self, data, None  # validate() names the mismatch
-        dead = s == 0
+        dead = s < DEAD_SCALE
         live = s[~dead]
         fill = np.float32(live.max() if live.size else 1.0)
         data = np.array(data, copy=True)
         moved = np.moveaxis(data, axis, 0)
         moved[dead] = self.zero_point.reshape(-1)[dead].reshape((-1,) + (1,) * (data.ndim - 1)).astype(data.dtype)
-        remark = f"tensor {tensor!r}: {int(dead.sum())} of {s.size} channels have scale 0 (all-zero weights), given scale {fill:.4g} (exact)"
+        zero = int((s == 0).sum())
+        remark = (
+            f"tensor {tensor!r}: {int(dead.sum())} of {s.size} channels are dead ({zero} of scale 0, the rest below {DEAD_SCALE:g}): "
+            f"given scale {fill:.4g} and zero weights"
+        )
         return self.with_scale(np.where(dead, fill, s)), data, remark
 
     def with_axis(self, axis: int | None) -> QuantParams:

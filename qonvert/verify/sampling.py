@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from ..errors import QonvertError
 from ..opsets.graph_edit import LAYOUT_OPS, qparams_of
 from ..opsets.qparams import QDTYPES, QuantParams
 
@@ -33,13 +34,27 @@ class InputSpec:
     qparams: QuantParams | None  # the per-tensor quantization the input goes through, if any
 
 
-def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
+DYNAMIC_DIM = 64  # a dynamic dimension other than the batch, unless input_shapes says otherwise
+
+
+def input_specs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> list[InputSpec]:
+    """The graph inputs; a dynamic batch becomes 1 and any other dynamic dimension DYNAMIC_DIM
+    (a real image or sequence size, not a degenerate 1x1), or what `input_shapes` names."""
     graph = ir.from_proto(model).graph
     specs = []
+    given = dict(input_shapes or {})
     for value in graph.inputs:
-        dims = tuple(d if isinstance(d, int) and d > 0 else 1 for d in (value.shape or ()))
+        declared = list(value.shape or ())
+        if value.name in given:
+            dims = tuple(int(d) for d in given.pop(value.name))
+            if len(dims) != len(declared) or any(isinstance(w, int) and w > 0 and w != d for w, d in zip(declared, dims, strict=False)):
+                raise QonvertError(f"input {value.name!r}: shape {list(dims)} does not fit the model's {[str(d) for d in declared]}")
+        else:
+            dims = tuple(d if isinstance(d, int) and d > 0 else (1 if i == 0 else DYNAMIC_DIM) for i, d in enumerate(declared))
         dtype = np.dtype(value.dtype.numpy()) if value.dtype is not None else np.dtype(np.float32)
         specs.append(InputSpec(value.name or "", dims, dtype, _quantization_of(value)))
+    if given:
+        raise QonvertError(f"input_shapes names {', '.join(map(repr, given))}, not an input of the model")
     return specs
 
 
@@ -60,9 +75,9 @@ def _quantization_of(value: ir.Value) -> QuantParams | None:
     return None
 
 
-def sample_inputs(model: onnx.ModelProto, samples: int, seed: int = 0) -> Samples:
+def sample_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> Samples:
     rng = np.random.default_rng(seed)
-    specs = input_specs(model)
+    specs = input_specs(model, input_shapes)
     out: Samples = []
     for _ in range(samples):
         feed: dict[str, np.ndarray] = {}

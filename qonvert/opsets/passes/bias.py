@@ -83,6 +83,29 @@ def graph_initializer(graph: ir.Graph, vec: np.ndarray, name: str) -> ir.Value:
     return initializer(graph, vec.astype(np.float32), name)
 
 
+INT32_MAX = 2**31 - 1
+
+
+def _widen_starved_channels(
+    graph: ir.Graph, node: ir.Node, w_dq: ir.Node, w_data: np.ndarray, w_qp: QuantParams, x_qp: QuantParams, bias: np.ndarray
+) -> QuantParams | None:
+    """A weight channel whose scale is so small (a channel PTQ found nearly dead, ~1e-17) that its
+    bias does not fit int32 at s_x * s_w: the channel's scale grows to the smallest that fits and
+    its weights are requantized at it. Its weights then move by at most half that step, which
+    against the bias they sit beside is below float32's resolution (|b| / 2^32 per weight)."""
+    if not w_qp.per_axis or len(w_dq.outputs[0].consumers()) != 1 or bias.ndim != 1 or w_qp.axis != 0:
+        return None
+    need = np.abs(bias.astype(np.float64)) / (float(x_qp.scale) * (INT32_MAX - 1))
+    old = w_qp.scale.astype(np.float64)
+    new = np.where(need > old, need * (1 + 1e-6), old).astype(np.float32)
+    moved = new != w_qp.scale
+    data = w_data.astype(np.int64)
+    data[moved] = np.clip(np.rint(data[moved] * (old[moved] / new[moved]).reshape(-1, *([1] * (data.ndim - 1)))), -127, 127)
+    qp = w_qp.with_scale(new)
+    node.replace_input_with(1, add_dq(graph, data, qp, f"{node.name}_w_widened", before=node))
+    return qp
+
+
 def quantize_biases(graph: ir.Graph) -> int:
     """Float bias of a quantized Conv/ConvTranspose/Gemm -> int32 DQ at s_x * s_w."""
     done = 0
@@ -97,11 +120,16 @@ def quantize_biases(graph: ir.Graph) -> int:
         x_qp = qparams_of(x_dq)
         if x_qp is None or x_qp.per_axis:
             continue
-        _, _, w_qp = w
+        w_dq, w_data, w_qp = w
         scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
         q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
-        if np.any(np.abs(q) > 2**31 - 1):
-            continue
+        if np.any(np.abs(q) > INT32_MAX):
+            widened = _widen_starved_channels(graph, node, w_dq, w_data, w_qp, x_qp, bias)
+            if widened is None:
+                continue
+            w_qp = widened
+            scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
+            q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
         qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int8", 0)
         new = add_dq(graph, q.astype(np.int32), qp, f"{node.name}_bias", before=node, dtype=ir.DataType.INT32)
         node.replace_input_with(2, new)

@@ -28,12 +28,34 @@ def _const_list(ctx: ConversionContext, op: SourceOp, slot: str, *attr_names: st
     return None if value is None else [int(v) for v in np.atleast_1d(value)]
 
 
+def _runtime_ints(ctx: ConversionContext, op: SourceOp, slot: str) -> ir.Value | None:
+    """An int list input of 1-element tensors, some computed at run time (Paddle's
+    shape -> slice -> reshape2 of a dynamic batch), as one int64 1-D value; None where absent."""
+    names = op.inputs.get(slot) or []
+    if not names:
+        return None
+    parts = []
+    for n in names:
+        data = ctx.array(n)
+        if data is not None:
+            parts.append(ctx.b.ints([int(v) for v in np.atleast_1d(data)]))
+            continue
+        part = ctx.b.op("Cast", [ctx.value(n)], {"to": ir.DataType.INT64})
+        parts.append(ctx.b.op("Reshape", [part, ctx.b.ints([-1])]))
+    return parts[0] if len(parts) == 1 else ctx.b.op("Concat", parts, {"axis": 0})
+
+
 @register("paddle", "reshape2", "reshape")
 def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    x = ctx.input(op, "X")
+    if any(ctx.array(n) is None for slot in ("ShapeTensor", "Shape") for n in op.inputs.get(slot) or []):
+        target = _runtime_ints(ctx, op, "ShapeTensor") or _runtime_ints(ctx, op, "Shape")
+        assert target is not None
+        return ctx.b.op("Reshape", [x, target])
     shape = _const_list(ctx, op, "ShapeTensor", "shape") or _const_list(ctx, op, "Shape")
     if shape is None:
         raise QonvertError(f"op {op.label}: no target shape")
-    return ctx.b.op("Reshape", [ctx.input(op, "X"), ctx.b.ints(shape, "shape")])
+    return ctx.b.op("Reshape", [x, ctx.b.ints(shape, "shape")])
 
 
 @register("paddle", "transpose2", "transpose")
