@@ -45,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     v.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
+    z = sub.add_parser("zoo", help="the regression harness over a model zoo")
+    zsub = z.add_subparsers(dest="zoo_command", required=True)
+    zr = zsub.add_parser("run", help="convert and verify every entry of a TOML manifest")
+    zr.add_argument("manifest", help="the zoo manifest (.toml)")
+    zr.add_argument("--filter", help="only entries whose name matches (glob or substring)")
+    zr.add_argument("--jobs", type=int, default=1, help="worker processes at once (0: one per core)")
+    zr.add_argument("--report", help="write the JSON report here")
+    zr.add_argument("--golden", help="folder of golden per-model reports to compare with")
+    zr.add_argument("--update-golden", action="store_true", help="write this run's results as the golden reports")
     i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
     i.add_argument("model", help="a source model or an .onnx file")
     return p
@@ -136,6 +145,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 _print_verify(report)
             return 0 if report.equivalent else 1
+        if args.command == "zoo":
+            from pathlib import Path
+
+            from .zoo.render import zoo_run
+
+            if args.update_golden and not args.golden:
+                raise QonvertError("--update-golden needs --golden DIR")
+            return zoo_run(
+                Path(args.manifest),
+                args.filter,
+                args.jobs,
+                Path(args.report) if args.report else None,
+                Path(args.golden) if args.golden else None,
+                args.update_golden,
+            )
         if args.command == "inspect":
             info = api.inspect(args.model)
             print(f"{'tensor':40} {'dtype':6} {'scale':>24} {'zero point':>18} {'axis':>5}")

@@ -1,0 +1,78 @@
+"""`qonvert zoo run`: the live progress bar, golden comparison and the summary table (rich)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import golden
+from .manifest import load_manifest
+from .run import report, run_all, select
+
+ORDER = {"error": 0, "fail": 1, "pass": 2}
+
+
+def zoo_run(
+    manifest: Path,
+    pattern: str | None = None,
+    jobs: int = 1,
+    report_path: Path | None = None,
+    golden_dir: Path | None = None,
+    update_golden: bool = False,
+) -> int:
+    """0 when every entry passes with no regression, 1 otherwise (bad manifests raise QonvertError: 2)."""
+    entries = select(load_manifest(manifest), pattern)
+    console = Console(stderr=True)
+    if not entries:
+        console.print(f"no entry of {manifest} matches {pattern!r}")
+        return 1
+    with Progress(
+        TextColumn("[bold]zoo"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"), console=console
+    ) as progress:
+        task = progress.add_task("", total=len(entries))
+
+        def done(result: dict[str, Any]) -> None:
+            progress.update(task, advance=1, description=f"{result['name']}: {result['status']}")
+
+        results = run_all(entries, jobs=jobs or os.cpu_count() or 1, on_done=done)
+    for result in results:
+        old = golden.load(golden_dir, result["name"]) if golden_dir and not update_golden else None
+        result["regressions"] = golden.regressions(result, old) if old else []
+        if golden_dir and update_golden:
+            golden.save(golden_dir, result)
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report(results), indent=1) + "\n")
+    Console(width=max(Console().width, 150)).print(summary_table(results))
+    bad = [r for r in results if r["status"] != "pass" or r["regressions"]]
+    return 1 if bad else 0
+
+
+def summary_table(results: list[dict[str, Any]]) -> Table:
+    table = Table(title="qonvert zoo", show_lines=False)
+    for col in ("model", "status", "max LSB", "exact %", "levels", "int kernels", "convert s", "RSS MB", "note"):
+        table.add_column(col, justify="left" if col in ("model", "status", "note") else "right")
+    for r in sorted(results, key=lambda r: (ORDER.get(r["status"], 0), r["name"])):
+        outs = (r.get("verify") or {}).get("outputs", [])
+        worst = max(outs, key=lambda o: o["max_diff_lsb"]) if outs else None
+        fusion = r.get("fusion")
+        note = "; ".join([*r.get("regressions", []), *r.get("failures", []), *([r["error"]] if r.get("error") else [])])
+        colour = {"pass": "green", "fail": "yellow", "error": "red"}.get(r["status"], "red")
+        table.add_row(
+            r["name"],
+            f"[{colour}]{r['status']}[/]" + (" [red]regressed[/]" if r.get("regressions") else ""),
+            f"{worst['max_diff_lsb']:.3g}" if worst else "-",
+            f"{worst['pct_exact']:.1f}" if worst else "-",
+            str(min(o["levels"] for o in outs)) if outs else "-",
+            f"{sum(fusion['integer_kernels'].values())}/{fusion['quantized_ops']}" if fusion else "-",
+            f"{r['convert_s']:.2f}" if r.get("convert_s") is not None else "-",
+            f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "-",
+            note[:120],
+        )
+    return table
