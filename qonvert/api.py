@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from .errors import QonvertError
 from .opsets.canonical import check_canonical
+from .opsets.qparams import QuantParams
 from .runtime import refio
 from .runtime.compare import OutputStats, compare, output_lsb
 from .runtime.layers import LayerStats, compare_layers
@@ -294,12 +295,12 @@ def inspect(model: str | os.PathLike[str]) -> InspectReport:
                 qp = qparams_of(node)
                 if qp is not None:
                     name = node.inputs[0].name if node.inputs[0] is not None else "?"
-                    tensors.append(QuantizedTensor(name or "?", qp.dtype, _fmt(qp.scale), _fmt(qp.zero_point), qp.axis))
+                    tensors.append(_quantized(name or "?", qp))
         ops: dict[str, tuple[int, bool]] = {}
         for node in graph:
             ops[node.op_type] = (ops.get(node.op_type, (0, True))[0] + 1, True)
         return InspectReport("onnx", tensors, ops, fusion_report(proto))
-    from .converters import load_source
+    from .converters import load_source, quant_params
     from .converters.registry import lookup
 
     source = load_source(path)
@@ -307,20 +308,12 @@ def inspect(model: str | os.PathLike[str]) -> InspectReport:
     for op in source.ops:
         n, _ = counts.get(op.type, (0, True))
         counts[op.type] = (n + 1, lookup(source.framework, op.type) is not None)
-    tensors = []
-    for op in source.ops:
-        if op.type == "dequantize_linear":
-            scale = source.constants.get(op.input("Scale") or "")
-            tensors.append(
-                QuantizedTensor(
-                    op.input("X") or "?",
-                    f"int{op.attr('bit_length', default=8)}",
-                    _fmt(scale) if scale is not None else "?",
-                    "0",
-                    op.attr("quant_axis", default=-1),
-                )
-            )
+    tensors = [_quantized(name, qp) for name, qp in quant_params(source).items()]
     return InspectReport(source.framework, tensors, counts)
+
+
+def _quantized(name: str, qp: QuantParams) -> QuantizedTensor:
+    return QuantizedTensor(name, qp.dtype, _fmt(qp.scale), _fmt(qp.zero_point), qp.axis)
 
 
 def _fmt(arr: np.ndarray) -> str:

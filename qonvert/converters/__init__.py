@@ -12,6 +12,7 @@ from .. import __version__
 from ..errors import QonvertError
 from ..opsets.builder import GraphBuilder
 from ..opsets.passes import canonicalize
+from ..opsets.qparams import QuantParams
 from .context import NP_TO_IR, run_mappers
 from .source import SourceGraph
 
@@ -60,6 +61,15 @@ def load_source(path: Path | str, framework: str | None = None, *, observers: st
             raise QonvertError(f"{path}: no such file")
         return tflite.load(path, nchw_io)
     raise QonvertError(f"framework {framework!r} is not supported (yet): {', '.join(FRAMEWORKS)}")
+
+
+def quant_params(source: SourceGraph) -> dict[str, QuantParams]:
+    """Every quantized tensor's parameters as the reader parsed them, in ONNX terms (inspect)."""
+    if source.framework == "paddle":
+        from .paddle.quant import parsed_params
+
+        return parsed_params(source)
+    return dict(source.quant)
 
 
 def build(source: SourceGraph, opset: int | None = None) -> Conversion:

@@ -65,6 +65,22 @@ def quant_params(
     return qp.validate(tensor, shape) if validate else qp
 
 
+def parsed_params(graph: SourceGraph) -> dict[str, QuantParams]:
+    """The QuantParams of every quantize_linear / dequantize_linear with a constant scale, by the
+    tensor it acts on (what `inspect` shows): ONNX terms, scale = abs-max / bnt."""
+    found: dict[str, QuantParams] = {}
+    for op in graph.ops:
+        if op.type not in ("quantize_linear", "dequantize_linear"):
+            continue
+        x, scale = op.input("X"), graph.constants.get(op.input("Scale") or "")
+        if x is None or scale is None or x in found:
+            continue
+        zp = graph.constants.get(op.input("ZeroPoint") or "")
+        shape = graph.constants[x].shape if x in graph.constants else graph.shapes.get(x)
+        found[x] = quant_params(op, scale, zp, tuple(shape) if shape is not None else None, x, validate=False)
+    return found
+
+
 def paddle_round(x: np.ndarray, round_type: int) -> np.ndarray:
     if round_type == 1:
         return np.sign(x) * np.floor(np.abs(x) + 0.5)

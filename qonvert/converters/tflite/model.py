@@ -37,6 +37,8 @@ _NUMPY_TYPES = {
     "BOOL": "bool",
 }
 _SKIP_GETTERS = ("Init", "GetRootAs")
+# Ops that only appear with more than one subgraph (state and control flow), named in the error.
+_MULTI_SUBGRAPH_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "IF", "CALL", "STABLEHLO_COMPOSITE"}
 
 
 def is_tflite(path: Path) -> bool:
@@ -68,10 +70,16 @@ class _Reader:
 
     def graph(self) -> SourceGraph:
         model = self.model
-        if model.SubgraphsLength() != 1:
-            raise QonvertError(f"{self.path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models (no control flow) are supported")
-        sub = model.Subgraphs(0)
         opcodes = [self._opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+        if model.SubgraphsLength() != 1:
+            used = sorted(
+                {opcodes[s.Operators(k).OpcodeIndex()] for s in self._subgraphs() for k in range(s.OperatorsLength())} & _MULTI_SUBGRAPH_OPS
+            )
+            raise QonvertError(
+                f"{self.path}: {model.SubgraphsLength()} subgraphs ({', '.join(used) or 'no control-flow op'}): "
+                "resource variables and control flow are not supported yet"
+            )
+        sub = model.Subgraphs(0)
         names = self._tensor_names(sub)
         graph = SourceGraph("tflite", str(self.path), [], [], [], {})
         for i in range(sub.TensorsLength()):
@@ -88,6 +96,9 @@ class _Reader:
             outs = [names[int(i)] for i in (op.OutputsAsNumpy() if op.OutputsLength() else [])]
             graph.ops.append(SourceOp(opcodes[index], {"in": ins}, {"out": outs}, self._options(op)))
         return graph
+
+    def _subgraphs(self) -> list[Any]:
+        return [self.model.Subgraphs(i) for i in range(self.model.SubgraphsLength())]
 
     def _opcode_name(self, code: Any) -> str:
         # deprecated_builtin_code is an int8 (127 = look in builtin_code); old files leave

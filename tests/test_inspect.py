@@ -1,0 +1,48 @@
+"""inspect shows the QuantParams the reader parsed, in ONNX terms, for every framework, and names
+the ops of models it cannot convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qonvert
+from qonvert.cli import main
+from qonvert.opsets.graph_edit import qparams_of
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _onnx_scales(model) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    import onnx_ir as ir
+
+    scales = {}
+    for node in ir.from_proto(model).graph:
+        if node.op_type == "QuantizeLinear" and (qp := qparams_of(node)) is not None and not qp.per_axis:
+            scales[float(qp.scale)] = float(qp.scale)
+    return scales
+
+
+@pytest.mark.parametrize("source", ["tflite/small_cnn_int8.tflite", "paddle/ptq_cnn_legacy", "paddle/qat_cnn_perchannel_pir"])
+def test_source_shows_onnx_scales(source: str) -> None:
+    info = qonvert.inspect(FIXTURES / source)
+    assert info.quantized, "the quantized-tensor table is empty"
+    assert any(t.axis == 0 and t.scale.startswith("[") for t in info.quantized), "per-channel weights listed"
+    onnx_scales = _onnx_scales(qonvert.convert(FIXTURES / source).model)
+    per_tensor = [float(t.scale) for t in info.quantized if not t.scale.startswith("[") and t.dtype != "int32"]
+    assert per_tensor and all(any(np.isclose(s, o, rtol=1e-5) for o in onnx_scales) for s in per_tensor), (per_tensor, onnx_scales)
+
+
+def test_onnx_file_shows_its_qdq(tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    qonvert.convert(FIXTURES / "tflite/small_cnn_int8.tflite", out)
+    info = qonvert.inspect(out)
+    assert info.kind == "onnx" and info.quantized and info.fusion is not None
+
+
+def test_streaming_model_names_its_ops(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(FIXTURES / "tflite/patterns/streaming_conv_int8.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert all(op in err for op in ("CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")) and len(err.strip().splitlines()) == 1
