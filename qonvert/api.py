@@ -148,8 +148,9 @@ def _check_feeds(path: str, specs: list[InputSpec], feeds: refio.Samples) -> Non
             if spec.name not in feed:
                 raise QonvertError(f"{path}: sample {i} has no value for input {spec.name!r}")
             got = feed[spec.name]
-            if got.ndim != len(spec.shape) or any(g != w for g, w in zip(got.shape, spec.shape, strict=True) if w > 1):
-                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {list(spec.shape)}")
+            if got.ndim != len(spec.declared) or any(w is not None and g != w for g, w in zip(got.shape, spec.declared, strict=True)):
+                want = ["?" if w is None else w for w in spec.declared]
+                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {want}")
             if got.dtype.kind != spec.dtype.kind and not (got.dtype.kind in "iu" and spec.dtype.kind in "iu"):
                 raise QonvertError(f"{path}: input {spec.name!r} of sample {i} is {got.dtype}, the model takes {spec.dtype}")
 
@@ -198,9 +199,9 @@ def verify(
     ours = [run(sess, feed) for feed in feeds]
     lsbs = output_lsb(proto)
     stats = []
+    if any(len(r) != len(proto.graph.output) for r in ref_outputs):
+        raise QonvertError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
     for j, out in enumerate(proto.graph.output):
-        if any(len(r) != len(proto.graph.output) for r in ref_outputs):
-            raise QonvertError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
         lsb = lsbs[out.name]
         stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
     report = fusion_report(proto) if fusion and device == "cpu" else None

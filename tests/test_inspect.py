@@ -46,3 +46,28 @@ def test_streaming_model_names_its_ops(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["inspect", str(FIXTURES / "tflite/patterns/streaming_conv_int8.tflite")]) == 2
     err = capsys.readouterr().err
     assert all(op in err for op in ("CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")) and len(err.strip().splitlines()) == 1
+
+
+def test_inputs_file_of_the_wrong_shape_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qonvert.runtime import refio
+
+    src = FIXTURES / "tflite/small_cnn_int8io.tflite"
+    out = tmp_path / "m.onnx"
+    qonvert.convert(src, out)
+    bad = tmp_path / "bad.npz"
+    refio.save(bad, [{"serving_default_image:0": np.zeros((1, 16, 16, 3), np.int8)}], None, [])
+    assert main(["verify", str(src), str(out), "--inputs", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has shape [1, 16, 16, 3], the model takes [1, 32, 32, 3]" in err and len(err.splitlines()) == 1, err
+
+
+def test_one_step_is_one_lsb() -> None:
+    """A quantized output one step off is 1 LSB exactly, whatever float32 does to x * scale."""
+    from qonvert.runtime.compare import compare
+
+    scale = np.float32(0.0637)
+    ref = np.arange(-50, 50, dtype=np.float32) * scale
+    ours = ref.copy()
+    ours[7] = np.float32(-42) * scale  # -43 -> -42: one step
+    stats = compare("y", [ours], [ref], float(scale))
+    assert stats.max_diff_lsb == 1.0 and stats.levels == 100

@@ -32,6 +32,7 @@ class InputSpec:
     shape: tuple[int, ...]  # dynamic dims as 1
     dtype: np.dtype
     qparams: QuantParams | None  # the per-tensor quantization the input goes through, if any
+    declared: tuple[int | None, ...] = ()  # the model's own dims, None where dynamic
 
 
 DYNAMIC_DIM = 64  # a dynamic dimension other than the batch, unless input_shapes says otherwise
@@ -52,7 +53,8 @@ def input_specs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | Non
         else:
             dims = tuple(d if isinstance(d, int) and d > 0 else (1 if i == 0 else DYNAMIC_DIM) for i, d in enumerate(declared))
         dtype = np.dtype(value.dtype.numpy()) if value.dtype is not None else np.dtype(np.float32)
-        specs.append(InputSpec(value.name or "", dims, dtype, _quantization_of(value)))
+        static = tuple(d if isinstance(d, int) and d > 0 else None for d in declared)
+        specs.append(InputSpec(value.name or "", dims, dtype, _quantization_of(value), static))
     if given:
         raise QonvertError(f"input_shapes names {', '.join(map(repr, given))}, not an input of the model")
     return specs
