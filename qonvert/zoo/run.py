@@ -10,7 +10,6 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from .. import __version__
@@ -136,7 +135,3 @@ def judge(result: dict[str, Any], entry: ZooEntry) -> tuple[str, list[str]]:
 
 def report(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schema": SCHEMA, "qonvert": __version__, "models": results}
-
-
-def entry_dict(entry: ZooEntry) -> dict[str, Any]:
-    return {k: str(v) if hasattr(v, "parts") else v for k, v in asdict(entry).items()}
