@@ -94,6 +94,7 @@ def table() -> dict[str, tuple[list[int], Callable[[Any], Any]]]:
         "nearest_interp": (IMG, lambda x: F.interpolate(x, size=[16, 12], mode="nearest")),
         "shape_full": (IMG, lambda x: x + paddle.full(paddle.shape(x), 1.5)),
         "assign": (IMG, lambda x: paddle.assign(x) * 2),
+        "cast": (IMG, lambda x: (x * 3).astype("int32").astype("float32") + x.astype("float32")),
     }
 
 

@@ -135,9 +135,27 @@ def shape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return out if op.type == "shape64" else ctx.b.op("Cast", [out], {"to": ir.DataType.INT32})
 
 
-def _fill_dtype(op: SourceOp) -> Any:
-    dtype_attr = op.attr("dtype", default=5)
-    return _FILL_DTYPES.get(dtype_attr, np.float32) if isinstance(dtype_attr, int) else np.dtype(dtype_attr)
+def _fill_dtype(op: SourceOp, *names: str) -> Any:
+    """A dtype attribute: ProgramDesc's VarType enum or PIR's dtype name."""
+    dtype_attr = op.attr(*(names or ("dtype",)), default=5)
+    if isinstance(dtype_attr, int):
+        if dtype_attr not in _FILL_DTYPES:
+            raise QonvertError(f"op {op.label}: dtype {dtype_attr} is not supported")
+        return _FILL_DTYPES[dtype_attr]
+    try:
+        return np.dtype(str(dtype_attr).removeprefix("paddle."))
+    except TypeError:
+        raise QonvertError(f"op {op.label}: dtype {dtype_attr!r} is not supported") from None
+
+
+@register("paddle", "cast")
+def cast(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """.astype(): a cast to the same dtype is an Identity; float -> int truncates in both."""
+    dtype = np.dtype(_fill_dtype(op, "out_dtype", "dtype"))
+    x = ctx.input(op, "X")
+    if x.dtype is not None and x.dtype.numpy() == dtype:
+        return ctx.b.op("Identity", [x])
+    return ctx.b.op("Cast", [x], {"to": ir.DataType.from_numpy(dtype)})
 
 
 @register("paddle", "fill_constant", "full", "full_with_tensor")
