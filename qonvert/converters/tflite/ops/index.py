@@ -3,20 +3,13 @@ which order as their integer codes do, so they are exact; indices are cast to th
 
 from __future__ import annotations
 
-import onnx_ir as ir
-
 from ....errors import QonvertError
-from ...context import NP_TO_IR, ConversionContext, Laid
+from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, out, rank_of, remap_axis
 from .math import reduced_perm
-from .shape import constant_ints
-
-
-def _as_source_dtype(ctx: ConversionContext, value: ir.Value, name: str) -> ir.Value:
-    dtype = ctx.source.dtypes.get(name, "int64")
-    return value if dtype == "int64" else ctx.b.op("Cast", [value], {"to": NP_TO_IR[dtype]})
+from .shape import cast_to_source, constant_ints
 
 
 @register("tflite", "ARG_MAX", "ARG_MIN")
@@ -28,7 +21,7 @@ def arg_max_min(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = as_held(ctx, name)
     onnx_op = "ArgMax" if op.type == "ARG_MAX" else "ArgMin"
     y = ctx.b.op(onnx_op, [x], {"axis": remap_axis(axis, rank, perm), "keepdims": 0})
-    return Laid(_as_source_dtype(ctx, y, out(op)), reduced_perm(perm, [axis], False))
+    return Laid(cast_to_source(ctx, y, out(op), produced="int64"), reduced_perm(perm, [axis], False))
 
 
 @register("tflite", "TOPK_V2")
@@ -41,4 +34,4 @@ def top_k(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     x, perm = as_held(ctx, name)
     axis = remap_axis(-1, rank_of(ctx, name), perm)
     values, indices = ctx.b.op("TopK", [x, ctx.b.ints([k])], {"axis": axis, "largest": 1, "sorted": 1}, outputs=2)
-    return [Laid(values, perm), Laid(_as_source_dtype(ctx, indices, out(op, 1)), perm)]
+    return [Laid(values, perm), Laid(cast_to_source(ctx, indices, out(op, 1), produced="int64"), perm)]

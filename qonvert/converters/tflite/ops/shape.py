@@ -186,15 +186,16 @@ def shape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     s = ctx.b.op("Shape", [ctx.value(name)])
     if perm:
         s = ctx.b.op("Gather", [s, ctx.b.ints([perm.index(i) for i in range(len(perm))])], {"axis": 0})
-    return _cast_to(ctx, s, out(op))
+    return cast_to_source(ctx, s, out(op))
 
 
-def _cast_to(ctx: ConversionContext, value: ir.Value, name: str) -> ir.Value:
-    """A cast to the source tensor's dtype; an integer tensor of a quantized model stays real."""
+def cast_to_source(ctx: ConversionContext, value: ir.Value, name: str, produced: str | None = None) -> ir.Value:
+    """A cast to the source tensor's dtype (none where `value` is `produced` in it already); an
+    integer tensor of a quantized model stays real."""
     if name in ctx.source.quant:
         return value
     dtype = ctx.source.dtypes.get(name, "float32")
-    return ctx.b.op("Cast", [value], {"to": NP_TO_IR[dtype]})
+    return value if dtype == produced else ctx.b.op("Cast", [value], {"to": NP_TO_IR[dtype]})
 
 
 @register("tflite", "PACK")
@@ -218,4 +219,4 @@ def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
 @register("tflite", "CAST")
 def cast(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = as_held(ctx, arg(op, 0))
-    return Laid(_cast_to(ctx, x, out(op)), perm)
+    return Laid(cast_to_source(ctx, x, out(op)), perm)
