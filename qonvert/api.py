@@ -19,7 +19,7 @@ from .runtime import refio
 from .runtime.compare import OutputStats, compare, output_lsb
 from .runtime.layers import LayerStats, compare_layers
 from .runtime.ort import FusionReport, fusion_report, run, session
-from .verify.sampling import InputSpec, input_levels, input_specs, sample_inputs
+from .verify.sampling import check_feeds, input_levels, input_specs, sample_inputs
 
 _EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
 
@@ -141,20 +141,6 @@ def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_sha
     return sample_inputs(model, samples, seed, input_shapes)
 
 
-def _check_feeds(path: str, specs: list[InputSpec], feeds: refio.Samples) -> None:
-    """Inputs from a file must name, shape and type every model input as the model does."""
-    for i, feed in enumerate(feeds):
-        for spec in specs:
-            if spec.name not in feed:
-                raise QonvertError(f"{path}: sample {i} has no value for input {spec.name!r}")
-            got = feed[spec.name]
-            if got.ndim != len(spec.declared) or any(w is not None and g != w for g, w in zip(got.shape, spec.declared, strict=True)):
-                want = ["?" if w is None else w for w in spec.declared]
-                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {want}")
-            if got.dtype.kind != spec.dtype.kind and not (got.dtype.kind in "iu" and spec.dtype.kind in "iu"):
-                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} is {got.dtype}, the model takes {spec.dtype}")
-
-
 def verify(
     source: str | os.PathLike[str],
     onnx_model: str | os.PathLike[str] | onnx.ModelProto,
@@ -183,10 +169,10 @@ def verify(
         feeds, ref_outputs, _ = refio.load(Path(reference))
         if not ref_outputs:
             raise QonvertError(f"{reference}: holds no reference outputs")
-        _check_feeds(str(reference), specs, feeds)
+        check_feeds(str(reference), specs, feeds)
     elif inputs is not None:
         feeds, _, _ = refio.load(Path(inputs))
-        _check_feeds(str(inputs), specs, feeds)
+        check_feeds(str(inputs), specs, feeds)
     else:
         feeds = random_inputs(proto, samples, input_shapes=input_shapes)
     if not feeds:

@@ -77,6 +77,20 @@ def _quantization_of(value: ir.Value) -> QuantParams | None:
     return None
 
 
+def check_feeds(path: str, specs: list[InputSpec], feeds: Samples) -> None:
+    """Inputs from a file must name, shape and type every model input as the model does."""
+    for i, feed in enumerate(feeds):
+        for spec in specs:
+            if spec.name not in feed:
+                raise QonvertError(f"{path}: sample {i} has no value for input {spec.name!r}")
+            got = feed[spec.name]
+            if got.ndim != len(spec.declared) or any(w is not None and g != w for g, w in zip(got.shape, spec.declared, strict=True)):
+                want = ["?" if w is None else w for w in spec.declared]
+                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {want}")
+            if got.dtype.kind != spec.dtype.kind and not (got.dtype.kind in "iu" and spec.dtype.kind in "iu"):
+                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} is {got.dtype}, the model takes {spec.dtype}")
+
+
 def sample_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> Samples:
     rng = np.random.default_rng(seed)
     specs = input_specs(model, input_shapes)
