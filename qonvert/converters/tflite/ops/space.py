@@ -34,17 +34,27 @@ def _static_nhwc(ctx: ConversionContext, op: SourceOp) -> tuple[int, ...]:
     return shape
 
 
+def _block(ctx: ConversionContext, op: SourceOp, what: str) -> tuple[int, int, np.ndarray]:
+    """The 2-D block shape and the [2, 2] paddings or crops, checked."""
+    block = constant_ints(ctx, op, 1, "block shape").ravel()
+    edges = constant_ints(ctx, op, 2, what)
+    if block.size != 2 or min(block) < 1 or edges.size != 4 or edges.min() < 0:
+        raise QonvertError(f"op {op.label}: expected a 2-D block shape >= 1 and 2x2 {what} >= 0, got {block.tolist()} and {edges.tolist()}")
+    return int(block[0]), int(block[1]), edges.reshape(2, 2)
+
+
 @register("tflite", "SPACE_TO_BATCH_ND")
 def space_to_batch(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """Pad H and W (with real 0: TFLite pads a quantized tensor with its zero point), then move each
     (i, j) offset of a block into the batch: out[(i * bw + j) * N + n, h, w, c] = x[n, h*bh+i, w*bw+j, c]."""
     n, h, w, c = _static_nhwc(ctx, op)
-    bh, bw = (int(v) for v in constant_ints(ctx, op, 1, "block shape").ravel())
-    pads = constant_ints(ctx, op, 2, "paddings").reshape(2, 2)
+    bh, bw, pads = _block(ctx, op, "paddings")
+    hp, wp = h + int(pads[0].sum()), w + int(pads[1].sum())
+    if hp % bh or wp % bw:
+        raise QonvertError(f"op {op.label}: padded size {hp}x{wp} is not a multiple of block {bh}x{bw}")
     x = ctx.laid_out(arg(op, 0) or "")
     onnx_pads = [0, int(pads[0, 0]), int(pads[1, 0]), 0, 0, int(pads[0, 1]), int(pads[1, 1]), 0]
     x = ctx.b.op("Pad", [x, ctx.b.ints(onnx_pads), ctx.b.const(np.float32(0.0), "pad_value")])
-    hp, wp = h + int(pads[0].sum()), w + int(pads[1].sum())
     x = ctx.b.op("Reshape", [x, ctx.b.ints([n, hp // bh, bh, wp // bw, bw, c])])
     x = ctx.b.op("Transpose", [x], {"perm": [2, 4, 0, 1, 3, 5]})
     return ctx.b.op("Reshape", [x, ctx.b.ints([bh * bw * n, hp // bh, wp // bw, c])])
@@ -54,8 +64,9 @@ def space_to_batch(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def batch_to_space(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """The inverse of SPACE_TO_BATCH_ND, then crop."""
     n, h, w, c = _static_nhwc(ctx, op)
-    bh, bw = (int(v) for v in constant_ints(ctx, op, 1, "block shape").ravel())
-    crops = constant_ints(ctx, op, 2, "crops").reshape(2, 2)
+    bh, bw, crops = _block(ctx, op, "crops")
+    if n % (bh * bw) or crops[0].sum() >= h * bh or crops[1].sum() >= w * bw:
+        raise QonvertError(f"op {op.label}: batch {n} and crops {crops.tolist()} do not fit block {bh}x{bw} of {h}x{w}")
     x = ctx.laid_out(arg(op, 0) or "")
     x = ctx.b.op("Reshape", [x, ctx.b.ints([bh, bw, n // (bh * bw), h, w, c])])
     x = ctx.b.op("Transpose", [x], {"perm": [2, 3, 0, 4, 1, 5]})
@@ -71,7 +82,10 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     no symmetric mode, so each padded axis is one Gather with the mirrored indices."""
     name = arg(op, 0) or ""
     shape = ctx.shape(name) or ()
-    pads = constant_ints(ctx, op, 1, "paddings").reshape(-1, 2)
+    pads = constant_ints(ctx, op, 1, "paddings")
+    if pads.size != 2 * len(shape):
+        raise QonvertError(f"op {op.label}: {pads.size} padding values for a rank-{len(shape)} input")
+    pads = pads.reshape(-1, 2)
     symmetric = int(op.attr("Mode", default=0)) == 1
     x, perm = as_held(ctx, name)
     for axis, (before, after) in enumerate(pads.tolist()):
