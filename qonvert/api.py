@@ -13,12 +13,13 @@ import onnx
 import onnx_ir as ir
 
 from .errors import QonvertError
+from .metadata import StateVariable, read_states
 from .opsets.canonical import check_canonical
 from .opsets.qparams import QuantParams
 from .runtime import refio
 from .runtime.compare import OutputStats, compare, output_lsb
 from .runtime.layers import LayerStats, compare_layers
-from .runtime.ort import FusionReport, fusion_report, run, session
+from .runtime.ort import FusionReport, fusion_report, run_steps, session
 from .verify.sampling import check_feeds, input_levels, input_specs, sample_inputs
 
 _EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
@@ -73,6 +74,13 @@ def convert(
     if out_path is not None:
         save_atomic(conv.model, data, out_path)
     return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks)
+
+
+def initial_state(model: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, np.ndarray]:
+    """A converted streaming model's state before its first step, by state input name ({} for a
+    stateless model). Feed these with the first step, then each step's `<name>_out` outputs."""
+    proto = model if isinstance(model, onnx.ModelProto) else _load_onnx(Path(model))
+    return {s.input: s.initial for s in read_states(proto)}
 
 
 def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
@@ -177,12 +185,13 @@ def verify(
         feeds = random_inputs(proto, samples, input_shapes=input_shapes)
     if not feeds:
         raise QonvertError(f"{reference or inputs}: holds no input samples")
+    states = read_states(proto)
     if not ref_outputs:
-        ref_outputs = run_source(Path(source), feeds)
+        ref_outputs = run_source(Path(source), feeds, states)
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)
-    ours = [run(sess, feed) for feed in feeds]
+    ours = run_steps(sess, feeds, states)  # a streaming model carries its own state, step to step
     lsbs = output_lsb(proto)
     stats = []
     if any(len(r) != len(proto.graph.output) for r in ref_outputs):
@@ -191,9 +200,25 @@ def verify(
         lsb = lsbs[out.name]
         stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
     report = fusion_report(proto) if fusion and device == "cpu" else None
-    layers = compare_layers(proto, feeds, run_source_intermediates(Path(source), feeds), device) if per_layer else None
+    layers = None
+    if per_layer:  # each step from the reference's own state, as every op from its own inputs
+        layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
+        layers = compare_layers(proto, layer_feeds, run_source_intermediates(Path(source), feeds), device)
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
-    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers, inputs=coverage, remarks=_warnings(stats, coverage))
+    remarks = _warnings(stats, coverage)
+    if states:
+        remarks.insert(0, f"{len(feeds)} streaming steps, state carried on both sides: {', '.join(s.variable for s in states)}")
+    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers, inputs=coverage, remarks=remarks)
+
+
+def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: list[list[np.ndarray]], states: list[StateVariable]) -> refio.Samples:
+    """Each step's feed with the state the reference held before it."""
+    names = [o.name for o in proto.graph.output]
+    full = []
+    for k, feed in enumerate(feeds):
+        state = {s.input: s.initial if k == 0 else ref[k - 1][names.index(s.output)] for s in states}
+        full.append({**feed, **state})
+    return full
 
 
 MIN_OUTPUT_LEVELS = 8  # a reference spanning fewer quantization levels proves little
@@ -212,7 +237,9 @@ def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[s
     return notes
 
 
-def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
+def run_source(source: Path, feeds: refio.Samples, states: list[StateVariable] | None = None) -> list[list[np.ndarray]]:
+    """The source runtime's outputs, then (a streaming model) each state's next value; the feeds
+    run in order, as one stream."""
     from .converters import detect
 
     framework = detect(source)
@@ -226,7 +253,7 @@ def run_source(source: Path, feeds: refio.Samples) -> list[list[np.ndarray]]:
     if framework == "tflite":
         from .runtime.reference.litert import run_reference as run_litert
 
-        return run_litert(source, feeds)
+        return run_litert(source, feeds, [s.source_output for s in states or []])
     raise QonvertError(f"{source}: no reference runner for {framework}")
 
 

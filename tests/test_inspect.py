@@ -42,12 +42,6 @@ def test_onnx_file_shows_its_qdq(tmp_path: Path) -> None:
     assert info.kind == "onnx" and info.quantized and info.fusion is not None
 
 
-def test_streaming_model_names_its_ops(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["inspect", str(FIXTURES / "tflite/patterns/streaming_conv_int8.tflite")]) == 2
-    err = capsys.readouterr().err
-    assert all(op in err for op in ("CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")) and len(err.strip().splitlines()) == 1
-
-
 def test_inputs_file_of_the_wrong_shape_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from qonvert.runtime import refio
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx_ir as ir
 
-from .. import __version__
+from .. import __version__, metadata
 from ..errors import QonvertError
 from ..opsets.builder import GraphBuilder
 from ..opsets.passes import canonicalize
@@ -87,10 +87,10 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
         if value.is_graph_input() or value.const_value is not None or value in outputs[: outputs.index(value)]:
             raise QonvertError(f"{source.path}: output {out_name!r} is an input or constant; not supported")
     meta = {
-        "qonvert.version": __version__,
-        "qonvert.source_framework": source.framework,
-        "qonvert.source_path": Path(source.path).name,
-        "qonvert.opset": str(target),
+        metadata.VERSION: __version__,
+        metadata.SOURCE_FRAMEWORK: source.framework,
+        metadata.SOURCE_PATH: Path(source.path).name,
+        metadata.OPSET: str(target),
     }
     model = builder.finish(inputs, outputs, opset=target, metadata=meta)
     counts = canonicalize(model)
@@ -98,10 +98,11 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     _declare_output_types(model, source)
     names = {k: v for k, v in ctx.name_map.items() if v}
     if names:
-        model.metadata_props["qonvert.name_map"] = json.dumps(names, sort_keys=True)
+        model.metadata_props[metadata.NAME_MAP] = json.dumps(names, sort_keys=True)
     layouts = {k: list(p) for k, p in ctx.perms.items() if k in source.quant}
     if layouts:  # how each quantized source tensor is transposed in ONNX (verify --per-layer)
-        model.metadata_props["qonvert.layouts"] = json.dumps(layouts, sort_keys=True)
+        model.metadata_props[metadata.LAYOUTS] = json.dumps(layouts, sort_keys=True)
+    metadata.write_states(model, source.states)
     return Conversion(model, source, target, names, counts, ctx.remarks + source.notes)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metadata import StateVariable
 from ..opsets.qparams import QuantParams
 
 
@@ -64,6 +65,20 @@ class SourceGraph:
     # Graph inputs/outputs the ONNX model holds transposed by a permutation (TFLite --nchw-io).
     io_perms: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)  # numpy dtype names, where the reader knows them
+    # Variables carried between runs (streaming models): each one's input is in `inputs` and its
+    # output in `outputs`.
+    states: list[StateVariable] = field(default_factory=list)
+
+    def rename(self, old: str, new: str) -> None:
+        """Give a tensor a new name everywhere the graph mentions it."""
+        for op in self.ops:
+            for names in (*op.inputs.values(), *op.outputs.values()):
+                names[:] = [new if n == old else n for n in names]
+        self.outputs = [new if n == old else n for n in self.outputs]
+        tables: list[dict[str, Any]] = [self.constants, self.shapes, self.quant, self.io_perms, self.dtypes]
+        for table in tables:
+            if old in table:
+                table[new] = table.pop(old)
 
     def consumers(self) -> dict[str, list[SourceOp]]:
         users: dict[str, list[SourceOp]] = {}

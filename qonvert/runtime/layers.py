@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from ..errors import QonvertError
+from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, metadata
 from .ort import run, session
 
 OURS = "/qonvert_ours"  # suffix of the cut Q outputs (a name no framework makes)
@@ -80,10 +81,10 @@ def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
 
 
 def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelProto, list[_Cut]]:
-    meta = {p.key: p.value for p in model.metadata_props}
-    to_source = {v: k for k, v in json.loads(meta.get("qonvert.name_map", "{}")).items()}
-    layouts = {k: tuple(v) for k, v in json.loads(meta.get("qonvert.layouts", "{}")).items()}
-    if "qonvert.source_framework" not in meta:
+    meta = metadata(model)
+    to_source = {v: k for k, v in json.loads(meta.get(NAME_MAP, "{}")).items()}
+    layouts = {k: tuple(v) for k, v in json.loads(meta.get(LAYOUTS, "{}")).items()}
+    if SOURCE_FRAMEWORK not in meta:
         raise QonvertError("per-layer: the ONNX model was not made by qonvert (no qonvert metadata to map its tensors)")
     zero_points = {i.name: i.data_type for i in model.graph.initializer}
     shapes = {vi.name: _dims(vi) for vi in (*model.graph.value_info, *model.graph.output)}

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 
 from ..errors import QonvertError
+from ..metadata import StateVariable
 from ..opsets.graph_edit import MONOTONE_OPS
 
 INTEGER_KERNELS = (
@@ -89,6 +90,19 @@ def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return list(sess.run(None, feeds))
     except Exception as exc:  # ORT raises its own exception types, one per failure kind
         raise QonvertError(f"ONNX Runtime failed to run the model: {str(exc).splitlines()[0][:300]}") from None
+
+
+def run_steps(sess: Any, feeds: list[dict[str, np.ndarray]], states: list[StateVariable]) -> list[list[np.ndarray]]:
+    """One run per feed; a streaming model's state (qonvert.metadata.read_states) goes from each
+    step's outputs into the next step's inputs, starting from its initial value."""
+    names = [o.name for o in sess.get_outputs()]
+    carried = {s.input: s.initial for s in states}
+    results = []
+    for feed in feeds:
+        outputs = run(sess, {**feed, **carried})
+        carried = {s.input: outputs[names.index(s.output)] for s in states}
+        results.append(outputs)
+    return results
 
 
 @dataclass

@@ -19,6 +19,7 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import QonvertError
+from ..metadata import read_states
 from ..opsets.graph_edit import LAYOUT_OPS, qparams_of
 from ..opsets.qparams import QDTYPES, QuantParams
 
@@ -39,12 +40,16 @@ DYNAMIC_DIM = 64  # a dynamic dimension other than the batch, unless input_shape
 
 
 def input_specs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> list[InputSpec]:
-    """The graph inputs; a dynamic batch becomes 1 and any other dynamic dimension DYNAMIC_DIM
-    (a real image or sequence size, not a degenerate 1x1), or what `input_shapes` names."""
+    """The graph inputs, less state inputs (verify carries those from step to step); a dynamic
+    batch becomes 1 and any other dynamic dimension DYNAMIC_DIM (a real image or sequence size,
+    not a degenerate 1x1), or what `input_shapes` names."""
     graph = ir.from_proto(model).graph
     specs = []
     given = dict(input_shapes or {})
+    state_inputs = {s.input for s in read_states(model)}
     for value in graph.inputs:
+        if value.name in state_inputs:
+            continue
         declared = list(value.shape or ())
         if value.name in given:
             dims = tuple(int(d) for d in given.pop(value.name))

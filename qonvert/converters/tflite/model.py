@@ -17,6 +17,7 @@ import tflite
 from ...errors import QonvertError
 from ..source import SourceGraph, SourceOp, TensorInfo
 from .quant import tensor_qparams
+from .state import RESOURCE, STATE_OPS, lift_variables
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -36,9 +37,9 @@ _NUMPY_TYPES = {
     "UINT32": "uint32",
     "BOOL": "bool",
 }
-_SKIP_GETTERS = ("Init", "GetRootAs")
+_SKIP_GETTERS = ("GetRootAs",)  # and Init itself (InitSubgraphIndex is an option)
 # Ops that only appear with more than one subgraph (state and control flow), named in the error.
-_MULTI_SUBGRAPH_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "IF", "CALL", "STABLEHLO_COMPOSITE"}
+_MULTI_SUBGRAPH_OPS = STATE_OPS | {"WHILE", "IF", "CALL", "STABLEHLO_COMPOSITE"}
 
 
 def is_tflite(path: Path) -> bool:
@@ -71,30 +72,53 @@ class _Reader:
     def graph(self) -> SourceGraph:
         model = self.model
         opcodes = [self._opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
-        if model.SubgraphsLength() != 1:
-            used = sorted(
-                {opcodes[s.Operators(k).OpcodeIndex()] for s in self._subgraphs() for k in range(s.OperatorsLength())} & _MULTI_SUBGRAPH_OPS
-            )
-            raise QonvertError(
-                f"{self.path}: {model.SubgraphsLength()} subgraphs ({', '.join(used) or 'no control-flow op'}): "
-                "resource variables and control flow are not supported yet"
-            )
-        sub = model.Subgraphs(0)
+        if model.SubgraphsLength() < 1:
+            raise QonvertError(f"{self.path}: the model has no subgraph")
+        init_indexes = self._check_subgraphs(opcodes)
+        main = self._read_subgraph(model.Subgraphs(0), opcodes)
+        if not any(op.type in STATE_OPS for op in main.ops):
+            return main
+        inits = [self._read_subgraph(model.Subgraphs(i), opcodes) for i in init_indexes]
+        return lift_variables(main, inits)
+
+    def _check_subgraphs(self, opcodes: list[str]) -> list[int]:
+        """The init subgraphs that main's CALL_ONCE ops run; any other use of more than one
+        subgraph (control flow) is refused, naming every op that needs it."""
+        ops = [[self._op_type(s.Operators(k), opcodes, k) for k in range(s.OperatorsLength())] for s in self._subgraphs()]
+        control = sorted({t for sub in ops for t in sub} & (_MULTI_SUBGRAPH_OPS - STATE_OPS))
+        inits = []
+        for k in range(self.model.Subgraphs(0).OperatorsLength()):
+            if ops[0][k] == "CALL_ONCE":
+                index = int(self._options(self.model.Subgraphs(0).Operators(k)).get("InitSubgraphIndex", -1))
+                if not 0 < index < len(ops):
+                    raise QonvertError(f"{self.path}: CALL_ONCE runs subgraph {index}, but the model has {len(ops)}")
+                inits.append(index)
+        stray = [i for i in range(1, len(ops)) if i not in inits]
+        if control:
+            raise QonvertError(f"{self.path}: {len(ops)} subgraphs: control flow ({', '.join(control)}) is not supported")
+        if stray:
+            raise QonvertError(f"{self.path}: subgraph {stray[0]} of {len(ops)} is not an init subgraph that CALL_ONCE runs; not supported")
+        return inits
+
+    def _op_type(self, op: Any, opcodes: list[str], k: int) -> str:
+        index = op.OpcodeIndex()
+        if index >= len(opcodes):
+            raise QonvertError(f"{self.path}: operator {k} uses opcode index {index}, but the model has {len(opcodes)} opcodes")
+        return opcodes[index]
+
+    def _read_subgraph(self, sub: Any, opcodes: list[str]) -> SourceGraph:
         names = self._tensor_names(sub)
         graph = SourceGraph("tflite", str(self.path), [], [], [], {})
         for i in range(sub.TensorsLength()):
             self._read_tensor(sub.Tensors(i), names[i], graph)
-        for i in sub.InputsAsNumpy():
+        for i in sub.InputsAsNumpy() if sub.InputsLength() else []:
             graph.inputs.append(TensorInfo(names[i], graph.shapes[names[i]], graph.dtypes[names[i]]))
-        graph.outputs = [names[int(i)] for i in sub.OutputsAsNumpy()]
+        graph.outputs = [names[int(i)] for i in (sub.OutputsAsNumpy() if sub.OutputsLength() else [])]
         for k in range(sub.OperatorsLength()):
             op = sub.Operators(k)
-            index = op.OpcodeIndex()
-            if index >= len(opcodes):
-                raise QonvertError(f"{self.path}: operator {k} uses opcode index {index}, but the model has {len(opcodes)} opcodes")
             ins = [names[int(i)] if i >= 0 else "" for i in (op.InputsAsNumpy() if op.InputsLength() else [])]
             outs = [names[int(i)] for i in (op.OutputsAsNumpy() if op.OutputsLength() else [])]
-            graph.ops.append(SourceOp(opcodes[index], {"in": ins}, {"out": outs}, self._options(op)))
+            graph.ops.append(SourceOp(self._op_type(op, opcodes, k), {"in": ins}, {"out": outs}, self._options(op)))
         return graph
 
     def _subgraphs(self) -> list[Any]:
@@ -125,6 +149,8 @@ class _Reader:
 
     def _dtype(self, tensor: Any, name: str) -> str:
         kind = _TENSOR_TYPES.get(tensor.Type(), f"type {tensor.Type()}")
+        if kind == "RESOURCE":  # a variable handle (VAR_HANDLE); lift_variables removes it
+            return RESOURCE
         if kind not in _NUMPY_TYPES:
             raise QonvertError(f"{self.path}: tensor {name!r} has unsupported type {kind}")
         return _NUMPY_TYPES[kind]
@@ -135,6 +161,8 @@ class _Reader:
             shape = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy())
         graph.shapes[name] = shape
         graph.dtypes[name] = self._dtype(tensor, name)
+        if graph.dtypes[name] == RESOURCE:
+            return
         raw = self._buffer(tensor.Buffer(), name)
         data = None
         if raw is not None:
@@ -185,7 +213,12 @@ class _Reader:
         options.Init(table.Bytes, table.Pos)
         attrs: dict[str, Any] = {}
         for attr in dir(cls):
-            if attr.startswith("_") or attr.startswith(_SKIP_GETTERS) or attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier")):
+            if (
+                attr.startswith("_")
+                or attr == "Init"
+                or attr.startswith(_SKIP_GETTERS)
+                or attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier"))
+            ):
                 continue
             if hasattr(cls, f"{attr}Length"):
                 n = getattr(options, f"{attr}Length")()

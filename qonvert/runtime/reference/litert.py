@@ -25,13 +25,22 @@ def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignor
     return interp
 
 
-def run_reference(model: Path, inputs: refio.Samples) -> list[list[np.ndarray]]:
-    """Outputs in the model's output order, one list per sample; inputs are fed by name."""
-    interp = interpreter(model)
+def run_reference(model: Path, inputs: refio.Samples, extra: list[str] | None = None) -> list[list[np.ndarray]]:
+    """Outputs in the model's output order, then the `extra` tensors by name, one list per sample;
+    inputs are fed by name. Samples run in order on one interpreter, so a stateful model's
+    variables carry from one to the next (extra: the tensors assigned to them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interp = interpreter(model, preserve_all_tensors=bool(extra))
+    by_name = {d["name"]: d["index"] for d in interp.get_tensor_details()}
+    missing = [n for n in extra or [] if n not in by_name]
+    if missing:
+        raise QonvertError(f"{model}: LiteRT has no tensor {missing[0]!r}: not the model this ONNX was converted from?")
+    fetch = [d["index"] for d in interp.get_output_details()] + [by_name[n] for n in extra or []]
     outputs = []
     for feed in inputs:
         _invoke(interp, model, feed)
-        outputs.append([interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()])
+        outputs.append([interp.get_tensor(i).copy() for i in fetch])
     return outputs
 
 
