@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     zr.add_argument("manifest", help="the zoo manifest (.toml)")
     zr.add_argument("--filter", help="only entries whose name matches (glob or substring)")
     zr.add_argument("--jobs", type=int, default=1, help="worker processes at once (0: one per core)")
+    zr.add_argument("--ray", metavar="ADDRESS", help="fan the entries out over a Ray cluster: 'local', 'auto' or host:port (paths shared)")
     zr.add_argument("--report", help="write the JSON report here")
     zr.add_argument("--golden", help="folder of golden per-model reports to compare with")
     zr.add_argument("--update-golden", action="store_true", help="write this run's results as the golden reports")
@@ -159,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Path(args.report) if args.report else None,
                 Path(args.golden) if args.golden else None,
                 args.update_golden,
+                ray_address=args.ray,
             )
         if args.command == "inspect":
             info = api.inspect(args.model)

@@ -58,7 +58,9 @@ def test_bad_manifest_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_crash_and_hang_mark_only_their_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("fan_out", [["--jobs", "2"], pytest.param(["--ray", "local"], marks=pytest.mark.slow, id="ray")], ids=str)
+def test_crash_and_hang_mark_only_their_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str], fan_out: list[str]) -> None:
+    """Locally and on a Ray cluster (a local Ray instance here) alike: the same isolated worker."""
     path = _manifest(
         tmp_path,
         f"""
@@ -86,14 +88,21 @@ source = "nowhere.tflite"
 """,
     )
     report = tmp_path / "r.json"
-    assert main(["zoo", "run", str(path), "--jobs", "2", "--report", str(report)]) == 1
+    assert main(["zoo", "run", str(path), *fan_out, "--report", str(report)]) == 1
     models = {m["name"]: m for m in json.loads(report.read_text())["models"]}
+    assert all(("ray_node" in m) == ("--ray" in fan_out) for m in models.values())
     assert models["good"]["status"] == "pass"
     assert models["hangs"]["status"] == "error" and "timed out" in models["hangs"]["error"]
     assert models["dies"]["status"] == "error" and models["dies"]["error"]
     assert models["missing"]["status"] == "error" and "nowhere.tflite" in models["missing"]["error"]
     out = capsys.readouterr().out
     assert out.index("missing") < out.index("good")  # the table is sorted by status: errors first
+
+
+def test_unreachable_ray_cluster_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo", "run", str(ZOO), "--ray", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--ray 127.0.0.1:1: no Ray cluster answers there" in err and len(err.splitlines()) == 1, err
 
 
 def test_golden_regression_is_caught(tmp_path: Path) -> None:

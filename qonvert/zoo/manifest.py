@@ -10,7 +10,7 @@ input_shapes = { x = [1, 3, 64, 64] }   # shapes for dynamic inputs
 samples = 20
 make = "python make.py"                 # optional: run (in the manifest's folder) before converting
 timeout_s = 600
-memory_mb = 8192
+memory_mb = 8192                        # address space the entry may add (RLIMIT_AS on its worker)
 [models.expect]                         # what passing means for this entry
 max_lsb = 1.0
 min_exact = 60.0                        # % of outputs exact

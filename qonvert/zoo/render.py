@@ -25,6 +25,7 @@ def zoo_run(
     report_path: Path | None = None,
     golden_dir: Path | None = None,
     update_golden: bool = False,
+    ray_address: str | None = None,
 ) -> int:
     """0 when every entry passes with no regression, 1 otherwise (bad manifests raise QonvertError: 2)."""
     entries = select(load_manifest(manifest), pattern)
@@ -32,6 +33,10 @@ def zoo_run(
     if not entries:
         console.print(f"no entry of {manifest} matches {pattern!r}")
         return 1
+    if ray_address:
+        from . import cluster
+
+        cluster.connect(ray_address)
     with Progress(
         TextColumn("[bold]zoo"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"), console=console
     ) as progress:
@@ -40,7 +45,10 @@ def zoo_run(
         def done(result: dict[str, Any]) -> None:
             progress.update(task, advance=1, description=f"{result['name']}: {result['status']}")
 
-        results = run_all(entries, jobs=jobs or os.cpu_count() or 1, on_done=done)
+        if ray_address:
+            results = cluster.run_on_ray(entries, on_done=done)
+        else:
+            results = run_all(entries, jobs=jobs or os.cpu_count() or 1, on_done=done)
     for result in results:
         old = golden.load(golden_dir, result["name"]) if golden_dir and not update_golden else None
         result["regressions"] = golden.regressions(result, old) if old else []

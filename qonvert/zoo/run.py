@@ -52,8 +52,19 @@ def run_entry(entry: ZooEntry) -> dict[str, Any]:
     return result
 
 
+def _address_space() -> int:
+    """Bytes of address space this process has mapped already (what it inherited by fork)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _worker(entry: ZooEntry, conn: Any) -> None:
-    limit = entry.memory_mb * 1024 * 1024
+    # The cap is what the entry may add to what the parent had mapped: a Ray worker, say, maps
+    # gigabytes it never touches, and a fixed cap would fail it before the entry starts.
+    limit = _address_space() + entry.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         result = run_entry(entry)
