@@ -176,6 +176,32 @@ def _mixed_zero_points() -> onnx.ModelProto:
     return model([*n1, *n2, helper.make_node("Add", ["a", "b"], ["s"]), *n3], i1 + i2 + i3, (4, 64), "y")
 
 
+def _matmul_in_noop_reshapes() -> onnx.ModelProto:
+    """PIR's translation of a legacy `mul`: reshape -> MatMul -> reshape, each to the shape it has."""
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w", (5, 3), axis=1)
+    shapes = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in (("s_in", [-1, 5]), ("s_w", [5, 3]), ("s_out", [0, -1]))]
+    nodes = [
+        *n1,
+        *n2,
+        helper.make_node("Reshape", ["xq", "s_in"], ["xr"]),
+        helper.make_node("Reshape", ["w", "s_w"], ["wr"]),
+        helper.make_node("MatMul", ["xr", "wr"], ["m"]),
+        helper.make_node("Reshape", ["m", "s_out"], ["mr"]),
+        helper.make_node("Add", ["mr", "bias"], ["a"]),
+    ]
+    n3, i3, out = then_q("a")
+    return model(nodes + n3, i1 + i2 + shapes + const("bias", RNG.normal(size=3)) + i3, (2, 5), out)
+
+
+def _flatten_into_matmul() -> onnx.ModelProto:
+    """DQ -> Flatten -> MatMul: the MatMul must read a DQ of its own."""
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w", (12, 3), axis=1)
+    nodes = [*n1, *n2, helper.make_node("Flatten", ["xq"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])]
+    return model(nodes, i1 + i2, (2, 3, 4), "y")
+
+
 def _all_uint8(m: onnx.ModelProto) -> bool:
     zero_points = {i.name: i.data_type for i in m.graph.initializer}
     return all(zero_points[n.input[2]] == TensorProto.UINT8 for n in m.graph.node if n.op_type == "QuantizeLinear")
@@ -217,6 +243,19 @@ CASES = [
     Case("double quantization kept exact", _double_quantization, "requantize_kept", lambda m: _ops(m).count("QuantizeLinear") == 2),
     Case("same-scale double quantization removed", _same_double_quantization, "requantize_removed", lambda m: _ops(m).count("QuantizeLinear") == 1),
     Case("asymmetric graph: every int8 activation becomes uint8, zero point 0 too", _mixed_zero_points, "activations_to_uint8", _all_uint8),
+    Case(
+        "reshapes to the shape a tensor has are dropped (the bias Add then folds)",
+        _matmul_in_noop_reshapes,
+        "noop_reshape_dropped",
+        lambda m: "Reshape" not in _ops(m) and "Add" not in _ops(m),
+        max_lsb=1.0,  # the folded bias is rounded to int32 at s_x*s_w
+    ),
+    Case(
+        "DQ -> Flatten -> MatMul: the Flatten's output quantized with the DQ's parameters",
+        _flatten_into_matmul,
+        "layout_output_quantized",
+        lambda m: _ops(m)[_ops(m).index("MatMul") - 1] == "DequantizeLinear",
+    ),
 ]
 
 

@@ -79,8 +79,7 @@ timeout_s = 2
 [[models]]
 name = "dies"
 source = "{SMALL}"
-make = "true"
-memory_mb = 64
+make = "kill -SEGV $PPID"
 
 [[models]]
 name = "missing"
@@ -93,10 +92,23 @@ source = "nowhere.tflite"
     assert all(("ray_node" in m) == ("--ray" in fan_out) for m in models.values())
     assert models["good"]["status"] == "pass"
     assert models["hangs"]["status"] == "error" and "timed out" in models["hangs"]["error"]
-    assert models["dies"]["status"] == "error" and models["dies"]["error"]
+    assert models["dies"]["status"] == "error" and "worker died" in models["dies"]["error"]
     assert models["missing"]["status"] == "error" and "nowhere.tflite" in models["missing"]["error"]
     out = capsys.readouterr().out
     assert out.index("missing") < out.index("good")  # the table is sorted by status: errors first
+
+
+def test_memory_cap_marks_the_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry that allocates past its memory_mb ends as an out-of-memory error, not a dead run."""
+    from qonvert.zoo import run
+    from qonvert.zoo.manifest import ZooEntry
+
+    def greedy(entry: ZooEntry) -> dict[str, object]:
+        return {"data": bytearray(512 << 20)}
+
+    monkeypatch.setattr(run, "run_entry", greedy)
+    (result,) = run.run_all([ZooEntry(name="greedy", source=ROOT / SMALL, memory_mb=64)])
+    assert result["status"] == "error" and result["error"] == "out of memory (cap 64 MB)", result
 
 
 def test_unreachable_ray_cluster_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

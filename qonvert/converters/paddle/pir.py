@@ -54,6 +54,16 @@ PIR_SLOTS: dict[str, tuple[list[str], list[str]]] = {
     "shape64": (["Input"], ["Out"]),
     "full_like": (["X", "ValueTensor"], ["Out"]),
     "pow": _UNARY,
+    # the legacy fake quant ops, as Paddle's ops.yaml orders their arguments
+    "fake_quantize_range_abs_max": (["X", "InScale", "Iter"], ["Out", "OutScale", "OutScales"]),
+    "fake_quantize_moving_average_abs_max": (["X", "InScale", "InAccum", "InState"], ["Out", "OutScale", "OutState", "OutAccum"]),
+    "fake_quantize_dequantize_moving_average_abs_max": (["X", "InScale", "InAccum", "InState"], ["Out", "OutScale", "OutState", "OutAccum"]),
+    "fake_quantize_abs_max": (["X"], ["Out", "OutScale"]),
+    "fake_quantize_dequantize_abs_max": (["X"], ["Out", "OutScale"]),
+    "fake_channel_wise_quantize_abs_max": (["X"], ["Out", "OutScale"]),
+    "fake_channel_wise_quantize_dequantize_abs_max": (["X"], ["Out", "OutScale"]),
+    "fake_dequantize_max_abs": (["X", "Scale"], ["Out"]),
+    "fake_channel_wise_dequantize_max_abs": (["X", "Scales"], ["Out"]),
 }
 for _name in ("add", "subtract", "multiply", "divide", "maximum", "minimum", "matmul", "elementwise_pow"):
     PIR_SLOTS[_name] = _BINARY
@@ -155,7 +165,7 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
                 for o in outs:
                     record(o, name_of(o["%"]))
                 continue
-            if kind == "1.data":
+            if kind in ("1.data", "1.feed"):  # feed: a legacy program translated to PIR keeps its feeds
                 name = attrs["name"]
                 names[outs[0]["%"]] = name
                 info = _type_info(outs[0].get("TT"))

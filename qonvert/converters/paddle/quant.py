@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ...errors import QonvertError
@@ -117,6 +119,18 @@ _WEIGHT_SLOTS = {
     "matmul": ("X", "Y"),
     "matmul_v2": ("X", "Y"),
 }
+# Shape-only ops that PIR's translation of a legacy `mul` puts around its matmul (x_num_col_dims).
+_RESHAPES = ("reshape", "reshape2", "flatten", "flatten_contiguous_range", "squeeze", "squeeze2", "unsqueeze", "unsqueeze2")
+
+
+def _through_reshapes(name: str, producers: dict[str, SourceOp], stop: Callable[[str], bool] = lambda n: False) -> str:
+    """The tensor `name` reshapes, following shape-only ops back (until `stop` holds)."""
+    for _ in range(8):
+        op = producers.get(name)
+        if stop(name) or op is None or op.type not in _RESHAPES or not op.input("X"):
+            break
+        name = op.input("X") or name
+    return name
 
 
 def normalise_fake_ops(graph: SourceGraph) -> None:
@@ -160,6 +174,9 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
             per_channel = op.type.startswith("fake_channel_wise")
             attrs = qdq_attrs(op, per_channel)
             sname = const(f"{out}@scale", scale)
+            out_scale = op.output("OutScale")
+            if out_scale and out_scale not in c:  # PIR names the scale it passes on anew (ProgramDesc reuses InScale)
+                const(out_scale, scale)
             q_out = f"{out}@quantized" if op.type in FAKE_QDQ else out
             new_ops.append(SourceOp("quantize_linear", {"X": [x], "Scale": [sname]}, {"Y": [q_out]}, attrs))
             if op.type in FAKE_QDQ:
@@ -171,7 +188,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
             x, out = op.input("X"), op.output("Out")
             assert x is not None and out is not None
             total = _dequant_factor(op, c)
-            producer = producers.get(x)
+            producer = producers.get(_through_reshapes(x, producers, lambda n: n in act_scale))
             if x in act_scale:  # a plain dequantization of a quantized activation
                 bits = act_scale[x][1]
                 sname = const(f"{out}@scale", total * bin_count(bits))
@@ -186,7 +203,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
                 continue
             if producer is None or producer.type not in _WEIGHT_SLOTS:
                 raise QonvertError(f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output")
-            _dequantize_frozen(producer, op, total, act_scale, new_ops, c)
+            _dequantize_frozen(producer, op, total, act_scale, new_ops, c, producers)
             rename[out] = x
             continue
         new_ops.append(op)
@@ -217,6 +234,12 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
     for old, new in rename.items():
         if old in graph.shapes:
             graph.shapes.setdefault(new, graph.shapes[old])
+    for op in graph.ops:  # the tensors made here have their input's shape (mul needs ranks)
+        if op.type in ("quantize_linear", "dequantize_linear"):
+            x, y = op.input("X") or "", op.output("Y") or ""
+            shape = c[x].shape if x in c else graph.shapes.get(x)
+            if shape is not None:
+                graph.shapes.setdefault(y, tuple(shape))
     graph.notes.append("legacy fake-quant ops rewritten to quantize/dequantize pairs")
 
 
@@ -225,6 +248,9 @@ def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
     if op.type == "fake_dequantize_max_abs":
         scale = c[op.input("Scale") or ""].astype(np.float64).ravel()
         return (scale / float(op.attr("max_range"))).astype(np.float64)
+    missing = [n for n in op.inputs.get("Scales", []) if n not in c]
+    if missing:
+        raise QonvertError(f"op {op.label}: scale {missing[0]!r} is computed at run time, not a constant")
     scales = [c[n].astype(np.float64).ravel() for n in op.inputs.get("Scales", [])]
     bits = op.attr("quant_bits", default=[8] * len(scales))
     factor = np.ones(1)
@@ -240,11 +266,17 @@ def _dequantize_frozen(
     act_scale: dict[str, tuple[np.ndarray, int]],
     new_ops: list[SourceOp],
     c: dict[str, np.ndarray],
+    producers: dict[str, SourceOp],
 ) -> None:
     """conv/matmul on (quantized activation, integer-valued weight) followed by a dequant of its
     output: give the weight its own dequantize_linear with factor total / activation factor."""
     act_slot, w_slot = _WEIGHT_SLOTS[producer.type]
-    act, weight = producer.input(act_slot), producer.input(w_slot)
+    act, weight = producer.input(act_slot), producer.input(w_slot) or ""
+    act = _through_reshapes(act or "", producers, lambda n: n in act_scale)
+    reader, slot = producer, w_slot  # the op that reads the weight constant (PIR: a reshape of it)
+    while weight not in c and weight in producers and producers[weight].type in _RESHAPES:
+        reader, slot = producers[weight], "X"
+        weight = reader.input("X") or ""
     if act not in act_scale or weight not in c:
         raise QonvertError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
     a_scale, a_bits = act_scale[act]
@@ -256,19 +288,14 @@ def _dequantize_frozen(
     name = f"{weight}@scale"
     c[name] = (w_factor * bin_count(w_bits)).astype(np.float32)
     dq_name = f"{weight}@dequantized"
-    new_ops.insert(
-        len(new_ops) - 0,
-        SourceOp(
-            "dequantize_linear",
-            {"X": [weight], "Scale": [name]},
-            {"Y": [dq_name]},
-            {"bit_length": w_bits, "quant_axis": -1 if w_factor.size == 1 else axis},
-        ),
+    weight_dq = SourceOp(
+        "dequantize_linear",
+        {"X": [weight], "Scale": [name]},
+        {"Y": [dq_name]},
+        {"bit_length": w_bits, "quant_axis": -1 if w_factor.size == 1 else axis},
     )
-    # move the new DQ before its consumer
-    new_ops.remove(producer)
-    new_ops.append(producer)
-    producer.inputs[w_slot] = [dq_name]
+    new_ops.insert(new_ops.index(reader), weight_dq)  # a constant's DQ: right before its reader
+    reader.inputs[slot] = [dq_name]
 
 
 OBSERVER_MODES = ("skip", "quantize")

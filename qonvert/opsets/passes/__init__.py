@@ -7,8 +7,15 @@ import onnx_ir.passes.common as common
 
 from .batchnorm import fold_batchnorm
 from .bias import fold_bias_add, quantize_biases
-from .constants import fold_constant_layout
-from .qdq import asymmetric_activations_to_uint8, push_dq_through_layout, quantize_op_outputs, settle_requantizations, split_shared_dq
+from .constants import drop_noop_reshapes, fold_constant_layout
+from .qdq import (
+    asymmetric_activations_to_uint8,
+    push_dq_through_layout,
+    quantize_layout_outputs,
+    quantize_op_outputs,
+    settle_requantizations,
+    split_shared_dq,
+)
 
 
 def canonicalize(model: ir.Model) -> dict[str, int]:
@@ -16,11 +23,13 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     graph = model.graph
     counts = {"constant_layout_folded": fold_constant_layout(graph)}
     _clean(model)
+    counts["noop_reshape_dropped"] = drop_noop_reshapes(graph)  # needs the shapes _clean infers
     counts["bias_add_folded"] = fold_bias_add(graph)  # first: BN folding needs Conv -> BN adjacent
     counts["batchnorm_folded"] = fold_batchnorm(graph)
     counts["bias_quantized"] = quantize_biases(graph)
     counts["output_q_added"] = quantize_op_outputs(graph)
     counts["dq_pushed_through_layout"] = push_dq_through_layout(graph)
+    counts["layout_output_quantized"] = quantize_layout_outputs(graph)
     counts["dq_split"] = split_shared_dq(graph)
     counts["requantize_removed"], counts["requantize_kept"] = settle_requantizations(graph)
     counts["activations_to_uint8"] = asymmetric_activations_to_uint8(graph)

@@ -22,7 +22,8 @@ def _apply(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | Non
     second = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
     if op == "Reshape" and second is not None:
         shape = [data.shape[i] if d == 0 else int(d) for i, d in enumerate(second)]
-        return data.reshape(shape), None
+        out = data.reshape(shape)
+        return out, list(range(data.ndim)) if out.shape == data.shape else None  # same shape: axes kept
     if op == "Unsqueeze" and second is not None:
         out = data
         for a in sorted(int(a) % (data.ndim + len(second)) for a in second):
@@ -66,6 +67,27 @@ def fold_constant_layout(graph: ir.Graph) -> int:
         _reroute(graph, node, new)
         folded += 1
     return folded
+
+
+def drop_noop_reshapes(graph: ir.Graph) -> int:
+    """A Reshape to the shape its input already has (each target dim equal to the input's, or 0,
+    and at most one -1, which then can only be the remaining dim) is dropped: PIR's translation of
+    a legacy `mul` wraps its matmul in such reshapes, which hid the bias Add from its MatMul."""
+    dropped = 0
+    for node in list(graph):
+        if node.op_type != "Reshape" or node.domain or node.inputs[0] is None or node.outputs[0].is_graph_output():
+            continue
+        target = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+        dims = list(node.inputs[0].shape or []) if node.inputs[0].shape is not None else None
+        if target is None or dims is None or target.ndim != 1 or len(target) != len(dims):
+            continue
+        unknown = [i for i, (t, d) in enumerate(zip(target.tolist(), dims, strict=True)) if not (t == 0 or (isinstance(d, int) and t == d))]
+        if len(unknown) > 1 or (unknown and target[unknown[0]] != -1):
+            continue
+        node.outputs[0].replace_all_uses_with(node.inputs[0])
+        graph.remove(node, safe=True)
+        dropped += 1
+    return dropped
 
 
 def _reroute(graph: ir.Graph, node: ir.Node, new: ir.Value) -> None:

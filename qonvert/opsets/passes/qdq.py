@@ -42,6 +42,29 @@ def quantize_op_outputs(graph: ir.Graph) -> int:
     return added
 
 
+def quantize_layout_outputs(graph: ir.Graph) -> int:
+    """DQ -> layout op -> quantized Conv/MatMul/Gemm: give the layout op's output a Q/DQ with the
+    DQ's own parameters (exact: a layout op moves values, it does not change them), so the
+    compute op reads a DQ. PIR's translation of a legacy `mul` leaves such Reshapes."""
+    added = 0
+    for node in list(graph):
+        if node.op_type not in LAYOUT_OPS or node.domain:
+            continue
+        dq = producer_op(node.inputs[0], "DequantizeLinear")
+        qp = qparams_of(dq) if dq is not None and dq.inputs[0] is not None and dq.inputs[0].const_value is None else None
+        out = node.outputs[0]
+        readers = [(user, i) for user, i in out.uses() if user.op_type in QUANTIZED_OPS and not user.domain]
+        if qp is None or qp.per_axis or not readers:
+            continue
+        first = readers[0][0]
+        q = add_q(graph, out, qp, f"{out.name}_q", before=first)
+        requantized = add_dq_of(graph, q, qp, f"{out.name}_dq", before=first)
+        for user, index in readers:
+            user.replace_input_with(index, requantized)
+        added += 1
+    return added
+
+
 def split_shared_dq(graph: ir.Graph) -> int:
     """Every consumer of an activation DQ gets its own DQ node (ORT fuses node units one by one)."""
     split = 0

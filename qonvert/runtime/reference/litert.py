@@ -49,7 +49,8 @@ def run_intermediates(model: Path, inputs: refio.Samples) -> list[dict[str, np.n
     with warnings.catch_warnings():  # LiteRT warns that this is for debugging: it is
         warnings.simplefilter("ignore")
         interp = interpreter(model, preserve_all_tensors=True)
-    tensors = [d for d in interp.get_tensor_details() if d["name"]]
+    # Resource handles (object dtype) have no data: reading one crashes LiteRT.
+    tensors = [d for d in interp.get_tensor_details() if d["name"] and np.dtype(d["dtype"]).kind != "O"]
     out = []
     for feed in inputs:
         _invoke(interp, model, feed)
