@@ -41,15 +41,15 @@ def convert(
     *,
     opset: int | None = None,
     framework: str | None = None,
-    observers: str = "skip",
-    nchw_io: bool = False,
+    **options: Any,
 ) -> ConvertResult:
     """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
 
-    observers (Paddle): quantize_linear pairs with only_observer=True are identity in Paddle;
-    "skip" keeps Paddle's numbers, "quantize" uses their scales as real quantization points
-    (what int8 backends do: more integer kernels, outputs may differ from Paddle by a few LSB).
-    nchw_io (TFLite): 4-D inputs and outputs are NCHW instead of the source's NHWC.
+    options are the framework's own (naming another framework's is an error):
+    - Paddle, observers: quantize_linear pairs with only_observer=True are identity in Paddle;
+      "skip" keeps Paddle's numbers, "quantize" uses their scales as real quantization points
+      (what int8 backends do: more integer kernels, outputs may differ from Paddle by a few LSB);
+    - TFLite, nchw_io: 4-D inputs and outputs are NCHW instead of the source's NHWC.
 
     The output file is written atomically: on any error no file is left behind.
     Raises QonvertError on bad input (unsupported ops are all listed at once).
@@ -58,7 +58,7 @@ def convert(
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
-    source = load_source(Path(model), framework, observers=observers, nchw_io=nchw_io)
+    source = load_source(Path(model), framework, **options)
     conv = build(source, opset)
     problems = check_canonical(conv.model)
     if problems:
@@ -240,35 +240,24 @@ def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[s
 def run_source(source: Path, feeds: refio.Samples, states: list[StateVariable] | None = None) -> list[list[np.ndarray]]:
     """The source runtime's outputs, then (a streaming model) each state's next value; the feeds
     run in order, as one stream."""
-    from .converters import detect
+    from .converters import frontend
 
-    framework = detect(source)
-    if framework == "paddle":
-        from .converters.paddle import find_program
-        from .runtime.reference.paddle import run_reference
-
-        program = find_program(source)
-        assert program is not None
-        return run_reference(program, feeds)
-    if framework == "tflite":
-        from .runtime.reference.litert import run_reference as run_litert
-
-        return run_litert(source, feeds, [s.source_output for s in states or []])
-    raise QonvertError(f"{source}: no reference runner for {framework}")
+    return frontend(source).run_reference(source, feeds, [s.source_output for s in states or []])
 
 
 def _check_intermediates(source: Path) -> None:
-    from .converters import detect
+    from .converters import FRONTENDS, frontend
 
-    if detect(source) != "tflite":
-        raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only LiteRT (TFLite) gives them")
+    chosen = frontend(source)
+    if not chosen.intermediates:
+        able = ", ".join(f.runtime for f in FRONTENDS.values() if f.intermediates)
+        raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
 
 
 def run_source_intermediates(source: Path, feeds: refio.Samples) -> list[dict[str, np.ndarray]]:
-    _check_intermediates(source)
-    from .runtime.reference.litert import run_intermediates
+    from .converters import frontend
 
-    return run_intermediates(source, feeds)
+    return frontend(source).run_intermediates(source, feeds)
 
 
 def _load_onnx(path: Path) -> onnx.ModelProto:

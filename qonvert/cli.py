@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from . import api
 from .errors import QonvertError
@@ -23,13 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="model file, directory or path prefix")
     c.add_argument("-o", "--output", required=True, help="output .onnx path (written atomically)")
     c.add_argument("--opset", type=int, default=None, help="ask for a higher opset than the lowest that fits")
-    c.add_argument(
-        "--observers",
-        choices=["skip", "quantize"],
-        default="skip",
-        help="Paddle only_observer Q/DQ: skip (identity, as Paddle runs them) or quantize (real int8 points, more fused kernels)",
-    )
-    c.add_argument("--nchw-io", action="store_true", help="TFLite: 4-D inputs/outputs NCHW in ONNX (default: NHWC as the source)")
+    _add_frontend_options(c)
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
@@ -94,6 +90,27 @@ def _print_layers(layers: list[api.LayerStats]) -> None:
         print(f"  ... {len(differ) - WORST_LAYERS} more differ")
 
 
+def _frontend_option_fields() -> list[tuple[str, dataclasses.Field[Any]]]:
+    from .converters import FRONTENDS
+
+    return [(f.name, fld) for f in FRONTENDS.values() for fld in dataclasses.fields(f.options_type)]
+
+
+def _add_frontend_options(parser: argparse.ArgumentParser) -> None:
+    """A flag per field of every frontend's options dataclass (given only when used)."""
+    for framework, fld in _frontend_option_fields():
+        flag = "--" + fld.name.replace("_", "-")
+        help_text = f"{framework}: {fld.metadata.get('help', '')}"
+        if fld.type in (bool, "bool"):
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, choices=fld.metadata.get("choices"), default=argparse.SUPPRESS, help=help_text)
+
+
+def _frontend_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {fld.name: getattr(args, fld.name) for _, fld in _frontend_option_fields() if hasattr(args, fld.name)}
+
+
 def _input_shapes(items: list[str]) -> dict[str, list[int]]:
     shapes = {}
     for item in items:
@@ -113,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "convert":
             start = time.perf_counter()
             print(f"converting {args.model} ...", file=sys.stderr)
-            result = api.convert(args.model, args.output, opset=args.opset, observers=args.observers, nchw_io=args.nchw_io)
+            result = api.convert(args.model, args.output, opset=args.opset, **_frontend_options(args))
             counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
             print(
                 f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"

@@ -79,7 +79,7 @@ timeout_s = 2
 [[models]]
 name = "dies"
 source = "{SMALL}"
-make = "kill -SEGV $PPID"
+make = "kill -KILL $PPID"
 
 [[models]]
 name = "missing"

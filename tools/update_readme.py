@@ -10,13 +10,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def generated(text: str) -> str:
-    import qonvert.converters.paddle
-    import qonvert.converters.tflite  # noqa: F401
-    from qonvert.converters.paddle.quant import FAKE_DQ, FAKE_Q, FAKE_QDQ
+    from qonvert.converters import FRONTENDS
     from qonvert.converters.registry import support_matrix
 
-    # The legacy fake-quant ops are rewritten into quantize/dequantize_linear before mapping.
-    extra = {"paddle": "\n| quant (rewritten) | " + ", ".join(f"`{n}`" for n in sorted(FAKE_QDQ | FAKE_Q | FAKE_DQ)) + " |"}
+    # Ops a reader rewrites into others before mapping (Paddle's legacy fake-quant ops).
+    extra = {
+        name: "\n| quant (rewritten) | " + ", ".join(f"`{n}`" for n in f.rewritten_ops) + " |" for name, f in FRONTENDS.items() if f.rewritten_ops
+    }
 
     def block(m: re.Match[str]) -> str:
         return f"{m.group(1)}\n{support_matrix(m.group(2))}{extra.get(m.group(2), '')}\n{m.group(3)}"

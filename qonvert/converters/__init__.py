@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx_ir as ir
 
@@ -14,9 +15,14 @@ from ..opsets.builder import GraphBuilder
 from ..opsets.passes import canonicalize
 from ..opsets.qparams import QuantParams
 from .context import NP_TO_IR, run_mappers
+from .frontend import Frontend
+from .paddle.frontend import PaddleFrontend
+from .registry import required_opset
 from .source import SourceGraph
+from .tflite.frontend import TFLiteFrontend
 
-FRAMEWORKS = ("paddle", "tflite")
+# The frontends, in the order detection asks them.
+FRONTENDS: dict[str, Frontend] = {f.name: f for f in (TFLiteFrontend(), PaddleFrontend())}
 
 
 @dataclass
@@ -29,58 +35,45 @@ class Conversion:
     remarks: list[str] = field(default_factory=list)
 
 
-def detect(path: Path) -> str:
-    from . import paddle
-
-    if path.suffix == ".tflite":
-        return "tflite"
-    if paddle.find_program(path) is not None:
-        return "paddle"
+def frontend(path: Path, framework: str | None = None) -> Frontend:
+    """The frontend named, or the first whose `detect` takes the path."""
+    if framework is not None:
+        if framework not in FRONTENDS:
+            raise QonvertError(f"framework {framework!r} is not supported: {', '.join(FRONTENDS)}")
+        return FRONTENDS[framework]
+    for candidate in FRONTENDS.values():
+        if candidate.detect(path):
+            return candidate
     if not path.exists():
         raise QonvertError(f"{path}: no such file or directory (nor a path prefix of a model)")
-    from .tflite import is_tflite
-
-    if is_tflite(path):
-        return "tflite"
     raise QonvertError(f"{path}: cannot tell the framework (expected a .tflite file or a Paddle .json/.pdmodel program)")
 
 
-def load_source(path: Path | str, framework: str | None = None, *, observers: str = "skip", nchw_io: bool = False) -> SourceGraph:
-    """Read a model into a SourceGraph. observers: how Paddle's only_observer Q/DQ pairs are read;
-    nchw_io: TFLite's 4-D inputs/outputs become NCHW (no edge transposes)."""
+def detect(path: Path) -> str:
+    return frontend(path).name
+
+
+def load_source(path: Path | str, framework: str | None = None, **options: Any) -> SourceGraph:
+    """Read a model into a SourceGraph; `options` are the frontend's own (PaddleOptions, ...)."""
     path = Path(path)
-    framework = framework or detect(path)
-    if framework == "paddle":
-        from . import paddle
-
-        return paddle.load(path, observers)
-    if framework == "tflite":
-        from . import tflite
-
-        if not path.is_file():
-            raise QonvertError(f"{path}: no such file")
-        return tflite.load(path, nchw_io)
-    raise QonvertError(f"framework {framework!r} is not supported (yet): {', '.join(FRAMEWORKS)}")
+    chosen = frontend(path, framework)
+    return chosen.load(path, chosen.options(**options))
 
 
 def quant_params(source: SourceGraph) -> dict[str, QuantParams]:
     """Every quantized tensor's parameters as the reader parsed them, in ONNX terms (inspect)."""
-    if source.framework == "paddle":
-        from .paddle.quant import parsed_params
-
-        return parsed_params(source)
-    return dict(source.quant)
+    return FRONTENDS[source.framework].quant_params(source)
 
 
 def build(source: SourceGraph, opset: int | None = None) -> Conversion:
-    """Map the source graph, rebuilding once if an op or quant dtype needs a higher opset."""
-    target = max(13, opset or 13)
-    for _ in range(2):
-        builder = GraphBuilder(opset=target)
-        ctx = run_mappers(source, builder, skip=lambda op: False)
-        if builder.min_opset <= target:
-            break
-        target = builder.min_opset
+    """Map the source graph once, at the lowest opset its ops (the registry's table) and its
+    quantization (the frontend) allow, or the one asked for if higher."""
+    ops = {op.type for op in source.ops}
+    target = max(opset or 13, required_opset(source.framework, ops), FRONTENDS[source.framework].min_opset(source))
+    builder = GraphBuilder(opset=target)
+    ctx = run_mappers(source, builder)
+    if builder.min_opset > target:
+        raise QonvertError(f"{source.path}: internal error, the graph needs opset {builder.min_opset}, built for {target}")
     outputs = [ctx.output(n) for n in source.outputs]
     inputs = ctx.graph_inputs
     for out_name, value in zip(source.outputs, outputs, strict=True):

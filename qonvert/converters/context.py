@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,11 +194,11 @@ class ConversionContext:
         return self.b.quantize(value, qp, name=name)
 
 
-def run_mappers(source: SourceGraph, builder: GraphBuilder, skip: Callable[[SourceOp], bool]) -> ConversionContext:
+def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext:
     """Pre-flight every op (all unsupported ones in one error), then map them in order."""
     missing: dict[str, list[str]] = {}
     for op in source.ops:
-        if not skip(op) and lookup(source.framework, op.type) is None:
+        if lookup(source.framework, op.type) is None:
             missing.setdefault(op.type, []).append(op.label)
     if missing:
         raise UnsupportedOpsError(source.path, missing)
@@ -215,8 +215,6 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder, skip: Callable[[Sour
         if perm:
             ctx.perms[info.name] = perm
     for op in source.ops:
-        if skip(op):
-            continue
         mapper = lookup(source.framework, op.type)
         assert mapper is not None
         try:

@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 Mapper: TypeAlias = "Callable[[ConversionContext, SourceOp], Any]"
 
 _REGISTRY: dict[tuple[str, str], Callable[..., Any]] = {}
+_OPSETS: dict[tuple[str, str], int] = {}  # the opset a mapper's ONNX ops need, where above 13
 
 
-def register(framework: str, *op_names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a mapper for one or more source op names (aliases across format versions)."""
+def register(framework: str, *op_names: str, opset: int = 13) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a mapper for one or more source op names (aliases across format versions);
+    `opset`: the lowest opset that has the ONNX ops it emits (HardSwish 14, LayerNormalization 17)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in op_names:
@@ -27,9 +29,15 @@ def register(framework: str, *op_names: str) -> Callable[[Callable[..., Any]], C
             if key in _REGISTRY:
                 raise RuntimeError(f"duplicate mapper for {framework} op {name!r}")
             _REGISTRY[key] = fn
+            _OPSETS[key] = opset
         return fn
 
     return wrap
+
+
+def required_opset(framework: str, op_names: set[str]) -> int:
+    """The opset a graph of these source ops needs: the conversion picks it before mapping."""
+    return max([13, *(_OPSETS.get((framework, n), 13) for n in op_names)])
 
 
 def lookup(framework: str, op_name: str) -> Callable[..., Any] | None:

@@ -1,7 +1,8 @@
 """Builds the ONNX graph through onnx_ir: plain ops, constants, and the Q/DQ primitives.
 
-Everything quantized goes through `quantize`, `dequantize`, `int_weight` and `int32_bias`, so
-scale dtype, zero-point dtype and axis conventions (DESIGN contract item 2) live here only.
+Everything quantized goes through `quantize`, `dequantize` and `int_weight` here, and through
+graph_edit's `add_q` / `add_dq` in the passes; both write Q/DQ with `qdq_inputs` below, so scale
+dtype, zero-point dtype (int4 included) and axis conventions (DESIGN contract item 2) live here only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ ONNX_QDTYPES = {
 QDTYPE_NAMES = {v: k for k, v in ONNX_QDTYPES.items()}
 
 
+def quantized_tensor(values: Any, dtype: str) -> ir.TensorProtocol:
+    """Integer data (or a zero point) in a quantized dtype as an ONNX tensor; int4 packs."""
+    arr = np.asarray(values)
+    if dtype in ("int4", "uint4"):
+        return ir.tensor(arr, dtype=ONNX_QDTYPES[dtype])
+    return ir.tensor(arr.astype(NUMPY_DTYPES[dtype]))
+
+
+def qdq_tensors(qp: QuantParams) -> tuple[ir.TensorProtocol, ir.TensorProtocol, dict[str, Any]]:
+    """A Q/DQ's scale and zero point tensors and its attributes: the one place (with
+    `quantized_tensor`) that writes them, for the builder and for graph_edit's passes alike."""
+    attrs = {"axis": qp.axis} if qp.per_axis else {}
+    return ir.tensor(qp.scale.astype(np.float32)), quantized_tensor(qp.zero_point, qp.dtype), attrs
+
+
 class GraphBuilder:
     """Accumulates nodes and initializers; names are unique within this builder only."""
 
@@ -34,11 +50,7 @@ class GraphBuilder:
         self.initializers: dict[str, ir.Value] = {}
         self._names: set[str] = set()
         self.opset = opset  # the opset ops are emitted for
-        self.min_opset = opset  # raised by ops and quant dtypes that need more
-
-    def require(self, opset: int) -> None:
-        """An op needs at least `opset`; the converter rebuilds at that opset if it is higher."""
-        self.min_opset = max(self.min_opset, opset)
+        self.min_opset = opset  # raised by quant dtypes that need more (a check: the frontend says first)
 
     # -- naming -----------------------------------------------------------------
     def unique(self, base: str) -> str:
@@ -81,9 +93,13 @@ class GraphBuilder:
         return node.outputs[0] if outputs == 1 else tuple(node.outputs)
 
     def const(self, array: Any, name: str = "const", dtype: Any = None) -> ir.Value:
-        arr = np.asarray(array, dtype=dtype)
-        value = ir.Value(name=self.unique(name), shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype)))
-        value.const_value = ir.tensor(arr, name=value.name)
+        return self.tensor(ir.tensor(np.asarray(array, dtype=dtype)), name)
+
+    def tensor(self, tensor: ir.TensorProtocol, name: str) -> ir.Value:
+        """An initializer holding `tensor`."""
+        value = ir.Value(name=self.unique(name), shape=ir.Shape(tensor.shape.numpy()), type=ir.TensorType(tensor.dtype))
+        tensor.name = value.name
+        value.const_value = tensor
         self.initializers[value.name or ""] = value
         return value
 
@@ -100,25 +116,16 @@ class GraphBuilder:
         return self.op(op_type, [x], {**attrs, "axes": list(axes)})
 
     # -- quantization primitives --------------------------------------------------
-    def _qparam_inputs(self, qp: QuantParams, base: str) -> tuple[ir.Value, ir.Value]:
+    def _qdq(self, op_type: str, x: ir.Value, qp: QuantParams, name: str) -> ir.Value:
         self.min_opset = max(self.min_opset, qp.min_opset)
-        scale = self.const(qp.scale.astype(np.float32), f"{base}_scale")
-        zp = self.const(qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{base}_zero_point")
-        if qp.dtype in ("int4", "uint4"):
-            zp.const_value = ir.tensor(qp.zero_point, dtype=ONNX_QDTYPES[qp.dtype], name=zp.name)
-            zp.type = ir.TensorType(ONNX_QDTYPES[qp.dtype])
-        return scale, zp
-
-    def _axis_attr(self, qp: QuantParams) -> dict[str, Any]:
-        return {"axis": qp.axis} if qp.per_axis else {}
+        scale, zp, attrs = qdq_tensors(qp)
+        return self.op(op_type, [x, self.tensor(scale, f"{name}_scale"), self.tensor(zp, f"{name}_zero_point")], attrs, name=name)
 
     def quantize(self, x: ir.Value, qp: QuantParams, name: str | None = None) -> ir.Value:
-        scale, zp = self._qparam_inputs(qp, (name or x.name or "q"))
-        return self.op("QuantizeLinear", [x, scale, zp], self._axis_attr(qp), name=name or f"{x.name}_q")
+        return self._qdq("QuantizeLinear", x, qp, name or f"{x.name}_q")
 
     def dequantize(self, q: ir.Value, qp: QuantParams, name: str | None = None) -> ir.Value:
-        scale, zp = self._qparam_inputs(qp, (name or q.name or "dq"))
-        return self.op("DequantizeLinear", [q, scale, zp], self._axis_attr(qp), name=name or f"{q.name}_dq")
+        return self._qdq("DequantizeLinear", q, qp, name or f"{q.name}_dq")
 
     def int_weight(self, q_values: np.ndarray, qp: QuantParams, name: str) -> ir.Value:
         """An integer initializer (values already in the quantized domain) read through a DQ."""
@@ -126,11 +133,7 @@ class GraphBuilder:
         lo, hi = qp.dtype_range
         if arr.size and (arr.min() < lo or arr.max() > hi):
             raise ValueError(f"{name}: values outside {qp.dtype}")
-        init = self.const(arr.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_quantized")
-        if qp.dtype in ("int4", "uint4"):
-            init.const_value = ir.tensor(arr, dtype=ONNX_QDTYPES[qp.dtype], name=init.name)
-            init.type = ir.TensorType(ONNX_QDTYPES[qp.dtype])
-        return self.dequantize(init, qp, name=name)
+        return self.dequantize(self.tensor(quantized_tensor(arr, qp.dtype), f"{name}_quantized"), qp, name=name)
 
     def finish(
         self,

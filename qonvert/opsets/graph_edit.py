@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from .builder import QDTYPE_NAMES
+from .builder import QDTYPE_NAMES, qdq_tensors, quantized_tensor
 from .qparams import QuantParams
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -64,13 +64,14 @@ def weight_dq(value: ir.Value | None) -> tuple[ir.Node, np.ndarray, QuantParams]
     return dq, data, qp
 
 
-def initializer(graph: ir.Graph, array: np.ndarray, name: str, dtype: ir.DataType | None = None) -> ir.Value:
+def initializer(graph: ir.Graph, array: np.ndarray | ir.TensorProtocol, name: str, dtype: ir.DataType | None = None) -> ir.Value:
     base, i = name, 1
     while name in graph.initializers:
         name = f"{base}_{i}"
         i += 1
-    tensor = ir.tensor(array, dtype=dtype, name=name)
-    value = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(tensor.dtype), const_value=tensor)
+    tensor = ir.tensor(array, dtype=dtype) if isinstance(array, np.ndarray) else array
+    tensor.name = name
+    value = ir.Value(name=name, shape=ir.Shape(tensor.shape.numpy()), type=ir.TensorType(tensor.dtype), const_value=tensor)
     graph.register_initializer(value)
     return value
 
@@ -107,35 +108,19 @@ def insert_node(
     return node.outputs[0]
 
 
-def add_dq(
-    graph: ir.Graph,
-    q_values: np.ndarray,
-    qp: QuantParams,
-    name: str,
-    *,
-    before: ir.Node,
-    dtype: ir.DataType | None = None,
-) -> ir.Value:
-    """Integer initializer + DequantizeLinear in front of `before`."""
-    from .qparams import NUMPY_DTYPES
-
-    np_dtype = NUMPY_DTYPES.get(qp.dtype, np.int32) if dtype is None else np.int32
-    data = initializer(graph, np.asarray(q_values).astype(np_dtype), f"{name}_quantized")
-    scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
-    zp = initializer(graph, qp.zero_point.astype(np_dtype), f"{name}_zero_point")
-    attrs = {"axis": qp.axis} if qp.per_axis else {}
-    return insert_node(graph, "DequantizeLinear", [data, scale, zp], attrs, before=before, name=name)
+def add_dq(graph: ir.Graph, q_values: np.ndarray, qp: QuantParams, name: str, *, before: ir.Node) -> ir.Value:
+    """Integer initializer (in qp's dtype: an int32 bias has qp.dtype "int32") + DequantizeLinear in front of `before`."""
+    data = initializer(graph, quantized_tensor(q_values, qp.dtype), f"{name}_quantized")
+    return _add_qdq_node(graph, "DequantizeLinear", data, qp, name, before)
 
 
 def _add_qdq_node(
     graph: ir.Graph, op_type: str, x: ir.Value, qp: QuantParams, name: str, before: ir.Node | None, after: ir.Node | None = None
 ) -> ir.Value:
-    from .qparams import NUMPY_DTYPES
-
-    scale = initializer(graph, qp.scale.astype(np.float32), f"{name}_scale")
-    zp = initializer(graph, qp.zero_point.astype(NUMPY_DTYPES[qp.dtype]), f"{name}_zero_point")
-    attrs = {"axis": qp.axis} if qp.per_axis else {}
-    return insert_node(graph, op_type, [x, scale, zp], attrs, before=before, after=after, name=name)
+    scale, zp, attrs = qdq_tensors(qp)
+    scale_value = initializer(graph, scale, f"{name}_scale")
+    zp_value = initializer(graph, zp, f"{name}_zero_point")
+    return insert_node(graph, op_type, [x, scale_value, zp_value], attrs, before=before, after=after, name=name)
 
 
 def add_q(graph: ir.Graph, x: ir.Value, qp: QuantParams, name: str, *, before: ir.Node | None = None, after: ir.Node | None = None) -> ir.Value:

@@ -21,7 +21,7 @@ from ...errors import QonvertError
 from ...opsets.qparams import QuantParams
 from ..source import SourceGraph, SourceOp
 
-_BITS_TO_DTYPE = {8: "int8", 16: "int16", 4: "int4"}
+BITS_TO_DTYPE = {8: "int8", 16: "int16", 4: "int4"}
 
 
 def bin_count(bit_length: int) -> int:
@@ -32,7 +32,7 @@ def bits_of(op: SourceOp) -> int:
     bits = op.attr("bit_length", "quant_bits", default=8)
     if isinstance(bits, list):
         bits = bits[0]
-    if not isinstance(bits, int) or bits not in _BITS_TO_DTYPE:
+    if not isinstance(bits, int) or bits not in BITS_TO_DTYPE:
         raise QonvertError(f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet")
     return bits
 
@@ -53,7 +53,7 @@ def quant_params(
         qp = QuantParams(
             scale.reshape(()).astype(np.float32),
             zp.reshape(()),
-            _BITS_TO_DTYPE[bits],
+            BITS_TO_DTYPE[bits],
             None,
             op.attr("qmin"),
             op.attr("qmax"),
@@ -63,7 +63,7 @@ def quant_params(
             axis = 0
         if rank is not None and not 0 <= axis < rank:
             raise QonvertError(f"op {op.label}: quant_axis {axis} out of range for tensor {tensor!r} of rank {rank}")
-        qp = QuantParams(scale.astype(np.float32), zp, _BITS_TO_DTYPE[bits], axis, op.attr("qmin"), op.attr("qmax"))
+        qp = QuantParams(scale.astype(np.float32), zp, BITS_TO_DTYPE[bits], axis, op.attr("qmin"), op.attr("qmax"))
     return qp.validate(tensor, shape) if validate else qp
 
 

@@ -130,8 +130,8 @@ def quantize_biases(graph: ir.Graph) -> int:
             w_qp = widened
             scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
             q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
-        qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int8", 0)
-        new = add_dq(graph, q.astype(np.int32), qp, f"{node.name}_bias", before=node, dtype=ir.DataType.INT32)
+        qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int32", 0)
+        new = add_dq(graph, q.astype(np.int32), qp, f"{node.name}_bias", before=node)
         node.replace_input_with(2, new)
         done += 1
     return done

@@ -40,11 +40,8 @@ def leaky_relu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("LeakyRelu", [ctx.input(op, "X")], {"alpha": float(op.attr("alpha", "negative_slope", default=0.02))})
 
 
-@register("paddle", "hardswish", "hard_swish")
+@register("paddle", "hardswish", "hard_swish", opset=14)
 def hardswish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    ctx.b.require(14)
-    if ctx.b.opset < 14:
-        return ctx.b.op("Identity", [ctx.input(op, "X")])  # rebuilt at opset 14
     return ctx.b.op("HardSwish", [ctx.input(op, "X")])
 
 

@@ -16,9 +16,8 @@ def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("BatchNormalization", ins, {"epsilon": float(op.attr("epsilon", default=1e-5))})
 
 
-@register("paddle", "layer_norm")
+@register("paddle", "layer_norm", opset=17)
 def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    ctx.b.require(17)
     x = ctx.input(op, "X")
     axis = int(op.attr("begin_norm_axis", default=1))
     rank = ctx.rank(op, "X")

@@ -18,12 +18,13 @@ def _input(ctx: ConversionContext, op: SourceOp) -> tuple[ir.Value, tuple[int, .
     return as_held(ctx, arg(op, 0))
 
 
-@register("tflite", *_UNARY)
 def unary(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = _input(ctx, op)
-    if op.type == "HARD_SWISH":
-        ctx.b.require(14)
     return Laid(ctx.b.op(_UNARY[op.type], [x]), perm)
+
+
+register("tflite", *(n for n in _UNARY if n != "HARD_SWISH"))(unary)
+register("tflite", "HARD_SWISH", opset=14)(unary)
 
 
 @register("tflite", *_CLIPS)

@@ -1,0 +1,72 @@
+"""The one interface a framework implements, in its own package (converters/<framework>/frontend.py).
+
+A frontend detects its models, reads one into a SourceGraph (with its own typed options), says
+which quantization it parsed (inspect), and runs the model on the framework's own runtime for
+verify. Everything framework-specific that the rest of qonvert needs goes through here; the
+frontends are listed in one table, `converters.FRONTENDS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import QonvertError
+from ..opsets.qparams import QuantParams
+from .source import SourceGraph
+
+Samples = list[dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """A frontend's conversion options: a frozen dataclass per framework. Each field's metadata
+    may carry "help" (and "choices"); the CLI makes a flag of every field from them."""
+
+
+class Frontend(ABC):
+    name: ClassVar[str]
+    options_type: ClassVar[type[Options]] = Options
+    # Source ops the reader rewrites into others before mapping (listed in the support matrix).
+    rewritten_ops: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def detect(self, path: Path) -> bool:
+        """Whether `path` (a file, directory or path prefix) is a model of this framework."""
+
+    @abstractmethod
+    def load(self, path: Path, options: Options) -> SourceGraph: ...
+
+    def options(self, **given: Any) -> Options:
+        """The typed options from keywords; one naming the wrong framework is an error."""
+        fields = {f.name for f in dataclasses.fields(self.options_type)}
+        unknown = sorted(set(given) - fields)
+        if unknown:
+            takes = ", ".join(sorted(fields)) or "none"
+            raise QonvertError(f"option {unknown[0]!r} does not apply to {self.name} models (options: {takes})")
+        return self.options_type(**given)
+
+    def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
+        """Every quantized tensor's parameters as the reader parsed them, in ONNX terms."""
+        return dict(source.quant)
+
+    def min_opset(self, source: SourceGraph) -> int:
+        """The opset the source's quantization needs (int16 and int4 need 21)."""
+        return max([13, *(qp.min_opset for qp in source.quant.values())])
+
+    # -- the reference runtime (verify) ---------------------------------------------
+    runtime: ClassVar[str]  # what runs the source model, for messages
+    intermediates: ClassVar[bool] = False  # run_intermediates gives every tensor's value
+
+    @abstractmethod
+    def run_reference(self, path: Path, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+        """The framework's outputs, then the `extra` tensors by name, one list per feed; feeds
+        run in order as one stream (a stateful model carries its state)."""
+
+    def run_intermediates(self, path: Path, feeds: Samples) -> list[dict[str, np.ndarray]]:
+        """Every tensor the runtime computes, by source name, one dict per feed."""
+        raise QonvertError(f"{path}: {self.runtime} does not give intermediate tensors")

@@ -1,0 +1,61 @@
+"""The Paddle frontend: PIR (.json) and ProgramDesc (.pdmodel) programs, run by Paddle's executor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import QonvertError
+from ...opsets.qparams import QDTYPES, QuantParams
+from ..frontend import Frontend, Options, Samples
+from ..source import SourceGraph
+from . import find_program, load
+from .quant import BITS_TO_DTYPE, FAKE_DQ, FAKE_Q, FAKE_QDQ, OBSERVER_MODES, bits_of, parsed_params
+
+
+@dataclass(frozen=True)
+class PaddleOptions(Options):
+    observers: str = field(
+        default="skip",
+        metadata={
+            "help": "only_observer Q/DQ pairs: skip (identity, as Paddle runs them) or quantize (real int8 points, more fused kernels)",
+            "choices": OBSERVER_MODES,
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.observers not in OBSERVER_MODES:
+            raise QonvertError(f"observers mode {self.observers!r}: expected one of {', '.join(OBSERVER_MODES)}")
+
+
+class PaddleFrontend(Frontend):
+    name = "paddle"
+    runtime = "Paddle's static executor"
+    options_type = PaddleOptions
+    rewritten_ops = tuple(sorted(FAKE_QDQ | FAKE_Q | FAKE_DQ))  # into quantize/dequantize_linear
+
+    def detect(self, path: Path) -> bool:
+        return find_program(path) is not None
+
+    def load(self, path: Path, options: Options) -> SourceGraph:
+        assert isinstance(options, PaddleOptions)
+        return load(path, options.observers)
+
+    def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
+        return parsed_params(source)
+
+    def min_opset(self, source: SourceGraph) -> int:
+        bits = {bits_of(op) for op in source.ops if op.type in ("quantize_linear", "dequantize_linear")}
+        return max([13, *(QDTYPES[BITS_TO_DTYPE[b]][2] for b in bits)])
+
+    def run_reference(self, path: Path, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+        from ...runtime.reference.paddle import run_reference
+
+        if extra:
+            raise QonvertError(f"{path}: Paddle models have no state variables to follow")
+        program = find_program(path)
+        if program is None:
+            raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
+        return run_reference(program, feeds)

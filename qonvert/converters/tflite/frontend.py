@@ -1,0 +1,44 @@
+"""The TFLite frontend: .tflite flatbuffers, run by the LiteRT interpreter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import QonvertError
+from ..frontend import Frontend, Options, Samples
+from ..source import SourceGraph
+from . import is_tflite, load
+
+
+@dataclass(frozen=True)
+class TFLiteOptions(Options):
+    nchw_io: bool = field(default=False, metadata={"help": "4-D inputs/outputs NCHW in ONNX (default: NHWC as the source)"})
+
+
+class TFLiteFrontend(Frontend):
+    name = "tflite"
+    runtime = "LiteRT"
+    options_type = TFLiteOptions
+    intermediates = True
+
+    def detect(self, path: Path) -> bool:
+        return path.suffix == ".tflite" or is_tflite(path)
+
+    def load(self, path: Path, options: Options) -> SourceGraph:
+        assert isinstance(options, TFLiteOptions)
+        if not path.is_file():
+            raise QonvertError(f"{path}: no such file")
+        return load(path, options.nchw_io)
+
+    def run_reference(self, path: Path, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+        from ...runtime.reference.litert import run_reference
+
+        return run_reference(path, feeds, extra)
+
+    def run_intermediates(self, path: Path, feeds: Samples) -> list[dict[str, np.ndarray]]:
+        from ...runtime.reference.litert import run_intermediates
+
+        return run_intermediates(path, feeds)
