@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from .converters import as_source
 from .errors import QonvertError
 from .metadata import StateVariable, read_states
 from .opsets.canonical import check_canonical
@@ -36,7 +37,7 @@ class ConvertResult:
 
 
 def convert(
-    model: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Any,
     output: str | os.PathLike[str] | None = None,
     *,
     opset: int | None = None,
@@ -58,7 +59,7 @@ def convert(
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
-    source = load_source(Path(model), framework, **options)
+    source = load_source(model, framework, **options)
     conv = build(source, opset)
     problems = check_canonical(conv.model)
     if problems:
@@ -150,7 +151,7 @@ def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_sha
 
 
 def verify(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | Any,
     onnx_model: str | os.PathLike[str] | onnx.ModelProto,
     *,
     device: str = "cpu",
@@ -169,7 +170,7 @@ def verify(
     per_layer: also compare every quantized tensor, each computed from the reference's own values
     of its inputs (TFLite: LiteRT exposes them), to tell which op makes a difference."""
     if per_layer:
-        _check_intermediates(Path(source))
+        _check_intermediates(as_source(source))
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
     specs = input_specs(proto, input_shapes)
@@ -187,7 +188,7 @@ def verify(
         raise QonvertError(f"{reference or inputs}: holds no input samples")
     states = read_states(proto)
     if not ref_outputs:
-        ref_outputs = run_source(Path(source), feeds, states)
+        ref_outputs = run_source(as_source(source), feeds, states)
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)
@@ -203,7 +204,7 @@ def verify(
     layers = None
     if per_layer:  # each step from the reference's own state, as every op from its own inputs
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
-        layers = compare_layers(proto, layer_feeds, run_source_intermediates(Path(source), feeds), device)
+        layers = compare_layers(proto, layer_feeds, run_source_intermediates(as_source(source), feeds), device)
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
     remarks = _warnings(stats, coverage)
     if states:
@@ -237,7 +238,7 @@ def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[s
     return notes
 
 
-def run_source(source: Path, feeds: refio.Samples, states: list[StateVariable] | None = None) -> list[list[np.ndarray]]:
+def run_source(source: Any, feeds: refio.Samples, states: list[StateVariable] | None = None) -> list[list[np.ndarray]]:
     """The source runtime's outputs, then (a streaming model) each state's next value; the feeds
     run in order, as one stream."""
     from .converters import frontend
@@ -245,7 +246,7 @@ def run_source(source: Path, feeds: refio.Samples, states: list[StateVariable] |
     return frontend(source).run_reference(source, feeds, [s.source_output for s in states or []])
 
 
-def _check_intermediates(source: Path) -> None:
+def _check_intermediates(source: Any) -> None:
     from .converters import FRONTENDS, frontend
 
     chosen = frontend(source)
@@ -254,7 +255,7 @@ def _check_intermediates(source: Path) -> None:
         raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
 
 
-def run_source_intermediates(source: Path, feeds: refio.Samples) -> list[dict[str, np.ndarray]]:
+def run_source_intermediates(source: Any, feeds: refio.Samples) -> list[dict[str, np.ndarray]]:
     from .converters import frontend
 
     return frontend(source).run_intermediates(source, feeds)

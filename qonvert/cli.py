@@ -93,7 +93,7 @@ def _print_layers(layers: list[api.LayerStats]) -> None:
 def _frontend_option_fields() -> list[tuple[str, dataclasses.Field[Any]]]:
     from .converters import FRONTENDS
 
-    return [(f.name, fld) for f in FRONTENDS.values() for fld in dataclasses.fields(f.options_type)]
+    return [(f.name, fld) for f in FRONTENDS.values() for fld in dataclasses.fields(f.options_type) if fld.metadata.get("cli", True)]
 
 
 def _add_frontend_options(parser: argparse.ArgumentParser) -> None:

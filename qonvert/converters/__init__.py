@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from .paddle.frontend import PaddleFrontend
 from .registry import required_opset
 from .source import SourceGraph
 from .tflite.frontend import TFLiteFrontend
+from .torch.frontend import TorchFrontend
 
 # The frontends, in the order detection asks them.
-FRONTENDS: dict[str, Frontend] = {f.name: f for f in (TFLiteFrontend(), PaddleFrontend())}
+FRONTENDS: dict[str, Frontend] = {f.name: f for f in (TFLiteFrontend(), PaddleFrontend(), TorchFrontend())}
 
 
 @dataclass
@@ -35,8 +37,8 @@ class Conversion:
     remarks: list[str] = field(default_factory=list)
 
 
-def frontend(path: Path, framework: str | None = None) -> Frontend:
-    """The frontend named, or the first whose `detect` takes the path."""
+def frontend(path: Any, framework: str | None = None) -> Frontend:
+    """The frontend named, or the first whose `detect` takes the path (or in-memory model)."""
     if framework is not None:
         if framework not in FRONTENDS:
             raise QonvertError(f"framework {framework!r} is not supported: {', '.join(FRONTENDS)}")
@@ -44,18 +46,25 @@ def frontend(path: Path, framework: str | None = None) -> Frontend:
     for candidate in FRONTENDS.values():
         if candidate.detect(path):
             return candidate
+    if not isinstance(path, Path):
+        raise QonvertError(f"{type(path).__name__}: not a model qonvert can read (a path, or a PyTorch module)")
     if not path.exists():
         raise QonvertError(f"{path}: no such file or directory (nor a path prefix of a model)")
-    raise QonvertError(f"{path}: cannot tell the framework (expected a .tflite file or a Paddle .json/.pdmodel program)")
+    raise QonvertError(f"{path}: cannot tell the framework (expected a .tflite file, a Paddle .json/.pdmodel program or a PyTorch .pt2)")
 
 
 def detect(path: Path) -> str:
     return frontend(path).name
 
 
-def load_source(path: Path | str, framework: str | None = None, **options: Any) -> SourceGraph:
+def as_source(model: Any) -> Any:
+    """A path for str / PathLike, else the object itself (an in-memory PyTorch model)."""
+    return Path(model) if isinstance(model, (str, os.PathLike)) else model
+
+
+def load_source(path: Any, framework: str | None = None, **options: Any) -> SourceGraph:
     """Read a model into a SourceGraph; `options` are the frontend's own (PaddleOptions, ...)."""
-    path = Path(path)
+    path = as_source(path)
     chosen = frontend(path, framework)
     return chosen.load(path, chosen.options(**options))
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from ..errors import QonvertError
 from .qparams import NUMPY_DTYPES, QuantParams
 
 ONNX_QDTYPES = {
@@ -122,6 +123,14 @@ class GraphBuilder:
         return self.op(op_type, [x, self.tensor(scale, f"{name}_scale"), self.tensor(zp, f"{name}_zero_point")], attrs, name=name)
 
     def quantize(self, x: ir.Value, qp: QuantParams, name: str | None = None) -> ir.Value:
+        """Q; where the source clamps its codes tighter than the dtype (Paddle's [-127, 127], a
+        PT2E quant_min/quant_max) the reals are clamped first, in float: exact, and the clamp
+        that torch.onnx drops."""
+        if qp.narrow:
+            if qp.per_axis:
+                raise QonvertError(f"tensor {x.name!r}: a per-axis quantization with a narrow range is not supported")
+            lo, hi = ((np.asarray(q) - qp.zero_point) * qp.scale for q in qp.code_range)
+            x = self.op("Clip", [x, self.const(np.float32(lo)), self.const(np.float32(hi))])
         return self._qdq("QuantizeLinear", x, qp, name or f"{x.name}_q")
 
     def dequantize(self, q: ir.Value, qp: QuantParams, name: str | None = None) -> ir.Value:

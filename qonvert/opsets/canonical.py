@@ -7,6 +7,7 @@ import onnx
 import onnx_ir as ir
 
 from .graph_edit import LAYOUT_OPS, QUANTIZED_OPS, const_array, producer_op, qparams_of, weight_dq
+from .qparams import QuantParams
 
 _WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}
 
@@ -82,9 +83,16 @@ def _check_weight(node: ir.Node, where: str) -> list[str]:
         out.append(f"{where}: weight initializer dtype {data.dtype} is not integer")
     if np.any(w_qp.zero_point != 0):
         out.append(f"{where}: weight zero point is not 0 (weights must be symmetric)")
-    if w_qp.per_axis and w_qp.axis != _weight_axis(node):
+    if w_qp.per_axis and w_qp.axis != _weight_axis(node) and not input_channel_weight(node, w_qp):
         out.append(f"{where}: weight quantized on axis {w_qp.axis}, expected {_weight_axis(node)}")
     return out
+
+
+def input_channel_weight(node: ir.Node, w_qp: QuantParams) -> bool:
+    """A ConvTranspose weight the source quantizes per INPUT channel (PT2E's XNNPACKQuantizer):
+    no per-output-channel form is exact, so it keeps its axis and a float bias, and runs float
+    (ORT's CPU EP has no integer ConvTranspose either). The one exception to items 1's axis."""
+    return node.op_type == "ConvTranspose" and w_qp.per_axis and w_qp.axis == 0
 
 
 def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
@@ -100,7 +108,7 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
         return out
     out += _check_weight(node, where)
     _, _, w_qp = w
-    if len(node.inputs) > 2 and node.inputs[2] is not None:
+    if len(node.inputs) > 2 and node.inputs[2] is not None and not input_channel_weight(node, w_qp):
         b = weight_dq(node.inputs[2])
         if b is None or b[1].dtype != np.int32:
             out.append(f"{where}: bias is not a DequantizeLinear of an int32 initializer")

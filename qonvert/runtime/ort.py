@@ -175,6 +175,9 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
         return "made by ORT, not in the converted graph"
     if not index.reads_dq(node):
         return _NOT_QUANTIZED
+    first = index.producers.get(node.input[0])
+    if first is None or first.op_type != "DequantizeLinear":
+        return "its first input is float in the source (only the other one is quantized)"
     if node.op_type == "ConvTranspose":
         return "ORT's CPU EP has no integer ConvTranspose kernel (QLinearConvTranspose is XNNPACK's)"
     value, path = node.output[0], list[str]()

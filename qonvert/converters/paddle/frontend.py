@@ -37,7 +37,7 @@ class PaddleFrontend(Frontend):
     rewritten_ops = tuple(sorted(FAKE_QDQ | FAKE_Q | FAKE_DQ))  # into quantize/dequantize_linear
 
     def detect(self, path: Path) -> bool:
-        return find_program(path) is not None
+        return isinstance(path, Path) and find_program(path) is not None
 
     def load(self, path: Path, options: Options) -> SourceGraph:
         assert isinstance(options, PaddleOptions)

@@ -25,7 +25,7 @@ class TFLiteFrontend(Frontend):
     intermediates = True
 
     def detect(self, path: Path) -> bool:
-        return path.suffix == ".tflite" or is_tflite(path)
+        return isinstance(path, Path) and (path.suffix == ".tflite" or is_tflite(path))
 
     def load(self, path: Path, options: Options) -> SourceGraph:
         assert isinstance(options, TFLiteOptions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ..canonical import input_channel_weight
 from ..graph_edit import add_dq, const_array, producer_op, qparams_of, single_consumer, weight_dq
 from ..qparams import QuantParams
 
@@ -121,6 +122,8 @@ def quantize_biases(graph: ir.Graph) -> int:
         if x_qp is None or x_qp.per_axis:
             continue
         w_dq, w_data, w_qp = w
+        if input_channel_weight(node, w_qp):
+            continue  # no s_x * s_w per output channel: the bias stays float (canonical.py)
         scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
         q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
         if np.any(np.abs(q) > INT32_MAX):

@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, fresh_name, initializer, producer_op, qparams_of, single_consumer
+from ..qparams import QuantParams
 
 
 def next_quantize(value: ir.Value) -> ir.Node | None:
@@ -43,18 +44,18 @@ def quantize_op_outputs(graph: ir.Graph) -> int:
 
 
 def quantize_layout_outputs(graph: ir.Graph) -> int:
-    """DQ -> layout op -> quantized Conv/MatMul/Gemm: give the layout op's output a Q/DQ with the
-    DQ's own parameters (exact: a layout op moves values, it does not change them), so the
-    compute op reads a DQ. PIR's translation of a legacy `mul` leaves such Reshapes."""
+    """DQ -> layout ops -> quantized Conv/MatMul/Gemm: give the last layout op's output a Q/DQ
+    with the DQ's own parameters (exact: layout ops move values, they do not change them), so
+    the compute op reads a DQ. PIR's translation of a legacy `mul` leaves such Reshapes, and
+    attention splits heads with Reshape -> Transpose between a Q/DQ and its MatMul."""
     added = 0
     for node in list(graph):
         if node.op_type not in LAYOUT_OPS or node.domain:
             continue
-        dq = producer_op(node.inputs[0], "DequantizeLinear")
-        qp = qparams_of(dq) if dq is not None and dq.inputs[0] is not None and dq.inputs[0].const_value is None else None
         out = node.outputs[0]
         readers = [(user, i) for user, i in out.uses() if user.op_type in QUANTIZED_OPS and not user.domain]
-        if qp is None or qp.per_axis or not readers:
+        qp = _quantization_before_layout(node)
+        if qp is None or not readers:
             continue
         first = readers[0][0]
         q = add_q(graph, out, qp, f"{out.name}_q", before=first)
@@ -63,6 +64,21 @@ def quantize_layout_outputs(graph: ir.Graph) -> int:
             user.replace_input_with(index, requantized)
         added += 1
     return added
+
+
+def _quantization_before_layout(node: ir.Node) -> QuantParams | None:
+    """The per-tensor activation DQ a chain of layout ops starts from, if any."""
+    for _ in range(8):
+        dq = producer_op(node.inputs[0], "DequantizeLinear")
+        if dq is not None:
+            qp = qparams_of(dq)
+            data = dq.inputs[0]
+            return qp if qp is not None and not qp.per_axis and data is not None and data.const_value is None else None
+        prev = node.inputs[0].producer() if node.inputs[0] is not None else None
+        if prev is None or prev.op_type not in LAYOUT_OPS or prev.domain:
+            return None
+        node = prev
+    return None
 
 
 def split_shared_dq(graph: ir.Graph) -> int:

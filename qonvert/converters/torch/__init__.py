@@ -1,0 +1,5 @@
+"""PyTorch frontend: PT2E-quantized ExportedPrograms (.pt2 files, or in memory), read through torch."""
+
+from __future__ import annotations
+
+from . import ops  # noqa: F401  (registers the mappers)

@@ -1,0 +1,120 @@
+"""Reads a torch.export ExportedProgram (a PT2E-quantized .pt2, or one made in memory) into a SourceGraph.
+
+Ops keep their overload names ("aten.conv2d.default", "quantized_decomposed.quantize_per_tensor.default").
+Positional arguments become slots "0", "1", ...: a tensor argument an input slot (a list of
+tensors, as `cat` takes, one slot with several names), anything else an attr of that name;
+keyword arguments the same under their own names. Parameters, buffers and lifted constants
+are constants; torch dtypes become numpy dtype names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import QonvertError
+from ..source import SourceGraph, SourceOp, TensorInfo
+
+_DTYPES = {
+    "torch.float32": "float32",
+    "torch.float16": "float16",
+    "torch.float64": "float64",
+    "torch.int64": "int64",
+    "torch.int32": "int32",
+    "torch.int16": "int16",
+    "torch.int8": "int8",
+    "torch.uint8": "uint8",
+    "torch.bool": "bool",
+}
+
+
+def dtype_name(dtype: Any) -> str:
+    name = _DTYPES.get(str(dtype))
+    if name is None:
+        raise QonvertError(f"torch dtype {dtype} is not supported")
+    return name
+
+
+def read_exported(program: Any, path: str) -> SourceGraph:
+    """An ExportedProgram: parameters, buffers and lifted constants come in as placeholders."""
+    signature = program.graph_signature
+    lifted = {**signature.inputs_to_parameters, **signature.inputs_to_buffers, **signature.inputs_to_lifted_tensor_constants}
+    values = {**program.state_dict, **program.constants}
+    return _read(program.graph, {name: values[target] for name, target in lifted.items()}, program, path)
+
+
+def read_graph_module(module: Any, path: str) -> SourceGraph:
+    """A GraphModule as convert_pt2e returns it (already a flat aten graph): read as it is, so its
+    node names are the ones its own run gives (verify --per-layer)."""
+    return _read(module.graph, {}, module, path)
+
+
+def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> SourceGraph:
+    import torch
+
+    graph = SourceGraph("torch", path, [], [], [], {})
+    for node in fx_graph.nodes:
+        meta = node.meta.get("val")
+        if isinstance(meta, torch.Tensor):
+            graph.shapes[node.name] = tuple(int(d) if isinstance(d, int) else -1 for d in meta.shape)
+            graph.dtypes[node.name] = _DTYPES.get(str(meta.dtype), str(meta.dtype))
+        elif node.op == "call_function" and str(node.target).startswith("quantized_decomposed.") and node.args:
+            source = getattr(node.args[0], "name", None)  # convert_pt2e's new Q/DQ nodes carry no meta:
+            if source in graph.shapes:  # a Q/DQ keeps its input's shape
+                graph.shapes[node.name] = graph.shapes[source]
+        if node.op == "placeholder":
+            if node.name in lifted:
+                graph.constants[node.name] = lifted[node.name].detach().cpu().numpy().copy()
+            else:
+                graph.inputs.append(TensorInfo(node.name, graph.shapes.get(node.name, ()), graph.dtypes.get(node.name, "float32")))
+        elif node.op == "call_function":
+            graph.ops.append(_op(node))
+        elif node.op == "output":
+            outs = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
+            graph.outputs = [o.name for o in outs if o is not None]
+        elif node.op == "get_attr":
+            graph.constants[node.name] = _attr(owner, node.target)
+            graph.shapes[node.name] = graph.constants[node.name].shape
+        elif node.op == "call_module" and "activation_post_process" in str(node.target):
+            raise QonvertError(f"{path}: the model holds observers ({node.target}): prepared but not converted (run convert_pt2e)")
+        elif not (node.op == "call_module" and not node.users):  # e.g. an unused _guards_fn
+            raise QonvertError(f"{path}: node {node.name!r} ({node.op} {node.target}) is not supported")
+    if not any(op.type.startswith("quantized_decomposed.") for op in graph.ops):
+        raise QonvertError(f"{path}: no quantize/dequantize op: a float model (quantize it with prepare_pt2e / convert_pt2e first)")
+    return graph
+
+
+def _attr(program: Any, target: str) -> np.ndarray:
+    obj = program
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj.detach().cpu().numpy().copy()
+
+
+def _op(node: Any) -> SourceOp:
+    import torch
+
+    inputs: dict[str, list[str]] = {}
+    attrs: dict[str, Any] = {}
+    for key, arg in [*((str(i), a) for i, a in enumerate(node.args)), *node.kwargs.items()]:
+        if isinstance(arg, torch.fx.Node):
+            inputs[key] = [arg.name]
+        elif isinstance(arg, (list, tuple)) and arg and all(isinstance(a, torch.fx.Node) for a in arg):
+            inputs[key] = [a.name for a in arg]
+        else:
+            attrs[key] = _literal(arg)
+    outputs = [node.name]
+    return SourceOp(str(node.target), inputs, {"out": outputs}, attrs)
+
+
+def _literal(arg: Any) -> Any:
+    import torch
+
+    if isinstance(arg, torch.dtype):
+        return dtype_name(arg)
+    if isinstance(arg, (list, tuple)):
+        return [_literal(a) for a in arg]
+    if isinstance(arg, (torch.device, torch.layout, torch.memory_format)):
+        return str(arg)
+    return arg

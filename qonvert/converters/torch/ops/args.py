@@ -1,0 +1,52 @@
+"""Reading an aten call's arguments: position i is slot str(i) (a tensor) or attr str(i) (a literal),
+or the keyword of that name; the reader (torch/export.py) stores both ways."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ...context import ConversionContext
+from ...source import SourceOp
+
+
+def literal(op: SourceOp, index: int, name: str, default: Any = None) -> Any:
+    for key in (str(index), name):
+        if key in op.attrs:
+            return op.attrs[key]
+    return default
+
+
+def tensor(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") -> ir.Value:
+    for key in (str(index), name):
+        if op.inputs.get(key):
+            return ctx.value(op.inputs[key][0])
+    raise QonvertError(f"op {op.label}: argument {index} ({name or '?'}) is not a tensor")
+
+
+def tensor_name(op: SourceOp, index: int, name: str = "") -> str | None:
+    for key in (str(index), name):
+        if op.inputs.get(key):
+            return op.inputs[key][0]
+    return None
+
+
+def operand(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") -> ir.Value:
+    """A tensor argument, or a number literal as a float32 constant (add.Tensor(x, 2.0))."""
+    if tensor_name(op, index, name) is not None:
+        return tensor(ctx, op, index, name)
+    value = literal(op, index, name)
+    if not isinstance(value, (int, float)):
+        raise QonvertError(f"op {op.label}: argument {index} ({name or '?'}) is neither a tensor nor a number")
+    import numpy as np
+
+    return ctx.b.const(np.float32(value))
+
+
+def rank(ctx: ConversionContext, op: SourceOp, index: int = 0) -> int:
+    shape = ctx.shape(tensor_name(op, index))
+    if shape is None:
+        raise QonvertError(f"op {op.label}: the rank of argument {index} is unknown")
+    return len(shape)

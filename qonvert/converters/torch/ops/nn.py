@@ -1,0 +1,138 @@
+"""Convolutions, linear layers, pooling and normalisation (aten, NCHW as ONNX has it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ...context import ConversionContext
+from ...registry import register
+from ...source import SourceOp
+from .args import literal, rank, tensor, tensor_name
+
+
+def _ints(value: object, count: int, default: int) -> list[int]:
+    """An int list argument as PyTorch expands it: one value for every spatial dim."""
+    if value is None or value == []:
+        return [default] * count
+    values = [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]  # type: ignore[call-overload]
+    return values * count if len(values) == 1 else values
+
+
+def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> list[ir.Value]:
+    return [tensor(ctx, op, index, "bias")] if tensor_name(op, index, "bias") is not None else []
+
+
+@register("torch", "aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default")
+def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    spatial = rank(ctx, op) - 2
+    pads = _ints(literal(op, 4, "padding"), spatial, 0)
+    attrs = {
+        "strides": _ints(literal(op, 3, "stride"), spatial, 1),
+        "pads": pads + pads,
+        "dilations": _ints(literal(op, 5, "dilation"), spatial, 1),
+        "group": int(literal(op, 6, "groups", 1)),
+    }
+    return ctx.b.op("Conv", [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)], attrs)
+
+
+@register("torch", "aten.conv_transpose2d.input", "aten.conv_transpose1d.default")
+def conv_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    spatial = rank(ctx, op) - 2
+    pads = _ints(literal(op, 4, "padding"), spatial, 0)
+    attrs = {
+        "strides": _ints(literal(op, 3, "stride"), spatial, 1),
+        "pads": pads + pads,
+        "output_padding": _ints(literal(op, 5, "output_padding"), spatial, 0),
+        "group": int(literal(op, 6, "groups", 1)),
+        "dilations": _ints(literal(op, 7, "dilation"), spatial, 1),
+    }
+    return ctx.b.op("ConvTranspose", [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)], attrs)
+
+
+@register("torch", "aten.linear.default")
+def linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """x @ W^T + b: a Gemm (transB) for 2-D inputs, as ORT fuses it into QGemm; MatMul otherwise."""
+    x, w, bias = tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), _bias(ctx, op, 2)
+    if rank(ctx, op) == 2:
+        return ctx.b.op("Gemm", [x, w, *bias], {"transB": 1})
+    out = ctx.b.op("MatMul", [x, ctx.b.op("Transpose", [w], {"perm": [1, 0]})])
+    return ctx.b.op("Add", [out, *bias]) if bias else out
+
+
+@register("torch", "aten.max_pool2d.default")
+def max_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    kernel = _ints(literal(op, 1, "kernel_size"), 2, 1)
+    pads = _ints(literal(op, 3, "padding"), 2, 0)
+    attrs = {
+        "kernel_shape": kernel,
+        "strides": _ints(literal(op, 2, "stride") or kernel, 2, 1),
+        "pads": pads + pads,
+        "dilations": _ints(literal(op, 4, "dilation"), 2, 1),
+        "ceil_mode": int(bool(literal(op, 5, "ceil_mode", False))),
+    }
+    return ctx.b.op("MaxPool", [tensor(ctx, op, 0, "input")], attrs)
+
+
+@register("torch", "aten.avg_pool2d.default")
+def avg_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    if literal(op, 6, "divisor_override") is not None:
+        raise QonvertError(f"op {op.label}: divisor_override is not supported")
+    kernel = _ints(literal(op, 1, "kernel_size"), 2, 1)
+    pads = _ints(literal(op, 3, "padding"), 2, 0)
+    attrs = {
+        "kernel_shape": kernel,
+        "strides": _ints(literal(op, 2, "stride") or kernel, 2, 1),
+        "pads": pads + pads,
+        "ceil_mode": int(bool(literal(op, 4, "ceil_mode", False))),
+        "count_include_pad": int(bool(literal(op, 5, "count_include_pad", True))),
+    }
+    return ctx.b.op("AveragePool", [tensor(ctx, op, 0, "input")], attrs)
+
+
+@register("torch", "aten.adaptive_avg_pool2d.default")
+def adaptive_avg_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """To 1x1: GlobalAveragePool; to a size that divides the input: an AveragePool."""
+    x = tensor(ctx, op, 0, "input")
+    size = _ints(literal(op, 1, "output_size"), 2, 1)
+    if size == [1, 1]:
+        return ctx.b.op("GlobalAveragePool", [x])
+    shape = ctx.shape(tensor_name(op, 0))
+    if shape is None or any(d < 0 or d % s for d, s in zip(shape[-2:], size, strict=True)):
+        raise QonvertError(f"op {op.label}: adaptive pooling to {size} from {shape} (not a divisor) is not supported")
+    kernel = [d // s for d, s in zip(shape[-2:], size, strict=True)]
+    return ctx.b.op("AveragePool", [x], {"kernel_shape": kernel, "strides": kernel})
+
+
+@register("torch", "aten.mean.dim")
+def mean(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    dims = literal(op, 1, "dim")
+    axes = None if dims is None else [int(d) for d in (dims if isinstance(dims, list) else [dims])]
+    return ctx.b.reduce("ReduceMean", tensor(ctx, op, 0, "input"), axes, bool(literal(op, 2, "keepdim", False)))
+
+
+@register("torch", "aten.layer_norm.default", opset=17)
+def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    normalized = literal(op, 1, "normalized_shape")
+    x = tensor(ctx, op, 0, "input")
+    count = len(normalized)
+    ones = np.ones(normalized, np.float32)
+    weight = tensor(ctx, op, 2, "weight") if tensor_name(op, 2, "weight") else ctx.b.const(ones)
+    bias = tensor(ctx, op, 3, "bias") if tensor_name(op, 3, "bias") else ctx.b.const(np.zeros_like(ones))
+    eps = float(literal(op, 4, "eps", 1e-5))
+    return ctx.b.op("LayerNormalization", [x, weight, bias], {"axis": -count, "epsilon": eps})
+
+
+@register("torch", "aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
+def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    x = tensor(ctx, op, 0, "input")
+    channels = ctx.shape(tensor_name(op, 0))
+    n = channels[1] if channels else 0
+    weight = tensor(ctx, op, 1, "weight") if tensor_name(op, 1, "weight") else ctx.b.const(np.ones(n, np.float32))
+    bias = tensor(ctx, op, 2, "bias") if tensor_name(op, 2, "bias") else ctx.b.const(np.zeros(n, np.float32))
+    mean_, var = tensor(ctx, op, 3, "running_mean"), tensor(ctx, op, 4, "running_var")
+    eps_index = 7 if op.type.startswith("aten.batch_norm") else 6
+    if op.type.startswith("aten.batch_norm") and literal(op, 5, "training", False):
+        raise QonvertError(f"op {op.label}: batch norm in training mode (call model.eval() before export)")
+    return ctx.b.op("BatchNormalization", [x, weight, bias, mean_, var], {"epsilon": float(literal(op, eps_index, "eps", 1e-5))})

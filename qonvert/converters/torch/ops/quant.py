@@ -1,0 +1,88 @@
+"""quantized_decomposed.* (PT2E's Q/DQ ops) -> QuantizeLinear / DequantizeLinear.
+
+PT2E gives each Q/DQ its own (scale, zero point, quant_min, quant_max, dtype); a quant_min/max
+narrower than the dtype becomes a float Clip before the Q (the builder). Weights arrive as int8
+constants (convert_pt2e folds their quantize) or as float constants with their quantize_per_channel,
+which is folded here exactly as PyTorch computes it: clamp(round(w / s) + zp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ....errors import QonvertError
+from ....opsets.qparams import QuantParams
+from ...context import ConversionContext
+from ...registry import register
+from ...source import SourceOp
+from .args import literal, tensor_name
+
+_PER_TENSOR = ("scale", "zero_point", "quant_min", "quant_max", "dtype")
+_PER_CHANNEL = ("scales", "zero_points", "axis", "quant_min", "quant_max", "dtype")
+
+
+def _number_or_constant(ctx: ConversionContext, op: SourceOp, index: int, name: str) -> np.ndarray:
+    value = literal(op, index, name)
+    if value is None:
+        value = ctx.array(tensor_name(op, index, name))
+    if value is None:
+        raise QonvertError(f"op {op.label}: {name} is computed at run time (dynamic quantization is not supported yet)")
+    return np.asarray(value)
+
+
+def qparams(ctx: ConversionContext, op: SourceOp) -> QuantParams:
+    per_channel = "per_channel" in op.type
+    names = _PER_CHANNEL if per_channel else _PER_TENSOR
+    scale = _number_or_constant(ctx, op, 1, names[0]).astype(np.float32)
+    zero_point = _number_or_constant(ctx, op, 2, names[1]).astype(np.int64)
+    offset = 1 if per_channel else 0
+    axis = int(literal(op, 3, "axis")) if per_channel else None
+    qmin, qmax = (int(literal(op, 3 + offset + k, names[2 + offset + k])) for k in range(2))
+    dtype = literal(op, 5 + offset, "dtype")
+    if dtype not in ("int8", "uint8", "int16", "uint16"):
+        raise QonvertError(f"op {op.label}: quantized dtype {dtype} is not supported")
+    x = tensor_name(op, 0, "input")
+    shape = ctx.shape(x)
+    if axis is not None and axis < 0 and shape is not None:
+        axis += len(shape)
+    qp = QuantParams(
+        scale.reshape(-1) if per_channel else scale.reshape(()),
+        zero_point.reshape(scale.shape) if per_channel else zero_point.reshape(()),
+        dtype,
+        axis,
+        qmin,
+        qmax,
+    )
+    return qp
+
+
+@register("torch", *(f"quantized_decomposed.quantize_per_{k}" for k in ("tensor.default", "tensor.tensor", "tensor.tensor2", "channel.default")))
+def quantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    qp = qparams(ctx, op)
+    x = tensor_name(op, 0, "input")
+    data = ctx.array(x)
+    if data is not None:  # a float weight: PyTorch's own rounding, kept as integer data
+        shape = [-1 if i == qp.axis else 1 for i in range(data.ndim)] if qp.per_axis else []
+        scale = qp.scale.reshape(shape) if shape else qp.scale
+        zp = qp.zero_point.reshape(shape) if shape else qp.zero_point
+        codes = np.clip(np.rint(data / scale) + zp, qp.qmin, qp.qmax)
+        return ctx.b.const(codes.astype(qp.dtype), f"{op.output('out')}_codes")
+    qp.validate(x or "?", ctx.shape(x))
+    return ctx.b.quantize(ctx.value(x), qp)
+
+
+@register("torch", *(f"quantized_decomposed.dequantize_per_{k}" for k in ("tensor.default", "tensor.tensor", "tensor.tensor2", "channel.default")))
+def dequantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    qp = qparams(ctx, op)
+    x = tensor_name(op, 0, "input")
+    data = ctx.array(x)
+    name = op.output("out") or "dq"
+    if data is not None:  # an integer weight
+        qp, data, remark = qp.revive_dead_channels(data, x or "?")
+        if remark:
+            ctx.remarks.append(remark)
+        qp.validate(x or "?", data.shape)
+        return ctx.b.int_weight(data.astype(np.int64), qp, name)
+    qp.validate(x or "?", ctx.shape(x))
+    return ctx.b.dequantize(ctx.value(x), qp)
