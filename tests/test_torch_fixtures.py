@@ -1,5 +1,5 @@
 """PyTorch PT2E fixtures (fixtures/torch/make_fixtures.py: five architectures x the X86Inductor and
-XNNPACK per-channel / per-tensor quantizers): each converts, passes onnx.checker and the QDQ
+XNNPACK per-channel / per-tensor quantizers, and XNNPACK QAT through prepare_qat_pt2e): each converts, passes onnx.checker and the QDQ
 contract, fuses on ORT CPU, and matches PyTorch itself (the ExportedProgram run live) on verify's
 own inputs; where an end-to-end miss needs explaining, every op is within 1 step of PyTorch when
 fed PyTorch's own inputs (torch.fx's interpreter gives them)."""
@@ -26,11 +26,13 @@ EXPECTED_FLOAT = {
     "decoder_x86": 1,  # X86Inductor leaves the last conv's output float (a graph output)
     "decoder_xnnpack_pc": 2,  # ConvTranspose: ORT CPU has no integer kernel
     "decoder_xnnpack_pt": 2,
+    "decoder_xnnpack_qat": 2,
     "mobilenet_x86": 15,  # X86Inductor leaves conv outputs float into hard-swish, SE and residual adds
     "resnet_x86": 8,  # conv outputs into float residual adds
     "transformer_x86": 7,  # X86Inductor quantizes Linear inputs only; outputs meet float adds
     "transformer_xnnpack_pc": 1,  # attn @ v: the softmax output is float in the source
     "transformer_xnnpack_pt": 1,
+    "transformer_xnnpack_qat": 1,
 }
 # End to end above 1 LSB: measured figures (max LSB on 20 inputs). Per layer every op is within
 # 1 step (test_every_op_within_one_step): PyTorch convolves the dequantized values in float32 and
@@ -40,12 +42,15 @@ BELOW_BAR = {
     "audio_x86": 5.2,
     "audio_xnnpack_pc": 2.0,
     "audio_xnnpack_pt": 2.0,
+    "audio_xnnpack_qat": 2.0,
     "mobilenet_x86": 12.6,
     "mobilenet_xnnpack_pc": 3.0,
     "mobilenet_xnnpack_pt": 3.0,
+    "mobilenet_xnnpack_qat": 2.0,
     "resnet_x86": 11.9,
     "resnet_xnnpack_pc": 5.0,
     "resnet_xnnpack_pt": 4.0,
+    "resnet_xnnpack_qat": 4.0,
 }
 
 
@@ -55,7 +60,7 @@ def converted(request):  # type: ignore[no-untyped-def]
 
 
 def test_fixtures_exist() -> None:
-    assert len(NAMES) == 15, NAMES
+    assert len(NAMES) == 20, NAMES  # 5 models x (x86, xnnpack per-channel, per-tensor, QAT)
 
 
 def test_checker_contract_and_fusion(converted) -> None:  # type: ignore[no-untyped-def]
