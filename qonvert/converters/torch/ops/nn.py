@@ -24,7 +24,7 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> list[ir.Value]:
     return [tensor(ctx, op, index, "bias")] if tensor_name(op, index, "bias") is not None else []
 
 
-@register("torch", "aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default")
+@register("torch", "aten.conv1d.default", "aten.conv2d.default")
 def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     spatial = rank(ctx, op) - 2
     pads = _ints(literal(op, 4, "padding"), spatial, 0)
@@ -37,7 +37,7 @@ def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("Conv", [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)], attrs)
 
 
-@register("torch", "aten.conv_transpose2d.input", "aten.conv_transpose1d.default")
+@register("torch", "aten.conv_transpose2d.input")
 def conv_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     spatial = rank(ctx, op) - 2
     pads = _ints(literal(op, 4, "padding"), spatial, 0)
@@ -122,17 +122,3 @@ def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     bias = tensor(ctx, op, 3, "bias") if tensor_name(op, 3, "bias") else ctx.b.const(np.zeros_like(ones))
     eps = float(literal(op, 4, "eps", 1e-5))
     return ctx.b.op("LayerNormalization", [x, weight, bias], {"axis": -count, "epsilon": eps})
-
-
-@register("torch", "aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default")
-def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    x = tensor(ctx, op, 0, "input")
-    channels = ctx.shape(tensor_name(op, 0))
-    n = channels[1] if channels else 0
-    weight = tensor(ctx, op, 1, "weight") if tensor_name(op, 1, "weight") else ctx.b.const(np.ones(n, np.float32))
-    bias = tensor(ctx, op, 2, "bias") if tensor_name(op, 2, "bias") else ctx.b.const(np.zeros(n, np.float32))
-    mean_, var = tensor(ctx, op, 3, "running_mean"), tensor(ctx, op, 4, "running_var")
-    eps_index = 7 if op.type.startswith("aten.batch_norm") else 6
-    if op.type.startswith("aten.batch_norm") and literal(op, 5, "training", False):
-        raise QonvertError(f"op {op.label}: batch norm in training mode (call model.eval() before export)")
-    return ctx.b.op("BatchNormalization", [x, weight, bias, mean_, var], {"epsilon": float(literal(op, eps_index, "eps", 1e-5))})
