@@ -142,3 +142,17 @@ def test_int8_weights_are_the_files_own(tmp_path: Path) -> None:
     )
     ours = [a for a in ours if a.ndim > 1]
     assert len(ours) == len(frozen) and all(np.array_equal(a.reshape(b.shape), b) for a, b in zip(ours, frozen, strict=True))
+
+
+def test_inspect_shows_the_parsed_quantization() -> None:
+    """inspect reads the same QuantParams the converter uses: the input's matches the ONNX input's Q."""
+    import onnx
+
+    info = qonvert.inspect(FIXTURE)
+    tensors = {t.name: t for t in info.quantized}
+    weights = [t for t in tensors.values() if t.axis == 0]
+    assert len(weights) == 5 and all(t.dtype == "int8" for t in weights)  # 4 conv1d + 1 linear, per channel
+    model = qonvert.convert(FIXTURE).model
+    (q,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x"]
+    scale = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}[q.input[1]]
+    assert float(tensors["x"].scale) == pytest.approx(float(scale), rel=1e-5)  # inspect prints 6 digits

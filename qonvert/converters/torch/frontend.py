@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import QonvertError
+from ...opsets.qparams import QuantParams
 from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
 
@@ -111,6 +112,18 @@ class TorchFrontend(Frontend):
         if isinstance(path, torch.fx.GraphModule) and any(n.op == "call_function" for n in path.graph.nodes):
             return read_graph_module(path, type(path).__name__)  # convert_pt2e's output, as it is
         return read_exported(self.program(path, options), str(path) if isinstance(path, Path) else type(path).__name__)
+
+    def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
+        """Each quantize/dequantize op's parameters, by the tensor it (de)quantizes."""
+        from .ops.args import tensor_name
+        from .ops.quant import qparams
+
+        found = {}
+        for op in source.ops:
+            x = tensor_name(op, 0, "input")
+            if op.type.startswith("quantized_decomposed.") and x is not None and x not in found:
+                found[x] = qparams(op, lambda n: source.constants.get(n or ""), source.shapes.get(x))
+        return found
 
     def run_reference(self, path: Any, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
         if extra:

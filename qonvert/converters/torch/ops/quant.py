@@ -8,6 +8,8 @@ which is folded here exactly as PyTorch computes it: clamp(round(w / s) + zp).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx_ir as ir
 
@@ -22,28 +24,27 @@ _PER_TENSOR = ("scale", "zero_point", "quant_min", "quant_max", "dtype")
 _PER_CHANNEL = ("scales", "zero_points", "axis", "quant_min", "quant_max", "dtype")
 
 
-def _number_or_constant(ctx: ConversionContext, op: SourceOp, index: int, name: str) -> np.ndarray:
+def _number_or_constant(array: Callable[[str | None], np.ndarray | None], op: SourceOp, index: int, name: str) -> np.ndarray:
     value = literal(op, index, name)
     if value is None:
-        value = ctx.array(tensor_name(op, index, name))
+        value = array(tensor_name(op, index, name))
     if value is None:
         raise QonvertError(f"op {op.label}: {name} is computed at run time (dynamic quantization is not supported yet)")
     return np.asarray(value)
 
 
-def qparams(ctx: ConversionContext, op: SourceOp) -> QuantParams:
+def qparams(op: SourceOp, array: Callable[[str | None], np.ndarray | None], shape: tuple[int, ...] | None) -> QuantParams:
+    """The op's quantization; `array` gives a constant's value, `shape` is the input's."""
     per_channel = "per_channel" in op.type
     names = _PER_CHANNEL if per_channel else _PER_TENSOR
-    scale = _number_or_constant(ctx, op, 1, names[0]).astype(np.float32)
-    zero_point = _number_or_constant(ctx, op, 2, names[1]).astype(np.int64)
+    scale = _number_or_constant(array, op, 1, names[0]).astype(np.float32)
+    zero_point = _number_or_constant(array, op, 2, names[1]).astype(np.int64)
     offset = 1 if per_channel else 0
     axis = int(literal(op, 3, "axis")) if per_channel else None
     qmin, qmax = (int(literal(op, 3 + offset + k, names[2 + offset + k])) for k in range(2))
     dtype = literal(op, 5 + offset, "dtype")
     if dtype not in ("int8", "uint8", "int16", "uint16"):
         raise QonvertError(f"op {op.label}: quantized dtype {dtype} is not supported")
-    x = tensor_name(op, 0, "input")
-    shape = ctx.shape(x)
     if axis is not None and axis < 0 and shape is not None:
         axis += len(shape)
     qp = QuantParams(
@@ -59,8 +60,8 @@ def qparams(ctx: ConversionContext, op: SourceOp) -> QuantParams:
 
 @register("torch", *(f"quantized_decomposed.quantize_per_{k}" for k in ("tensor.default", "tensor.tensor", "tensor.tensor2", "channel.default")))
 def quantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    qp = qparams(ctx, op)
     x = tensor_name(op, 0, "input")
+    qp = qparams(op, ctx.array, ctx.shape(x))
     data = ctx.array(x)
     if data is not None:  # a float weight: PyTorch's own rounding, kept as integer data
         shape = [-1 if i == qp.axis else 1 for i in range(data.ndim)] if qp.per_axis else []
@@ -74,8 +75,8 @@ def quantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("torch", *(f"quantized_decomposed.dequantize_per_{k}" for k in ("tensor.default", "tensor.tensor", "tensor.tensor2", "channel.default")))
 def dequantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    qp = qparams(ctx, op)
     x = tensor_name(op, 0, "input")
+    qp = qparams(op, ctx.array, ctx.shape(x))
     data = ctx.array(x)
     name = op.output("out") or "dq"
     if data is not None:  # an integer weight
