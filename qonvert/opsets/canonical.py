@@ -47,6 +47,8 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
 def _check_qparams(node: ir.Node, where: str) -> list[str]:
     out: list[str] = []
     scale = const_array(node.inputs[1])
+    if scale is None and producer_op(node.inputs[1], "DynamicQuantizeLinear") is not None:
+        return []  # dynamic quantization: s_x is known at run time only, so the bias stays float too
     if scale is None:
         return [f"{where}: scale is not a constant"]
     if scale.dtype != np.float32:
@@ -108,7 +110,8 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
         return out
     out += _check_weight(node, where)
     _, _, w_qp = w
-    if len(node.inputs) > 2 and node.inputs[2] is not None and not input_channel_weight(node, w_qp):
+    dynamic = x_dq is not None and producer_op(x_dq.inputs[1], "DynamicQuantizeLinear") is not None
+    if len(node.inputs) > 2 and node.inputs[2] is not None and not input_channel_weight(node, w_qp) and not dynamic:
         b = weight_dq(node.inputs[2])
         if b is None or b[1].dtype != np.int32:
             out.append(f"{where}: bias is not a DequantizeLinear of an int32 initializer")

@@ -23,7 +23,8 @@ INTEGER_KERNELS = (
     "MatMulInteger",
     "DynamicQuantizeMatMul",
 )
-FLOAT_KERNELS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm")
+# MatMulNBits: ORT's weight-only kernel (int8 weights dequantized on the fly, float activations).
+FLOAT_KERNELS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm", "MatMulNBits")
 
 
 def _ort() -> Any:
@@ -178,6 +179,9 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
     first = index.producers.get(node.input[0])
     if first is None or first.op_type != "DequantizeLinear":
         return "its first input is float in the source (only the other one is quantized)"
+    scale = index.producers.get(first.input[1])
+    if scale is not None and scale.op_type == "DynamicQuantizeLinear":
+        return "its activation is quantized at run time (dynamic): ORT's CPU EP fuses no Q/DQ with a run-time scale"
     if node.op_type == "ConvTranspose":
         return "ORT's CPU EP has no integer ConvTranspose kernel (QLinearConvTranspose is XNNPACK's)"
     value, path = node.output[0], list[str]()

@@ -9,6 +9,7 @@ are constants; torch dtypes become numpy dtype names.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,8 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
                 graph.constants[node.name] = lifted[node.name].detach().cpu().numpy().copy()
             else:
                 graph.inputs.append(TensorInfo(node.name, graph.shapes.get(node.name, ()), graph.dtypes.get(node.name, "float32")))
+        elif node.op == "call_function" and node.target is operator.getitem:
+            continue  # read with the op it unpacks (_op names that op's outputs after its getitems)
         elif node.op == "call_function":
             graph.ops.append(_op(node))
         elif node.op == "output":
@@ -104,8 +107,15 @@ def _op(node: Any) -> SourceOp:
             inputs[key] = [a.name for a in arg]
         else:
             attrs[key] = _literal(arg)
-    outputs = [node.name]
-    return SourceOp(str(node.target), inputs, {"out": outputs}, attrs)
+    return SourceOp(str(node.target), inputs, {"out": _outputs(node)}, attrs)
+
+
+def _outputs(node: Any) -> list[str]:
+    """An op's output names: its own, or for a tuple result the getitem nodes that unpack it."""
+    items = {u.args[1]: u.name for u in node.users if u.op == "call_function" and u.target is operator.getitem}
+    if not items:
+        return [node.name]
+    return [items.get(i, f"{node.name}#{i}") for i in range(max(items) + 1)]
 
 
 def _literal(arg: Any) -> Any:

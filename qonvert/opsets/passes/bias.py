@@ -7,7 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..canonical import input_channel_weight
-from ..graph_edit import add_dq, const_array, producer_op, qparams_of, single_consumer, weight_dq
+from ..graph_edit import add_dq, const_array, fresh_name, producer_op, qparams_of, single_consumer, weight_dq
 from ..qparams import QuantParams
 
 
@@ -66,7 +66,7 @@ def fold_bias_add(graph: ir.Graph) -> int:
                 name=f"{node.name}_gemm",
             )
             graph.insert_before(node, gemm)
-            gemm.outputs[0].name = f"{node.name}_gemm_out"
+            gemm.outputs[0].name = fresh_name(graph, f"{node.name}_gemm_out")
             gemm.outputs[0].shape, gemm.outputs[0].type = out.shape, out.type
             out.replace_all_uses_with(gemm.outputs[0])
             graph.remove(node, safe=True)

@@ -93,7 +93,7 @@ def split_shared_dq(graph: ir.Graph) -> int:
         uses = list(out.uses())
         for user, index in uses[1:]:
             clone = ir.Node("", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}")
-            clone.outputs[0].name = f"{out.name}_{split}"
+            clone.outputs[0].name = fresh_name(graph, f"{out.name}_{split}")  # source names end in _N too
             clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
             graph.insert_after(node, clone)
             user.replace_input_with(index, clone.outputs[0])

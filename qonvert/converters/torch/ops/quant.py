@@ -58,8 +58,33 @@ def qparams(op: SourceOp, array: Callable[[str | None], np.ndarray | None], shap
     return qp
 
 
+@register("torch", "quantized_decomposed.choose_qparams.tensor")
+def choose_qparams(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
+    """Dynamic quantization: PyTorch's scale (max(x, 0) - min(x, 0)) / 255 and zero point
+    qmin - round(min / scale) are DynamicQuantizeLinear's, its uint8 codes PyTorch's int8 ones + 128
+    (the same reals). Returns (scale, zero point); the quantize that uses them takes the codes."""
+    qmin, qmax, dtype = literal(op, 1, "quant_min"), literal(op, 2, "quant_max"), literal(op, 4, "dtype")
+    if (qmin, qmax, dtype) not in ((-128, 127, "int8"), (0, 255, "uint8")):
+        raise QonvertError(f"op {op.label}: dynamic quantization to [{qmin}, {qmax}] {dtype} is not supported (only the full 8-bit range)")
+    _, scale, zero_point = ctx.b.op("DynamicQuantizeLinear", [ctx.value(tensor_name(op, 0, "input"))], outputs=3)
+    return [scale, zero_point]
+
+
+def _dynamic(ctx: ConversionContext, op: SourceOp) -> tuple[ir.Value, ir.Value, ir.Value] | None:
+    """(codes, scale, zero point) where the op's scale is a choose_qparams result, else None."""
+    name = tensor_name(op, 1, "scale")
+    producer = ctx.values[name].producer() if name in ctx.values else None
+    if producer is None or producer.op_type != "DynamicQuantizeLinear":
+        return None
+    codes, scale, zero_point = producer.outputs
+    return codes, scale, zero_point
+
+
 @register("torch", *(f"quantized_decomposed.quantize_per_{k}" for k in ("tensor.default", "tensor.tensor", "tensor.tensor2", "channel.default")))
 def quantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    dynamic = _dynamic(ctx, op)
+    if dynamic is not None:
+        return dynamic[0]
     x = tensor_name(op, 0, "input")
     qp = qparams(op, ctx.array, ctx.shape(x))
     data = ctx.array(x)
@@ -75,6 +100,9 @@ def quantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("torch", *(f"quantized_decomposed.dequantize_per_{k}" for k in ("tensor.default", "tensor.tensor", "tensor.tensor2", "channel.default")))
 def dequantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    dynamic = _dynamic(ctx, op)
+    if dynamic is not None:
+        return ctx.b.op("DequantizeLinear", list(dynamic))
     x = tensor_name(op, 0, "input")
     qp = qparams(op, ctx.array, ctx.shape(x))
     data = ctx.array(x)
