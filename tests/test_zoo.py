@@ -98,16 +98,17 @@ source = "nowhere.tflite"
     assert out.index("missing") < out.index("good")  # the table is sorted by status: errors first
 
 
-def test_memory_cap_marks_the_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+def greedy(entry: object) -> dict[str, object]:
+    """A zoo entry runner that allocates 512 MB (module level: the spawned worker imports it)."""
+    return {"data": bytearray(512 << 20)}
+
+
+def test_memory_cap_marks_the_entry() -> None:
     """An entry that allocates past its memory_mb ends as an out-of-memory error, not a dead run."""
     from qonvert.zoo import run
     from qonvert.zoo.manifest import ZooEntry
 
-    def greedy(entry: ZooEntry) -> dict[str, object]:
-        return {"data": bytearray(512 << 20)}
-
-    monkeypatch.setattr(run, "run_entry", greedy)
-    (result,) = run.run_all([ZooEntry(name="greedy", source=ROOT / SMALL, memory_mb=64)])
+    (result,) = run.run_all([ZooEntry(name="greedy", source=ROOT / SMALL, memory_mb=64)], runner=greedy)
     assert result["status"] == "error" and result["error"] == "out of memory (cap 64 MB)", result
 
 

@@ -61,13 +61,13 @@ def _address_space() -> int:
         return 0
 
 
-def _worker(entry: ZooEntry, conn: Any) -> None:
+def _worker(entry: ZooEntry, conn: Any, runner: Callable[[ZooEntry], dict[str, Any]]) -> None:
     # The cap is what the entry may add to what the parent had mapped: a Ray worker, say, maps
     # gigabytes it never touches, and a fixed cap would fail it before the entry starts.
     limit = _address_space() + entry.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        result = run_entry(entry)
+        result = runner(entry)
     except QonvertError as exc:
         result = {"name": entry.name, "status": "error", "error": str(exc)}
     except MemoryError:
@@ -80,9 +80,15 @@ def _worker(entry: ZooEntry, conn: Any) -> None:
     conn.close()
 
 
-def run_all(entries: list[ZooEntry], jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Entries in worker processes, `jobs` at a time; results in manifest order."""
-    ctx = mp.get_context("fork")
+def run_all(
+    entries: list[ZooEntry],
+    jobs: int = 1,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+    runner: Callable[[ZooEntry], dict[str, Any]] = run_entry,
+) -> list[dict[str, Any]]:
+    """Entries in worker processes, `jobs` at a time; results in manifest order. Workers are
+    spawned, not forked: a parent that has run PyTorch (its thread pools) deadlocks a forked child."""
+    ctx = mp.get_context("spawn")
     pending = list(entries)
     running: dict[str, tuple[Any, Any, float, ZooEntry]] = {}
     results: dict[str, dict[str, Any]] = {}
@@ -90,7 +96,7 @@ def run_all(entries: list[ZooEntry], jobs: int = 1, on_done: Callable[[dict[str,
         while pending and len(running) < max(1, jobs):
             entry = pending.pop(0)
             parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(entry, child), daemon=True)
+            proc = ctx.Process(target=_worker, args=(entry, child, runner), daemon=True)
             proc.start()
             child.close()
             running[entry.name] = (proc, parent, time.monotonic(), entry)
