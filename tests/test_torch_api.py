@@ -124,6 +124,7 @@ def test_unsupported_ops_listed_at_once(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["convert", str(path), "-o", str(tmp_path / "o.onnx")]) == 2
     err = capsys.readouterr().err
     assert "aten.sort" in err and "aten.cumsum" in err, err
+    assert " in " in err  # each named with the module that calls it
 
 
 def test_option_of_another_framework(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

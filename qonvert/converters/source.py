@@ -26,6 +26,7 @@ class SourceOp:
     inputs: dict[str, list[str]]
     outputs: dict[str, list[str]]
     attrs: dict[str, Any] = field(default_factory=dict)
+    where: str = ""  # where the source defines it, if it says (PyTorch: the module path)
 
     def input(self, slot: str, index: int = 0) -> str | None:
         names = self.inputs.get(slot) or []
@@ -45,7 +46,7 @@ class SourceOp:
     def label(self) -> str:
         """How errors name this op: its type and first output."""
         first = next((v[0] for v in self.outputs.values() if v), "?")
-        return f"{self.type} -> {first}"
+        return f"{self.type} -> {first}" + (f" in {self.where}" if self.where else "")
 
 
 @dataclass

@@ -107,7 +107,12 @@ def _op(node: Any) -> SourceOp:
             inputs[key] = [a.name for a in arg]
         else:
             attrs[key] = _literal(arg)
-    return SourceOp(str(node.target), inputs, {"out": _outputs(node)}, attrs)
+    stack = node.meta.get("nn_module_stack") or {}
+    where = ""
+    if stack:  # the innermost module: its path, or for the top-level module its class
+        path, kind = next(reversed(stack.values()))
+        where = path or str(getattr(kind, "__name__", kind)).rsplit(".", 1)[-1]
+    return SourceOp(str(node.target), inputs, {"out": _outputs(node)}, attrs, where=where)
 
 
 def _outputs(node: Any) -> list[str]:

@@ -24,31 +24,23 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> list[ir.Value]:
     return [tensor(ctx, op, index, "bias")] if tensor_name(op, index, "bias") is not None else []
 
 
-@register("torch", "aten.conv1d.default", "aten.conv2d.default")
+@register("torch", "aten.conv1d.default", "aten.conv2d.default", "aten.conv_transpose2d.input")
 def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """conv(input, weight, bias, stride, padding, dilation, groups) and
+    conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)."""
+    transposed = "transpose" in op.type
     spatial = rank(ctx, op) - 2
     pads = _ints(literal(op, 4, "padding"), spatial, 0)
     attrs = {
         "strides": _ints(literal(op, 3, "stride"), spatial, 1),
         "pads": pads + pads,
-        "dilations": _ints(literal(op, 5, "dilation"), spatial, 1),
+        "dilations": _ints(literal(op, 7 if transposed else 5, "dilation"), spatial, 1),
         "group": int(literal(op, 6, "groups", 1)),
     }
-    return ctx.b.op("Conv", [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)], attrs)
-
-
-@register("torch", "aten.conv_transpose2d.input")
-def conv_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    spatial = rank(ctx, op) - 2
-    pads = _ints(literal(op, 4, "padding"), spatial, 0)
-    attrs = {
-        "strides": _ints(literal(op, 3, "stride"), spatial, 1),
-        "pads": pads + pads,
-        "output_padding": _ints(literal(op, 5, "output_padding"), spatial, 0),
-        "group": int(literal(op, 6, "groups", 1)),
-        "dilations": _ints(literal(op, 7, "dilation"), spatial, 1),
-    }
-    return ctx.b.op("ConvTranspose", [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)], attrs)
+    if transposed:
+        attrs["output_padding"] = _ints(literal(op, 5, "output_padding"), spatial, 0)
+    inputs = [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)]
+    return ctx.b.op("ConvTranspose" if transposed else "Conv", inputs, attrs)
 
 
 @register("torch", "aten.linear.default")
