@@ -163,14 +163,20 @@ def verify(
     fusion: bool = True,
     per_layer: bool = False,
     input_shapes: dict[str, list[int]] | None = None,
+    **options: Any,
 ) -> VerifyReport:
     """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
     reference) on the same inputs; compare outputs in LSB units of each output's quantization.
     input_shapes: shapes for inputs with dynamic dimensions (default: batch 1, others 64).
     per_layer: also compare every quantized tensor, each computed from the reference's own values
     of its inputs (TFLite: LiteRT exposes them), to tell which op makes a difference."""
+    from .converters import frontend
+
+    src = as_source(source)
+    chosen = frontend(src)
+    framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
     if per_layer:
-        _check_intermediates(as_source(source))
+        _check_intermediates(src)
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
     specs = input_specs(proto, input_shapes)
@@ -188,7 +194,7 @@ def verify(
         raise QonvertError(f"{reference or inputs}: holds no input samples")
     states = read_states(proto)
     if not ref_outputs:
-        ref_outputs = run_source(as_source(source), feeds, states)
+        ref_outputs = chosen.run_reference(src, feeds, [s.source_output for s in states], framework_options)
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)
@@ -204,7 +210,7 @@ def verify(
     layers = None
     if per_layer:  # each step from the reference's own state, as every op from its own inputs
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
-        layers = compare_layers(proto, layer_feeds, run_source_intermediates(as_source(source), feeds), device)
+        layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
     remarks = _warnings(stats, coverage)
     if states:
@@ -238,14 +244,6 @@ def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[s
     return notes
 
 
-def run_source(source: Any, feeds: refio.Samples, states: list[StateVariable] | None = None) -> list[list[np.ndarray]]:
-    """The source runtime's outputs, then (a streaming model) each state's next value; the feeds
-    run in order, as one stream."""
-    from .converters import frontend
-
-    return frontend(source).run_reference(source, feeds, [s.source_output for s in states or []])
-
-
 def _check_intermediates(source: Any) -> None:
     from .converters import FRONTENDS, frontend
 
@@ -253,12 +251,6 @@ def _check_intermediates(source: Any) -> None:
     if not chosen.intermediates:
         able = ", ".join(f.runtime for f in FRONTENDS.values() if f.intermediates)
         raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
-
-
-def run_source_intermediates(source: Any, feeds: refio.Samples) -> list[dict[str, np.ndarray]]:
-    from .converters import frontend
-
-    return frontend(source).run_intermediates(source, feeds)
 
 
 def _load_onnx(path: Path) -> onnx.ModelProto:

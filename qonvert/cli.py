@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     v.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_frontend_options(v)
     z = sub.add_parser("zoo", help="the regression harness over a model zoo")
     zsub = z.add_subparsers(dest="zoo_command", required=True)
     zr = zsub.add_parser("run", help="convert and verify every entry of a TOML manifest")
@@ -111,6 +112,17 @@ def _frontend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {fld.name: getattr(args, fld.name) for _, fld in _frontend_option_fields() if hasattr(args, fld.name)}
 
 
+def _takes(model: str, option: str) -> bool:
+    """Whether the model's frontend has this option."""
+    from .converters import as_source, frontend
+
+    try:
+        chosen = frontend(as_source(model))
+    except QonvertError:
+        return False
+    return option in {f.name for f in dataclasses.fields(chosen.options_type)}
+
+
 def _input_shapes(items: list[str]) -> dict[str, list[int]]:
     shapes = {}
     for item in items:
@@ -130,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "convert":
             start = time.perf_counter()
             print(f"converting {args.model} ...", file=sys.stderr)
-            result = api.convert(args.model, args.output, opset=args.opset, **_frontend_options(args))
+            options = _frontend_options(args)
+            shapes = _input_shapes(args.input_shape)
+            if shapes and _takes(args.model, "input_shapes"):  # TorchScript records no input shapes
+                options["input_shapes"] = shapes
+            result = api.convert(args.model, args.output, opset=args.opset, **options)
             counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
             print(
                 f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"
@@ -140,8 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {remark}")
             if args.verify:
                 print(f"verifying on {args.samples} inputs ...", file=sys.stderr)
+                verify_options = {k: v for k, v in options.items() if k != "input_shapes"}  # feeds set the run's shapes
                 report = api.verify(
-                    args.model, result.model, samples=args.samples, per_layer=args.per_layer, input_shapes=_input_shapes(args.input_shape)
+                    args.model,
+                    result.model,
+                    samples=args.samples,
+                    per_layer=args.per_layer,
+                    input_shapes=_input_shapes(args.input_shape),
+                    **verify_options,
                 )
                 _print_verify(report)
                 return 0 if report.equivalent else 1
@@ -157,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 save_reference=args.save_reference,
                 per_layer=args.per_layer,
                 input_shapes=_input_shapes(args.input_shape),
+                **_frontend_options(args),
             )
             if args.json:
                 print(json.dumps(report.as_dict(), indent=2))

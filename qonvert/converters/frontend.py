@@ -63,10 +63,11 @@ class Frontend(ABC):
     intermediates: ClassVar[bool] = False  # run_intermediates gives every tensor's value
 
     @abstractmethod
-    def run_reference(self, path: Path, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+    def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
         """The framework's outputs, then the `extra` tensors by name, one list per feed; feeds
-        run in order as one stream (a stateful model carries its state)."""
+        run in order as one stream (a stateful model carries its state). `options`: the ones the
+        model was converted with, where running it depends on them (PyTorch's engine)."""
 
-    def run_intermediates(self, path: Path, feeds: Samples) -> list[dict[str, np.ndarray]]:
+    def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
         """Every tensor the runtime computes, by source name, one dict per feed."""
         raise QonvertError(f"{path}: {self.runtime} does not give intermediate tensors")

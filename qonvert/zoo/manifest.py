@@ -4,7 +4,7 @@
 name = "mobilenet_v2_int8"              # required, unique
 source = "tflite/mobilenet_v2_int8.tflite"  # required, relative to the manifest
 framework = "tflite"                    # optional: detected from the file otherwise
-options = { nchw_io = false }           # converter options (observers, nchw_io, opset)
+options = { nchw_io = false }           # the frontend's options (observers, nchw_io, engine, input_shapes, ...) and opset
 inputs = "inputs.npz"                   # optional recorded inputs (or reference = "ref.npz")
 input_shapes = { x = [1, 3, 64, 64] }   # shapes for dynamic inputs
 samples = 20
@@ -30,7 +30,25 @@ import tomllib
 
 from ..errors import QonvertError
 
-_OPTIONS = {"observers": str, "nchw_io": bool, "opset": int}
+
+def _option_types() -> dict[str, type]:
+    """Every frontend's options (converters.FRONTENDS) that TOML can hold, with their types."""
+    import dataclasses
+    import typing
+
+    from ..converters import FRONTENDS
+
+    types: dict[str, type] = {"opset": int}
+    for frontend in FRONTENDS.values():
+        hints = typing.get_type_hints(frontend.options_type)
+        for fld in dataclasses.fields(frontend.options_type):
+            kinds = [k for k in typing.get_args(hints[fld.name]) or (hints[fld.name],) if k is not type(None)]
+            kind = typing.get_origin(kinds[0]) or kinds[0]
+            if kind in (bool, str, int, float, dict):
+                types[fld.name] = kind
+    return types
+
+
 _EXPECT = {"max_lsb": float, "min_exact": float, "top1": float, "min_coverage": float, "max_float_ops": int, "min_levels": int}
 _KEYS = {"name", "source", "framework", "options", "inputs", "reference", "input_shapes", "samples", "make", "timeout_s", "memory_mb", "expect"}
 
@@ -90,7 +108,7 @@ def _entry(path: Path, index: int, raw: Any) -> ZooEntry:
     root = path.parent.resolve()
     entry = ZooEntry(name=name, source=root / source, root=root)
     entry.framework = _typed(where, raw, "framework", str, None)
-    entry.options = _table(where, raw.get("options", {}), "options", _OPTIONS)
+    entry.options = _table(where, raw.get("options", {}), "options", _option_types())
     for key in ("inputs", "reference"):
         value = _typed(where, raw, key, str, None)
         setattr(entry, key, root / value if value else None)

@@ -50,7 +50,7 @@ class PaddleFrontend(Frontend):
         bits = {bits_of(op) for op in source.ops if op.type in ("quantize_linear", "dequantize_linear")}
         return max([13, *(QDTYPES[BITS_TO_DTYPE[b]][2] for b in bits)])
 
-    def run_reference(self, path: Path, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+    def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
         from ...runtime.reference.paddle import run_reference
 
         if extra:

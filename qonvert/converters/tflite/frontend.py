@@ -33,12 +33,12 @@ class TFLiteFrontend(Frontend):
             raise QonvertError(f"{path}: no such file")
         return load(path, options.nchw_io)
 
-    def run_reference(self, path: Path, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+    def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
         from ...runtime.reference.litert import run_reference
 
         return run_reference(path, feeds, extra)
 
-    def run_intermediates(self, path: Path, feeds: Samples) -> list[dict[str, np.ndarray]]:
+    def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
         from ...runtime.reference.litert import run_intermediates
 
         return run_intermediates(path, feeds)

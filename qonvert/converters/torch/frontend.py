@@ -7,9 +7,12 @@ Safety: a .pt2 loads through torch.export.load (no arbitrary unpickling); a pick
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import re
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +25,36 @@ from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
 
 SUFFIXES = (".pt2", ".pt", ".pth")
+# torch.jit.load repacks a quantized model's weights for the engine active at load time, and each
+# engine rounds differently (x86's conv_transpose2d even departs from the float definition).
+ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
+
+
+@contextlib.contextmanager
+def engine(name: str | None) -> Iterator[None]:
+    """PyTorch's quantized engine set to `name` (where given) for the duration."""
+    torch = _torch()
+    previous = torch.backends.quantized.engine
+    if name is not None:
+        if name not in torch.backends.quantized.supported_engines:
+            raise QonvertError(f"quantized engine {name!r} is not available here: {', '.join(torch.backends.quantized.supported_engines)}")
+        torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
 
 
 @dataclass(frozen=True)
 class TorchOptions(Options):
     trust_pickle: bool = field(default=False, metadata={"help": "load a pickled nn.Module (runs code from the file: only files you trust)"})
     example_inputs: tuple[Any, ...] | None = field(default=None, metadata={"cli": False})  # to export an in-memory module
+    # TorchScript archives record no input shapes: the CLI's --input-shape NAME=D,.. fills this.
+    input_shapes: dict[str, list[int]] | None = field(default=None, metadata={"cli": False})
+    engine: str | None = field(
+        default=None,
+        metadata={"help": "the quantized engine a TorchScript archive was made for and runs on (default: PyTorch's)", "choices": ENGINES},
+    )
 
 
 def _torch() -> Any:
@@ -85,8 +112,6 @@ class TorchFrontend(Frontend):
                     raise QonvertError(f"{source}: not a loadable ExportedProgram ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
             if kind in ("corrupt", "unknown"):
                 raise QonvertError(f"{source}: {'a truncated or corrupt archive' if kind == 'corrupt' else 'not a PyTorch file'}")
-            if kind == "torchscript":
-                raise QonvertError(f"{source}: a TorchScript archive; only PT2E ExportedPrograms (.pt2) are supported yet")
             if not options.trust_pickle:
                 raise QonvertError(f"{source}: a pickled PyTorch object; loading it runs code from the file: pass --trust-pickle if you trust it")
             try:
@@ -104,13 +129,31 @@ class TorchFrontend(Frontend):
                 raise QonvertError(f"torch.export failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         raise QonvertError(f"{type(source).__name__}: not a PyTorch model")
 
+    def script(self, source: Any) -> Any:
+        """The TorchScript module of a torch.jit.save archive or an in-memory ScriptModule, else None."""
+        torch = _torch()
+        if isinstance(source, torch.jit.ScriptModule):
+            return source
+        if isinstance(source, Path) and source.is_file() and _archive_kind(source) == "torchscript":
+            try:
+                return torch.jit.load(str(source), map_location="cpu").eval()
+            except Exception as exc:
+                raise QonvertError(f"{source}: not a loadable TorchScript archive ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        return None
+
     def load(self, path: Any, options: Options) -> SourceGraph:
         from .export import read_exported, read_graph_module
+        from .torchscript import input_names, read_torchscript
 
         assert isinstance(options, TorchOptions)
         torch = _torch()
         if isinstance(path, torch.fx.GraphModule) and any(n.op == "call_function" for n in path.graph.nodes):
             return read_graph_module(path, type(path).__name__)  # convert_pt2e's output, as it is
+        with engine(options.engine):
+            script = self.script(path)
+            if script is not None:
+                where = str(path) if isinstance(path, Path) else "ScriptModule"
+                return read_torchscript(script, _examples(script, options, where, input_names), where)
         return read_exported(self.program(path, options), str(path) if isinstance(path, Path) else type(path).__name__)
 
     def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
@@ -125,13 +168,13 @@ class TorchFrontend(Frontend):
                 found[x] = qparams(op, lambda n: source.constants.get(n or ""), source.shapes.get(x))
         return found
 
-    def run_reference(self, path: Any, feeds: Samples, extra: list[str]) -> list[list[np.ndarray]]:
+    def run_reference(self, path: Any, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
         if extra:
             raise QonvertError(f"{path}: PyTorch models have no state variables to follow")
-        module, names = self._runnable(path)
         torch = _torch()
         outputs = []
-        with torch.no_grad():
+        with engine(getattr(options, "engine", None)), torch.no_grad():
+            module, names = self._runnable(path)
             for feed in feeds:
                 result = module(*[torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names])
                 result = result if isinstance(result, (tuple, list)) else (result,)
@@ -142,6 +185,11 @@ class TorchFrontend(Frontend):
         """What runs the source, and its input names in order: an in-memory module runs as it is
         (the user's own object), a file or ExportedProgram as its unlifted module."""
         torch = _torch()
+        script = self.script(source)
+        if script is not None:
+            from .torchscript import input_names
+
+            return script, [re.sub(r"\.\d+$", "", n) for n in input_names(script)]  # as the reader renames them
         if isinstance(source, torch.nn.Module):
             graph = getattr(source, "graph", None)
             if graph is not None:
@@ -150,10 +198,14 @@ class TorchFrontend(Frontend):
         program = self.program(source)
         return program.module(), list(program.graph_signature.user_inputs)
 
-    def run_intermediates(self, path: Any, feeds: Samples) -> list[dict[str, np.ndarray]]:
-        """Every node's value, by node name, through torch.fx's interpreter."""
+    def run_intermediates(self, path: Any, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
+        """Every node's value, by node name, through torch.fx's interpreter (TorchScript: ours)."""
         torch = _torch()
-        module, names = self._runnable(path)
+        with engine(getattr(options, "engine", None)):
+            module, names = self._runnable(path)
+            if isinstance(module, torch.jit.ScriptModule):
+                inputs = [tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in names) for f in feeds]
+                return _script_intermediates(module, inputs, str(path))
         if not isinstance(module, torch.fx.GraphModule):
             raise QonvertError(f"{type(path).__name__}: per-layer needs a GraphModule or an ExportedProgram")
         values: dict[str, np.ndarray] = {}
@@ -174,3 +226,36 @@ class TorchFrontend(Frontend):
                 Recorder(module).run(*[torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names])
                 out.append(values)
         return out
+
+
+def _examples(script: Any, options: TorchOptions, where: str, input_names: Callable[[Any], list[str]]) -> tuple[Any, ...]:
+    """Example inputs for a TorchScript run: the ones given, or zeros of the --input-shape shapes."""
+    torch = _torch()
+    if options.example_inputs is not None:
+        return tuple(options.example_inputs)
+    names = [re.sub(r"\.\d+$", "", n) for n in input_names(script)]
+    shapes = options.input_shapes or {}
+    missing = [n for n in names if n not in shapes]
+    if missing:
+        given = ", ".join(f"{n}=D,D,.." for n in missing)
+        raise QonvertError(f"{where}: a TorchScript archive records no input shapes: pass --input-shape {given} (or example_inputs)")
+    return tuple(torch.zeros(shapes[n]) for n in names)
+
+
+def _script_intermediates(module: Any, inputs: list[tuple[Any, ...]], where: str) -> list[dict[str, np.ndarray]]:
+    """Every tensor of each run, by name; a quantized one as its integer codes."""
+    from .torchscript import interpret
+
+    torch = _torch()
+    out: list[dict[str, np.ndarray]] = []
+
+    def keep(node: Any, ins: list[str], outs: list[str], call_args: list[Any], results: list[Any]) -> None:
+        for name, value in zip(outs, results, strict=True):
+            if isinstance(value, torch.Tensor):
+                out[-1][name] = (value.int_repr() if value.is_quantized else value).detach().numpy().copy()
+
+    with torch.no_grad():
+        for args in inputs:
+            out.append({})
+            interpret(module, args, where, keep)
+    return out

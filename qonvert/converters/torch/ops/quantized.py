@@ -1,0 +1,104 @@
+"""The quantized::* kernels of eager- and FX-converted models (TorchScript archives), and
+aten::quantize_per_tensor / aten::dequantize.
+
+Each op's output quantization is its own (PyTorch's convention: an op's scale and zero point are
+its OUTPUT parameters); the reader names every quantized tensor in graph.quant, so a mapper emits
+only the float op and binding adds the Q -> DQ. Weights come from the packed parameters (`weight`,
+int8 codes read through a DQ; `bias`, float, made int32 at s_x * s_w by the bias pass).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ...context import ConversionContext
+from ...registry import register
+from ...source import SourceOp
+from .args import literal, tensor, tensor_name
+
+
+def _packed(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
+    return [ctx.value(op.input("weight")), *([ctx.value(op.input("bias"))] if op.input("bias") else [])]
+
+
+def _relu(ctx: ConversionContext, op: SourceOp, value: ir.Value) -> ir.Value:
+    return ctx.b.op("Relu", [value]) if "_relu" in op.type else value
+
+
+@register("torch", "aten.quantize_per_tensor.default", "aten.quantize_per_tensor.tensor_qparams", "aten.dequantize.self")
+def requantize_or_dequantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """quantize: binding puts the Q/DQ (the output is in graph.quant); dequantize: the float value."""
+    return ctx.b.op("Identity", [tensor(ctx, op, 0)])
+
+
+@register(
+    "torch",
+    "quantized.conv2d.new",
+    "quantized.conv2d_relu.new",
+    "quantized.conv1d.default",
+    "quantized.conv1d_relu.default",
+    "quantized.conv_transpose2d.default",
+)
+def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    x = tensor(ctx, op, 0)
+    spatial = len(ctx.shape(tensor_name(op, 0)) or (0, 0, 0, 0)) - 2
+    pads = [int(p) for p in op.attr("padding", default=[0] * spatial)]
+    attrs = {
+        "strides": [int(s) for s in op.attr("stride", default=[1] * spatial)],
+        "pads": pads + pads,
+        "dilations": [int(d) for d in op.attr("dilation", default=[1] * spatial)],
+        "group": int(op.attr("groups", default=1)),
+    }
+    kind = "Conv"
+    if "transpose" in op.type:
+        kind = "ConvTranspose"
+        attrs["output_padding"] = [int(p) for p in op.attr("output_padding", default=[0] * spatial)]
+    return _relu(ctx, op, ctx.b.op(kind, [x, *_packed(ctx, op)], attrs))
+
+
+@register("torch", "quantized.linear.default", "quantized.linear_relu.default")
+def linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    x, (w, *bias) = tensor(ctx, op, 0), _packed(ctx, op)
+    if len(ctx.shape(tensor_name(op, 0)) or ()) == 2:
+        out = ctx.b.op("Gemm", [x, w, *bias], {"transB": 1})
+    else:
+        out = ctx.b.op("MatMul", [x, ctx.b.op("Transpose", [w], {"perm": [1, 0]})])
+        out = ctx.b.op("Add", [out, *bias]) if bias else out
+    return _relu(ctx, op, out)
+
+
+_ELEMENTWISE = {"add": "Add", "mul": "Mul"}
+
+
+@register("torch", "quantized.add.default", "quantized.add_relu.default", "quantized.mul.default", "quantized.mul_relu.default")
+def elementwise(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    kind = _ELEMENTWISE[op.type.split(".")[1].removesuffix("_relu")]
+    return _relu(ctx, op, ctx.b.op(kind, [tensor(ctx, op, 0), tensor(ctx, op, 1)]))
+
+
+@register("torch", "quantized.add_scalar.default", "quantized.mul_scalar.default")
+def elementwise_scalar(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    kind = "Add" if "add" in op.type else "Mul"
+    return ctx.b.op(kind, [tensor(ctx, op, 0), ctx.b.const(np.float32(literal(op, 1, "other")))])
+
+
+@register("torch", "quantized.cat.default")
+def cat(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    return ctx.b.op("Concat", [ctx.value(n) for n in op.inputs.get("0", [])], {"axis": int(literal(op, 1, "dim", 0))})
+
+
+@register("torch", "quantized.hardswish.default", opset=14)
+def hardswish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    return ctx.b.op("HardSwish", [tensor(ctx, op, 0)])
+
+
+@register("torch", "quantized.batch_norm2d.default", "quantized.batch_norm2d_relu.default")
+def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """batch_norm2d(qx, weight, bias, mean, var, eps, output_scale, output_zero_point)."""
+    channels = (ctx.shape(tensor_name(op, 0)) or (0, 0))[1]
+    weight = tensor(ctx, op, 1) if tensor_name(op, 1) else ctx.b.const(np.ones(channels, np.float32))
+    bias = tensor(ctx, op, 2) if tensor_name(op, 2) else ctx.b.const(np.zeros(channels, np.float32))
+    attrs = {"epsilon": float(literal(op, 5, "eps", 1e-5))}
+    out = ctx.b.op("BatchNormalization", [tensor(ctx, op, 0), weight, bias, tensor(ctx, op, 3), tensor(ctx, op, 4)], attrs)
+    return _relu(ctx, op, out)

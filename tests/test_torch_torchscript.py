@@ -1,0 +1,87 @@
+"""TorchScript archives (torch.jit.trace of eager- and FX-converted quantized models, x86 and
+qnnpack engines; fixtures/torch/make_fixtures.py): each converts from the archive, its input
+shapes and its engine (torch.jit.load repacks weights for the engine active at load time, and the
+engines round differently), passes the contract, fuses on ORT CPU, and matches the archive run by
+PyTorch, end to end and per layer (qonvert runs the archive's graph op by op for both shapes and
+intermediates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+import qonvert
+from qonvert.cli import main
+from qonvert.opsets.canonical import check_canonical
+from qonvert.runtime.ort import fusion_report
+
+torch = pytest.importorskip("torch")
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "torch" / "ts"
+NAMES = sorted(p.stem for p in FIXTURES.glob("*.pt"))
+SHAPES = {"resnet": [1, 3, 32, 32], "mobilenet": [1, 3, 32, 32], "audio": [1, 1, 400], "decoder": [1, 8, 8, 8], "eager": [1, 3, 32, 32]}
+EXPECTED_FLOAT = {"decoder_fx_x86": 2, "decoder_fx_qnnpack": 2}  # ConvTranspose: no integer kernel on ORT CPU
+# End to end above 1 LSB (measured, 20 inputs); per layer every op within 1 step (below), but one.
+BELOW_BAR = {"mobilenet_fx_x86": 5.0, "resnet_fx_x86": 5.0, "resnet_fx_qnnpack": 2.0}
+# PyTorch's own x86 quantized::conv_transpose2d disagrees with its float definition (the same
+# unpacked weights through F.conv_transpose2d: up to 10 steps off on 85% of values; qnnpack's
+# kernel matches exactly), so the ONNX model, which computes the definition, cannot follow it.
+KERNEL_DEVIATES = {"decoder_fx_x86": 255.0}
+
+
+def _engine(name: str) -> str:
+    return "qnnpack" if "qnnpack" in name else "x86"
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def converted(request):  # type: ignore[no-untyped-def]
+    name = request.param
+    return name, qonvert.convert(FIXTURES / f"{name}.pt", input_shapes={"x": SHAPES[name.split("_")[0]]}, engine=_engine(name))
+
+
+def test_fixtures_exist() -> None:
+    assert len(NAMES) == 10, NAMES
+
+
+def test_checker_contract_and_fusion(converted) -> None:  # type: ignore[no-untyped-def]
+    name, result = converted
+    onnx.checker.check_model(result.model, full_check=True)
+    assert check_canonical(result.model) == [], name
+    assert [i.name for i in result.model.graph.input] == ["x"]  # TorchScript's x.1, named as the argument
+    report = fusion_report(result.model)
+    assert report.quantized_in_source - report.fused == EXPECTED_FLOAT.get(name, 0), (report.integer, report.float_ops)
+
+
+def test_matches_pytorch(converted, request) -> None:  # type: ignore[no-untyped-def]
+    name, result = converted
+    if name in BELOW_BAR or name in KERNEL_DEVIATES:
+        figure = BELOW_BAR.get(name) or KERNEL_DEVIATES[name]
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"measured max {figure} LSB"))
+    report = qonvert.verify(FIXTURES / f"{name}.pt", result.model, samples=20, engine=_engine(name))
+    for out in report.outputs:
+        assert out.levels >= 8, out
+        assert out.max_diff_lsb <= 1.0 + 1e-3, out
+        assert out.top1_agreement in (None, 1.0), out
+
+
+def test_every_op_within_one_step(converted, request) -> None:  # type: ignore[no-untyped-def]
+    name, result = converted
+    if name in KERNEL_DEVIATES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="PyTorch's x86 conv_transpose2d kernel deviates (see KERNEL_DEVIATES)"))
+    report = qonvert.verify(FIXTURES / f"{name}.pt", result.model, samples=20, per_layer=True, fusion=False, engine=_engine(name))
+    assert report.layers and max(layer.max_steps for layer in report.layers) <= 1, [layer.as_dict() for layer in report.layers]
+    if name in BELOW_BAR:
+        assert max(o.max_diff_lsb for o in report.outputs) <= BELOW_BAR[name] + 0.05
+
+
+def test_cli_needs_input_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = FIXTURES / "eager_qnnpack.pt"
+    assert main(["convert", str(src), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("qonvert: error")]
+    assert len(errors) == 1 and "records no input shapes: pass --input-shape x=D,D,.." in errors[0], err
+    args = ["convert", str(src), "-o", str(tmp_path / "m.onnx"), "--input-shape", "x=1,3,32,32", "--engine", "qnnpack", "--verify"]
+    assert main(args) == 0
+    assert "EQUIVALENT" in capsys.readouterr().out
