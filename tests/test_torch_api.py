@@ -91,10 +91,12 @@ def test_pickle_is_refused_without_trust(tmp_path: Path, capsys: pytest.CaptureF
         qonvert.convert(path, trust_pickle=True, example_inputs=(torch.randn(1, 3, 8, 8),))
 
 
-def test_torchscript_archive_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_float_torchscript_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "scripted.pt"
     torch.jit.save(torch.jit.trace(Tiny().eval(), torch.randn(1, 3, 8, 8)), str(path))
-    _one_line_exit_2(capsys, ["convert", str(path), "-o", str(tmp_path / "o.onnx")], "a TorchScript archive")
+    _one_line_exit_2(capsys, ["convert", str(path), "-o", str(tmp_path / "o.onnx")], "records no input shapes: pass --input-shape")
+    args = ["convert", str(path), "-o", str(tmp_path / "o.onnx"), "--input-shape", "x=1,3,8,8"]
+    _one_line_exit_2(capsys, args, "no quantized tensor: a float TorchScript model")
 
 
 def test_float_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
