@@ -169,7 +169,9 @@ def verify(
     reference) on the same inputs; compare outputs in LSB units of each output's quantization.
     input_shapes: shapes for inputs with dynamic dimensions (default: batch 1, others 64).
     per_layer: also compare every quantized tensor, each computed from the reference's own values
-    of its inputs (TFLite: LiteRT exposes them), to tell which op makes a difference."""
+    of its inputs (LiteRT and PyTorch give them), to tell which op makes a difference.
+    options: the framework's own options the model was converted with, where running the source
+    depends on them (PyTorch: engine, trust_pickle, example_inputs)."""
     from .converters import frontend
 
     src = as_source(source)

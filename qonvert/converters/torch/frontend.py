@@ -1,8 +1,10 @@
 """The PyTorch frontend: PT2E-quantized ExportedPrograms (.pt2, or an ExportedProgram / exportable
-module in memory), run by PyTorch itself for verify.
+module in memory) and TorchScript archives of eager- or FX-converted models, run by PyTorch
+itself for verify.
 
-Safety: a .pt2 loads through torch.export.load (no arbitrary unpickling); a pickled module
-(torch.save of a whole nn.Module) is refused unless trust_pickle=True (--trust-pickle).
+Safety: a .pt2 loads through torch.export.load and a TorchScript archive through torch.jit.load
+(no arbitrary unpickling); a pickled module (torch.save of a whole nn.Module) is refused unless
+trust_pickle=True (--trust-pickle).
 """
 
 from __future__ import annotations
@@ -157,11 +159,12 @@ class TorchFrontend(Frontend):
         return read_exported(self.program(path, options), str(path) if isinstance(path, Path) else type(path).__name__)
 
     def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
-        """Each quantize/dequantize op's parameters, by the tensor it (de)quantizes."""
+        """Each quantize/dequantize op's parameters, by the tensor it (de)quantizes (PT2E), and
+        every quantized tensor's own (TorchScript)."""
         from .ops.args import tensor_name
         from .ops.quant import qparams
 
-        found = {}
+        found = dict(source.quant)
         for op in source.ops:
             x = tensor_name(op, 0, "input")
             if op.type.startswith("quantized_decomposed.") and x is not None and x not in found:
