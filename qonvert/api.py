@@ -63,14 +63,14 @@ def convert(
     conv = build(source, opset)
     problems = check_canonical(conv.model)
     if problems:
-        raise QonvertError(f"{model}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
+        raise QonvertError(f"{source.path}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     proto = ir.to_proto(conv.model)
     # Serialise once: the checker reads these bytes and they are what gets written.
     data = proto.SerializeToString() if proto.ByteSize() < _EXTERNAL_DATA_BYTES - (1 << 24) else None
     try:
         onnx.checker.check_model(data if data is not None else proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise QonvertError(f"{model}: internal error, the converted model fails onnx.checker: {exc}") from None
+        raise QonvertError(f"{source.path}: internal error, the converted model fails onnx.checker: {exc}") from None
     out_path = Path(output) if output is not None else None
     if out_path is not None:
         save_atomic(conv.model, data, out_path)

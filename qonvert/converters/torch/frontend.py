@@ -149,7 +149,9 @@ class TorchFrontend(Frontend):
 
         assert isinstance(options, TorchOptions)
         torch = _torch()
-        if isinstance(path, torch.fx.GraphModule) and any(n.op == "call_function" for n in path.graph.nodes):
+        if isinstance(path, torch.nn.Module) and _eager_quantized(path):
+            path = _traced(path, options)  # eager/FX-converted or an FX reference model: as its archive
+        elif isinstance(path, torch.fx.GraphModule) and any(n.op == "call_function" for n in path.graph.nodes):
             return read_graph_module(path, type(path).__name__)  # convert_pt2e's output, as it is
         with engine(options.engine):
             script = self.script(path)
@@ -177,17 +179,20 @@ class TorchFrontend(Frontend):
         torch = _torch()
         outputs = []
         with engine(getattr(options, "engine", None)), torch.no_grad():
-            module, names = self._runnable(path)
+            module, names = self._runnable(path, options)
             for feed in feeds:
                 result = module(*[torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names])
                 result = result if isinstance(result, (tuple, list)) else (result,)
                 outputs.append([r.detach().numpy().copy() for r in result])
         return outputs
 
-    def _runnable(self, source: Any) -> tuple[Any, list[str]]:
+    def _runnable(self, source: Any, options: Options | None = None) -> tuple[Any, list[str]]:
         """What runs the source, and its input names in order: an in-memory module runs as it is
-        (the user's own object), a file or ExportedProgram as its unlifted module."""
+        (the user's own object; an eager/FX-converted one traced as load traced it, so per-layer
+        names match), a file or ExportedProgram as its unlifted module."""
         torch = _torch()
+        if isinstance(source, torch.nn.Module) and _eager_quantized(source) and isinstance(options, TorchOptions) and options.example_inputs:
+            source = _traced(source, options)
         script = self.script(source)
         if script is not None:
             from .torchscript import input_names
@@ -205,7 +210,7 @@ class TorchFrontend(Frontend):
         """Every node's value, by node name, through torch.fx's interpreter (TorchScript: ours)."""
         torch = _torch()
         with engine(getattr(options, "engine", None)):
-            module, names = self._runnable(path)
+            module, names = self._runnable(path, options)
             if isinstance(module, torch.jit.ScriptModule):
                 inputs = [tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in names) for f in feeds]
                 return _script_intermediates(module, inputs, str(path))
@@ -262,3 +267,25 @@ def _script_intermediates(module: Any, inputs: list[tuple[Any, ...]], where: str
             out.append({})
             interpret(module, args, where, keep)
     return out
+
+
+def _eager_quantized(module: Any) -> bool:
+    """An eager- or FX-converted module (quantized kernels, packed weights) or an FX reference
+    model (torch.quantize_per_tensor calls): what torch.export cannot take, and tracing can."""
+    torch = _torch()
+    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in module.modules()):
+        return True
+    graph = getattr(module, "graph", None)
+    targets = (torch.quantize_per_tensor, torch.quantize_per_channel)
+    return graph is not None and any(n.op == "call_function" and n.target in targets for n in graph.nodes)
+
+
+def _traced(module: Any, options: TorchOptions) -> Any:
+    torch = _torch()
+    if options.example_inputs is None:
+        raise QonvertError(f"{type(module).__name__}: an eager- or FX-converted module needs example_inputs=(x, ...) to be traced")
+    try:
+        with torch.no_grad():
+            return torch.jit.trace(module.eval(), tuple(options.example_inputs))
+    except Exception as exc:
+        raise QonvertError(f"torch.jit.trace failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None

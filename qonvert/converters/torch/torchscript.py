@@ -89,12 +89,19 @@ def read_torchscript(module: Any, example_inputs: tuple[Any, ...], path: str) ->
         graph.inputs.append(TensorInfo(name, tuple(example.shape), dtype_name(example.dtype)))
         _record(graph, name, example)
 
-    made = {info.name for info in graph.inputs}
+    made = {info.name for info in graph.inputs}  # tensors computed from the inputs
 
     def add(node: Any, ins: list[str], outs: list[str], args: list[Any], results: list[Any]) -> None:
+        # Only the module's own tensors: fold the result (a reference model's weight quantize), but
+        # keep a dequantize of a constant: it is the weight's DQ.
+        if not any(name in made for name in ins) and node.kind() != "aten::dequantize":
+            for out, value in zip(outs, results, strict=True):
+                if isinstance(value, torch.Tensor):
+                    _constant(graph, out, value)
+            return
         for name, value in zip(ins, args, strict=True):  # a module's own tensor (BN statistics, ...)
             if isinstance(value, torch.Tensor) and name not in made and name not in graph.constants:
-                graph.constants[name] = value.detach().numpy().copy()
+                _constant(graph, name, value)
         for out, value in zip(outs, results, strict=True):
             if isinstance(value, torch.Tensor):
                 _record(graph, out, value)
@@ -132,6 +139,16 @@ def _op(graph: SourceGraph, node: Any, ins: list[str], outs: list[str], args: li
         else:
             attrs[str(k)] = dtype_name(value) if isinstance(value, torch.dtype) else value
     return SourceOp(f"{namespace}.{op_name}.{overload or 'default'}", inputs, {"out": outs}, attrs)
+
+
+def _constant(graph: SourceGraph, name: str, value: Any) -> None:
+    """A tensor that depends on no input: a constant (a quantized one as its codes)."""
+    if value.is_quantized:
+        graph.constants[name] = value.int_repr().numpy().copy()
+        graph.quant[name] = _qparams(value, name)
+    else:
+        graph.constants[name] = value.detach().numpy().copy()
+    graph.shapes[name] = tuple(int(d) for d in value.shape)
 
 
 def _record(graph: SourceGraph, name: str, value: Any) -> None:
@@ -185,10 +202,14 @@ def _unpack(graph: SourceGraph, base: str, packed: Any, inputs: dict[str, list[s
 
 
 def _plain_input_names(graph: SourceGraph) -> None:
-    """TorchScript names values `x.1`; the ONNX inputs take the argument's own name where free."""
+    """TorchScript names values `x.1`; the ONNX inputs take the argument's own name (`x`), as the
+    module's forward calls it. An inner value already called so gives the name up."""
     taken = set(graph.shapes) | set(graph.constants)
     for info in graph.inputs:
         plain = re.sub(r"\.\d+$", "", info.name)
-        if plain != info.name and plain not in taken:
-            graph.rename(info.name, plain)
-            info.name = plain
+        if plain == info.name:
+            continue
+        if plain in taken:
+            graph.rename(plain, f"{plain}#inner")
+        graph.rename(info.name, plain)
+        info.name = plain

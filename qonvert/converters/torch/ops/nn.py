@@ -43,6 +43,25 @@ def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("ConvTranspose" if transposed else "Conv", inputs, attrs)
 
 
+@register("torch", "aten._convolution.default")
+def convolution(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """What tracing records for a float conv (an FX reference model's): _convolution(input, weight,
+    bias, stride, padding, dilation, transposed, output_padding, groups, ...)."""
+    transposed = bool(literal(op, 6, "transposed", False))
+    spatial = rank(ctx, op) - 2
+    pads = _ints(literal(op, 4, "padding"), spatial, 0)
+    attrs = {
+        "strides": _ints(literal(op, 3, "stride"), spatial, 1),
+        "pads": pads + pads,
+        "dilations": _ints(literal(op, 5, "dilation"), spatial, 1),
+        "group": int(literal(op, 8, "groups", 1)),
+    }
+    if transposed:
+        attrs["output_padding"] = _ints(literal(op, 7, "output_padding"), spatial, 0)
+    inputs = [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)]
+    return ctx.b.op("ConvTranspose" if transposed else "Conv", inputs, attrs)
+
+
 @register("torch", "aten.linear.default")
 def linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """x @ W^T + b: a Gemm (transB) for 2-D inputs, as ORT fuses it into QGemm; MatMul otherwise."""
@@ -114,3 +133,16 @@ def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     bias = tensor(ctx, op, 3, "bias") if tensor_name(op, 3, "bias") else ctx.b.const(np.zeros_like(ones))
     eps = float(literal(op, 4, "eps", 1e-5))
     return ctx.b.op("LayerNormalization", [x, weight, bias], {"axis": -count, "epsilon": eps})
+
+
+@register("torch", "aten.batch_norm.default")
+def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, ...),
+    inference only (a traced reference model keeps BN after a conv-transpose)."""
+    if literal(op, 5, "training", False):
+        raise QonvertError(f"op {op.label}: batch norm in training mode (call model.eval() first)")
+    channels = (ctx.shape(tensor_name(op, 0)) or (0, 0))[1]
+    weight = tensor(ctx, op, 1, "weight") if tensor_name(op, 1, "weight") else ctx.b.const(np.ones(channels, np.float32))
+    bias = tensor(ctx, op, 2, "bias") if tensor_name(op, 2, "bias") else ctx.b.const(np.zeros(channels, np.float32))
+    ins = [tensor(ctx, op, 0, "input"), weight, bias, tensor(ctx, op, 3, "running_mean"), tensor(ctx, op, 4, "running_var")]
+    return ctx.b.op("BatchNormalization", ins, {"epsilon": float(literal(op, 7, "eps", 1e-5))})
