@@ -89,11 +89,14 @@ def test_cli_needs_input_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def _in_memory(name: str, mode: str):  # type: ignore[no-untyped-def]
     """An eager-, FX- or FX-reference-converted module (x86), calibrated as the fixtures are."""
-    import sys
+    import importlib.util
     import warnings
 
-    sys.path.insert(0, str(FIXTURES.parents[0]))
-    import make_fixtures
+    # by path, under its own name: fixtures/paddle has a make_fixtures module too
+    spec = importlib.util.spec_from_file_location("torch_make_fixtures", FIXTURES.parents[0] / "make_fixtures.py")
+    assert spec is not None and spec.loader is not None
+    make_fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_fixtures)
     from torch.ao.quantization import convert, get_default_qconfig, get_default_qconfig_mapping, prepare
     from torch.ao.quantization.quantize_fx import convert_fx, convert_to_reference_fx, prepare_fx
 
