@@ -24,40 +24,28 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> list[ir.Value]:
     return [tensor(ctx, op, index, "bias")] if tensor_name(op, index, "bias") is not None else []
 
 
-@register("torch", "aten.conv1d.default", "aten.conv2d.default", "aten.conv_transpose2d.input")
+# Where each convolution schema keeps (stride, padding, dilation, groups, output_padding).
+_CONV_ARGS = {"conv": (3, 4, 5, 6, None), "conv_transpose": (3, 4, 7, 6, 5), "_convolution": (3, 4, 5, 8, 7)}
+
+
+@register("torch", "aten.conv1d.default", "aten.conv2d.default", "aten.conv_transpose2d.input", "aten._convolution.default")
 def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    """conv(input, weight, bias, stride, padding, dilation, groups) and
-    conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)."""
-    transposed = "transpose" in op.type
+    """conv(input, weight, bias, stride, padding, dilation, groups), conv_transpose(..., stride,
+    padding, output_padding, groups, dilation), and _convolution(..., stride, padding, dilation,
+    transposed, output_padding, groups, ...), what tracing records for a float conv."""
+    schema = "_convolution" if "_convolution" in op.type else "conv_transpose" if "transpose" in op.type else "conv"
+    stride, padding, dilation, groups, output_padding = _CONV_ARGS[schema]
+    transposed = schema == "conv_transpose" or (schema == "_convolution" and bool(literal(op, 6, "transposed", False)))
     spatial = rank(ctx, op) - 2
-    pads = _ints(literal(op, 4, "padding"), spatial, 0)
+    pads = _ints(literal(op, padding, "padding"), spatial, 0)
     attrs = {
-        "strides": _ints(literal(op, 3, "stride"), spatial, 1),
+        "strides": _ints(literal(op, stride, "stride"), spatial, 1),
         "pads": pads + pads,
-        "dilations": _ints(literal(op, 7 if transposed else 5, "dilation"), spatial, 1),
-        "group": int(literal(op, 6, "groups", 1)),
+        "dilations": _ints(literal(op, dilation, "dilation"), spatial, 1),
+        "group": int(literal(op, groups, "groups", 1)),
     }
-    if transposed:
-        attrs["output_padding"] = _ints(literal(op, 5, "output_padding"), spatial, 0)
-    inputs = [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)]
-    return ctx.b.op("ConvTranspose" if transposed else "Conv", inputs, attrs)
-
-
-@register("torch", "aten._convolution.default")
-def convolution(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    """What tracing records for a float conv (an FX reference model's): _convolution(input, weight,
-    bias, stride, padding, dilation, transposed, output_padding, groups, ...)."""
-    transposed = bool(literal(op, 6, "transposed", False))
-    spatial = rank(ctx, op) - 2
-    pads = _ints(literal(op, 4, "padding"), spatial, 0)
-    attrs = {
-        "strides": _ints(literal(op, 3, "stride"), spatial, 1),
-        "pads": pads + pads,
-        "dilations": _ints(literal(op, 5, "dilation"), spatial, 1),
-        "group": int(literal(op, 8, "groups", 1)),
-    }
-    if transposed:
-        attrs["output_padding"] = _ints(literal(op, 7, "output_padding"), spatial, 0)
+    if transposed and output_padding is not None:
+        attrs["output_padding"] = _ints(literal(op, output_padding, "output_padding"), spatial, 0)
     inputs = [tensor(ctx, op, 0, "input"), tensor(ctx, op, 1, "weight"), *_bias(ctx, op, 2)]
     return ctx.b.op("ConvTranspose" if transposed else "Conv", inputs, attrs)
 
