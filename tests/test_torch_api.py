@@ -159,3 +159,29 @@ def test_inspect_shows_the_parsed_quantization() -> None:
     (q,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x"]
     scale = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}[q.input[1]]
     assert float(tensors["x"].scale) == pytest.approx(float(scale), rel=1e-5)  # inspect prints 6 digits
+
+
+def test_unfolded_weight_quantize() -> None:
+    """convert_pt2e(fold_quantize=False) keeps float weights and their quantize op: folded here with
+    PyTorch's rounding, so the ONNX weights are int8 codes behind a DQ."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+    torch.manual_seed(0)
+    example = (torch.randn(1, 3, 8, 8),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_pt2e(
+            torch.export.export(Tiny().eval(), example).module(), XNNPACKQuantizer().set_global(get_symmetric_quantization_config())
+        )
+        for _ in range(16):
+            prepared(torch.randn(1, 3, 8, 8))
+        module = convert_pt2e(prepared, fold_quantize=False)
+    weight_quantize = [n for n in module.graph.nodes if "quantize_per" in str(n.target) and n.args[0].op == "get_attr"]
+    assert weight_quantize  # a float weight quantized in the graph
+    result = qonvert.convert(module)
+    from qonvert.opsets.canonical import check_canonical
+
+    assert check_canonical(result.model) == []
+    report = qonvert.verify(module, result.model, samples=20, per_layer=True)
+    assert report.outputs[0].max_diff_lsb <= 1.0 + 1e-3 and report.outputs[0].levels >= 8, report.outputs[0]

@@ -29,7 +29,7 @@ def _number_or_constant(array: Callable[[str | None], np.ndarray | None], op: So
     if value is None:
         value = array(tensor_name(op, index, name))
     if value is None:
-        raise QonvertError(f"op {op.label}: {name} is computed at run time (dynamic quantization is not supported yet)")
+        raise QonvertError(f"op {op.label}: {name} is computed at run time, and not by choose_qparams")
     return np.asarray(value)
 
 
@@ -47,7 +47,7 @@ def qparams(op: SourceOp, array: Callable[[str | None], np.ndarray | None], shap
         raise QonvertError(f"op {op.label}: quantized dtype {dtype} is not supported")
     if axis is not None and axis < 0 and shape is not None:
         axis += len(shape)
-    qp = QuantParams(
+    return QuantParams(
         scale.reshape(-1) if per_channel else scale.reshape(()),
         zero_point.reshape(scale.shape) if per_channel else zero_point.reshape(()),
         dtype,
@@ -55,7 +55,6 @@ def qparams(op: SourceOp, array: Callable[[str | None], np.ndarray | None], shap
         qmin,
         qmax,
     )
-    return qp
 
 
 @register("torch", "quantized_decomposed.choose_qparams.tensor")
