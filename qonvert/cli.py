@@ -13,7 +13,7 @@ from typing import Any
 from . import api
 from .errors import QonvertError
 
-PER_LAYER = "TFLite: also check each quantized tensor, computed from LiteRT's own values of its inputs"
+PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch)"
 INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, others 64); repeatable"
 WORST_LAYERS = 15  # layers listed by --per-layer (the rest are summed up)
 
