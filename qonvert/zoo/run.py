@@ -55,7 +55,7 @@ def run_entry(entry: ZooEntry) -> dict[str, Any]:
 
 
 def _address_space() -> int:
-    """Bytes of address space this process has mapped already (what it inherited by fork)."""
+    """Bytes of address space this process has mapped already (the interpreter and its imports)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[0]) * resource.getpagesize()
@@ -64,8 +64,8 @@ def _address_space() -> int:
 
 
 def _worker(entry: ZooEntry, conn: Any, runner: Callable[[ZooEntry], dict[str, Any]]) -> None:
-    # The cap is what the entry may add to what the parent had mapped: a Ray worker, say, maps
-    # gigabytes it never touches, and a fixed cap would fail it before the entry starts.
+    # The cap is what the entry may add to what the worker had mapped before it: a Ray worker, say,
+    # maps gigabytes it never touches, and a fixed cap would fail it before the entry starts.
     limit = _address_space() + entry.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
