@@ -44,6 +44,7 @@ CASES: dict[str, Callable[[], nn.Module]] = {
     "avg_pool": lambda: Net(lambda y: F.avg_pool2d(y, 2)),
     "adaptive_pool_2x2": lambda: Net(lambda y: F.adaptive_avg_pool2d(y, 2)),
     "upsample_nearest": lambda: Net(lambda y: F.interpolate(y, scale_factor=2.0, mode="nearest")),
+    "upsample_nearest_size": lambda: Net(lambda y: F.interpolate(y, size=(12, 12), mode="nearest")),
     "cat": lambda: Net(lambda y: torch.cat([y, torch.relu(y)], dim=1), cout=8),
     "permute": lambda: Net(lambda y: y.permute(0, 1, 3, 2)),
     "transpose": lambda: Net(lambda y: y.transpose(2, 3)),
