@@ -97,25 +97,45 @@ class QuantParams:
         below DEAD_SCALE (PTQ of a channel BN drove to ~1e-37: its int32 bias at s_x * s_w would
         overflow). Such a channel gets the largest live scale and integer values equal to its zero
         point: exact for scale 0, and for a tiny scale a change far below float32's resolution of
-        any output. Returns (params, data, remark or None)."""
+        any output. An all-zero channel stored at a non-zero zero point (PyTorch's symmetric
+        per-channel fake quantization gives one 127) gets zero point 0 and codes 0: exact, and the
+        weight symmetric again. Returns (params, data, remark or None)."""
         s = self.scale
-        if not self.per_axis or s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0) or np.all(s >= DEAD_SCALE):
+        if not self.per_axis or s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0):
             return self, data, None
         axis = self.axis if self.axis is not None else 0
         if not -data.ndim <= axis < data.ndim or data.shape[axis] != s.size:
             return self, data, None  # validate() names the mismatch
+        zero_point = self.zero_point.reshape(-1).astype(np.int64)
+        channels = np.moveaxis(data, axis, 0).reshape(s.size, -1)
         dead = s < DEAD_SCALE
-        live = s[~dead]
-        fill = np.float32(live.max() if live.size else 1.0)
+        idle = ~dead & (zero_point != 0) & np.all(channels == zero_point[:, None], axis=1)
+        if not dead.any() and not idle.any():
+            return self, data, None
         data = np.array(data, copy=True)
         moved = np.moveaxis(data, axis, 0)
-        moved[dead] = self.zero_point.reshape(-1)[dead].reshape((-1,) + (1,) * (data.ndim - 1)).astype(data.dtype)
-        zero = int((s == 0).sum())
-        remark = (
-            f"tensor {tensor!r}: {int(dead.sum())} of {s.size} channels are dead ({zero} of scale 0, the rest below {DEAD_SCALE:g}): "
-            f"given scale {fill:.4g} and zero weights"
+        moved[dead] = zero_point[dead].reshape((-1,) + (1,) * (data.ndim - 1)).astype(data.dtype)
+        moved[idle] = 0
+        live = s[~dead]
+        fill = np.float32(live.max() if live.size else 1.0)
+        notes = []
+        if dead.any():
+            zero = int((s == 0).sum())
+            notes.append(
+                f"{int(dead.sum())} of {s.size} channels are dead ({zero} of scale 0, the rest below {DEAD_SCALE:g}): "
+                f"given scale {fill:.4g} and zero weights"
+            )
+        if idle.any():
+            notes.append(f"{int(idle.sum())} all-zero channels stored at a non-zero zero point: given zero point 0")
+        revived = QuantParams(
+            np.where(dead, fill, s).astype(s.dtype),
+            np.where(idle, 0, zero_point).reshape(self.zero_point.shape),
+            self.dtype,
+            self.axis,
+            self.qmin,
+            self.qmax,
         )
-        return self.with_scale(np.where(dead, fill, s)), data, remark
+        return revived, data, f"tensor {tensor!r}: " + "; ".join(notes)
 
     def with_axis(self, axis: int | None) -> QuantParams:
         return QuantParams(self.scale, self.zero_point, self.dtype, axis, self.qmin, self.qmax)

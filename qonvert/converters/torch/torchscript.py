@@ -161,7 +161,7 @@ def _record(graph: SourceGraph, name: str, value: Any) -> None:
         graph.dtypes[name] = dtype_name(value.dtype)
 
 
-def _qparams(value: Any, name: str) -> QuantParams:
+def _qparams(value: Any, name: str, validate: bool = True) -> QuantParams:
     import torch
 
     dtype = _QDTYPES[str(value.dtype)]
@@ -171,7 +171,7 @@ def _qparams(value: Any, name: str) -> QuantParams:
         scales = value.q_per_channel_scales().numpy().astype(np.float32)
         zero_points = value.q_per_channel_zero_points().numpy().astype(np.int64)
         qp = QuantParams(scales, zero_points, dtype, int(value.q_per_channel_axis()))
-    return qp.validate(name, tuple(value.shape))
+    return qp.validate(name, tuple(value.shape)) if validate else qp
 
 
 def _unpack(graph: SourceGraph, base: str, packed: Any, inputs: dict[str, list[str]], attrs: dict[str, Any], one_d: bool = False) -> None:
@@ -183,8 +183,11 @@ def _unpack(graph: SourceGraph, base: str, packed: Any, inputs: dict[str, list[s
         raise QonvertError(f"{base}: packed parameters that cannot be unpacked ({exc})") from None
     if one_d and weight.dim() == 4:
         weight = weight.squeeze(2)
-    graph.constants[f"{base}.weight"] = weight.int_repr().numpy().copy()
-    graph.quant[f"{base}.weight"] = _qparams(weight, f"{base}.weight")
+    qp, codes, remark = _qparams(weight, f"{base}.weight", validate=False).revive_dead_channels(weight.int_repr().numpy(), f"{base}.weight")
+    graph.constants[f"{base}.weight"] = codes.copy()
+    graph.quant[f"{base}.weight"] = qp.validate(f"{base}.weight", codes.shape)
+    if remark:
+        graph.notes.append(remark)
     inputs["weight"] = [f"{base}.weight"]
     if bias is not None:
         graph.constants[f"{base}.bias"] = bias.detach().numpy().astype(np.float32).copy()

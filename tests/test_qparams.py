@@ -1,0 +1,31 @@
+"""QuantParams.revive_dead_channels (contract item 9): the rewrites keep every weight's real value."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qonvert.opsets.qparams import QuantParams
+
+
+def _reals(qp: QuantParams, data: np.ndarray) -> np.ndarray:
+    return (data.astype(np.float64) - qp.zero_point.reshape(-1, 1)) * qp.scale.reshape(-1, 1).astype(np.float64)
+
+
+def test_dead_and_idle_channels_keep_their_values() -> None:
+    """A scale-0 channel and an all-zero channel stored at zero point 127 (PyTorch's symmetric
+    per-channel fake quantization does that) become valid and symmetric, with the same reals."""
+    qp = QuantParams(np.array([0.1, 0.2, 0.0], np.float32), np.array([0, 127, 0]), "int8", 0, -128, 127)
+    data = np.array([[1, -2], [127, 127], [5, 6]], np.int8)
+    revived, codes, remark = qp.revive_dead_channels(data, "w")
+    assert remark is not None and "zero point 0" in remark and "dead" in remark
+    assert np.all(revived.scale > 0) and not np.any(revived.zero_point)
+    revived.validate("w", codes.shape)
+    # channel 2 had scale 0: its reals were 0 whatever its codes said, and are 0 now
+    assert np.array_equal(_reals(revived, codes)[:2], _reals(qp, data)[:2]) and not _reals(revived, codes)[2].any()
+
+
+def test_live_channels_are_left_alone() -> None:
+    qp = QuantParams(np.array([0.1, 0.2], np.float32), np.array([0, 3]), "int8", 0, -128, 127)
+    data = np.array([[1, -2], [3, 4]], np.int8)  # channel 1: non-zero zero point, but not all zero reals
+    revived, codes, remark = qp.revive_dead_channels(data, "w")
+    assert remark is None and revived is qp and codes is data
