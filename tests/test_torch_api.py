@@ -28,7 +28,7 @@ class Tiny(torch.nn.Module):
         return self.fc(y)
 
 
-def _converted_pt2e() -> tuple[torch.nn.Module, tuple[torch.Tensor]]:
+def _converted_pt2e(fold_quantize: bool = True) -> tuple[torch.nn.Module, tuple[torch.Tensor]]:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
 
@@ -41,7 +41,7 @@ def _converted_pt2e() -> tuple[torch.nn.Module, tuple[torch.Tensor]]:
         )
         for _ in range(16):
             prepared(torch.randn(1, 3, 8, 8))
-        return convert_pt2e(prepared), example
+        return convert_pt2e(prepared, fold_quantize=fold_quantize), example
 
 
 def test_in_memory_graph_module_converts_and_verifies(tmp_path: Path) -> None:
@@ -164,19 +164,7 @@ def test_inspect_shows_the_parsed_quantization() -> None:
 def test_unfolded_weight_quantize() -> None:
     """convert_pt2e(fold_quantize=False) keeps float weights and their quantize op: folded here with
     PyTorch's rounding, so the ONNX weights are int8 codes behind a DQ."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
-
-    torch.manual_seed(0)
-    example = (torch.randn(1, 3, 8, 8),)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = prepare_pt2e(
-            torch.export.export(Tiny().eval(), example).module(), XNNPACKQuantizer().set_global(get_symmetric_quantization_config())
-        )
-        for _ in range(16):
-            prepared(torch.randn(1, 3, 8, 8))
-        module = convert_pt2e(prepared, fold_quantize=False)
+    module, _ = _converted_pt2e(fold_quantize=False)
     weight_quantize = [n for n in module.graph.nodes if "quantize_per" in str(n.target) and n.args[0].op == "get_attr"]
     assert weight_quantize  # a float weight quantized in the graph
     result = qonvert.convert(module)
