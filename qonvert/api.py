@@ -230,6 +230,12 @@ def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: lis
     return full
 
 
+def source_options(conversion_options: dict[str, Any]) -> dict[str, Any]:
+    """The conversion options that running the source depends on, for `verify`: all the frontend's
+    but `input_shapes` (verify's own keyword: the feeds set a TorchScript run's shapes) and `opset`."""
+    return {k: v for k, v in conversion_options.items() if k not in ("opset", "input_shapes")}
+
+
 MIN_OUTPUT_LEVELS = 8  # a reference spanning fewer quantization levels proves little
 
 

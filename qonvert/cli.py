@@ -156,14 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {remark}")
             if args.verify:
                 print(f"verifying on {args.samples} inputs ...", file=sys.stderr)
-                verify_options = {k: v for k, v in options.items() if k != "input_shapes"}  # feeds set the run's shapes
                 report = api.verify(
                     args.model,
                     result.model,
                     samples=args.samples,
                     per_layer=args.per_layer,
                     input_shapes=_input_shapes(args.input_shape),
-                    **verify_options,
+                    **api.source_options(options),
                 )
                 _print_verify(report)
                 return 0 if report.equivalent else 1

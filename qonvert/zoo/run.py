@@ -44,8 +44,7 @@ def run_entry(entry: ZooEntry) -> dict[str, Any]:
         inputs=entry.inputs,
         reference=entry.reference,
         input_shapes=entry.input_shapes or None,
-        # what running the source depends on (the shapes a TorchScript run is traced with are the feeds')
-        **{k: v for k, v in entry.options.items() if k not in ("opset", "input_shapes")},
+        **api.source_options(entry.options),
     )
     verify = report.as_dict()
     result["verify"] = {k: verify[k] for k in ("equivalent", "samples", "inputs", "outputs", "remarks")}

@@ -60,30 +60,27 @@ def linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("Add", [out, *bias]) if bias else out
 
 
-@register("torch", "aten.max_pool2d.default")
-def max_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+def _window(op: SourceOp) -> dict[str, list[int]]:
+    """A 2-D pool's kernel, strides (the kernel where not given, as PyTorch) and symmetric pads."""
     kernel = _ints(literal(op, 1, "kernel_size"), 2, 1)
     pads = _ints(literal(op, 3, "padding"), 2, 0)
-    attrs = {
-        "kernel_shape": kernel,
-        "strides": _ints(literal(op, 2, "stride") or kernel, 2, 1),
-        "pads": pads + pads,
-        "dilations": _ints(literal(op, 4, "dilation"), 2, 1),
-        "ceil_mode": int(bool(literal(op, 5, "ceil_mode", False))),
-    }
+    return {"kernel_shape": kernel, "strides": _ints(literal(op, 2, "stride") or kernel, 2, 1), "pads": pads + pads}
+
+
+@register("torch", "aten.max_pool2d.default")
+def max_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)."""
+    attrs = {**_window(op), "dilations": _ints(literal(op, 4, "dilation"), 2, 1), "ceil_mode": int(bool(literal(op, 5, "ceil_mode", False)))}
     return ctx.b.op("MaxPool", [tensor(ctx, op, 0, "input")], attrs)
 
 
 @register("torch", "aten.avg_pool2d.default")
 def avg_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)."""
     if literal(op, 6, "divisor_override") is not None:
         raise QonvertError(f"op {op.label}: divisor_override is not supported")
-    kernel = _ints(literal(op, 1, "kernel_size"), 2, 1)
-    pads = _ints(literal(op, 3, "padding"), 2, 0)
     attrs = {
-        "kernel_shape": kernel,
-        "strides": _ints(literal(op, 2, "stride") or kernel, 2, 1),
-        "pads": pads + pads,
+        **_window(op),
         "ceil_mode": int(bool(literal(op, 4, "ceil_mode", False))),
         "count_include_pad": int(bool(literal(op, 5, "count_include_pad", True))),
     }
