@@ -214,7 +214,7 @@ def verify(
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
         layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
-    remarks = _warnings(stats, coverage)
+    remarks = ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
     if states:
         remarks.insert(0, f"{len(feeds)} streaming steps, state carried on both sides: {', '.join(s.variable for s in states)}")
     return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers, inputs=coverage, remarks=remarks)

@@ -68,6 +68,10 @@ class Frontend(ABC):
         run in order as one stream (a stateful model carries its state). `options`: the ones the
         model was converted with, where running it depends on them (PyTorch's engine)."""
 
+    def reference_remarks(self, path: Path, options: Options | None = None) -> list[str]:
+        """What the report should say about the reference it ran, where that is not plain."""
+        return []
+
     def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
         """Every tensor the runtime computes, by source name, one dict per feed."""
         raise QonvertError(f"{path}: {self.runtime} does not give intermediate tensors")

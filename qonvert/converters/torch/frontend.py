@@ -25,6 +25,7 @@ from ...errors import QonvertError
 from ...opsets.qparams import QuantParams
 from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
+from .prepared import convert_prepared, is_prepared, reference_remark
 
 SUFFIXES = (".pt2", ".pt", ".pth")
 # torch.jit.load repacks a quantized model's weights for the engine active at load time, and each
@@ -112,21 +113,11 @@ class TorchFrontend(Frontend):
                     return torch.export.load(str(source))
                 except Exception as exc:  # torch raises many kinds on a bad archive
                     raise QonvertError(f"{source}: not a loadable ExportedProgram ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-            if kind in ("corrupt", "unknown"):
-                raise QonvertError(f"{source}: {'a truncated or corrupt archive' if kind == 'corrupt' else 'not a PyTorch file'}")
-            if not options.trust_pickle:
-                raise QonvertError(f"{source}: a pickled PyTorch object; loading it runs code from the file: pass --trust-pickle if you trust it")
-            try:
-                source = torch.load(str(source), weights_only=False)
-            except Exception as exc:
-                raise QonvertError(f"{source}: cannot unpickle ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-            if not isinstance(source, torch.nn.Module):
-                raise QonvertError(f"the pickle holds a {type(source).__name__}, not an nn.Module")
+            source = _unpickled(source, options)
         if isinstance(source, torch.nn.Module):
-            if options.example_inputs is None:
-                raise QonvertError("an in-memory PyTorch module needs example_inputs=(x, ...) to be exported")
+            examples = _module_examples(source, options, "exported")
             try:
-                return torch.export.export(source, tuple(options.example_inputs))
+                return torch.export.export(source, examples)
             except Exception as exc:
                 raise QonvertError(f"torch.export failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         raise QonvertError(f"{type(source).__name__}: not a PyTorch model")
@@ -149,6 +140,7 @@ class TorchFrontend(Frontend):
 
         assert isinstance(options, TorchOptions)
         torch = _torch()
+        path = _converted(path, options)
         if isinstance(path, torch.nn.Module) and _eager_quantized(path):
             path = _traced(path, options)  # eager/FX-converted or an FX reference model: as its archive
         elif isinstance(path, torch.fx.GraphModule) and any(n.op == "call_function" for n in path.graph.nodes):
@@ -186,12 +178,20 @@ class TorchFrontend(Frontend):
                 outputs.append([r.detach().numpy().copy() for r in result])
         return outputs
 
+    def reference_remarks(self, path: Any, options: Options | None = None) -> list[str]:
+        torch = _torch()
+        if isinstance(path, Path) and path.is_file() and _archive_kind(path) == "pickle":
+            path = _unpickled(path, options if isinstance(options, TorchOptions) else TorchOptions())
+        return [reference_remark(path)] if isinstance(path, torch.nn.Module) and is_prepared(path) else []
+
     def _runnable(self, source: Any, options: Options | None = None) -> tuple[Any, list[str]]:
         """What runs the source, and its input names in order: an in-memory module runs as it is
         (the user's own object; an eager/FX-converted one traced as load traced it, so per-layer
         names match), a file or ExportedProgram as its unlifted module."""
         torch = _torch()
-        if isinstance(source, torch.nn.Module) and _eager_quantized(source) and isinstance(options, TorchOptions) and options.example_inputs:
+        options = options if isinstance(options, TorchOptions) else TorchOptions()
+        source = _converted(source, options)  # as load read it
+        if isinstance(source, torch.nn.Module) and _eager_quantized(source) and (options.example_inputs or options.input_shapes):
             source = _traced(source, options)
         script = self.script(source)
         if script is not None:
@@ -234,6 +234,52 @@ class TorchFrontend(Frontend):
                 Recorder(module).run(*[torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names])
                 out.append(values)
         return out
+
+
+def _module_examples(module: Any, options: TorchOptions, purpose: str) -> tuple[Any, ...]:
+    """A module's example inputs: the ones given, or zeros of --input-shape by forward's names."""
+    torch = _torch()
+    if options.example_inputs is not None:
+        return tuple(options.example_inputs)
+    names = list(inspect.signature(module.forward).parameters)
+    shapes = options.input_shapes or {}
+    if shapes and all(n in shapes for n in names):
+        return tuple(torch.zeros(shapes[n]) for n in names)
+    given = ", ".join(f"{n}=D,D,.." for n in names)
+    raise QonvertError(f"{type(module).__name__}: a PyTorch module needs example_inputs=(x, ...) (CLI: --input-shape {given}) to be {purpose}")
+
+
+def _converted(source: Any, options: TorchOptions) -> Any:
+    """A pickle as its module (where trusted), and a prepared module (QAT or calibrated) as
+    PyTorch's own convert of it; anything else as it is."""
+    torch = _torch()
+    if isinstance(source, Path) and source.is_file() and _archive_kind(source) == "pickle":
+        source = _unpickled(source, options)
+    if isinstance(source, torch.nn.Module) and is_prepared(source):
+        source = convert_prepared(source)
+    return source
+
+
+def _unpickled(path: Path, options: TorchOptions) -> Any:
+    """The nn.Module a torch.save pickle holds, where the user trusts the file."""
+    torch = _torch()
+    kind = _archive_kind(path)
+    if kind in ("corrupt", "unknown"):
+        raise QonvertError(f"{path}: {'a truncated or corrupt archive' if kind == 'corrupt' else 'not a PyTorch file'}")
+    if not options.trust_pickle:
+        raise QonvertError(f"{path}: a pickled PyTorch object; loading it runs code from the file: pass --trust-pickle if you trust it")
+    try:
+        module = torch.load(str(path), weights_only=False)
+    except Exception as exc:
+        raise QonvertError(f"{path}: cannot unpickle ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(module, torch.nn.Module):
+        raise QonvertError(f"{path}: the pickle holds a {type(module).__name__}, not an nn.Module")
+    try:
+        list(module.named_modules())
+    except Exception as exc:  # PyTorch's quantized modules do not survive torch.save / torch.load
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        raise QonvertError(f"{path}: the unpickled module is broken ({detail}); save it with torch.jit.save or torch.export.save instead") from None
+    return module
 
 
 def _examples(script: Any, options: TorchOptions, where: str, input_names: Callable[[Any], list[str]]) -> tuple[Any, ...]:
@@ -282,10 +328,8 @@ def _eager_quantized(module: Any) -> bool:
 
 def _traced(module: Any, options: TorchOptions) -> Any:
     torch = _torch()
-    if options.example_inputs is None:
-        raise QonvertError(f"{type(module).__name__}: an eager- or FX-converted module needs example_inputs=(x, ...) to be traced")
     try:
         with torch.no_grad():
-            return torch.jit.trace(module.eval(), tuple(options.example_inputs))
+            return torch.jit.trace(module.eval(), _module_examples(module, options, "traced"))
     except Exception as exc:
         raise QonvertError(f"torch.jit.trace failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
