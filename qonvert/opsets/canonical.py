@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .graph_edit import LAYOUT_OPS, QUANTIZED_OPS, const_array, producer_op, qparams_of, weight_dq
+from .graph_edit import LAYOUT_OPS, QUANTIZED_OPS, const_array, producer_op, qparams_of, run_time_scale, weight_dq
 from .qparams import QuantParams
 
 _WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}
@@ -47,7 +47,7 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
 def _check_qparams(node: ir.Node, where: str) -> list[str]:
     out: list[str] = []
     scale = const_array(node.inputs[1])
-    if scale is None and producer_op(node.inputs[1], "DynamicQuantizeLinear") is not None:
+    if scale is None and run_time_scale(node.inputs[1]):
         return []  # dynamic quantization: s_x is known at run time only, so the bias stays float too
     if scale is None:
         return [f"{where}: scale is not a constant"]
@@ -110,7 +110,7 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
         return out
     out += _check_weight(node, where)
     _, _, w_qp = w
-    dynamic = x_dq is not None and producer_op(x_dq.inputs[1], "DynamicQuantizeLinear") is not None
+    dynamic = x_dq is not None and run_time_scale(x_dq.inputs[1])
     if len(node.inputs) > 2 and node.inputs[2] is not None and not input_channel_weight(node, w_qp) and not dynamic:
         b = weight_dq(node.inputs[2])
         if b is None or b[1].dtype != np.int32:

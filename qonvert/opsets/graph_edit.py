@@ -29,6 +29,12 @@ def producer_op(value: ir.Value | None, op_type: str | tuple[str, ...]) -> ir.No
     return node if node is not None and node.op_type in types and node.domain == "" else None
 
 
+def run_time_scale(value: ir.Value | None) -> bool:
+    """A scale the graph computes from an activation (dynamic quantization: DynamicQuantizeLinear,
+    or PyTorch's reduced-range choice of it), so a bias after it stays float too."""
+    return value is not None and value.const_value is None and value.producer() is not None and not value.is_initializer()
+
+
 def qparams_of(node: ir.Node) -> QuantParams | None:
     """QuantParams of a QuantizeLinear/DequantizeLinear node with constant scale and zero point."""
     scale = const_array(node.inputs[1])

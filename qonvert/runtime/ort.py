@@ -180,7 +180,7 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
     if first is None or first.op_type != "DequantizeLinear":
         return "its first input is float in the source (only the other one is quantized)"
     scale = index.producers.get(first.input[1])
-    if scale is not None and scale.op_type == "DynamicQuantizeLinear":
+    if scale is not None and scale.op_type != "Constant":  # computed from the activation
         return "its activation is quantized at run time (dynamic): ORT's CPU EP fuses no Q/DQ with a run-time scale"
     if node.op_type == "ConvTranspose":
         return "ORT's CPU EP has no integer ConvTranspose kernel (QLinearConvTranspose is XNNPACK's)"

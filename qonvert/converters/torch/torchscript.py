@@ -53,6 +53,8 @@ def interpret(module: Any, inputs: tuple[Any, ...], path: str, on_op: OnOp) -> d
             env[outs[0]] = [env[i] for i in ins]
         elif kind in ("prim::ListUnpack", "prim::TupleUnpack"):
             env.update(zip(outs, env[ins[0]], strict=True))
+        elif kind == "prim::NumToTensor":  # shape arithmetic (x.shape in forward): static here
+            env[outs[0]] = torch.scalar_tensor(env[ins[0]], dtype=torch.int64)
         elif kind.startswith("prim::"):
             raise QonvertError(f"{path}: TorchScript {kind} (control flow or a Python call) is not supported")
         else:
@@ -92,6 +94,8 @@ def read_torchscript(module: Any, example_inputs: tuple[Any, ...], path: str) ->
     made = {info.name for info in graph.inputs}  # tensors computed from the inputs
 
     def add(node: Any, ins: list[str], outs: list[str], args: list[Any], results: list[Any]) -> None:
+        if not any(isinstance(value, torch.Tensor) for value in results):
+            return  # sizes and numbers (x.shape in forward): consumers take them as attributes
         # Only the module's own tensors: fold the result (a reference model's weight quantize), but
         # keep a dequantize of a constant: it is the weight's DQ.
         if not any(name in made for name in ins) and node.kind() != "aten::dequantize":
@@ -138,6 +142,8 @@ def _op(graph: SourceGraph, node: Any, ins: list[str], outs: list[str], args: li
             _unpack(graph, outs[0], value, inputs, attrs, one_d="conv1d" in node.kind())
         else:
             attrs[str(k)] = dtype_name(value) if isinstance(value, torch.dtype) else value
+    if op_name.startswith("linear") and op_name.endswith("dynamic"):  # qnnpack ignores reduce_range
+        attrs["reduce_range_applied"] = bool(attrs.get("2", False)) and torch.backends.quantized.engine != "qnnpack"
     return SourceOp(f"{namespace}.{op_name}.{overload or 'default'}", inputs, {"out": outs}, attrs)
 
 

@@ -97,6 +97,16 @@ def binary(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op(_BINARY[op.type], [a, b])
 
 
+@register("torch", "aten.to.dtype", "aten._to_copy.default")
+def to(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """A float tensor to float32 (dynamic Linear's output): nothing to do; any other cast is not
+    ours. TorchScript gives the dtype as its ScalarType number (6: float32)."""
+    dtype = literal(op, 1, "dtype", "float32")
+    if dtype not in ("float32", 6) or ctx.source.dtypes.get(tensor_name(op, 0) or "", "float32") != "float32":
+        raise QonvertError(f"op {op.label}: a cast to {dtype} is not supported (only float32 to float32)")
+    return ctx.b.op("Identity", [tensor(ctx, op, 0)])
+
+
 @register("torch", "aten.cat.default", "aten.concat.default")
 def cat(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     names = op.inputs.get("0") or op.inputs.get("tensors") or []
