@@ -93,6 +93,32 @@ def test_live_paddle_reference(name: str) -> None:
     assert report.equivalent, report.as_dict()
 
 
+@pytest.mark.paddle
+@pytest.mark.skipif(importlib.util.find_spec("paddle") is None, reason="paddlepaddle is not installed")
+@pytest.mark.parametrize("case", [n for n in paddle_fixtures() if n.endswith("_legacy")] + ["ptq_cnn_legacy+quantize"])
+def test_every_op_within_one_step_of_paddle(case: str, request: pytest.FixtureRequest) -> None:
+    """Per layer: Paddle's executor fetches every quantized tensor (quantize_linear's codes, a fake
+    quantize-dequantize's real value quantized at its Q), and each ONNX segment, fed Paddle's own
+    inputs, lands within 1 step, also where end to end misses (the observer-made model)."""
+    if case == "ptq_cnn_legacy+quantize":  # a finding, not explained yet (see the closing note)
+        reason = "measured: the residual Add's observer point (tmp_0) is 82 steps off, 74% exact; every other op within 1"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    name, _, observers = case.partition("+")
+    result = qonvert.convert(PADDLE_FIXTURES / name, observers=observers or "skip")
+    report = qonvert.verify(PADDLE_FIXTURES / name, result.model, samples=10, per_layer=True, fusion=False)
+    assert report.layers and len(report.layers) >= 2
+    worst = max(report.layers, key=lambda layer: layer.max_steps)
+    assert worst.max_steps <= 1, [layer.as_dict() for layer in report.layers]
+
+
+@pytest.mark.paddle
+@pytest.mark.skipif(importlib.util.find_spec("paddle") is None, reason="paddlepaddle is not installed")
+def test_per_layer_on_pir_is_one_clear_error() -> None:
+    result = qonvert.convert(PADDLE_FIXTURES / "qat_cnn_perchannel_pir")
+    with pytest.raises(qonvert.QonvertError, match="cannot fetch its intermediate values; use the ProgramDesc"):
+        qonvert.verify(PADDLE_FIXTURES / "qat_cnn_perchannel_pir", result.model, samples=2, per_layer=True)
+
+
 def test_pir_and_programdesc_give_one_graph() -> None:
     a = qonvert.convert(PADDLE_FIXTURES / "qat_cnn_perchannel_pir").model
     b = qonvert.convert(PADDLE_FIXTURES / "qat_cnn_perchannel_legacy").model

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..errors import QonvertError
 from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, metadata
@@ -43,6 +44,9 @@ class _Cut:
     perm: tuple[int, ...] | None  # ONNX value = reference value transposed by perm
     dtype: np.dtype
     shape: tuple[int | None, ...] | None  # from the model's value_info, where known
+    scale: np.ndarray | None = None  # the Q's own, to quantize a reference that holds real values
+    zero_point: np.ndarray | None = None
+    axis: int = 1
 
 
 def compare_layers(
@@ -75,9 +79,23 @@ def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
     value = ref.transpose(cut.perm) if cut.perm is not None else ref
     if cut.shape is not None and not _fits(value.shape, cut.shape):
         raise QonvertError(f"per-layer: tensor {cut.source!r} is {ref.shape} in the reference, {cut.shape} in ONNX: not this model's reference?")
-    if ref.dtype == np.int8 and cut.dtype == np.uint8:
+    if ref.dtype.kind == "f" and np.array_equal(value, np.rint(value)):
+        value = value.astype(np.int8 if cut.dtype == np.uint8 else cut.dtype)  # Paddle's codes, as floats
+    elif ref.dtype.kind == "f":  # a real value (Paddle's observer-only points): as this Q quantizes it
+        return _quantize(value, cut)
+    if value.dtype == np.int8 and cut.dtype == np.uint8:
         value = (value.astype(np.int16) + 128).astype(np.uint8)
     return value
+
+
+def _quantize(value: np.ndarray, cut: _Cut) -> np.ndarray:
+    if cut.scale is None:
+        raise QonvertError(f"per-layer: tensor {cut.source!r} holds real values in the reference and its Q has no constant scale")
+    shape = [-1 if i == cut.axis else 1 for i in range(value.ndim)] if cut.scale.size > 1 else []
+    scale = cut.scale.reshape(shape) if shape else cut.scale
+    zp = np.zeros_like(scale) if cut.zero_point is None else (cut.zero_point.reshape(shape) if shape else cut.zero_point)
+    info = np.iinfo(cut.dtype)
+    return np.clip(np.rint(value / scale) + zp, info.min, info.max).astype(cut.dtype)
 
 
 def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelProto, list[_Cut]]:
@@ -87,6 +105,7 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     if SOURCE_FRAMEWORK not in meta:
         raise QonvertError("per-layer: the ONNX model was not made by qonvert (no qonvert metadata to map its tensors)")
     zero_points = {i.name: i.data_type for i in model.graph.initializer}
+    constants = {i.name: i for i in model.graph.initializer}
     shapes = {vi.name: _dims(vi) for vi in (*model.graph.value_info, *model.graph.output)}
     cut_model = onnx.ModelProto()
     cut_model.CopyFrom(model)
@@ -101,7 +120,10 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
         if source not in reference_names:
             continue
         elem = zero_points.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else onnx.TensorProto.UINT8
-        cuts.append(_Cut(source, value, layouts.get(source), onnx.helper.tensor_dtype_to_np_dtype(elem), shapes.get(value)))
+        scale, zp = (numpy_helper.to_array(constants[n]) if n in constants else None for n in (*node.input[1:3], "")[:2])
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
+        cuts.append(_Cut(source, value, layouts.get(source), dtype, shapes.get(value), scale, zp, axis))
         node.output[0] = value + OURS
         graph.input.append(onnx.helper.make_tensor_value_info(value, elem, None))
         graph.output.append(onnx.helper.make_tensor_value_info(value + OURS, elem, None))

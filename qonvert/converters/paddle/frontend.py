@@ -35,6 +35,7 @@ class PaddleFrontend(Frontend):
     runtime = "Paddle's static executor"
     options_type = PaddleOptions
     rewritten_ops = tuple(sorted(FAKE_QDQ | FAKE_Q | FAKE_DQ))  # into quantize/dequantize_linear
+    intermediates = True  # the static executor fetches any variable of the program
 
     def detect(self, path: Path) -> bool:
         return isinstance(path, Path) and find_program(path) is not None
@@ -59,3 +60,11 @@ class PaddleFrontend(Frontend):
         if program is None:
             raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
         return run_reference(program, feeds)
+
+    def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
+        from ...runtime.reference.paddle import run_intermediates
+
+        program = find_program(path)
+        if program is None:
+            raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
+        return run_intermediates(program, feeds)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +20,28 @@ from .. import refio
 
 
 def run_reference(program: Path, inputs: refio.Samples) -> list[list[np.ndarray]]:
+    return _run(program, inputs, everything=False)[0]
+
+
+def run_intermediates(program: Path, inputs: refio.Samples) -> list[dict[str, np.ndarray]]:
+    """Every quantized tensor the program computes, by the name qonvert's reader gives it, one
+    dict per input. ProgramDesc only: Paddle 3.3's executor cannot fetch a PIR program's
+    intermediate values (FetchTensors fails on every one of them, measured)."""
+    if program.suffix == ".json":
+        raise QonvertError(
+            f"{program}: per-layer on a PIR program: Paddle's executor cannot fetch its intermediate values; use the ProgramDesc (.pdmodel) form"
+        )
+    outputs, names = _run(program, inputs, everything=True)
+    return [dict(zip(names, outs, strict=True)) for outs in outputs]
+
+
+def _run(program: Path, inputs: refio.Samples, everything: bool) -> tuple[list[list[np.ndarray]], list[str]]:
     env = dict(os.environ, FLAGS_enable_pir_api="1" if program.suffix == ".json" else "0", GLOG_minloglevel="3")
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         refio.save(src, inputs, None, [])
         proc = subprocess.run(
-            [sys.executable, "-m", __name__, str(program), str(src), str(dst)],
+            [sys.executable, "-m", __name__, str(program), str(src), str(dst), "all" if everything else "outputs"],
             env=env,
             capture_output=True,
             text=True,
@@ -33,11 +50,31 @@ def run_reference(program: Path, inputs: refio.Samples) -> list[list[np.ndarray]
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise QonvertError(f"{program}: Paddle Inference failed: {tail[0]}")
-        _, outputs, _ = refio.load(dst)
-        return outputs
+        _, outputs, names = refio.load(dst)
+        return outputs, names
 
 
-def _main(program: str, src: str, dst: str) -> None:
+def _quantized_values(prog: Any) -> tuple[list[Any], list[str]]:
+    """Every quantized tensor of a ProgramDesc program, to fetch, by the name qonvert's reader
+    gives it: quantize_linear's and fake_quantize_*'s codes (as floats) under their own names; a
+    fake quantize-dequantize's real value under `<out>@quantized` (layers quantizes it there)."""
+    from ...converters.paddle.quant import FAKE_Q, FAKE_QDQ
+
+    block = prog.global_block()
+    targets: list[Any] = []
+    names: list[str] = []
+    for op in block.ops:
+        if op.type == "quantize_linear" or op.type in FAKE_Q:
+            name = op.output("Y" if op.type == "quantize_linear" else "Out")[0]
+            targets.append(block.var(name))
+            names.append(name)
+        elif op.type in FAKE_QDQ:
+            targets.append(block.var(op.output("Out")[0]))
+            names.append(f"{op.output('Out')[0]}@quantized")
+    return targets, names
+
+
+def _main(program: str, src: str, dst: str, what: str = "outputs") -> None:
     # paddle.inference's predictor runs PIR passes (delete_quant_dequant_linear_op_pass, ...)
     # even with ir_optim off, i.e. not the quantized program; the static executor runs it as written.
     import paddle
@@ -47,12 +84,16 @@ def _main(program: str, src: str, dst: str) -> None:
     exe = paddle.static.Executor(paddle.CPUPlace())
     prog, feed_names, fetch_targets = paddle.static.load_inference_model(program.rsplit(".", 1)[0], exe)
     inputs, _, _ = refio.load(Path(src))
+    if what == "all":
+        targets, names = _quantized_values(prog)
+    else:
+        targets, names = fetch_targets, [str(i) for i in range(len(fetch_targets))]
     outputs: list[list[np.ndarray]] = []
     for feed in inputs:
-        res = exe.run(prog, feed={n: np.ascontiguousarray(feed[n]) for n in feed_names}, fetch_list=fetch_targets)
+        res = exe.run(prog, feed={n: np.ascontiguousarray(feed[n]) for n in feed_names}, fetch_list=targets) if targets else []
         outputs.append([np.asarray(r) for r in res])
-    refio.save(Path(dst), inputs, outputs, [str(i) for i in range(len(fetch_targets))])
+    refio.save(Path(dst), inputs, outputs, names)
 
 
 if __name__ == "__main__":
-    _main(*sys.argv[1:4])
+    _main(*sys.argv[1:5])
