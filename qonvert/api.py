@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +12,17 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .converters import as_source
 from .errors import QonvertError
-from .metadata import StateVariable, read_states
+from .metadata import read_states
 from .opsets.canonical import check_canonical
 from .opsets.qparams import QuantParams
-from .runtime import refio
-from .runtime.compare import OutputStats, compare, output_lsb
-from .runtime.layers import LayerStats, compare_layers
-from .runtime.ort import FusionReport, fusion_report, run_steps, session
-from .verify.sampling import check_feeds, input_levels, input_specs, sample_inputs
+from .runtime.layers import LayerStats as LayerStats
+from .runtime.ort import FusionReport, fusion_report
+from .verify.core import load_onnx
+from .verify.core import random_inputs as random_inputs  # the public verbs and their reports, here
+from .verify.core import verify as verify
+from .verify.report import InputCoverage as InputCoverage
+from .verify.report import VerifyReport as VerifyReport
 
 _EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
 
@@ -80,7 +81,7 @@ def convert(
 def initial_state(model: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, np.ndarray]:
     """A converted streaming model's state before its first step, by state input name ({} for a
     stateless model). Feed these with the first step, then each step's `<name>_out` outputs."""
-    proto = model if isinstance(model, onnx.ModelProto) else _load_onnx(Path(model))
+    proto = model if isinstance(model, onnx.ModelProto) else load_onnx(Path(model))
     return {s.input: s.initial for s in read_states(proto)}
 
 
@@ -101,171 +102,10 @@ def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
             os.unlink(tmp)
 
 
-@dataclass
-class InputCoverage:
-    name: str
-    reached: int  # quantization levels (codes) the samples reach
-    levels: int  # levels the input's quantization has
-
-
-@dataclass
-class VerifyReport:
-    outputs: list[OutputStats]
-    samples: int
-    device: str
-    tolerance_lsb: float
-    fusion: FusionReport | None = None
-    remarks: list[str] = field(default_factory=list)
-    layers: list[LayerStats] | None = None  # verify(per_layer=True)
-    inputs: list[InputCoverage] = field(default_factory=list)  # integer or quantized inputs
-
-    @property
-    def equivalent(self) -> bool:
-        ok = all(o.max_diff_lsb <= self.tolerance_lsb + 1e-3 for o in self.outputs)
-        return ok and all(o.top1_agreement in (None, 1.0) for o in self.outputs)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "equivalent": self.equivalent,
-            "samples": self.samples,
-            "device": self.device,
-            "tolerance_lsb": self.tolerance_lsb,
-            "inputs": [asdict(i) for i in self.inputs],
-            "outputs": [o.as_dict() for o in self.outputs],
-            "fusion": None
-            if self.fusion is None
-            else {
-                "integer_kernels": self.fusion.integer,
-                "float_ops": self.fusion.float_ops,
-                "quantized_ops": self.fusion.quantized_in_source,
-                "coverage": self.fusion.coverage,
-            },
-            "remarks": self.remarks,
-            "layers": None if self.layers is None else [layer.as_dict() for layer in self.layers],
-        }
-
-
-def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> refio.Samples:
-    """verify's default inputs: each input over its whole quantization range (verify.sampling)."""
-    return sample_inputs(model, samples, seed, input_shapes)
-
-
-def verify(
-    source: str | os.PathLike[str] | Any,
-    onnx_model: str | os.PathLike[str] | onnx.ModelProto,
-    *,
-    device: str = "cpu",
-    samples: int = 20,
-    inputs: str | os.PathLike[str] | None = None,
-    reference: str | os.PathLike[str] | None = None,
-    save_reference: str | os.PathLike[str] | None = None,
-    tolerance_lsb: float = 1.0,
-    fusion: bool = True,
-    per_layer: bool = False,
-    input_shapes: dict[str, list[int]] | None = None,
-    **options: Any,
-) -> VerifyReport:
-    """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
-    reference) on the same inputs; compare outputs in LSB units of each output's quantization.
-    input_shapes: shapes for inputs with dynamic dimensions (default: batch 1, others 64).
-    per_layer: also compare every quantized tensor, each computed from the reference's own values
-    of its inputs (LiteRT and PyTorch give them), to tell which op makes a difference.
-    options: the framework's own options the model was converted with, where running the source
-    depends on them (PyTorch: engine, trust_pickle, example_inputs)."""
-    from .converters import frontend
-
-    src = as_source(source)
-    chosen = frontend(src)
-    framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
-    if per_layer:
-        _check_intermediates(src)
-    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else _load_onnx(Path(onnx_model))
-    ref_outputs: list[list[np.ndarray]] = []
-    specs = input_specs(proto, input_shapes)
-    if reference is not None:
-        feeds, ref_outputs, _ = refio.load(Path(reference))
-        if not ref_outputs:
-            raise QonvertError(f"{reference}: holds no reference outputs")
-        check_feeds(str(reference), specs, feeds)
-    elif inputs is not None:
-        feeds, _, _ = refio.load(Path(inputs))
-        check_feeds(str(inputs), specs, feeds)
-    else:
-        feeds = random_inputs(proto, samples, input_shapes=input_shapes)
-    if not feeds:
-        raise QonvertError(f"{reference or inputs}: holds no input samples")
-    states = read_states(proto)
-    if not ref_outputs:
-        ref_outputs = chosen.run_reference(src, feeds, [s.source_output for s in states], framework_options)
-    if save_reference is not None:
-        refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
-    sess = session(proto, device)
-    ours = run_steps(sess, feeds, states)  # a streaming model carries its own state, step to step
-    lsbs = output_lsb(proto)
-    stats = []
-    if any(len(r) != len(proto.graph.output) for r in ref_outputs):
-        raise QonvertError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
-    for j, out in enumerate(proto.graph.output):
-        lsb = lsbs[out.name]
-        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
-    report = fusion_report(proto) if fusion and device == "cpu" else None
-    layers = None
-    if per_layer:  # each step from the reference's own state, as every op from its own inputs
-        layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
-        layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
-    coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
-    remarks = ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
-    if states:
-        remarks.insert(0, f"{len(feeds)} streaming steps, state carried on both sides: {', '.join(s.variable for s in states)}")
-    return VerifyReport(stats, len(feeds), device, tolerance_lsb, report, layers=layers, inputs=coverage, remarks=remarks)
-
-
-def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: list[list[np.ndarray]], states: list[StateVariable]) -> refio.Samples:
-    """Each step's feed with the state the reference held before it."""
-    names = [o.name for o in proto.graph.output]
-    full = []
-    for k, feed in enumerate(feeds):
-        state = {s.input: s.initial if k == 0 else ref[k - 1][names.index(s.output)] for s in states}
-        full.append({**feed, **state})
-    return full
-
-
 def source_options(conversion_options: dict[str, Any]) -> dict[str, Any]:
     """The conversion options that running the source depends on, for `verify`: all the frontend's
     but `input_shapes` (verify's own keyword: the feeds set a TorchScript run's shapes) and `opset`."""
     return {k: v for k, v in conversion_options.items() if k not in ("opset", "input_shapes")}
-
-
-MIN_OUTPUT_LEVELS = 8  # a reference spanning fewer quantization levels proves little
-
-
-def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[str]:
-    notes = []
-    for o in outputs:
-        if o.levels <= 1:
-            notes.append(f"output {o.name!r}: the reference is constant on these inputs: the comparison proves nothing")
-        elif o.levels < MIN_OUTPUT_LEVELS:
-            notes.append(f"output {o.name!r}: the reference spans only {o.levels} quantization levels: the comparison means little")
-    for i in inputs:
-        if i.reached * 4 < i.levels:
-            notes.append(f"input {i.name!r}: the samples reach only {i.reached} of its {i.levels} quantization levels")
-    return notes
-
-
-def _check_intermediates(source: Any) -> None:
-    from .converters import FRONTENDS, frontend
-
-    chosen = frontend(source)
-    if not chosen.intermediates:
-        able = ", ".join(f.runtime for f in FRONTENDS.values() if f.intermediates)
-        raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
-
-
-def _load_onnx(path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:
-        raise QonvertError(f"{path}: not a readable ONNX model ({exc})") from None
 
 
 @dataclass
@@ -289,7 +129,7 @@ def inspect(model: str | os.PathLike[str]) -> InspectReport:
     """Quantized tensors (scale, zero point, axis, dtype), op support, and ORT fusion of ONNX files."""
     path = Path(model)
     if path.suffix == ".onnx":
-        proto = _load_onnx(path)
+        proto = load_onnx(path)
         graph = ir.from_proto(proto).graph
         from .opsets.graph_edit import qparams_of
 

@@ -10,6 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import QonvertError, UnsupportedOpsError
+from ..metadata import SOURCE_OP
 from ..opsets.builder import GraphBuilder
 from .registry import lookup
 from .source import SourceGraph, SourceOp
@@ -217,8 +218,11 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
     for op in source.ops:
         mapper = lookup(source.framework, op.type)
         assert mapper is not None
+        first = len(builder.nodes)
         try:
             ctx.bind(op, mapper(ctx, op))
+            for node in builder.nodes[first:]:  # what verify names a diverging layer by
+                node.metadata_props[SOURCE_OP] = op.label[:200]
         except QonvertError as exc:
             if op.type in str(exc):
                 raise

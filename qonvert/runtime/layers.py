@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import QonvertError
-from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, metadata
+from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, SOURCE_OP, metadata
 from .ort import run, session
 
 OURS = "/qonvert_ours"  # suffix of the cut Q outputs (a name no framework makes)
@@ -32,6 +32,8 @@ class LayerStats:
     max_steps: int  # max |ours - reference| in integer steps
     pct_exact: float
     elements: int
+    source_op: str = ""  # the source op computing the tensor (its label), where the model records it
+    shape: tuple[int, ...] = ()  # the tensor's shape in the reference
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -58,6 +60,7 @@ def compare_layers(
         raise QonvertError("per-layer: no quantized tensor of the ONNX model is named as a tensor of the reference")
     sess = session(cut_model, device)
     worst: dict[str, list[int]] = {c.value: [0, 0, 0] for c in cuts}  # max steps, exact, elements
+    shapes = {c.value: tuple(int(d) for d in np.shape(reference[0][c.source])) for c in cuts} if reference else {}
     for feed, ref in zip(feeds, reference, strict=True):
         full = dict(feed) | {c.value: _to_onnx(ref[c.source], c) for c in cuts}
         outs = run(sess, {i.name: full[i.name] for i in sess.get_inputs()})
@@ -68,9 +71,29 @@ def compare_layers(
     producers = {o: n for n in model.graph.node for o in n.output}
     values = {c.value for c in cuts}
     return [
-        LayerStats(c.source, _op_label(producers, c.value, values), w[0], 100.0 * w[1] / max(w[2], 1), w[2])
+        LayerStats(
+            c.source,
+            _op_label(producers, c.value, values),
+            w[0],
+            100.0 * w[1] / max(w[2], 1),
+            w[2],
+            _source_op(producers, c.value),
+            shapes.get(c.value, ()),
+        )
         for c, w in ((c, worst[c.value]) for c in cuts)
     ]
+
+
+def _source_op(producers: dict[str, onnx.NodeProto], value: str) -> str:
+    """The source op label the converter stamped on the op computing `value` (behind its Q)."""
+    node = producers.get(value)
+    for _ in range(HOPS + 1):
+        if node is None:
+            return ""
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or not node.input:
+            return next((p.value for p in node.metadata_props if p.key == SOURCE_OP), "")
+        node = producers.get(node.input[0])
+    return ""
 
 
 def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:

@@ -1,0 +1,158 @@
+"""verify: the ONNX model on ORT against the source model on its own runtime (or a recorded .npz
+reference) on the same inputs, compared in LSB units of each output's quantization; per layer, each
+quantized tensor from the reference's own inputs (runtime/layers.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..errors import QonvertError
+from ..metadata import SOURCE_FRAMEWORK, StateVariable, metadata, read_states
+from ..runtime import refio
+from ..runtime.compare import OutputStats, compare, output_lsb
+from ..runtime.layers import compare_layers
+from ..runtime.ort import fusion_report, run_steps, session
+from .report import BARS, InputCoverage, VerifyReport
+from .sampling import check_feeds, input_levels, input_specs, sample_inputs
+
+
+def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> refio.Samples:
+    """verify's default inputs: each input over its whole quantization range (verify.sampling)."""
+    return sample_inputs(model, samples, seed, input_shapes)
+
+
+def verify(
+    source: str | os.PathLike[str] | Any,
+    onnx_model: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    device: str = "cpu",
+    samples: int = 20,
+    inputs: str | os.PathLike[str] | None = None,
+    reference: str | os.PathLike[str] | None = None,
+    save_reference: str | os.PathLike[str] | None = None,
+    tolerance_lsb: float = 1.0,
+    fusion: bool = True,
+    per_layer: bool = False,
+    input_shapes: dict[str, list[int]] | None = None,
+    bar: str = "end-to-end",
+    **options: Any,
+) -> VerifyReport:
+    """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
+    reference) on the same inputs; compare outputs in LSB units of each output's quantization.
+    input_shapes: shapes for inputs with dynamic dimensions (default: batch 1, others 64).
+    per_layer: also compare every quantized tensor, each computed from the reference's own values
+    of its inputs (LiteRT and PyTorch give them), to tell which op makes a difference.
+    options: the framework's own options the model was converted with, where running the source
+    depends on them (PyTorch: engine, trust_pickle, example_inputs).
+    bar: "end-to-end" (every output within tolerance_lsb, same top-1) or "per-layer" (every op
+    within 1 step of the source on the source's inputs; runs per_layer) sets `equivalent`."""
+    from ..converters import as_source, frontend
+
+    if bar not in BARS:
+        raise QonvertError(f"--bar {bar!r}: expected one of {', '.join(BARS)}")
+    per_layer = per_layer or bar == "per-layer"
+    src = as_source(source)
+    chosen = frontend(src)
+    framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
+    if per_layer:
+        _check_intermediates(src)
+    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
+    ref_outputs: list[list[np.ndarray]] = []
+    specs = input_specs(proto, input_shapes)
+    if reference is not None:
+        feeds, ref_outputs, _ = refio.load(Path(reference))
+        if not ref_outputs:
+            raise QonvertError(f"{reference}: holds no reference outputs")
+        check_feeds(str(reference), specs, feeds)
+    elif inputs is not None:
+        feeds, _, _ = refio.load(Path(inputs))
+        check_feeds(str(inputs), specs, feeds)
+    else:
+        feeds = random_inputs(proto, samples, input_shapes=input_shapes)
+    if not feeds:
+        raise QonvertError(f"{reference or inputs}: holds no input samples")
+    states = read_states(proto)
+    if not ref_outputs:
+        ref_outputs = chosen.run_reference(src, feeds, [s.source_output for s in states], framework_options)
+    if save_reference is not None:
+        refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
+    sess = session(proto, device)
+    ours = run_steps(sess, feeds, states)  # a streaming model carries its own state, step to step
+    lsbs = output_lsb(proto)
+    stats = []
+    if any(len(r) != len(proto.graph.output) for r in ref_outputs):
+        raise QonvertError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
+    for j, out in enumerate(proto.graph.output):
+        lsb = lsbs[out.name]
+        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
+    report = fusion_report(proto) if fusion and device == "cpu" else None
+    layers = None
+    if per_layer:  # each step from the reference's own state, as every op from its own inputs
+        layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
+        layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
+    coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
+    remarks = ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
+    if states:
+        remarks.insert(0, f"{len(feeds)} streaming steps, state carried on both sides: {', '.join(s.variable for s in states)}")
+    meta = metadata(proto)
+    return VerifyReport(
+        stats,
+        len(feeds),
+        device,
+        tolerance_lsb,
+        report,
+        layers=layers,
+        inputs=coverage,
+        remarks=remarks,
+        bar=bar,
+        framework=meta.get(SOURCE_FRAMEWORK, chosen.name),
+        opset=next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0),
+        model=os.fspath(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__,
+    )
+
+
+def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: list[list[np.ndarray]], states: list[StateVariable]) -> refio.Samples:
+    """Each step's feed with the state the reference held before it."""
+    names = [o.name for o in proto.graph.output]
+    full = []
+    for k, feed in enumerate(feeds):
+        state = {s.input: s.initial if k == 0 else ref[k - 1][names.index(s.output)] for s in states}
+        full.append({**feed, **state})
+    return full
+
+
+MIN_OUTPUT_LEVELS = 8  # a reference spanning fewer quantization levels proves little
+
+
+def _warnings(outputs: list[OutputStats], inputs: list[InputCoverage]) -> list[str]:
+    notes = []
+    for o in outputs:
+        if o.levels <= 1:
+            notes.append(f"output {o.name!r}: the reference is constant on these inputs: the comparison proves nothing")
+        elif o.levels < MIN_OUTPUT_LEVELS:
+            notes.append(f"output {o.name!r}: the reference spans only {o.levels} quantization levels: the comparison means little")
+    for i in inputs:
+        if i.reached * 4 < i.levels:
+            notes.append(f"input {i.name!r}: the samples reach only {i.reached} of its {i.levels} quantization levels")
+    return notes
+
+
+def _check_intermediates(source: Any) -> None:
+    from ..converters import FRONTENDS, frontend
+
+    chosen = frontend(source)
+    if not chosen.intermediates:
+        able = ", ".join(f.runtime for f in FRONTENDS.values() if f.intermediates)
+        raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise QonvertError(f"{path}: not a readable ONNX model ({exc})") from None

@@ -1,0 +1,90 @@
+"""What verify found, in one versioned schema: the JSON (`as_dict`) and the HTML page render
+from the same dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..runtime.compare import OutputStats
+from ..runtime.layers import LayerStats
+from ..runtime.ort import FusionReport
+
+SCHEMA = "qonvert.verify/1"
+BARS = ("end-to-end", "per-layer")  # which bar sets the verdict (and the CLI's exit code)
+LAYER_TOLERANCE_STEPS = 1  # per layer: every op within 1 step of the source on the source's inputs
+
+
+@dataclass
+class InputCoverage:
+    name: str
+    reached: int  # quantization levels (codes) the samples reach
+    levels: int  # levels the input's quantization has
+
+
+@dataclass
+class VerifyReport:
+    outputs: list[OutputStats]
+    samples: int
+    device: str
+    tolerance_lsb: float
+    fusion: FusionReport | None = None
+    remarks: list[str] = field(default_factory=list)
+    layers: list[LayerStats] | None = None  # verify(per_layer=True), in the graph's topological order
+    inputs: list[InputCoverage] = field(default_factory=list)  # integer or quantized inputs
+    bar: str = "end-to-end"
+    framework: str = ""
+    opset: int = 0
+    model: str = ""  # the source, for titles
+
+    @property
+    def end_to_end_ok(self) -> bool:
+        """max |diff| within the tolerance on every output, and the same top-1."""
+        ok = all(o.max_diff_lsb <= self.tolerance_lsb + 1e-3 for o in self.outputs)
+        return ok and all(o.top1_agreement in (None, 1.0) for o in self.outputs)
+
+    @property
+    def per_layer_ok(self) -> bool | None:
+        """Every op within 1 step of the source when fed the source's inputs (None: not run)."""
+        return None if self.layers is None else all(layer.max_steps <= LAYER_TOLERANCE_STEPS for layer in self.layers)
+
+    @property
+    def equivalent(self) -> bool:
+        """The verdict by the chosen bar."""
+        if self.bar == "per-layer":
+            return bool(self.per_layer_ok)
+        return self.end_to_end_ok
+
+    @property
+    def first_divergence(self) -> LayerStats | None:
+        """The first tensor, in topological order, that leaves the per-layer tolerance."""
+        return next((layer for layer in self.layers or [] if layer.max_steps > LAYER_TOLERANCE_STEPS), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        first = self.first_divergence
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "framework": self.framework,
+            "opset": self.opset,
+            "bar": self.bar,
+            "equivalent": self.equivalent,
+            "end_to_end_ok": self.end_to_end_ok,
+            "per_layer_ok": self.per_layer_ok,
+            "samples": self.samples,
+            "device": self.device,
+            "tolerance_lsb": self.tolerance_lsb,
+            "inputs": [asdict(i) for i in self.inputs],
+            "outputs": [o.as_dict() for o in self.outputs],
+            "fusion": None
+            if self.fusion is None
+            else {
+                "integer_kernels": self.fusion.integer,
+                "float_ops": self.fusion.float_ops,
+                "quantized_ops": self.fusion.quantized_in_source,
+                "coverage": self.fusion.coverage,
+            },
+            "remarks": self.remarks,
+            "layers": None if self.layers is None else [layer.as_dict() for layer in self.layers],
+            "first_divergence": None if first is None else first.as_dict(),
+        }
