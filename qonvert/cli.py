@@ -12,10 +12,13 @@ from typing import Any
 
 from . import api
 from .errors import QonvertError
+from .verify.render import print_report
+from .verify.report import BARS
 
 PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch)"
+BAR = "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1) or per-layer (every op within 1 step)"
+REPORT = "also write the report as one self-contained HTML page"
 INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, others 64); repeatable"
-WORST_LAYERS = 15  # layers listed by --per-layer (the rest are summed up)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
+    c.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
+    c.add_argument("--report", metavar="OUT.html", help=REPORT)
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
     v.add_argument("model", help="the source model")
@@ -39,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--reference", help=".npz of inputs and recorded reference outputs")
     v.add_argument("--save-reference", help="record inputs and reference outputs to this .npz")
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
+    v.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
+    v.add_argument("--report", metavar="OUT.html", help=REPORT)
     v.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_frontend_options(v)
@@ -57,38 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_verify(report: api.VerifyReport) -> None:
-    print(f"{'output':24} {'max |diff|':>11} {'LSB':>10} {'max LSB':>8} {'exact %':>8} {'<=1LSB %':>9} {'cosine':>9} {'top-1':>6} {'levels':>6}")
-    for o in report.outputs:
-        top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.2f}"
-        print(
-            f"{o.name[:24]:24} {o.max_abs_diff:11.4g} {o.lsb:10.4g} {o.max_diff_lsb:8.3f} {o.pct_exact:8.1f} "
-            f"{o.pct_within_1lsb:9.1f} {o.cosine:9.6f} {top1:>6} {o.levels:6d}"
-        )
-    if report.fusion is not None:
-        f = report.fusion
-        kernels = ", ".join(f"{k} x{n}" for k, n in sorted(f.integer.items())) or "none"
-        print(f"ORT CPU integer kernels: {kernels}; quantized ops {f.quantized_in_source}, float {len(f.float_ops)}")
-        for name in f.float_ops:
-            print(f"  stays float: {name}")
-    for i in report.inputs:
-        print(f"input {i.name}: samples reach {i.reached} of {i.levels} quantization levels")
-    if report.layers is not None:
-        _print_layers(report.layers)
-    for remark in report.remarks:
-        print(f"warning: {remark}")
-    verdict = "EQUIVALENT" if report.equivalent else "NOT EQUIVALENT"
-    print(f"{verdict}: {report.samples} samples on {report.device}, bar max |diff| <= {report.tolerance_lsb:g} LSB, same top-1")
+def _render(report: api.VerifyReport, html_path: str | None, quiet: bool = False) -> None:
+    if not quiet:
+        print_report(report)
+    if html_path:
+        from pathlib import Path
 
+        from .verify.html import write_html
 
-def _print_layers(layers: list[api.LayerStats]) -> None:
-    differ = sorted((layer for layer in layers if layer.max_steps), key=lambda layer: (-layer.max_steps, layer.pct_exact))
-    worst = max((layer.max_steps for layer in layers), default=0)
-    print(f"per layer, each fed the reference's inputs: {len(layers)} quantized tensors, {len(layers) - len(differ)} exact, worst {worst} step(s)")
-    for layer in differ[:WORST_LAYERS]:
-        print(f"  {layer.max_steps:4d} steps {layer.pct_exact:7.2f}% exact  {layer.op[:24]:24} {layer.name[:80]}")
-    if len(differ) > WORST_LAYERS:
-        print(f"  ... {len(differ) - WORST_LAYERS} more differ")
+        write_html(report, Path(html_path))
+        print(f"report: {html_path}", file=sys.stderr)
 
 
 def _frontend_option_fields() -> list[tuple[str, dataclasses.Field[Any]]]:
@@ -162,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     samples=args.samples,
                     per_layer=args.per_layer,
                     input_shapes=_input_shapes(args.input_shape),
+                    bar=args.bar,
                     **api.source_options(options),
                 )
-                _print_verify(report)
+                _render(report, args.report)
                 return 0 if report.equivalent else 1
             return 0
         if args.command == "verify":
@@ -178,12 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 save_reference=args.save_reference,
                 per_layer=args.per_layer,
                 input_shapes=_input_shapes(args.input_shape),
+                bar=args.bar,
                 **_frontend_options(args),
             )
             if args.json:
                 print(json.dumps(report.as_dict(), indent=2))
             else:
-                _print_verify(report)
+                _render(report, None)
+            if args.report:
+                _render(report, args.report, quiet=True)
             return 0 if report.equivalent else 1
         if args.command == "zoo":
             from pathlib import Path

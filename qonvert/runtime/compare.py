@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx
@@ -22,6 +22,8 @@ class OutputStats:
     top1_agreement: float | None  # for [N, classes] outputs
     levels: int  # distinct quantization levels the reference spans
     ref_range: float = 0.0  # max - min of the reference values
+    # |diff| in LSB: counts of values in [0, 0.5), [0.5, 1.5), ... [HISTOGRAM_BINS - 1.5, inf)
+    histogram: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -56,6 +58,14 @@ def output_lsb(model: onnx.ModelProto) -> dict[str, float | None]:
     return result
 
 
+HISTOGRAM_BINS = 12  # whole steps 0..10, then "more"
+
+
+def _histogram(diff: np.ndarray) -> list[int]:
+    edges = [-np.inf, 0.5, *(k + 0.5 for k in range(1, HISTOGRAM_BINS - 1)), np.inf]
+    return [int(c) for c in np.histogram(diff, bins=edges)[0]]
+
+
 def _on_grid(steps: np.ndarray) -> bool:
     """Values that are whole multiples of the step (up to float32 rounding of x * scale)."""
     return bool(steps.size) and bool(np.all(np.abs(steps - np.rint(steps)) < 1e-3))
@@ -87,4 +97,5 @@ def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float
         top1_agreement=top1,
         levels=int(np.unique(np.round(b / lsb) if quantized else b).size),
         ref_range=float(b.max() - b.min()) if b.size else 0.0,
+        histogram=_histogram(diff),
     )

@@ -79,11 +79,14 @@ def session(
         opts.optimized_model_filepath = optimized_path
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
-        return ort.InferenceSession(data, opts, providers=providers(device))
+        sess = ort.InferenceSession(data, opts, providers=providers(device))
     except QonvertError:
         raise
     except Exception as exc:
         raise QonvertError(f"ONNX Runtime could not load the model: {str(exc).splitlines()[0]}") from None
+    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():  # never CPU figures as CUDA ones
+        raise QonvertError(f"device cuda: the session fell back to {', '.join(sess.get_providers())} (CUDA libraries missing?)")
+    return sess
 
 
 def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
