@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import QonvertError
-from ...opsets.qparams import QuantParams
 from .. import refio
 
 
@@ -76,22 +75,3 @@ def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: 
         interp.invoke()
     except (RuntimeError, ValueError) as exc:
         raise QonvertError(f"{model}: LiteRT failed on these inputs: {str(exc).strip().splitlines()[0][:200]}") from None
-
-
-def sample_inputs(model: Path, samples: int, seed: int = 0, low: float = -1.0, high: float = 1.0) -> refio.Samples:
-    """Uniform real inputs in [low, high] (what the fixtures were calibrated on), quantized with the
-    input tensor's own parameters where the model takes integers."""
-    rng = np.random.default_rng(seed)
-    details = interpreter(model).get_input_details()
-    out = []
-    for _ in range(samples):
-        feed = {}
-        for d in details:
-            x = rng.uniform(low, high, d["shape"]).astype(np.float32)
-            dtype = np.dtype(d["dtype"])
-            if dtype.kind in "iu":
-                scale, zp = d["quantization"]
-                x = QuantParams(scale, zp, dtype.name).quantize(x)
-            feed[d["name"]] = x.astype(dtype)
-        out.append(feed)
-    return out
