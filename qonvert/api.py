@@ -35,6 +35,7 @@ class ConvertResult:
     opset: int
     pass_counts: dict[str, int]
     remarks: list[str] = field(default_factory=list)
+    canonical: onnx.ModelProto | None = None  # before a target's re-derivation (--target), where it changed the model
 
 
 def convert(
@@ -43,6 +44,8 @@ def convert(
     *,
     opset: int | None = None,
     framework: str | None = None,
+    target: str | None = None,
+    symmetric: bool = False,
     **options: Any,
 ) -> ConvertResult:
     """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
@@ -52,6 +55,10 @@ def convert(
       "skip" keeps Paddle's numbers, "quantize" uses their scales as real quantization points
       (what int8 backends do: more integer kernels, outputs may differ from Paddle by a few LSB);
     - TFLite, nchw_io: 4-D inputs and outputs are NCHW instead of the source's NHWC.
+
+    target="tensorrt": TensorRT's form (signed int8, zero point 0, float biases). The exact changes
+    are made; a model that also needs lossy ones (asymmetric activations, weight codes of -128) is
+    refused with the list unless symmetric=True, which re-quantizes them with their range kept.
 
     The output file is written atomically: on any error no file is left behind.
     Raises QonvertError on bad input (unsupported ops are all listed at once).
@@ -72,10 +79,36 @@ def convert(
         onnx.checker.check_model(data if data is not None else proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise QonvertError(f"{source.path}: internal error, the converted model fails onnx.checker: {exc}") from None
+    canonical = None
+    if target is not None:
+        canonical, proto = proto, _for_target(proto, target, symmetric, str(source.path), conv.remarks)
+        data = proto.SerializeToString()
     out_path = Path(output) if output is not None else None
     if out_path is not None:
-        save_atomic(conv.model, data, out_path)
-    return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks)
+        save_atomic(ir.from_proto(proto) if target is not None else conv.model, data, out_path)
+    return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks, canonical)
+
+
+TARGETS = ("tensorrt",)
+
+
+def _for_target(proto: onnx.ModelProto, target: str, symmetric: bool, where: str, remarks: list[str]) -> onnx.ModelProto:
+    from .targets.tensorrt import LOSSY, findings, make_symmetric
+
+    if target not in TARGETS:
+        raise QonvertError(f"target {target!r}: expected one of {', '.join(TARGETS)}")
+    lossy = sorted((f for f in findings(proto) if f.kind in LOSSY), key=lambda f: LOSSY.index(f.kind))
+    if lossy and not symmetric:
+        listed = "; ".join(str(f) for f in lossy[:20]) + (f"; ... {len(lossy) - 20} more" if len(lossy) > 20 else "")
+        raise QonvertError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
+    model, changes = make_symmetric(proto, lossy=symmetric)
+    remarks += [f"tensorrt: {c}" for c in changes]
+    remarks += [f"tensorrt: {f}" for f in findings(model)]  # what stays: float layers, placements, the interface
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise QonvertError(f"{where}: internal error, the TensorRT form fails onnx.checker: {exc}") from None
+    return model
 
 
 def initial_state(model: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, np.ndarray]:

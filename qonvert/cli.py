@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output .onnx path (written atomically)")
     c.add_argument("--opset", type=int, default=None, help="ask for a higher opset than the lowest that fits")
     _add_frontend_options(c)
+    c.add_argument("--target", choices=api.TARGETS, help="write the deployment target's form (tensorrt: signed int8, zero point 0, float biases)")
+    c.add_argument("--symmetric", action="store_true", help="with --target tensorrt: re-quantize asymmetric activations symmetrically (range kept)")
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
@@ -61,7 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     zr.add_argument("--update-golden", action="store_true", help="write this run's results as the golden reports")
     i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
     i.add_argument("model", help="a source model or an .onnx file")
+    i.add_argument("--target", choices=api.TARGETS, help="also list what the target would reject or run outside int8 (.onnx files)")
     return p
+
+
+def _cost(before: api.VerifyReport, after: api.VerifyReport) -> str:
+    """Both against the source, in the canonical model's output steps (the re-derived model's are coarser)."""
+    parts = []
+    for a, b in zip(before.outputs, after.outputs, strict=True):
+        parts.append(f"{a.name}: max {a.max_diff_lsb:.3g} -> {b.max_abs_diff / a.lsb:.3g} LSB, top-1 {a.top1_agreement} -> {b.top1_agreement}")
+    return "cost of the symmetric re-derivation (against the source, canonical LSB): " + "; ".join(parts)
 
 
 def _render(report: api.VerifyReport, html_path: str | None, quiet: bool = False) -> None:
@@ -131,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             shapes = _input_shapes(args.input_shape)
             if shapes and _takes(args.model, "input_shapes"):  # TorchScript records no input shapes
                 options["input_shapes"] = shapes
-            result = api.convert(args.model, args.output, opset=args.opset, **options)
+            if args.symmetric and not args.target:
+                raise QonvertError("--symmetric needs --target tensorrt")
+            result = api.convert(args.model, args.output, opset=args.opset, target=args.target, symmetric=args.symmetric, **options)
             counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
             print(
                 f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"
@@ -151,6 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     **api.source_options(options),
                 )
                 _render(report, args.report)
+                if result.canonical is not None and args.symmetric:  # what the re-derivation costs
+                    before = api.verify(
+                        args.model,
+                        result.canonical,
+                        samples=args.samples,
+                        input_shapes=_input_shapes(args.input_shape),
+                        fusion=False,
+                        **api.source_options(options),
+                    )
+                    print(_cost(before, report))
                 return 0 if report.equivalent else 1
             return 0
         if args.command == "verify":
@@ -204,6 +227,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 for name in f.float_ops:
                     print(f"  stays float: {name}")
+            if args.target:
+                from pathlib import Path
+
+                from .targets.tensorrt import findings
+
+                if Path(args.model).suffix != ".onnx":
+                    raise QonvertError(f"{args.model}: --target checks a converted .onnx model")
+                found = findings(api.load_onnx(Path(args.model)))
+                print(f"{args.target}: {len(found)} finding(s)" + ("" if found else ": ready"))
+                for finding in found:
+                    print(f"  {finding}")
             return 0
     except QonvertError as exc:
         print(f"qonvert: error: {exc}", file=sys.stderr)

@@ -1,0 +1,159 @@
+"""TensorRT readiness. TensorRT runs explicit-quantization QDQ ONNX with signed int8 and zero
+point 0 only (activations in [-128, 127], weights in [-127, 127]); its ONNX parser takes no int32
+DequantizeLinear ("only activation types allowed as input"), so a bias must be float; it quantizes
+activations per tensor and weights per output channel; and between a DQ and the next Q only some
+layers run in int8 (the rest run in float and cost a reformat).
+
+`findings` lists all of it for a converted model; `make_symmetric` re-derives what can be: each
+asymmetric activation is re-quantized symmetrically with its real range kept (the cost is one
+coarser step where the range was lopsided), uint8 storage of a symmetric tensor (zero point 128)
+becomes int8 with zero point 0 (exact), int32 biases become float constants (exact), and weight
+codes of -128 become -127 (one step on those values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from ..opsets.graph_edit import const_array
+
+# Layers TensorRT runs in int8 between a DQ and a Q (data movement included), as its QDQ
+# placement recommendations describe; any other op reading a DQ runs in float.
+INT8_LAYERS = frozenset(
+    {
+        "Conv", "ConvTranspose", "MatMul", "Gemm", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+        "Add", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Concat", "Reshape", "Transpose", "Flatten",
+        "Squeeze", "Unsqueeze", "Slice", "Split", "Resize", "Pad", "Identity",
+        "QuantizeLinear", "DequantizeLinear",
+    }
+)  # fmt: skip
+WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "Gemm": 0, "MatMul": 1}  # the output-channel axis
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "asymmetric", "uint8", "bias", "weight_range", "placement", "float_layer"
+    tensor: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.tensor}: {self.detail}"
+
+
+def findings(model: onnx.ModelProto) -> list[Finding]:
+    """Everything TensorRT would reject or run outside int8, in graph order."""
+    graph = ir.from_proto(model).graph
+    found: list[Finding] = []
+    float_layers: set[str] = set()
+    for node in graph:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        data = node.inputs[0]
+        scale = const_array(node.inputs[1])
+        zp = const_array(node.inputs[2]) if len(node.inputs) > 2 else None
+        name = (data.name if data is not None else None) or node.name or "?"
+        codes = const_array(data)
+        if codes is not None:  # a weight or bias DQ
+            if codes.dtype == np.int32:
+                found.append(Finding("bias", name, "int32 DequantizeLinear: TensorRT's parser takes none; the bias must be float"))
+            elif codes.dtype == np.int8 and codes.size and codes.min() == -128:
+                found.append(Finding("weight_range", name, f"{int((codes == -128).sum())} codes of -128: TensorRT's weights are [-127, 127]"))
+            _check_weight_axis(node, name, found)
+            continue
+        if node.op_type == "DequantizeLinear":  # an activation DQ: what reads it
+            for user in node.outputs[0].consumers():
+                if user.op_type not in INT8_LAYERS and user.name not in float_layers:
+                    float_layers.add(user.name or "?")
+                    detail = f"{user.op_type} has no int8 TensorRT layer: runs in float between DQ and Q"
+                    found.append(Finding("float_layer", user.name or "?", detail))
+            continue
+        if scale is not None and scale.size > 1:
+            found.append(Finding("placement", name, "per-axis activation quantization: TensorRT quantizes activations per tensor"))
+        dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
+        zero = int(np.asarray(zp).ravel()[0]) if zp is not None and zp.size else 0
+        if dtype == np.uint8 and zero == 128:
+            found.append(Finding("uint8", name, "uint8 with zero point 128: symmetric int8 stored as uint8 (exact to re-store)"))
+        elif dtype == np.uint8 or zero != 0:
+            found.append(Finding("asymmetric", name, f"{dtype.name} zero point {zero}: TensorRT needs int8 with zero point 0"))
+    return found
+
+
+def _check_weight_axis(node: ir.Node, name: str, found: list[Finding]) -> None:
+    axis = node.attributes.get_int("axis", 1)
+    scale = const_array(node.inputs[1])
+    if scale is None or scale.size <= 1:
+        return
+    for user in node.outputs[0].consumers():
+        want = WEIGHT_AXIS.get(user.op_type)
+        if user.op_type == "Gemm" and user.attributes.get_int("transB", 0) == 0:
+            want = 1
+        if want is not None and axis != want:
+            found.append(Finding("placement", name, f"per-channel on axis {axis}, not {user.op_type}'s output channels ({want})"))
+
+
+LOSSY = ("asymmetric", "weight_range")  # re-derived only when the user asks (symmetric=True)
+
+
+def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.ModelProto, list[str]]:
+    """The model with the re-derivable findings fixed (see the module docstring), and what
+    changed, one line per kind; lossy=False: only the exact ones (uint8 storage, int32 biases).
+    Graph inputs and outputs keep their dtypes (the interface)."""
+    ir_model = ir.from_proto(model)
+    graph = ir_model.graph
+    counts = {"requantized": 0, "restored": 0, "bias": 0, "weights": 0}
+    interface = {v.name for v in (*graph.inputs, *graph.outputs)}
+    for node in list(graph):
+        if node.op_type != "QuantizeLinear" or node.outputs[0].name in interface:
+            continue
+        scale, zp = const_array(node.inputs[1]), const_array(node.inputs[2]) if len(node.inputs) > 2 else None
+        if scale is None or scale.size != 1 or (zp is not None and zp.dtype == np.int8 and int(zp) == 0):
+            continue
+        dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
+        zero = int(zp) if zp is not None else 0
+        if not lossy and not (dtype == np.uint8 and zero == 128):
+            continue
+        info = np.iinfo(dtype)
+        low, high = float(scale) * (info.min - zero), float(scale) * (info.max - zero)
+        new_scale = np.float32(scale) if dtype == np.uint8 and zero == 128 else np.float32(max(abs(low), abs(high)) / 127.0)
+        counts["restored" if dtype == np.uint8 and zero == 128 else "requantized"] += 1
+        s_value, z_value = _initializer(graph, f"{node.name}_trt_scale", new_scale), _initializer(graph, f"{node.name}_trt_zp", np.int8(0))
+        for user in [node, *node.outputs[0].consumers()]:
+            if user.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                user.replace_input_with(1, s_value)
+                user.replace_input_with(2, z_value)
+        node.outputs[0].type = ir.TensorType(ir.DataType.INT8)
+    for node in list(graph):
+        codes = const_array(node.inputs[0]) if node.op_type == "DequantizeLinear" else None
+        if codes is None:
+            continue
+        if codes.dtype == np.int32:  # a bias: its float value, as the DQ computes it
+            value = (codes.astype(np.float32) * const_array(node.inputs[1]).astype(np.float32)).astype(np.float32)  # type: ignore[union-attr]
+            ir.convenience.replace_all_uses_with(node.outputs[0], _initializer(graph, f"{node.name}_float", value))
+            graph.remove(node, safe=True)
+            counts["bias"] += 1
+        elif lossy and codes.dtype == np.int8 and codes.size and codes.min() == -128:
+            node.replace_input_with(0, _initializer(graph, f"{node.name}_trt_codes", np.maximum(codes, -127).astype(np.int8)))
+            counts["weights"] += 1
+    _drop_unused_initializers(graph)
+    changes = [
+        f"{counts['requantized']} asymmetric activations re-quantized symmetrically (range kept, coarser steps)",
+        f"{counts['restored']} uint8 activations with zero point 128 stored as int8 (exact)",
+        f"{counts['bias']} int32 biases made float constants (exact)",
+        f"{counts['weights']} weights with codes of -128 clipped to -127 (one step on those codes)",
+    ]
+    return ir.to_proto(ir_model), [c for c, n in zip(changes, counts.values(), strict=True) if n]
+
+
+def _initializer(graph: ir.Graph, name: str, array: np.ndarray | np.generic) -> ir.Value:
+    value = ir.Value(name=name, const_value=ir.tensor(np.asarray(array)))
+    graph.register_initializer(value)
+    return value
+
+
+def _drop_unused_initializers(graph: ir.Graph) -> None:
+    for name in [n for n, v in graph.initializers.items() if not v.uses() and v not in graph.outputs]:
+        del graph.initializers[name]
