@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     zr.add_argument("--jobs", type=int, default=1, help="worker processes at once (0: one per core)")
     zr.add_argument("--ray", metavar="ADDRESS", help="fan the entries out over a Ray cluster: 'local', 'auto' or host:port (paths shared)")
     zr.add_argument("--report", help="write the JSON report here")
+    zr.add_argument("--report-html", metavar="DIR", help="write one HTML page per model and an index page here")
     zr.add_argument("--golden", help="folder of golden per-model reports to compare with")
     zr.add_argument("--update-golden", action="store_true", help="write this run's results as the golden reports")
     i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
@@ -212,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Path(args.golden) if args.golden else None,
                 args.update_golden,
                 ray_address=args.ray,
+                html_dir=Path(args.report_html) if args.report_html else None,
             )
         if args.command == "inspect":
             info = api.inspect(args.model)

@@ -26,7 +26,8 @@ def _manifest(tmp_path: Path, body: str) -> Path:
 @pytest.mark.slow
 def test_repository_zoo_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "zoo.json"
-    code = main(["zoo", "run", str(ZOO), "--jobs", "2", "--report", str(report)])
+    pages = tmp_path / "pages"
+    code = main(["zoo", "run", str(ZOO), "--jobs", "2", "--report", str(report), "--report-html", str(pages)])
     data = json.loads(report.read_text())
     failing = [(m["name"], m["status"], m.get("error"), m.get("failures")) for m in data["models"] if m["status"] != "pass"]
     assert code == 0 and not failing, failing
@@ -36,6 +37,13 @@ def test_repository_zoo_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str
     for m in data["models"]:
         assert {"name", "status", "error", "verify", "fusion", "convert_s", "peak_rss_mb"} <= set(m)
     assert "qonvert zoo" in capsys.readouterr().out
+    # one page per model (sharing one local plotly.min.js), linked from the index
+    index = (pages / "index.html").read_text()
+    assert (pages / "plotly.min.js").stat().st_size > 1_000_000
+    for m in data["models"]:
+        page = (pages / f"{m['name']}.html").read_text()
+        assert f'href="{m["name"]}.html"' in index and 'src="plotly.min.js"' in page
+        assert '<span class="ok" id="verdict">EQUIVALENT</span>' in page or m["verify"]["equivalent"] is False
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from ..errors import QonvertError
 
@@ -32,29 +33,31 @@ class OutputStats:
 def output_lsb(model: onnx.ModelProto) -> dict[str, float | None]:
     """Per graph output: the scale of the last quantization it passes through (max over axes);
     1 for an integer output (its own steps), None for one that passes through no quantization."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    from ..opsets.graph_edit import const_array
+
     result: dict[str, float | None] = {}
-    for out in model.graph.output:
-        if onnx.helper.tensor_dtype_to_np_dtype(out.type.tensor_type.elem_type).kind in "iu":
-            result[out.name] = 1.0  # an integer output is compared in its own steps
+    for out in ir.from_proto(model).graph.outputs:
+        name = out.name or "?"
+        if out.dtype is not None and out.dtype.is_integer():
+            result[name] = 1.0  # an integer output is compared in its own steps
             continue
-        seen: set[str] = set()
-        frontier = [out.name]
+        seen: set[int] = set()
+        frontier: list[ir.Value] = [out]
         lsb = 0.0
         while frontier and not lsb:
-            nxt: list[str] = []
-            for name in frontier:
-                node = producers.get(name)
-                if node is None or name in seen:
+            following: list[ir.Value] = []
+            for value in frontier:
+                node = value.producer()
+                if node is None or id(node) in seen:
                     continue
-                seen.add(name)
-                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and node.input[0] not in inits:
-                    lsb = float(np.max(inits[node.input[1]])) if node.input[1] in inits else 0.0
+                seen.add(id(node))
+                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and const_array(node.inputs[0]) is None:
+                    scale = const_array(node.inputs[1])
+                    lsb = float(np.max(scale)) if scale is not None else 0.0
                     break
-                nxt.extend(i for i in node.input if i and i not in inits)
-            frontier = nxt
-        result[out.name] = lsb or None
+                following.extend(v for v in node.inputs if v is not None and const_array(v) is None)
+            frontier = following
+        result[name] = lsb or None
     return result
 
 

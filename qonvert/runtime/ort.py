@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from ..errors import QonvertError
 from ..metadata import StateVariable
-from ..opsets.graph_edit import MONOTONE_OPS
+from ..opsets.graph_edit import MONOTONE_OPS, QUANTIZED_OPS, const_array, producer_op, run_time_scale
 
 INTEGER_KERNELS = (
     "QLinearConv",
@@ -128,10 +129,9 @@ class FusionReport:
 
 def fusion_report(model: onnx.ModelProto) -> FusionReport:
     """Optimise on ORT CPU (extended level: QDQ fusions, no layout transforms) and count kernels."""
-    from ..opsets.graph_edit import QUANTIZED_OPS
 
     index = _GraphIndex(model)
-    quantized = sum(1 for n in model.graph.node if n.op_type in QUANTIZED_OPS and index.reads_dq(n))
+    quantized = sum(1 for n in index.graph if n.op_type in QUANTIZED_OPS and index.reads_dq(n))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(model, "cpu", optimized_path=path, level="extended")
@@ -148,22 +148,17 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
 
 
 class _GraphIndex:
-    """Producers, consumers, constants and outputs of a ModelProto, looked up by name."""
+    """The converted graph (onnx_ir) with its nodes by name, which ORT's optimised graph refers to."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
-        self.nodes = {n.name: n for n in model.graph.node}
-        self.producers = {o: n for n in model.graph.node for o in n.output}
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for n in model.graph.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
-        self.constants = {i.name for i in model.graph.initializer}
-        self.constants.update(o for n in model.graph.node if n.op_type == "Constant" for o in n.output)
-        self.outputs = {o.name for o in model.graph.output}
+        self.graph = ir.from_proto(model).graph
+        self.nodes = {n.name: n for n in self.graph}
+        self.outputs = {v.name for v in self.graph.outputs}
 
-    def reads_dq(self, node: onnx.NodeProto) -> bool:
+    @staticmethod
+    def reads_dq(node: ir.Node) -> bool:
         """Whether the op's data or weight input comes from a DequantizeLinear."""
-        return any(self.producers.get(i) is not None and self.producers[i].op_type == "DequantizeLinear" for i in node.input[:2])
+        return any(producer_op(v, "DequantizeLinear") is not None for v in node.inputs[:2])
 
 
 # Walked through when explaining; BatchNormalization is folded only when a Q follows, so it is on the way too.
@@ -179,19 +174,18 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
         return "made by ORT, not in the converted graph"
     if not index.reads_dq(node):
         return _NOT_QUANTIZED
-    first = index.producers.get(node.input[0])
-    if first is None or first.op_type != "DequantizeLinear":
+    first = producer_op(node.inputs[0], "DequantizeLinear")
+    if first is None:
         return "its first input is float in the source (only the other one is quantized)"
-    scale = index.producers.get(first.input[1])
-    if scale is not None and scale.op_type != "Constant":  # computed from the activation
+    if run_time_scale(first.inputs[1]):
         return "its activation is quantized at run time (dynamic): ORT's CPU EP fuses no Q/DQ with a run-time scale"
     if node.op_type == "ConvTranspose":
         return "ORT's CPU EP has no integer ConvTranspose kernel (QLinearConvTranspose is XNNPACK's)"
-    value, path = node.output[0], list[str]()
+    value, path = node.outputs[0], list[str]()
     while True:
         via = f" via {', '.join(path)}" if path else ""
-        users = index.consumers.get(value, [])
-        if value in index.outputs:
+        users = list(value.consumers())
+        if value.name in index.outputs:
             return f"its output is a float graph output{via}"
         if len(users) != 1:
             floats = [f"{u.op_type} {u.name}" for u in users if u.op_type != "QuantizeLinear"]
@@ -199,8 +193,8 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
         user = users[0]
         if user.op_type == "QuantizeLinear":
             return "reaches a quantization, but ORT did not fuse it"
-        bias = user.op_type == "Add" and any(i in index.constants for i in user.input)
+        bias = user.op_type == "Add" and any(const_array(v) is not None for v in user.inputs)
         if user.op_type not in _ON_THE_WAY and not bias:
             return f"its output reaches {user.op_type} {user.name}{via} in float before any quantization, as in the source"
         path.append(user.op_type)
-        value = user.output[0]
+        value = user.outputs[0]

@@ -23,15 +23,18 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} code{font-size:12px;w
 """
 
 
-def render_html(report: VerifyReport) -> str:
-    """The page, from the report's JSON form (so the page and `--json` cannot disagree)."""
-    data = report.as_dict()
+def render_html(report: VerifyReport | dict[str, Any], plotly_js: str = "inline") -> str:
+    """The page, from the report's JSON form (so the page and `--json` cannot disagree).
+    plotly_js "inline": one self-contained file; "directory": plotly.min.js beside the page (the
+    zoo's many pages share one copy; still nothing from the network)."""
+    data = report if isinstance(report, dict) else report.as_dict()
     figures = [_layer_figure(data), *(_histogram_figure(o) for o in data["outputs"])]
-    plots = [_plot_html(fig, div_id, first=k == 0) for k, (fig, div_id) in enumerate(f for f in figures if f is not None)]
+    include: bool | str = True if plotly_js == "inline" else "directory"
+    plots = [_plot_html(fig, div_id, include if k == 0 else False) for k, (fig, div_id) in enumerate(f for f in figures if f is not None)]
     verdict_class = "ok" if data["equivalent"] else "bad"
     body = [
-        f"<h1>qonvert verify: {html.escape(data['model'])}</h1>",
-        _summary(data, verdict_class, verdict_line(report)),
+        f"<h1>qonvert verify: {html.escape(data.get('model', ''))}</h1>",
+        _summary(data, verdict_class, verdict_line(data)),
         "<h2>Per layer</h2>",
         plots.pop(0) if data["layers"] else "<p>Not run (<code>--per-layer</code>).</p>",
         _first_divergence(data),
@@ -47,10 +50,14 @@ def render_html(report: VerifyReport) -> str:
     return f'<!DOCTYPE html><html lang="en">{head}<body>{"".join(body)}</body></html>'
 
 
-def write_html(report: VerifyReport, path: Path) -> None:
+def write_html(report: VerifyReport | dict[str, Any], path: Path, plotly_js: str = "inline") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if plotly_js == "directory" and not (path.parent / "plotly.min.js").exists():
+        from plotly.offline import get_plotlyjs
+
+        (path.parent / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
+    tmp.write_text(render_html(report, plotly_js), encoding="utf-8")
     tmp.replace(path)
 
 
@@ -138,10 +145,10 @@ def _histogram_figure(output: dict[str, Any]) -> tuple[Any, str] | None:
     return fig, f"histogram-{abs(hash(output['name'])) % 10**8}"
 
 
-def _plot_html(fig: Any, div_id: str, first: bool) -> str:
+def _plot_html(fig: Any, div_id: str, include: bool | str) -> str:
     import plotly.io as pio
 
-    return str(pio.to_html(fig, include_plotlyjs=first, full_html=False, div_id=div_id, config={"displaylogo": False}))
+    return str(pio.to_html(fig, include_plotlyjs=include, full_html=False, div_id=div_id, config={"displaylogo": False}))
 
 
 def _first_divergence(data: dict[str, Any]) -> str:

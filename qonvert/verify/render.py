@@ -4,6 +4,7 @@ the end), the verdict last with the bar it used."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -53,15 +54,16 @@ def print_report(report: VerifyReport, console: Console | None = None) -> None:
         _print_layers(report, console)
     for remark in report.remarks:
         console.print(f"warning: {remark}", markup=False)
-    console.print(verdict_line(report), markup=False)
+    console.print(verdict_line(report.as_dict()), markup=False)
 
 
-def verdict_line(report: VerifyReport) -> str:
-    verdict = "EQUIVALENT" if report.equivalent else "NOT EQUIVALENT"
-    end_to_end = f"end to end {'ok' if report.end_to_end_ok else 'missed'} (max |diff| <= {report.tolerance_lsb:g} LSB, same top-1)"
-    per_layer = report.per_layer_ok
+def verdict_line(report: dict[str, Any]) -> str:
+    """The verdict with the bar it used and both figures, from the report's schema (as_dict)."""
+    verdict = "EQUIVALENT" if report["equivalent"] else "NOT EQUIVALENT"
+    end_to_end = f"end to end {'ok' if report['end_to_end_ok'] else 'missed'} (max |diff| <= {report['tolerance_lsb']:g} LSB, same top-1)"
+    per_layer = report["per_layer_ok"]
     layers = "" if per_layer is None else f"; per layer {'ok' if per_layer else 'missed'} (every op within {LAYER_TOLERANCE_STEPS} step)"
-    return f"{verdict} by the {report.bar} bar: {report.samples} samples on {report.device}; {end_to_end}{layers}"
+    return f"{verdict} by the {report['bar']} bar: {report['samples']} samples on {report['device']}; {end_to_end}{layers}"
 
 
 def _print_layers(report: VerifyReport, console: Console) -> None:

@@ -26,6 +26,7 @@ def zoo_run(
     golden_dir: Path | None = None,
     update_golden: bool = False,
     ray_address: str | None = None,
+    html_dir: Path | None = None,
 ) -> int:
     """0 when every entry passes with no regression, 1 otherwise (bad manifests raise QonvertError: 2)."""
     entries = select(load_manifest(manifest), pattern)
@@ -57,9 +58,39 @@ def zoo_run(
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(report(results), indent=1) + "\n")
+    if html_dir is not None:
+        write_pages(results, html_dir)
+        console.print(f"report pages: {html_dir / 'index.html'}")
     Console(width=max(Console().width, 150)).print(summary_table(results))
     bad = [r for r in results if r["status"] != "pass" or r["regressions"]]
     return 1 if bad else 0
+
+
+def write_pages(results: list[dict[str, Any]], folder: Path) -> None:
+    """One verify page per entry that got as far as verifying, and an index page linking them
+    (all sharing one plotly.min.js in the folder: nothing loads from the network)."""
+    import html
+
+    from ..verify.html import write_html
+
+    rows = []
+    for r in sorted(results, key=lambda r: (ORDER.get(r["status"], 0), r["name"])):
+        page = f"{r['name']}.html"
+        verify = r.get("verify")
+        if verify and "schema" in verify:
+            write_html(verify, folder / page, plotly_js="directory")
+            link = f'<a href="{html.escape(page)}">{html.escape(r["name"])}</a>'
+        else:
+            link = html.escape(r["name"])
+        outs = (verify or {}).get("outputs", [])
+        worst = f"{max(o['max_diff_lsb'] for o in outs):.3g}" if outs else "-"
+        note = "; ".join([*r.get("regressions", []), *r.get("failures", []), *([r["error"]] if r.get("error") else [])])
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(r['status'])}</td><td>{worst}</td><td>{html.escape(note)}</td></tr>")
+    table = "<table><tr><th>model</th><th>status</th><th>max LSB</th><th>note</th></tr>" + "".join(rows) + "</table>"
+    style = "body{font:14px system-ui,sans-serif;margin:24px} td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}"
+    index = f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>qonvert zoo</title><style>{style}</style></head>'
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text(f"{index}<body><h1>qonvert zoo: {len(results)} models</h1>{table}</body></html>", encoding="utf-8")
 
 
 def summary_table(results: list[dict[str, Any]]) -> Table:

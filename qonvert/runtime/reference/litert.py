@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import QonvertError
 from .. import refio
+from ..quiet import native_stderr_silenced
 
 
 def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignore[no-untyped-def]
@@ -17,8 +18,9 @@ def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignor
     except ImportError:
         raise QonvertError("verifying a TFLite model needs ai-edge-litert (pip install 'qonvert[tflite]')") from None
     try:
-        interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=preserve_all_tensors)
-        interp.allocate_tensors()
+        with native_stderr_silenced():  # its delegate's INFO line
+            interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=preserve_all_tensors)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise QonvertError(f"{model}: LiteRT cannot load it: {exc}") from None
     return interp
