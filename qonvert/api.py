@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import onnx
 import onnx_ir as ir
 
 from .errors import QonvertError
-from .metadata import read_states
+from .metadata import SOURCE_OP, read_states
 from .opsets.canonical import check_canonical
 from .opsets.qparams import QuantParams
 from .runtime.layers import LayerStats as LayerStats
@@ -78,7 +79,7 @@ def convert(
     try:
         onnx.checker.check_model(data if data is not None else proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise QonvertError(f"{source.path}: internal error, the converted model fails onnx.checker: {exc}") from None
+        raise _checker_error(str(source.path), proto, exc) from None
     canonical = None
     if target is not None:
         canonical, proto = proto, _for_target(proto, target, symmetric, str(source.path), conv.remarks)
@@ -87,6 +88,23 @@ def convert(
     if out_path is not None:
         save_atomic(ir.from_proto(proto) if target is not None else conv.model, data, out_path)
     return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks, canonical)
+
+
+def _checker_error(where: str, proto: onnx.ModelProto, exc: Exception) -> QonvertError:
+    """A shape contradiction at a node mapped from a source op is the file's: its declared tensor
+    shapes disagree with what the op computes (a corrupt or hand-edited file). Anything else the
+    checker finds is a qonvert bug."""
+    text = str(exc)
+    match = re.search(r"node name: ([^)]+)\): \[ShapeInferenceError\] (.*)", text)
+    if match:
+        node = next((n for n in proto.graph.node if n.name == match.group(1)), None)
+        source_op = next((p.value for p in node.metadata_props if p.key == SOURCE_OP), None) if node is not None else None
+        if source_op:
+            return QonvertError(f"{where}: op {source_op}: the file's tensor shapes contradict what the op computes ({match.group(2)[:200]})")
+        if node is not None and "existing shape differ" in match.group(2):  # a declared shape, read from the file
+            tensor = node.output[0] if node.output else "?"
+            return QonvertError(f"{where}: tensor {tensor!r}: the file declares a shape that its ops do not compute ({match.group(2)[:200]})")
+    return QonvertError(f"{where}: internal error, the converted model fails onnx.checker: {text[:500]}")
 
 
 TARGETS = ("tensorrt",)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import api
@@ -66,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("model", help="a source model or an .onnx file")
     i.add_argument("--target", choices=api.TARGETS, help="also list what the target would reject or run outside int8 (.onnx files)")
     return p
+
+
+@contextlib.contextmanager
+def _busy(text: str) -> Iterator[None]:
+    """A spinner with the elapsed time on a terminal (long reference runs); one line otherwise."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        print(text, file=sys.stderr)
+        yield
+        return
+    with console.status(text):
+        yield
 
 
 def _cost(before: api.VerifyReport, after: api.VerifyReport) -> str:
@@ -154,16 +169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for remark in result.remarks:
                 print(f"note: {remark}")
             if args.verify:
-                print(f"verifying on {args.samples} inputs ...", file=sys.stderr)
-                report = api.verify(
-                    args.model,
-                    result.model,
-                    samples=args.samples,
-                    per_layer=args.per_layer,
-                    input_shapes=_input_shapes(args.input_shape),
-                    bar=args.bar,
-                    **api.source_options(options),
-                )
+                with _busy(f"verifying on {args.samples} inputs ..."):
+                    report = api.verify(
+                        args.model,
+                        result.model,
+                        samples=args.samples,
+                        per_layer=args.per_layer,
+                        input_shapes=_input_shapes(args.input_shape),
+                        bar=args.bar,
+                        **api.source_options(options),
+                    )
                 _render(report, args.report)
                 if result.canonical is not None and args.symmetric:  # what the re-derivation costs
                     before = api.verify(
@@ -178,19 +193,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0 if report.equivalent else 1
             return 0
         if args.command == "verify":
-            report = api.verify(
-                args.model,
-                args.onnx,
-                device=args.device,
-                samples=args.samples,
-                inputs=args.inputs,
-                reference=args.reference,
-                save_reference=args.save_reference,
-                per_layer=args.per_layer,
-                input_shapes=_input_shapes(args.input_shape),
-                bar=args.bar,
-                **_frontend_options(args),
-            )
+            with _busy(f"verifying {args.model} ..."):
+                report = api.verify(
+                    args.model,
+                    args.onnx,
+                    device=args.device,
+                    samples=args.samples,
+                    inputs=args.inputs,
+                    reference=args.reference,
+                    save_reference=args.save_reference,
+                    per_layer=args.per_layer,
+                    input_shapes=_input_shapes(args.input_shape),
+                    bar=args.bar,
+                    **_frontend_options(args),
+                )
             if args.json:
                 print(json.dumps(report.as_dict(), indent=2))
             else:

@@ -7,8 +7,26 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import QonvertError
 from ..metadata import StateVariable
 from ..opsets.qparams import QuantParams
+
+MAX_RANK = 8  # dims of any tensor a quantized model uses; longer attribute lists are corrupt
+
+
+def _within(value: int, low: int | None, high: int | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _bounds(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    return f" >= {low}" if low is not None else (f" <= {high}" if high is not None else "")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:28] + "…" + text[-28:]
 
 
 @dataclass
@@ -41,6 +59,31 @@ class SourceOp:
             if n in self.attrs:
                 return self.attrs[n]
         return default
+
+    # Typed accessors: an attribute of the wrong type or out of bounds (a hand-edited or corrupt
+    # file) is a QonvertError naming the op and the attribute, before any arithmetic on it.
+    def int_attr(self, *names: str, default: int, low: int | None = None, high: int | None = None) -> int:
+        value = self.attr(*names, default=default)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not _within(int(value), low, high):
+            raise QonvertError(f"op {self.label}: attribute {names[0]}={_short(value)} is not an integer{_bounds(low, high)}")
+        return int(value)
+
+    def float_attr(self, *names: str, default: float) -> float:
+        value = self.attr(*names, default=default)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or np.isnan(float(value)):
+            raise QonvertError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a number")
+        return float(value)
+
+    def ints_attr(self, *names: str, default: list[int], low: int | None = None, high: int | None = None) -> list[int]:
+        value = self.attr(*names, default=default)
+        items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+        if (
+            items is None
+            or len(items) > MAX_RANK
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and _within(int(v), low, high) for v in items)
+        ):
+            raise QonvertError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a list of integers{_bounds(low, high)}")
+        return [int(v) for v in items]
 
     @property
     def label(self) -> str:

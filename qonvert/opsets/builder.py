@@ -79,7 +79,11 @@ class GraphBuilder:
         domain: str = "",
     ) -> Any:
         """Append a node; returns its single output Value, or a tuple when outputs > 1."""
-        attributes = ir.convenience.convert_attributes({k: v for k, v in (attrs or {}).items() if v is not None})
+        try:
+            attributes = ir.convenience.convert_attributes({k: v for k, v in (attrs or {}).items() if v is not None})
+        except (TypeError, ValueError):  # a value read from the file is no ONNX attribute (a nested list ...)
+            shown = {k: (repr(v)[:40] + "…" if len(repr(v)) > 40 else repr(v)) for k, v in (attrs or {}).items()}
+            raise QonvertError(f"{op_type}: attributes {shown} are not valid ONNX attribute values") from None
         node = ir.Node(
             domain,
             op_type,

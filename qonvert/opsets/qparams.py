@@ -43,8 +43,14 @@ class QuantParams:
         lo, hi, _ = QDTYPES[self.dtype]
         object.__setattr__(self, "scale", np.asarray(self.scale, dtype=np.float32))
         object.__setattr__(self, "zero_point", np.asarray(self.zero_point).astype(np.int64))
-        object.__setattr__(self, "qmin", lo if self.qmin is None else int(self.qmin))
-        object.__setattr__(self, "qmax", hi if self.qmax is None else int(self.qmax))
+        try:
+            qmin, qmax = (lo if self.qmin is None else int(self.qmin)), (hi if self.qmax is None else int(self.qmax))
+        except (TypeError, ValueError, OverflowError):
+            raise QonvertError(f"quantization range [{self.qmin!r:.40}, {self.qmax!r:.40}] is not a pair of integers") from None
+        if not lo <= qmin <= qmax <= hi:
+            raise QonvertError(f"quantization range [{qmin}, {qmax}] is outside {self.dtype}'s [{lo}, {hi}]")
+        object.__setattr__(self, "qmin", qmin)
+        object.__setattr__(self, "qmax", qmax)
 
     @property
     def per_axis(self) -> bool:

@@ -103,10 +103,12 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
         attrs = dict(_attr(a) for a in opd.messages(4, where))
         if not op_type:
             raise QonvertError(f"{program}: op without a type")
-        if op_type == "feed":
-            feeds.append((int(attrs.get("col", 0)), outs["Out"][0]))
-        elif op_type == "fetch":
-            fetches.append((int(attrs.get("col", 0)), ins["X"][0]))
+        if op_type in ("feed", "fetch"):
+            slot = outs.get("Out") if op_type == "feed" else ins.get("X")
+            col = attrs.get("col", 0)
+            if not slot or not isinstance(col, int):
+                raise QonvertError(f"{program}: a {op_type} op without its {'Out' if op_type == 'feed' else 'X'} variable or column")
+            (feeds if op_type == "feed" else fetches).append((col, slot[0]))
         else:
             ops.append(SourceOp(op_type, {k: v for k, v in ins.items() if v}, {k: v for k, v in outs.items() if v}, attrs))
 

@@ -52,9 +52,13 @@ def _read_tensor(buf: memoryview, pos: int) -> tuple[np.ndarray, int]:
     (_version,) = struct.unpack_from("<I", buf, pos)
     (lod_level,) = struct.unpack_from("<Q", buf, pos + 4)
     pos += 12
+    if lod_level > 64:  # a LoD level per nesting: files have 0 or 1
+        raise ValueError(f"LoD level {lod_level}")
     for _ in range(lod_level):
         (nbytes,) = struct.unpack_from("<Q", buf, pos)
         pos += 8 + nbytes
+        if pos > len(buf):
+            raise ValueError(f"LoD of {nbytes} bytes past the end")
     (_version2, desc_size) = struct.unpack_from("<Ii", buf, pos)
     pos += 8
     if desc_size < 0 or pos + desc_size > len(buf):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import QonvertError
-from ..source import SourceGraph, SourceOp, TensorInfo
+from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo
 from .params import _size, read_params
 
 _QSLOTS = (["X", "Scale", "ZeroPoint", "InAccum", "InState"], ["Y", "OutState", "OutAccum", "OutScale"])
@@ -107,8 +107,13 @@ def _attr_value(at: Any) -> Any:
 def _type_info(tt: Any) -> tuple[str, tuple[int, ...]] | None:
     if not isinstance(tt, dict) or tt.get("#") != "0.t_dtensor":
         return None
-    dtype, shape = tt["D"][0].get("#"), tt["D"][1]
-    return _TT_DTYPES.get(dtype, dtype), tuple(int(d) for d in shape)
+    data = tt.get("D")
+    if not isinstance(data, list) or len(data) < 2 or not isinstance(data[0], dict) or not isinstance(data[1], list):
+        raise ValueError("a tensor type without its dtype and shape")
+    dtype, shape = str(data[0].get("#")), data[1]
+    if len(shape) > MAX_RANK or not all(isinstance(d, int) and not isinstance(d, bool) and -1 <= d < 1 << 31 for d in shape):
+        raise ValueError(f"tensor shape {str(shape)[:60]}")
+    return _TT_DTYPES.get(dtype, dtype), tuple(shape)
 
 
 def read_pir(program: Path, params: Path | None) -> SourceGraph:

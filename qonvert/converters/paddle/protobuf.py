@@ -13,10 +13,11 @@ from ...errors import QonvertError
 class Message:
     """Fields of one decoded message: field number -> list of raw values in wire order."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "where")
 
     def __init__(self, data: bytes | memoryview, where: str) -> None:
         self.fields: dict[int, list[Any]] = {}
+        self.where = where
         buf = memoryview(data)
         pos, end = 0, len(buf)
         try:
@@ -42,24 +43,32 @@ class Message:
         except (ValueError, IndexError) as exc:
             raise QonvertError(f"{where}: not a valid protobuf message ({exc})") from None
 
+    def _typed(self, number: int, kind: type | tuple[type, ...], what: str) -> list[Any]:
+        """The field's values, each of the wire type the schema gives it (a file can say another:
+        bytes(n) of a varint would allocate n bytes)."""
+        vals = self.fields.get(number, [])
+        if any(not isinstance(v, kind) for v in vals):
+            raise QonvertError(f"{self.where}: field {number} is not {what} (corrupt protobuf)")
+        return vals
+
     def messages(self, number: int, where: str) -> list[Message]:
-        return [Message(v, where) for v in self.fields.get(number, [])]
+        return [Message(v, where) for v in self._typed(number, memoryview, "a message")]
 
     def string(self, number: int, default: str = "") -> str:
-        vals = self.fields.get(number)
+        vals = self._typed(number, memoryview, "a string")
         return bytes(vals[-1]).decode("utf-8", "replace") if vals else default
 
     def strings(self, number: int) -> list[str]:
-        return [bytes(v).decode("utf-8", "replace") for v in self.fields.get(number, [])]
+        return [bytes(v).decode("utf-8", "replace") for v in self._typed(number, memoryview, "a string")]
 
     def int(self, number: int, default: int = 0) -> int:
-        vals = self.fields.get(number)
+        vals = self._typed(number, int, "an integer")
         return _signed(vals[-1]) if vals else default
 
     def ints(self, number: int) -> list[int]:
         """A repeated varint field, packed or not (int32/int64/bool/enum)."""
         out: list[int] = []
-        for v in self.fields.get(number, []):
+        for v in self._typed(number, (int, memoryview), "integers"):
             if isinstance(v, int):
                 out.append(_signed(v))
             else:
@@ -70,20 +79,24 @@ class Message:
         return out
 
     def float(self, number: int, default: float = 0.0) -> float:
-        vals = self.fields.get(number)
-        return struct.unpack("<f", vals[-1])[0] if vals else default
+        vals = [v for v in self._typed(number, bytes, "a float") if len(v) == 4]
+        if len(vals) != len(self.fields.get(number, [])):
+            raise QonvertError(f"{self.where}: field {number} is not a float (corrupt protobuf)")
+        return float(struct.unpack("<f", vals[-1])[0]) if vals else default
 
     def floats(self, number: int, fmt: str = "f") -> list[float]:
         size = struct.calcsize(fmt)
         out: list[float] = []
-        for v in self.fields.get(number, []):
+        for v in self._typed(number, (bytes, memoryview), "floats"):
             raw = bytes(v)
             out.extend(struct.unpack(f"<{len(raw) // size}{fmt}", raw))
         return out
 
     def double(self, number: int, default: float = 0.0) -> float:
-        vals = self.fields.get(number)
-        return struct.unpack("<d", vals[-1])[0] if vals else default
+        vals = [v for v in self._typed(number, bytes, "a double") if len(v) == 8]
+        if len(vals) != len(self.fields.get(number, [])):
+            raise QonvertError(f"{self.where}: field {number} is not a double (corrupt protobuf)")
+        return float(struct.unpack("<d", vals[-1])[0]) if vals else default
 
     def has(self, number: int) -> bool:
         return number in self.fields

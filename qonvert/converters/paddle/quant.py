@@ -47,7 +47,7 @@ def quant_params(
     zp = np.zeros(scale.shape, np.int64) if zero_point is None else np.asarray(zero_point).astype(np.int64).ravel()
     if zp.size == 1 and scale.size > 1:
         zp = np.repeat(zp, scale.size)
-    axis = int(op.attr("quant_axis", default=-1))
+    axis = op.int_attr("quant_axis", default=-1)
     rank = len(shape) if shape is not None else None
     if axis == -1 and scale.size == 1:
         qp = QuantParams(
@@ -94,7 +94,7 @@ def fold_quantize(op: SourceOp, x: np.ndarray, qp: QuantParams) -> np.ndarray:
     Paddle's `inverse` divides by Scale + 1e-6 where Scale is 0, so a dead channel stays 0)."""
     s, z = qp.broadcast(x.ndim)
     inverse = 1.0 / np.where(s <= 1e-30, s + np.float32(1e-6), s)
-    q = paddle_round(x.astype(np.float32) * inverse, int(op.attr("round_type", default=0))) + z
+    q = paddle_round(x.astype(np.float32) * inverse, op.int_attr("round_type", default=0)) + z
     return np.clip(q, qp.qmin, qp.qmax)
 
 
@@ -247,7 +247,7 @@ def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
     """The float factor a fake dequant op multiplies by (per channel or scalar)."""
     if op.type == "fake_dequantize_max_abs":
         scale = c[op.input("Scale") or ""].astype(np.float64).ravel()
-        return (scale / float(op.attr("max_range"))).astype(np.float64)
+        return (scale / op.float_attr("max_range", default=float("nan"))).astype(np.float64)
     missing = [n for n in op.inputs.get("Scales", []) if n not in c]
     if missing:
         raise QonvertError(f"op {op.label}: scale {missing[0]!r} is computed at run time, not a constant")

@@ -15,7 +15,7 @@ import numpy as np
 import tflite
 
 from ...errors import QonvertError
-from ..source import SourceGraph, SourceOp, TensorInfo
+from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo
 from .quant import tensor_qparams
 from .state import RESOURCE, STATE_OPS, lift_variables
 
@@ -159,6 +159,8 @@ class _Reader:
         shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
         if tensor.ShapeSignatureLength():
             shape = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy())
+        if len(shape) > MAX_RANK or any(d < -1 or d >= 1 << 31 for d in shape):
+            raise QonvertError(f"{self.path}: tensor {name!r}: shape {list(shape)[:10]} is not a tensor shape")
         graph.shapes[name] = shape
         graph.dtypes[name] = self._dtype(tensor, name)
         if graph.dtypes[name] == RESOURCE:

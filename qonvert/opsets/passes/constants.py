@@ -7,11 +7,20 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import QonvertError
 from ..graph_edit import add_dq, const_array, initializer, weight_dq
 
 
 def _apply(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | None] | None:
-    """The op applied to `data`, and where each output axis comes from (None: axes mixed)."""
+    """The op applied to `data`, and where each output axis comes from (None: axes mixed). A
+    shape, perm or axes that does not fit the constant (a corrupt model) is a QonvertError."""
+    try:
+        return _apply_unchecked(node, data)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise QonvertError(f"{node.op_type} {node.name}: does not fit its constant input of shape {list(data.shape)} ({exc})") from None
+
+
+def _apply_unchecked(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | None] | None:
     op = node.op_type
     if op == "Identity":
         return data, list(range(data.ndim))

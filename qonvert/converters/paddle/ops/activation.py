@@ -37,7 +37,7 @@ def relu6(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "leaky_relu")
 def leaky_relu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    return ctx.b.op("LeakyRelu", [ctx.input(op, "X")], {"alpha": float(op.attr("alpha", "negative_slope", default=0.02))})
+    return ctx.b.op("LeakyRelu", [ctx.input(op, "X")], {"alpha": op.float_attr("alpha", "negative_slope", default=0.02)})
 
 
 @register("paddle", "hardswish", "hard_swish", opset=14)
@@ -47,14 +47,14 @@ def hardswish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "hardsigmoid", "hard_sigmoid")
 def hardsigmoid(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    attrs = {"alpha": float(op.attr("slope", default=1 / 6)), "beta": float(op.attr("offset", default=0.5))}
+    attrs = {"alpha": op.float_attr("slope", default=1 / 6), "beta": op.float_attr("offset", default=0.5)}
     return ctx.b.op("HardSigmoid", [ctx.input(op, "X")], attrs)
 
 
 @register("paddle", "swish", "silu")
 def swish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.input(op, "X")
-    beta = float(op.attr("beta", default=1.0))
+    beta = op.float_attr("beta", default=1.0)
     gate_in = x if beta == 1.0 else ctx.b.op("Mul", [x, _f(ctx, beta)])
     return ctx.b.op("Mul", [x, ctx.b.op("Sigmoid", [gate_in])])
 
@@ -74,25 +74,25 @@ def gelu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "softmax")
 def softmax(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    return ctx.b.op("Softmax", [ctx.input(op, "X")], {"axis": int(op.attr("axis", default=-1))})
+    return ctx.b.op("Softmax", [ctx.input(op, "X")], {"axis": op.int_attr("axis", default=-1)})
 
 
 @register("paddle", "clip")
 def clip(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     lo = ctx.array(op.input("Min"))
     hi = ctx.array(op.input("Max"))
-    lo_v = float(lo.ravel()[0]) if lo is not None else float(op.attr("min", default=-np.inf))
-    hi_v = float(hi.ravel()[0]) if hi is not None else float(op.attr("max", default=np.inf))
+    lo_v = float(lo.ravel()[0]) if lo is not None else op.float_attr("min", default=-np.inf)
+    hi_v = float(hi.ravel()[0]) if hi is not None else op.float_attr("max", default=np.inf)
     return ctx.b.op("Clip", [ctx.input(op, "X"), _f(ctx, lo_v), _f(ctx, hi_v)])
 
 
 @register("paddle", "scale")
 def scale(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     arr = ctx.array(op.input("ScaleTensor"))
-    s = float(arr.ravel()[0]) if arr is not None else float(op.attr("scale", default=1.0))
+    s = float(arr.ravel()[0]) if arr is not None else op.float_attr("scale", default=1.0)
     if op.input("ScaleTensor") is not None and arr is None:
         raise QonvertError(f"op {op.label}: run-time scale tensor is not supported")
-    bias = float(op.attr("bias", default=0.0))
+    bias = op.float_attr("bias", default=0.0)
     x, b = ctx.input(op, "X"), ctx.b
     if op.attr("bias_after_scale", default=True):
         y = x if s == 1.0 else b.op("Mul", [x, _f(ctx, s)])
@@ -108,5 +108,5 @@ def dropout(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if mode == "upscale_in_train":
         return ctx.b.op("Identity", [x])
     p_arr = ctx.array(op.input("DropoutProb"))
-    p = float(p_arr.ravel()[0]) if p_arr is not None else float(op.attr("dropout_prob", "p", default=0.5))
+    p = float(p_arr.ravel()[0]) if p_arr is not None else op.float_attr("dropout_prob", "p", default=0.5)
     return ctx.b.op("Mul", [x, _f(ctx, 1.0 - p)])

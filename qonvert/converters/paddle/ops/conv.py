@@ -17,7 +17,7 @@ def _pads(op: SourceOp, spatial: int = 2) -> dict[str, Any]:
     algo = op.attr("padding_algorithm", default="EXPLICIT")
     if algo == "SAME":
         return {"auto_pad": "SAME_UPPER"}
-    pads = list(op.attr("paddings", default=[0] * spatial))
+    pads = op.ints_attr("paddings", default=[0] * spatial, low=0)
     if algo == "VALID":
         pads = [0] * spatial
     if len(pads) == spatial:
@@ -37,9 +37,9 @@ def _check_nchw(op: SourceOp) -> None:
 def conv2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     _check_nchw(op)
     attrs = {
-        "strides": list(op.attr("strides", default=[1, 1])),
-        "dilations": list(op.attr("dilations", default=[1, 1])),
-        "group": int(op.attr("groups", default=1)),
+        "strides": op.ints_attr("strides", default=[1, 1], low=1),
+        "dilations": op.ints_attr("dilations", default=[1, 1], low=1),
+        "group": op.int_attr("groups", default=1, low=1),
         **_pads(op),
     }
     return ctx.b.op("Conv", [ctx.input(op, "Input"), ctx.input(op, "Filter")], attrs)
@@ -49,12 +49,12 @@ def conv2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def conv2d_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     _check_nchw(op)
     attrs: dict[str, Any] = {
-        "strides": list(op.attr("strides", default=[1, 1])),
-        "dilations": list(op.attr("dilations", default=[1, 1])),
-        "group": int(op.attr("groups", default=1)),
+        "strides": op.ints_attr("strides", default=[1, 1], low=1),
+        "dilations": op.ints_attr("dilations", default=[1, 1], low=1),
+        "group": op.int_attr("groups", default=1, low=1),
         **_pads(op),
     }
-    out_pad = op.attr("output_padding", default=[])
+    out_pad = op.ints_attr("output_padding", default=[], low=0)
     if out_pad:
         attrs["output_padding"] = list(out_pad)
     out_size = op.attr("output_size", default=[]) or ctx.array(op.input("OutputSize"))
@@ -70,7 +70,7 @@ def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     _check_nchw(op)
     x = ctx.input(op, "X")
     kind = "max" if op.type == "max_pool2d_with_index" else op.attr("pooling_type", default="max")
-    ksize = op.attr("ksize", "kernel_size", default=None)
+    ksize = op.ints_attr("ksize", "kernel_size", default=[], low=1) or None
     if ksize is None:
         arr = ctx.array(op.input("KernelSize"))
         ksize = [int(v) for v in arr] if arr is not None else None
@@ -86,7 +86,7 @@ def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     else:
         if ksize is None:
             raise QonvertError(f"op {op.label}: kernel size is not a constant")
-        attrs = {"kernel_shape": list(ksize), "strides": list(op.attr("strides", default=[1, 1])), **_pads(op)}
+        attrs = {"kernel_shape": list(ksize), "strides": op.ints_attr("strides", default=[1, 1], low=1), **_pads(op)}
         if op.attr("ceil_mode", default=False):
             attrs["ceil_mode"] = 1
     if kind == "max":

@@ -29,7 +29,7 @@ _BINARY = {
 
 def _binary(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x, y = ctx.input(op, "X"), ctx.input(op, "Y")
-    axis = int(op.attr("axis", default=-1))
+    axis = op.int_attr("axis", default=-1)
     xr, yr = ctx.shape(op.input("X")), ctx.shape(op.input("Y"))
     if axis != -1 and xr is not None and yr is not None and len(yr) < len(xr) and axis + len(yr) != len(xr):
         # legacy broadcast: Y's dims line up with X's starting at `axis`
@@ -56,13 +56,13 @@ def matmul(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if op.attr("trans_y", "transpose_y", "transpose_Y", default=False):
         y = _transpose_last2(ctx, y, ctx.rank(op, "Y"))
     out = ctx.b.op("MatMul", [x, y])
-    alpha = float(op.attr("alpha", default=1.0))
+    alpha = op.float_attr("alpha", default=1.0)
     return out if alpha == 1.0 else ctx.b.op("Mul", [out, ctx.b.const(np.float32(alpha))])
 
 
 @register("paddle", "mul")
 def mul(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    xn, yn = int(op.attr("x_num_col_dims", default=1)), int(op.attr("y_num_col_dims", default=1))
+    xn, yn = op.int_attr("x_num_col_dims", default=1), op.int_attr("y_num_col_dims", default=1)
     xs, ys = ctx.shape(op.input("X")), ctx.shape(op.input("Y"))
     if xs is None or ys is None:
         raise QonvertError(f"op {op.label}: input shapes unknown")

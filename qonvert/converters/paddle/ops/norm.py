@@ -13,13 +13,13 @@ from ...source import SourceOp
 @register("paddle", "batch_norm")
 def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     ins = [ctx.input(op, s) for s in ("X", "Scale", "Bias", "Mean", "Variance")]
-    return ctx.b.op("BatchNormalization", ins, {"epsilon": float(op.attr("epsilon", default=1e-5))})
+    return ctx.b.op("BatchNormalization", ins, {"epsilon": op.float_attr("epsilon", default=1e-5)})
 
 
 @register("paddle", "layer_norm", opset=17)
 def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.input(op, "X")
-    axis = int(op.attr("begin_norm_axis", default=1))
+    axis = op.int_attr("begin_norm_axis", default=1)
     rank = ctx.rank(op, "X")
     if op.input("Scale") is None or op.input("Bias") is None:
         raise QonvertError(f"op {op.label}: layer_norm without scale and bias is not supported")
@@ -30,5 +30,5 @@ def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         bias = ctx.b.op("Reshape", [bias, ctx.b.ints(shape[axis:])])
     if ctx.b.opset < 17:
         return ctx.b.op("Identity", [x])  # rebuilt at opset 17
-    attrs = {"axis": axis, "epsilon": float(op.attr("epsilon", default=1e-5))}
+    attrs = {"axis": axis, "epsilon": op.float_attr("epsilon", default=1e-5)}
     return ctx.b.op("LayerNormalization", [x, scale, bias], attrs)

@@ -66,8 +66,8 @@ def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("paddle", "flatten_contiguous_range", "flatten")
 def flatten(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     rank = ctx.rank(op, "X")
-    start = int(op.attr("start_axis", default=1)) % max(rank, 1)
-    stop = int(op.attr("stop_axis", default=-1)) % max(rank, 1)
+    start = op.int_attr("start_axis", default=1) % max(rank, 1)
+    stop = op.int_attr("stop_axis", default=-1) % max(rank, 1)
     shape = [0] * start + [-1] + [0] * (rank - stop - 1)
     return ctx.b.op("Reshape", [ctx.input(op, "X"), ctx.b.ints(shape, "shape")])
 
@@ -197,11 +197,11 @@ def interp(ctx: ConversionContext, op: SourceOp) -> ir.Value:
             "nearest_mode": "round_prefer_ceil" if align else "floor",
         }
     else:
-        half = int(op.attr("align_mode", default=1)) == 0
+        half = op.int_attr("align_mode", default=1) == 0
         mode = "align_corners" if align else ("half_pixel" if half else "asymmetric")
         attrs = {"mode": "linear", "coordinate_transformation_mode": mode}
     size = _const_list(ctx, op, "SizeTensor") or _const_list(ctx, op, "OutSize")
-    out_hw = size or [int(op.attr("out_h", default=-1)), int(op.attr("out_w", default=-1))]
+    out_hw = size or [op.int_attr("out_h", default=-1), op.int_attr("out_w", default=-1)]
     scale = op.attr("scale", default=[]) or []
     if isinstance(scale, (int, float)):
         scale = [scale, scale]

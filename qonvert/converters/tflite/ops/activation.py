@@ -36,7 +36,7 @@ def relu_n(ctx: ConversionContext, op: SourceOp) -> Laid:
 @register("tflite", "LEAKY_RELU")
 def leaky_relu(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = _input(ctx, op)
-    return Laid(ctx.b.op("LeakyRelu", [x], {"alpha": float(op.attr("Alpha", default=0.2))}), perm)
+    return Laid(ctx.b.op("LeakyRelu", [x], {"alpha": op.float_attr("Alpha", default=0.2)}), perm)
 
 
 @register("tflite", "PRELU")
@@ -50,7 +50,7 @@ def softmax(ctx: ConversionContext, op: SourceOp) -> Laid:
     """(log-)softmax(beta * x) over the last source axis (LiteRT's int8 kernels fix the output
     quantization: the tensor's own parameters say so)."""
     x, perm = _input(ctx, op)
-    beta = float(op.attr("Beta", default=1.0))
+    beta = op.float_attr("Beta", default=1.0)
     if beta != 1.0:
         x = ctx.b.op("Mul", [x, ctx.b.const(np.float32(beta), "beta")])
     axis = remap_axis(-1, rank_of(ctx, arg(op, 0)), perm)

@@ -38,8 +38,8 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
 
 
 def _conv_attrs(ctx: ConversionContext, op: SourceOp, kernel: tuple[int, int]) -> dict[str, Any]:
-    strides = [op.attr("StrideH", default=1), op.attr("StrideW", default=1)]
-    dilations = [op.attr("DilationHFactor", default=1), op.attr("DilationWFactor", default=1)]
+    strides = [op.int_attr("StrideH", default=1, low=1), op.int_attr("StrideW", default=1, low=1)]
+    dilations = [op.int_attr("DilationHFactor", default=1, low=1), op.int_attr("DilationWFactor", default=1, low=1)]
     return {"strides": strides, "dilations": dilations, **conv_pads(ctx, op, kernel, strides, dilations)}
 
 
@@ -77,7 +77,7 @@ def transpose_conv(ctx: ConversionContext, op: SourceOp) -> Laid:
         raise QonvertError(f"op {op.label}: needs a constant output shape and a static input shape")
     x = ctx.laid_out(arg(op, 2) or "", NCHW)
     w = _weight(ctx, op, 1, (3, 0, 1, 2))  # OHWI -> [I, O, H, W]; per-channel O -> axis 1
-    strides = [op.attr("StrideH", default=1), op.attr("StrideW", default=1)]
+    strides = [op.int_attr("StrideH", default=1, low=1), op.int_attr("StrideW", default=1, low=1)]
     pads, extra = [], []
     for i in range(2):
         total = (in_shape[1 + i] - 1) * strides[i] + w_shape[1 + i] - int(out_shape[1 + i])
@@ -124,7 +124,7 @@ def batch_matmul(ctx: ConversionContext, op: SourceOp) -> Any:
 
 
 def _pool(ctx: ConversionContext, op: SourceOp, onnx_op: str) -> Laid:
-    kernel = (op.attr("FilterHeight", default=1), op.attr("FilterWidth", default=1))
+    kernel = (op.int_attr("FilterHeight", default=1, low=1), op.int_attr("FilterWidth", default=1, low=1))
     attrs = {"kernel_shape": list(kernel), **_conv_attrs(ctx, op, kernel)}
     attrs.pop("dilations")
     if onnx_op == "AveragePool":

@@ -26,12 +26,12 @@ def l2_normalization(ctx: ConversionContext, op: SourceOp) -> Laid:
 def local_response_normalization(ctx: ConversionContext, op: SourceOp) -> Laid:
     """TFLite: x / (bias + alpha * sum of squares over 2r+1 channels)^beta; ONNX's alpha is
     divided by the window size, so it is given alpha * size."""
-    radius = int(op.attr("Radius", default=5))
+    radius = op.int_attr("Radius", default=5)
     size = 2 * radius + 1
     attrs = {
         "size": size,
-        "alpha": float(op.attr("Alpha", default=1.0)) * size,
-        "beta": float(op.attr("Beta", default=0.5)),
-        "bias": float(op.attr("Bias", default=1.0)),
+        "alpha": op.float_attr("Alpha", default=1.0) * size,
+        "beta": op.float_attr("Beta", default=0.5),
+        "bias": op.float_attr("Bias", default=1.0),
     }
     return Laid(ctx.b.op("LRN", [spatial(ctx, op)], attrs), NCHW)

@@ -45,10 +45,12 @@ def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "SQUEEZE")
 def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.laid_out(arg(op, 0) or "")
-    dims = op.attr("SqueezeDims", default=[])
+    shape = ctx.shape(arg(op, 0)) or ()
+    dims = op.ints_attr("SqueezeDims", default=[], low=-len(shape), high=len(shape) - 1) if shape else op.ints_attr("SqueezeDims", default=[])
     if not dims:
-        shape = ctx.shape(arg(op, 0)) or ()
         dims = [i for i, d in enumerate(shape) if d == 1]
+    if shape and any(shape[d] not in (1, -1) for d in dims):
+        raise QonvertError(f"op {op.label}: squeezes dims {dims} of shape {list(shape)}, not all of size 1")
     return ctx.b.op("Squeeze", [x, ctx.b.ints(dims)])
 
 
@@ -70,7 +72,7 @@ def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def concatenation(ctx: ConversionContext, op: SourceOp) -> Laid:
     names = [n for n in op.inputs["in"] if n]
     values, perm = operands(ctx, names)  # inputs of one rank: all in the first one's held layout
-    axis = remap_axis(int(op.attr("Axis", default=0)), rank_of(ctx, names[0]), perm)
+    axis = remap_axis(op.int_attr("Axis", default=0), rank_of(ctx, names[0]), perm)
     return finish(ctx, op, ctx.b.op("Concat", values, {"axis": axis}), perm)
 
 
@@ -86,7 +88,7 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """Inputs: axis, x; NumSplits equal parts."""
     name = arg(op, 1) or ""
     axis = int(constant_ints(ctx, op, 0, "axis").ravel()[0])
-    n = int(op.attr("NumSplits", default=len(op.outputs["out"])))
+    n = op.int_attr("NumSplits", default=len(op.outputs["out"]), low=1)
     length = (ctx.shape(name) or ())[axis]
     if length < 0 or length % n:
         raise QonvertError(f"op {op.label}: cannot split length {length} in {n}")
@@ -150,7 +152,13 @@ def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
 @register("tflite", "PAD", "PADV2")
 def pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
-    pads = constant_ints(ctx, op, 1, "paddings").reshape(-1, 2)
+    raw = constant_ints(ctx, op, 1, "paddings")
+    rank = rank_of(ctx, name)
+    # TFLite pads are [rank, 2] and non-negative; ONNX's native shape inference aborts the whole
+    # process on some others, so nothing else gets that far.
+    if raw.size != 2 * rank or raw.min(initial=0) < 0 or raw.max(initial=0) >= 1 << 31:
+        raise QonvertError(f"op {op.label}: paddings {raw.ravel().tolist()[:16]} are not [{rank}, 2] non-negative sizes")
+    pads = raw.reshape(-1, 2)
     x, perm = as_held(ctx, name)
     order = list(perm) if perm else list(range(len(pads)))
     onnx_pads = [int(pads[a, 0]) for a in order] + [int(pads[a, 1]) for a in order]
@@ -172,7 +180,7 @@ def gather(ctx: ConversionContext, op: SourceOp) -> Laid:
     indices = arg(op, 1)
     idx_rank = rank_of(ctx, indices)
     perm = held(ctx, name) if idx_rank == 1 else None  # a 1-D index keeps the rank: stay in the held layout
-    axis = remap_axis(int(op.attr("Axis", default=0)), rank, perm)
+    axis = remap_axis(op.int_attr("Axis", default=0), rank, perm)
     data = ctx.array(indices)
     idx = ctx.b.ints(np.ravel(data).tolist()) if data is not None and idx_rank == 1 else ctx.laid_out(indices or "")
     return Laid(ctx.b.op("Gather", [ctx.laid_out(name, perm), idx], {"axis": axis}), perm)
@@ -201,7 +209,7 @@ def cast_to_source(ctx: ConversionContext, value: ir.Value, name: str, produced:
 @register("tflite", "PACK")
 def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     names = [n for n in op.inputs["in"] if n]
-    axis = int(op.attr("Axis", default=0)) % (rank_of(ctx, names[0]) + 1)
+    axis = op.int_attr("Axis", default=0) % (rank_of(ctx, names[0]) + 1)
     parts = [ctx.b.op("Unsqueeze", [ctx.laid_out(n), ctx.b.ints([axis])]) for n in names]
     return ctx.b.op("Concat", parts, {"axis": axis})
 
@@ -209,7 +217,7 @@ def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "UNPACK")
 def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     name = arg(op, 0) or ""
-    axis = int(op.attr("Axis", default=0)) % rank_of(ctx, name)
+    axis = op.int_attr("Axis", default=0) % rank_of(ctx, name)
     n = len(op.outputs["out"])
     parts = ctx.b.op("Split", [ctx.laid_out(name), ctx.b.ints([1] * n)], {"axis": axis}, outputs=n)
     parts = parts if n > 1 else (parts,)

@@ -18,7 +18,7 @@ from .shape import constant_ints
 @register("tflite", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
 def depth_space(ctx: ConversionContext, op: SourceOp) -> Laid:
     """TFLite's channel order (i * block + j) * C + c is ONNX's DCR order."""
-    block = int(op.attr("BlockSize", default=0))
+    block = op.int_attr("BlockSize", default=0)
     if block < 1:
         raise QonvertError(f"op {op.label}: block size {block}")
     x = spatial(ctx, op)
@@ -86,7 +86,7 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     if pads.size != 2 * len(shape):
         raise QonvertError(f"op {op.label}: {pads.size} padding values for a rank-{len(shape)} input")
     pads = pads.reshape(-1, 2)
-    symmetric = int(op.attr("Mode", default=0)) == 1
+    symmetric = op.int_attr("Mode", default=0) == 1
     x, perm = as_held(ctx, name)
     for axis, (before, after) in enumerate(pads.tolist()):
         if not before and not after:

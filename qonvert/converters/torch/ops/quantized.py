@@ -48,7 +48,7 @@ def conv(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         "strides": [int(s) for s in op.attr("stride", default=[1] * spatial)],
         "pads": pads + pads,
         "dilations": [int(d) for d in op.attr("dilation", default=[1] * spatial)],
-        "group": int(op.attr("groups", default=1)),
+        "group": op.int_attr("groups", default=1),
     }
     kind = "Conv"
     if "transpose" in op.type:

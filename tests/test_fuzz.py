@@ -1,0 +1,113 @@
+"""Hostile input: mutated Paddle ProgramDesc, PIR, .pdiparams and .tflite files (tests/fuzzing.py)
+must convert or fail with one short QonvertError line; never another exception, an "internal
+error", a hang, a signal or runaway memory (each case runs in a capped worker process). A fast
+slice runs in the normal suite (hypothesis draws the mutations); `pytest -m fuzz` runs 10,000
+cases per format. Files that once broke the promise stay as regression cases (tests/fuzz_corpus/),
+and each class found has a direct test below."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qonvert.converters.paddle.params import _read_tensor
+from qonvert.converters.paddle.protobuf import Message
+from qonvert.converters.source import SourceOp
+from qonvert.errors import QonvertError
+from qonvert.opsets.builder import GraphBuilder
+from qonvert.opsets.qparams import QuantParams
+
+from .fuzzing import SEEDS, Harness, campaign, mutate, seed_bytes
+
+CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
+FORMATS = sorted(SEEDS)
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fast_slice(fmt: str, harness: Harness) -> None:
+    data = seed_bytes(fmt)
+
+    @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(st.randoms(use_true_random=False))
+    def case(rng):  # type: ignore[no-untyped-def]
+        outcome = harness.run(fmt, mutate(data, rng))
+        assert outcome.kind in ("ok", "error"), outcome
+
+    case()
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*/*.bin")), ids=lambda p: p.name)
+def test_regression_corpus(path: Path, harness: Harness) -> None:
+    outcome = harness.run(path.parent.name, path.read_bytes())
+    assert outcome.kind in ("ok", "error"), outcome
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ten_thousand_cases(fmt: str, tmp_path: Path) -> None:
+    found = campaign(fmt, 10_000, seed=1, keep=tmp_path / "findings")
+    assert not found, {kind: details[:10] for kind, details in found.items()}
+
+
+# -- each class found, directly ------------------------------------------------------------
+
+
+def test_wire_type_confusion_allocates_nothing() -> None:
+    """A string field written as a varint of 2^62: bytes(n) would allocate n bytes."""
+    huge_varint = b"\x08" + b"\xff" * 8 + b"\x3f"  # field 1, wire type 0
+    with pytest.raises(QonvertError, match="field 1 is not a string"):
+        Message(huge_varint, "ProgramDesc").string(1)
+    with pytest.raises(QonvertError, match="not a message"):
+        Message(huge_varint, "ProgramDesc").messages(1, "x")
+
+
+def test_huge_lod_size_is_refused() -> None:
+    buf = struct.pack("<IQQ", 0, 1, 1 << 63) + bytes(16)
+    with pytest.raises(ValueError, match="past the end"):
+        _read_tensor(memoryview(buf), 0)
+
+
+@pytest.mark.parametrize("value", [[1, 2], None, "", float("nan"), 1 << 70, True])
+def test_typed_attribute_accessors(value: object) -> None:
+    op = SourceOp("conv2d", {}, {"Output": ["y"]}, {"groups": value, "strides": value, "alpha": value})
+    with pytest.raises(QonvertError, match=r"op conv2d -> y: attribute groups="):
+        op.int_attr("groups", default=1, low=1, high=1 << 31)
+    if value == [1, 2]:
+        assert op.ints_attr("strides", default=[1, 1], low=1) == [1, 2]
+    else:
+        with pytest.raises(QonvertError, match="attribute strides="):
+            op.ints_attr("strides", default=[1, 1], low=1)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        with pytest.raises(QonvertError, match="attribute alpha="):
+            op.float_attr("alpha", default=1.0)
+
+
+def test_zero_stride_is_refused_before_arithmetic() -> None:
+    op = SourceOp("conv2d", {}, {"Output": ["y"]}, {"strides": [0, 1]})
+    with pytest.raises(QonvertError, match=r"is not a list of integers >= 1"):
+        op.ints_attr("strides", default=[1, 1], low=1)
+
+
+@pytest.mark.parametrize(("qmin", "qmax"), [(float("inf"), 127), (-128, 1 << 80), (5, 2), (-1000, 127)])
+def test_quantization_range_checked(qmin: object, qmax: object) -> None:
+    with pytest.raises(QonvertError, match="quantization range"):
+        QuantParams(np.float32(0.1), np.int64(0), "int8", None, qmin, qmax)  # type: ignore[arg-type]
+
+
+def test_non_attribute_values_are_one_error() -> None:
+    builder = GraphBuilder()
+    with pytest.raises(QonvertError, match="not valid ONNX attribute values"):
+        builder.op("Conv", [], {"pads": [[1, 2], [3]]})
