@@ -91,16 +91,16 @@ def convert(
 
 
 def _checker_error(where: str, proto: onnx.ModelProto, exc: Exception) -> QonvertError:
-    """A shape contradiction at a node mapped from a source op is the file's: its declared tensor
-    shapes disagree with what the op computes (a corrupt or hand-edited file). Anything else the
-    checker finds is a qonvert bug."""
+    """A type or shape contradiction at a node mapped from a source op is the file's: its declared
+    tensor types or shapes disagree with the op (a corrupt or hand-edited file; every mapper passes
+    the checker on the fixtures). Anything else the checker finds is a qonvert bug."""
     text = str(exc)
-    match = re.search(r"node name: ([^)]+)\): \[ShapeInferenceError\] (.*)", text)
+    match = re.search(r"node name: ([^)]+)\): (?:\[ShapeInferenceError\] )?(.*)", text)
     if match:
         node = next((n for n in proto.graph.node if n.name == match.group(1)), None)
         source_op = next((p.value for p in node.metadata_props if p.key == SOURCE_OP), None) if node is not None else None
         if source_op:
-            return QonvertError(f"{where}: op {source_op}: the file's tensor shapes contradict what the op computes ({match.group(2)[:200]})")
+            return QonvertError(f"{where}: op {source_op}: the file's tensor types or shapes do not fit the op ({match.group(2)[:200]})")
         if node is not None and "existing shape differ" in match.group(2):  # a declared shape, read from the file
             tensor = node.output[0] if node.output else "?"
             return QonvertError(f"{where}: tensor {tensor!r}: the file declares a shape that its ops do not compute ({match.group(2)[:200]})")

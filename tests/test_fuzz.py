@@ -111,3 +111,10 @@ def test_non_attribute_values_are_one_error() -> None:
     builder = GraphBuilder()
     with pytest.raises(QonvertError, match="not valid ONNX attribute values"):
         builder.op("Conv", [], {"pads": [[1, 2], [3]]})
+
+
+def test_error_text_is_bounded() -> None:
+    """Names come from the file: a megabyte name is shortened in the middle, the line capped."""
+    name = "a" * 10_000 + "_end"
+    message = str(QonvertError(f"model.tflite: tensor {name}: shape [-5] is not a tensor shape " + "x " * 2000))
+    assert len(message) <= 1000 and "_end" in message and "…" in message and message.startswith("model.tflite: tensor")

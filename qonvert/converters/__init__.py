@@ -115,6 +115,8 @@ def _declare_output_types(model: ir.Model, source: SourceGraph) -> None:
     for value, name in zip(model.graph.outputs, source.outputs, strict=True):
         if value.type is None and source.dtypes.get(name) in NP_TO_IR and name not in source.quant:
             value.type = ir.TensorType(NP_TO_IR[source.dtypes[name]])
+        if value.type is None:  # neither the file nor shape inference says (a corrupt declaration)
+            raise QonvertError(f"{source.path}: output {name!r} has no declared type, and none can be inferred")
         shape = source.shapes.get(name)
         inferred = list(value.shape) if value.shape is not None else None
         if shape is None:

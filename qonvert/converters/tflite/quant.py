@@ -37,6 +37,8 @@ def tensor_qparams(
     dtype = _QDTYPES[type_name]
     if dtype == "int64":  # 16x8 biases: checked here, made int32 by `bias`
         dtype = "int32"
+    if dtype == "int32" and np.any(zp != 0):  # biases: TFLite's kernels take zero point 0 only
+        raise QonvertError(f"tensor {name!r}: an int32 (bias) quantization with zero point {int(np.ravel(zp)[np.ravel(zp) != 0][0])}, not 0")
     if scale.size == 1:
         return QuantParams(scale.reshape(()), zp.reshape(()), dtype).validate(name), data, None
     axis = int(quant.QuantizedDimension())
