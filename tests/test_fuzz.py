@@ -118,3 +118,16 @@ def test_error_text_is_bounded() -> None:
     name = "a" * 10_000 + "_end"
     message = str(QonvertError(f"model.tflite: tensor {name}: shape [-5] is not a tensor shape " + "x " * 2000))
     assert len(message) <= 1000 and "_end" in message and "…" in message and message.startswith("model.tflite: tensor")
+
+
+def test_values_that_explode_are_bounded_before_arithmetic() -> None:
+    from qonvert.converters.paddle.pir import _fold_constant
+    from qonvert.converters.paddle.quant import bin_count
+
+    with pytest.raises(QonvertError, match="bit_length"):
+        bin_count(2**63 - 1)  # 2 ** (2**63 - 2) would never finish
+    with pytest.raises(ValueError, match="elements to materialise"):
+        _fold_constant("full", {"shape": [100_000, 100_000], "value": 1.0})  # 37 GiB asked by a small file
+    op = SourceOp("elementwise_add", {}, {"Out": ["y"]}, {"axis": -(29 * 10**16)})
+    with pytest.raises(QonvertError, match="attribute axis="):
+        op.int_attr("axis", default=-1, low=-1, high=4)

@@ -7,6 +7,7 @@ set of op mappers serves both program formats.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -221,12 +222,19 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
     return SourceGraph("paddle", str(program), ops, inputs, outputs, constants, shapes)
 
 
+# Constants a program may ask the folder to materialise: a `full` of [1e9] from a 138 kB file
+# would take 4 GB. Real programs fold shape lists and scalars; a weight comes from .pdiparams.
+MAX_FOLDED_ELEMENTS = 1 << 22
+
+
 def _fold_constant(op_type: str, attrs: dict[str, Any]) -> np.ndarray | None:
     if op_type == "full_int_array":
         return np.asarray(attrs["value"], dtype=_DTYPES.get(attrs.get("dtype", "int64"), np.int64))
     if op_type == "full":
         shape = attrs.get("shape", [])
         if all(isinstance(d, int) and d >= 0 for d in shape):
+            if len(shape) > MAX_RANK or math.prod(shape) > MAX_FOLDED_ELEMENTS:
+                raise ValueError(f"full of shape {shape[:8]}: {math.prod(shape)} elements to materialise, over {MAX_FOLDED_ELEMENTS}")
             return np.full(shape, attrs.get("value", 0), dtype=_DTYPES.get(attrs.get("dtype", "float32"), np.float32))
     if op_type == "assign_value":
         values = attrs.get("values", [])

@@ -25,6 +25,8 @@ BITS_TO_DTYPE = {8: "int8", 16: "int16", 4: "int4"}
 
 
 def bin_count(bit_length: int) -> int:
+    if not 2 <= bit_length <= 32:  # 2**(2**63) would never finish: bounds before arithmetic
+        raise QonvertError(f"bit_length {bit_length} is not a quantization width")
     return 2 ** (bit_length - 1) - 1
 
 

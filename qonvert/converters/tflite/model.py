@@ -63,6 +63,9 @@ def read_tflite(path: Path) -> SourceGraph:
         raise QonvertError(f"{path}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
 
 
+MAX_NAME_BYTES = 4096  # TF's longest joined names are a few hundred bytes
+
+
 class _Reader:
     def __init__(self, path: Path, data: bytes) -> None:
         self.path = path
@@ -140,6 +143,8 @@ class _Reader:
         seen: set[str] = set()
         for i in range(sub.TensorsLength()):
             raw = sub.Tensors(i).Name()
+            if raw and len(raw) > MAX_NAME_BYTES:  # a corrupt string offset: the name would be copied into every node
+                raise QonvertError(f"{self.path}: tensor {i}: a name of {len(raw)} bytes (corrupt string?)")
             name = raw.decode("utf-8", "replace") if raw else f"tensor_{i}"
             if name in seen:
                 name = f"{name}#{i}"

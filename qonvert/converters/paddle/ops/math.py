@@ -29,8 +29,8 @@ _BINARY = {
 
 def _binary(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x, y = ctx.input(op, "X"), ctx.input(op, "Y")
-    axis = op.int_attr("axis", default=-1)
     xr, yr = ctx.shape(op.input("X")), ctx.shape(op.input("Y"))
+    axis = op.int_attr("axis", default=-1, low=-1, high=len(xr) if xr is not None else 64)
     if axis != -1 and xr is not None and yr is not None and len(yr) < len(xr) and axis + len(yr) != len(xr):
         # legacy broadcast: Y's dims line up with X's starting at `axis`
         trailing = list(range(len(yr), len(xr) - axis))

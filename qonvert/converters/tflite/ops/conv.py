@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.qparams import QuantParams
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -26,6 +28,14 @@ def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, .
     return ctx.b.int_weight(moved, qp, f"{name}_onnx")
 
 
+def _conv_filter(ctx: ConversionContext, op: SourceOp, perm: tuple[int, ...]) -> ir.Value:
+    """A conv's filter: TFLite's quantized convs take a constant integer one."""
+    name = arg(op, 1) or ""
+    if arg(op, 0) in ctx.source.quant and (ctx.array(name) is None or name not in ctx.source.quant):
+        raise QonvertError(f"op {op.label}: a quantized input with a filter that is not a constant quantized tensor")
+    return _weight(ctx, op, 1, perm)
+
+
 def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     name = arg(op, index)
     data = ctx.array(name)
@@ -34,7 +44,15 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     if data is None:
         return ctx.value(name)
     values, qp = quant.bias(data, ctx.source.quant.get(name))
-    return ctx.b.const(values, name) if qp is None else ctx.b.int_weight(values, qp, name)
+    if qp is None:
+        return ctx.b.const(values, name)
+    # TFLite's kernels add the int32 bias to the s_x * s_w accumulator whatever scale the file
+    # records for it (the converter writes that product): so does the ONNX model.
+    x_qp, w_qp = ctx.source.quant.get(arg(op, 2 if op.type == "TRANSPOSE_CONV" else 0) or ""), ctx.source.quant.get(arg(op, 1) or "")
+    if x_qp is not None and w_qp is not None and qp.dtype == "int32" and x_qp.scale.size == 1 and w_qp.scale.size in (1, values.size):
+        scale = (x_qp.scale.astype(np.float64) * w_qp.scale.astype(np.float64)).astype(np.float32)
+        qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int32", 0 if scale.size > 1 else None)
+    return ctx.b.int_weight(values, qp, name)
 
 
 def _conv_attrs(ctx: ConversionContext, op: SourceOp, kernel: tuple[int, int]) -> dict[str, Any]:
@@ -49,7 +67,7 @@ def conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     shape = ctx.shape(arg(op, 1)) or ()  # OHWI
     in_channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
     group = in_channels // shape[3] if shape[3] and in_channels > 0 else 1
-    w = _weight(ctx, op, 1, (0, 3, 1, 2))
+    w = _conv_filter(ctx, op, (0, 3, 1, 2))
     inputs = [x, w, _bias(ctx, op, 2)]
     y = ctx.b.op("Conv", inputs, {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": group})
     return finish(ctx, op, y, NCHW)
@@ -62,7 +80,7 @@ def depthwise_conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
     if channels <= 0:
         raise QonvertError(f"op {op.label}: input channels unknown")
-    w = _weight(ctx, op, 1, (3, 0, 1, 2))  # -> [C*m, 1, H, W]
+    w = _conv_filter(ctx, op, (3, 0, 1, 2))  # -> [C*m, 1, H, W]
     y = ctx.b.op("Conv", [x, w, _bias(ctx, op, 2)], {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": channels})
     return finish(ctx, op, y, NCHW)
 
