@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -150,6 +151,15 @@ def _input_shapes(items: list[str]) -> dict[str, list[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Frameworks' deprecation notes and numpy's overflow warnings on a bad file are not the user's
+    # business: the CLI's stderr carries its progress lines and, on bad input, one error line.
+    with warnings.catch_warnings():
+        for category in (RuntimeWarning, DeprecationWarning, FutureWarning, UserWarning):
+            warnings.simplefilter("ignore", category)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "convert":
             start = time.perf_counter()

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...errors import QonvertError
 from ...opsets.qparams import QuantParams
+from ...runtime.quiet import native_stderr_silenced
 from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
 from .prepared import convert_prepared, is_prepared, reference_remark
@@ -35,7 +36,8 @@ ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 
 @contextlib.contextmanager
 def engine(name: str | None) -> Iterator[None]:
-    """PyTorch's quantized engine set to `name` (where given) for the duration."""
+    """PyTorch's quantized engine set to `name` (where given) for the duration, and its C++
+    warnings (quantized tensors' deprecation, once per process) kept off the user's stderr."""
     torch = _torch()
     previous = torch.backends.quantized.engine
     if name is not None:
@@ -43,7 +45,8 @@ def engine(name: str | None) -> Iterator[None]:
             raise QonvertError(f"quantized engine {name!r} is not available here: {', '.join(torch.backends.quantized.supported_engines)}")
         torch.backends.quantized.engine = name
     try:
-        yield
+        with native_stderr_silenced():
+            yield
     finally:
         torch.backends.quantized.engine = previous
 
