@@ -42,6 +42,8 @@ def compose(held: tuple[int, ...] | None, want: tuple[int, ...] | None, rank: in
     """The Transpose perm that turns a value held as transpose(src, held) into transpose(src, want)."""
     identity = tuple(range(rank))
     held, want = held or identity, want or identity
+    if sorted(held) != list(identity) or sorted(want) != list(identity):  # the file's ranks disagree with each other
+        raise QonvertError(f"a tensor of rank {rank} is held or wanted in layout {list(held)} -> {list(want)}: the ranks in the file disagree")
     inverse = [held.index(i) for i in range(rank)]
     perm = [inverse[w] for w in want]
     return None if perm == list(identity) else perm

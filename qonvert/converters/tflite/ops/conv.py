@@ -23,6 +23,8 @@ def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, .
     if data is None:
         return ctx.laid_out(name or "", perm)  # computed at run time: transposed as a tensor
     moved, qp = quant.weight(data, ctx.source.quant.get(name or ""), perm)
+    if qp is not None and qp.dtype in ("int8", "int4", "int16") and np.any(qp.zero_point != 0):  # TFLite's kernels check this too
+        raise QonvertError(f"op {op.label}: weight {name!r} has zero point {int(np.ravel(qp.zero_point)[np.ravel(qp.zero_point) != 0][0])}, not 0")
     if qp is None:
         return ctx.b.const(moved, f"{name}_onnx")
     return ctx.b.int_weight(moved, qp, f"{name}_onnx")
