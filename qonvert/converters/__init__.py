@@ -95,7 +95,10 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
         metadata.OPSET: str(target),
     }
     model = builder.finish(inputs, outputs, opset=target, metadata=meta)
-    counts = canonicalize(model)
+    try:
+        counts = canonicalize(model)
+    except QonvertError as exc:  # a pass meeting what the file says (a bias past int32 ...)
+        raise QonvertError(f"{source.path}: {exc}") from None
     _restore_output_names(model, source.outputs)
     _declare_output_types(model, source)
     names = {k: v for k, v in ctx.name_map.items() if v}

@@ -208,6 +208,8 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
 
     ctx = ConversionContext(source, builder)
     for info in source.inputs:
+        if info.dtype not in NP_TO_IR:
+            raise QonvertError(f"{source.path}: input {info.name!r} has dtype {info.dtype!r:.40}, not a tensor type")
         perm = source.io_perms.get(info.name)
         shape = [info.shape[p] for p in perm] if perm else list(info.shape)
         dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(shape)]

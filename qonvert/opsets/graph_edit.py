@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from ..metadata import SOURCE_OP
 from .builder import QDTYPE_NAMES, qdq_tensors, quantized_tensor
 from .qparams import QuantParams
 
@@ -27,6 +28,11 @@ def producer_op(value: ir.Value | None, op_type: str | tuple[str, ...]) -> ir.No
     node = value.producer() if value is not None else None
     types = (op_type,) if isinstance(op_type, str) else op_type
     return node if node is not None and node.op_type in types and node.domain == "" else None
+
+
+def source_label(node: ir.Node) -> str:
+    """How errors name an ONNX node: the source op it was mapped from, else its own type and name."""
+    return node.metadata_props.get(SOURCE_OP) or f"{node.op_type} {node.name}"
 
 
 def run_time_scale(value: ir.Value | None) -> bool:
