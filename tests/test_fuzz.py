@@ -131,3 +131,22 @@ def test_values_that_explode_are_bounded_before_arithmetic() -> None:
     op = SourceOp("elementwise_add", {}, {"Out": ["y"]}, {"axis": -(29 * 10**16)})
     with pytest.raises(QonvertError, match="attribute axis="):
         op.int_attr("axis", default=-1, low=-1, high=4)
+
+
+def test_negative_tflite_padding_never_reaches_native_shape_inference() -> None:
+    """ONNX's C++ shape inference aborts the process on some negative pads: checked first."""
+    from qonvert.converters import build
+    from qonvert.converters.source import SourceGraph, TensorInfo
+
+    graph = SourceGraph(
+        "tflite",
+        "pad.tflite",
+        [SourceOp("PAD", {"in": ["x", "pads"]}, {"out": ["y"]})],
+        [TensorInfo("x", (1, 4, 4, 3), "float32")],
+        ["y"],
+        {"pads": np.array([[0, 0], [-5, 1], [1, 1], [0, 0]], np.int32)},
+        shapes={"x": (1, 4, 4, 3), "y": (1, 0, 6, 3)},
+        dtypes={"x": "float32", "y": "float32"},
+    )
+    with pytest.raises(QonvertError, match="are not \\[4, 2\\] non-negative sizes"):
+        build(graph)
