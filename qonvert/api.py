@@ -71,6 +71,9 @@ def convert(
     source = load_source(model, framework, **options)
     conv = build(source, opset)
     problems = check_canonical(conv.model)
+    from_file = [p for p in problems if "weight zero point is not 0" in p]  # qonvert never makes one
+    if from_file:
+        raise QonvertError(f"{source.path}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
     if problems:
         raise QonvertError(f"{source.path}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     proto = ir.to_proto(conv.model)

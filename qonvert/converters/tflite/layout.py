@@ -28,7 +28,17 @@ def arg(op: SourceOp, index: int) -> str | None:
 
 
 def out(op: SourceOp, index: int = 0) -> str:
-    return op.outputs["out"][index]
+    names = op.outputs.get("out") or []
+    if index >= len(names):
+        raise QonvertError(f"op {op.label}: has no output {index}")
+    return names[index]
+
+
+def axis_in(axis: int, rank: int) -> int:
+    """`axis` (negative from the end) as a position in a rank-`rank` tensor, checked."""
+    if not -rank <= axis < rank:
+        raise QonvertError(f"axis {axis} is outside a tensor of rank {rank}")
+    return axis % rank
 
 
 def rank_of(ctx: ConversionContext, name: str | None) -> int:
@@ -122,5 +132,5 @@ def finish(ctx: ConversionContext, op: SourceOp, y: ir.Value, perm: tuple[int, .
 
 def remap_axis(axis: int, rank: int, perm: tuple[int, ...] | None) -> int:
     """Where source axis `axis` sits in a value held transposed by `perm`."""
-    axis %= rank
+    axis = axis_in(axis, rank)
     return perm.index(axis) if perm is not None else axis

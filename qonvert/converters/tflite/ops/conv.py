@@ -31,7 +31,7 @@ def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, .
 
 
 def _conv_filter(ctx: ConversionContext, op: SourceOp, perm: tuple[int, ...]) -> ir.Value:
-    """A conv's filter: TFLite's quantized convs take a constant integer one."""
+    """A conv or fully-connected filter: TFLite's quantized kernels take a constant integer one."""
     name = arg(op, 1) or ""
     if arg(op, 0) in ctx.source.quant and (ctx.array(name) is None or name not in ctx.source.quant):
         raise QonvertError(f"op {op.label}: a quantized input with a filter that is not a constant quantized tensor")
@@ -126,7 +126,7 @@ def fully_connected(ctx: ConversionContext, op: SourceOp) -> Any:
         b = _bias(ctx, op, 2)
         y = ctx.b.op("Add", [y, b]) if b is not None else y
     else:
-        y = ctx.b.op("Gemm", [x, _weight(ctx, op, 1, (0, 1)), _bias(ctx, op, 2)], {"transB": 1})
+        y = ctx.b.op("Gemm", [x, _conv_filter(ctx, op, (0, 1)), _bias(ctx, op, 2)], {"transB": 1})
     if op.attr("KeepNumDims", default=False) and len(in_shape) > 2:
         y = ctx.b.op("Reshape", [y, ctx.b.ints([*(d if d >= 0 else 0 for d in in_shape[:-1]), w_shape[0]])])
     return finish(ctx, op, y, None)

@@ -7,7 +7,7 @@ from ....errors import QonvertError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, as_held, out, rank_of, remap_axis
+from ..layout import arg, as_held, axis_in, out, rank_of, remap_axis
 from .math import reduced_perm
 from .shape import cast_to_source, constant_ints
 
@@ -17,7 +17,7 @@ def arg_max_min(ctx: ConversionContext, op: SourceOp) -> Laid:
     """Both return the first index of the extreme value, as ONNX does by default."""
     name = arg(op, 0)
     rank = rank_of(ctx, name)
-    axis = int(constant_ints(ctx, op, 1, "axis").ravel()[0]) % rank
+    axis = axis_in(int(constant_ints(ctx, op, 1, "axis").ravel()[0]), rank)
     x, perm = as_held(ctx, name)
     onnx_op = "ArgMax" if op.type == "ARG_MAX" else "ArgMin"
     y = ctx.b.op(onnx_op, [x], {"axis": remap_axis(axis, rank, perm), "keepdims": 0})

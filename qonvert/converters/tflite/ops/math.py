@@ -9,7 +9,7 @@ from ....errors import QonvertError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, as_held, finish, operands, rank_of, remap_axis
+from ..layout import arg, as_held, axis_in, finish, operands, rank_of, remap_axis
 
 # MAXIMUM / MINIMUM have no fused activation: `finish` leaves them as they are.
 _BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "Max", "MINIMUM": "Min"}
@@ -75,7 +75,7 @@ def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
     if axes_arr is None:
         raise QonvertError(f"op {op.label}: reduction axes are not a constant")
     rank = rank_of(ctx, name)
-    axes = sorted({int(a) % rank for a in np.ravel(axes_arr)})
+    axes = sorted({axis_in(int(a), rank) for a in np.ravel(axes_arr)})
     x, perm = as_held(ctx, name)
     keep = bool(op.attr("KeepDims", default=False))
     onnx_axes = [remap_axis(a, rank, perm) for a in axes]

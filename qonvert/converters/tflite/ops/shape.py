@@ -13,7 +13,7 @@ from ....errors import QonvertError
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import arg, as_held, finish, held, operands, out, rank_of, remap_axis
+from ..layout import arg, as_held, axis_in, finish, held, operands, out, rank_of, remap_axis
 
 _INT_MAX = 2**63 - 1
 
@@ -58,7 +58,7 @@ def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def expand_dims(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     axis = int(constant_ints(ctx, op, 1, "axis").ravel()[0])
     rank = rank_of(ctx, arg(op, 0))
-    return ctx.b.op("Unsqueeze", [ctx.laid_out(arg(op, 0) or ""), ctx.b.ints([axis % (rank + 1)])])
+    return ctx.b.op("Unsqueeze", [ctx.laid_out(arg(op, 0) or ""), ctx.b.ints([axis_in(axis, rank + 1)])])
 
 
 @register("tflite", "TRANSPOSE")
@@ -87,9 +87,10 @@ def _split(ctx: ConversionContext, op: SourceOp, name: str, axis: int, sizes: li
 def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """Inputs: axis, x; NumSplits equal parts."""
     name = arg(op, 1) or ""
-    axis = int(constant_ints(ctx, op, 0, "axis").ravel()[0])
+    shape = ctx.shape(name) or ()
+    axis = axis_in(int(constant_ints(ctx, op, 0, "axis").ravel()[0]), len(shape))
     n = op.int_attr("NumSplits", default=len(op.outputs["out"]), low=1)
-    length = (ctx.shape(name) or ())[axis]
+    length = shape[axis]
     if length < 0 or length % n:
         raise QonvertError(f"op {op.label}: cannot split length {length} in {n}")
     return _split(ctx, op, name, axis, [length // n] * n)
@@ -209,7 +210,7 @@ def cast_to_source(ctx: ConversionContext, value: ir.Value, name: str, produced:
 @register("tflite", "PACK")
 def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     names = [n for n in op.inputs["in"] if n]
-    axis = op.int_attr("Axis", default=0) % (rank_of(ctx, names[0]) + 1)
+    axis = axis_in(op.int_attr("Axis", default=0), rank_of(ctx, names[0]) + 1)
     parts = [ctx.b.op("Unsqueeze", [ctx.laid_out(n), ctx.b.ints([axis])]) for n in names]
     return ctx.b.op("Concat", parts, {"axis": axis})
 
@@ -217,7 +218,7 @@ def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "UNPACK")
 def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     name = arg(op, 0) or ""
-    axis = op.int_attr("Axis", default=0) % rank_of(ctx, name)
+    axis = axis_in(op.int_attr("Axis", default=0), rank_of(ctx, name))
     n = len(op.outputs["out"])
     parts = ctx.b.op("Split", [ctx.laid_out(name), ctx.b.ints([1] * n)], {"axis": axis}, outputs=n)
     parts = parts if n > 1 else (parts,)
