@@ -71,13 +71,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _busy(text: str) -> Iterator[None]:
-    """A spinner with the elapsed time on a terminal (long reference runs); one line otherwise."""
+def _busy(text: str, echo: bool = False) -> Iterator[None]:
+    """A spinner on a terminal (long reference runs); elsewhere the line itself where `echo`
+    (convert's progress lines), nothing otherwise (verify's stderr stays its one error line)."""
     from rich.console import Console
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        print(text, file=sys.stderr)
+        if echo:
+            print(text, file=sys.stderr)
         yield
         return
     with console.status(text):
@@ -179,7 +181,7 @@ def _main(args: argparse.Namespace) -> int:
             for remark in result.remarks:
                 print(f"note: {remark}")
             if args.verify:
-                with _busy(f"verifying on {args.samples} inputs ..."):
+                with _busy(f"verifying on {args.samples} inputs ...", echo=True):
                     report = api.verify(
                         args.model,
                         result.model,
