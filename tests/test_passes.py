@@ -349,3 +349,21 @@ def test_rewrite_with_graph_outputs(case: Case, variant: Callable[[onnx.ModelPro
             assert g[0].dtype == w[0].dtype
         diff = np.abs(a - b) / (1.0 if integer else S_Y)
         assert diff.max() <= case.max_lsb + 1e-4
+
+
+def test_zero_pad_folds_into_the_conv_it_feeds() -> None:
+    """TFLite's ZeroPadding2D before a strided VALID conv (resnet_blocks): the PAD reaches the conv
+    through Q/DQ and the edge Transpose; it becomes the conv's pads, exact against LiteRT."""
+    from pathlib import Path
+
+    import qonvert
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "tflite" / "resnet_blocks_int8.tflite"
+    result = qonvert.convert(path)
+    assert result.pass_counts["pad_folded_into_conv"] == 1
+    nodes = result.model.graph.node
+    assert not any(n.op_type == "Pad" for n in nodes)
+    first_conv = next(n for n in nodes if n.op_type == "Conv")
+    assert next(list(a.ints) for a in first_conv.attribute if a.name == "pads") == [1, 1, 1, 1]
+    report = qonvert.verify(path, result.model, samples=20, fusion=False)
+    assert report.outputs[0].max_diff_lsb == 0.0 and report.outputs[0].levels >= 8, report.outputs[0]

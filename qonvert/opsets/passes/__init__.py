@@ -10,6 +10,7 @@ import onnx_ir.passes.common as common
 from .batchnorm import fold_batchnorm
 from .bias import fold_bias_add, quantize_biases
 from .constants import drop_noop_reshapes, fold_constant_layout
+from .pad import fold_pad_into_conv
 from .qdq import (
     asymmetric_activations_to_uint8,
     push_dq_through_layout,
@@ -35,6 +36,7 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     counts["dq_split"] = split_shared_dq(graph)
     counts["requantize_removed"], counts["requantize_kept"] = settle_requantizations(graph)
     counts["activations_to_uint8"] = asymmetric_activations_to_uint8(graph)
+    counts["pad_folded_into_conv"] = fold_pad_into_conv(graph)
     _clean(model)
     return counts
 

@@ -1,0 +1,52 @@
+"""Fold a zero-value constant Pad into the Conv it feeds (TFLite writes ZeroPadding2D, and "same"
+padding of some strided convs, as an explicit PAD): exact, since a quantized Conv pads with its
+input's zero point, which is real 0, as the Pad does. The Pad may reach the Conv through Q/DQ
+pairs and layout Transposes (the model's edge), each read by nothing else; its padding is moved
+through those Transposes onto the Conv's spatial axes. ORT then has one float op less between
+the input and the first integer kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ..graph_edit import const_array, fresh_name, single_consumer
+
+_THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose")
+
+
+def fold_pad_into_conv(graph: ir.Graph) -> int:
+    folded = 0
+    for pad in list(graph):
+        if pad.op_type != "Pad" or pad.domain or pad.attributes.get_string("mode", "constant") != "constant":
+            continue
+        pads = const_array(pad.inputs[1]) if len(pad.inputs) > 1 else None
+        value = const_array(pad.inputs[2]) if len(pad.inputs) > 2 and pad.inputs[2] is not None else np.zeros(())
+        if pads is None or value is None or np.any(value != 0) or np.any(pads < 0) or (len(pad.inputs) > 3 and pad.inputs[3] is not None):
+            continue
+        rank = pads.size // 2
+        begin, end = list(pads[:rank]), list(pads[rank:])
+        chain, node = [], single_consumer(pad.outputs[0])
+        while node is not None and node.op_type in _THROUGH:
+            if node.op_type == "Transpose":
+                perm = list(node.attributes.get_ints("perm", list(reversed(range(rank)))))
+                begin, end = [begin[p] for p in perm], [end[p] for p in perm]
+            chain.append(node)
+            node = single_consumer(node.outputs[0])
+        conv = node
+        source = pad.inputs[0]
+        if source is None or conv is None or conv.op_type != "Conv" or not chain or conv.inputs[0] is not chain[-1].outputs[0]:
+            continue
+        if conv.attributes.get_string("auto_pad", "NOTSET") != "NOTSET" or any(begin[:2]) or any(end[:2]):
+            continue  # padding on batch or channels, or a Conv that chooses its own
+        spatial = rank - 2
+        old = list(conv.attributes.get_ints("pads", [0] * (2 * spatial)))
+        new = [o + p for o, p in zip(old, [*begin[2:], *end[2:]], strict=True)]
+        conv.attributes["pads"] = ir.AttrInt64s("pads", new)
+        ir.convenience.replace_all_uses_with(pad.outputs[0], source)
+        graph.remove(pad, safe=True)
+        for step in chain:  # the values between now hold the unpadded tensor: no longer the source's
+            step.outputs[0].shape = None  # padded one (per-layer must not compare them), shapes re-inferred
+            step.outputs[0].name = fresh_name(graph, f"{step.outputs[0].name}_unpadded")
+        folded += 1
+    return folded
