@@ -32,15 +32,15 @@ def quantized_tensor(values: Any, dtype: str) -> ir.TensorProtocol:
     """Integer data (or a zero point) in a quantized dtype as an ONNX tensor; int4 packs."""
     arr = np.asarray(values)
     if dtype in ("int4", "uint4"):
-        return ir.tensor(arr, dtype=ONNX_QDTYPES[dtype])
-    return ir.tensor(arr.astype(NUMPY_DTYPES[dtype]))
+        return ir.Tensor(arr, dtype=ONNX_QDTYPES[dtype])
+    return ir.Tensor(arr.astype(NUMPY_DTYPES[dtype]))  # ir.Tensor, not ir.tensor: no protocol isinstance checks
 
 
 def qdq_tensors(qp: QuantParams) -> tuple[ir.TensorProtocol, ir.TensorProtocol, dict[str, Any]]:
     """A Q/DQ's scale and zero point tensors and its attributes: the one place (with
     `quantized_tensor`) that writes them, for the builder and for graph_edit's passes alike."""
     attrs = {"axis": qp.axis} if qp.per_axis else {}
-    return ir.tensor(qp.scale.astype(np.float32)), quantized_tensor(qp.zero_point, qp.dtype), attrs
+    return ir.Tensor(np.asarray(qp.scale, np.float32)), quantized_tensor(qp.zero_point, qp.dtype), attrs
 
 
 class GraphBuilder:
@@ -98,7 +98,7 @@ class GraphBuilder:
         return node.outputs[0] if outputs == 1 else tuple(node.outputs)
 
     def const(self, array: Any, name: str = "const", dtype: Any = None) -> ir.Value:
-        return self.tensor(ir.tensor(np.asarray(array, dtype=dtype)), name)
+        return self.tensor(ir.Tensor(np.asarray(array, dtype=dtype)), name)
 
     def tensor(self, tensor: ir.TensorProtocol, name: str) -> ir.Value:
         """An initializer holding `tensor`."""

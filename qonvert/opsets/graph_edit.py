@@ -81,7 +81,7 @@ def initializer(graph: ir.Graph, array: np.ndarray | ir.TensorProtocol, name: st
     while name in graph.initializers:
         name = f"{base}_{i}"
         i += 1
-    tensor = ir.tensor(array, dtype=dtype) if isinstance(array, np.ndarray) else array
+    tensor = ir.Tensor(array, dtype=dtype) if isinstance(array, np.ndarray) else array
     tensor.name = name
     value = ir.Value(name=name, shape=ir.Shape(tensor.shape.numpy()), type=ir.TensorType(tensor.dtype), const_value=tensor)
     graph.register_initializer(value)
