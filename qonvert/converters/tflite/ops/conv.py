@@ -121,6 +121,8 @@ def fully_connected(ctx: ConversionContext, op: SourceOp) -> Any:
     if len(in_shape) != 2 or in_shape[-1] != w_shape[1]:
         x = ctx.b.op("Reshape", [x, ctx.b.ints([-1, w_shape[1]])])
     if ctx.array(arg(op, 1)) is None:
+        if arg(op, 0) in ctx.source.quant and arg(op, 1) not in ctx.source.quant:
+            raise QonvertError(f"op {op.label}: a quantized input with a float weight computed at run time")
         w = ctx.b.op("Transpose", [ctx.laid_out(arg(op, 1) or "")], {"perm": [1, 0]})
         y = ctx.b.op("MatMul", [x, w])
         b = _bias(ctx, op, 2)
