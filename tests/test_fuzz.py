@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -150,3 +151,60 @@ def test_negative_tflite_padding_never_reaches_native_shape_inference() -> None:
     )
     with pytest.raises(QonvertError, match="are not \\[4, 2\\] non-negative sizes"):
         build(graph)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cli_stderr_is_one_line_on_a_bad_file(fmt: str, tmp_path: Path) -> None:
+    """The whole process, as users run it: exit 2, one `qonvert: error` line and nothing else on
+    stderr (no onnx_ir traceback, no numpy warning, no framework log), no output file."""
+    import subprocess
+    import sys
+
+    found = sorted((CORPUS / fmt).glob("*.bin"))
+    if not found:
+        pytest.skip(f"no corpus file for {fmt} yet")
+    seed, member = SEEDS[fmt]
+    target = tmp_path / (seed.name if not member else "model")
+    if member:
+        import shutil
+
+        shutil.copytree(seed, target, ignore=shutil.ignore_patterns("reference.npz"))
+        (target / member).write_bytes(found[0].read_bytes())
+    else:
+        target.write_bytes(found[0].read_bytes())
+    out = tmp_path / "out.onnx"
+    done = subprocess.run([sys.executable, "-m", "qonvert", "convert", str(target), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("converting ")]
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("qonvert: error: "), done.stderr
+    assert not out.exists()
+
+
+def test_a_broken_constant_fold_is_the_files_error() -> None:
+    """A Reshape whose shape does not fit its constant (236 fuzz cases, every format, once)."""
+    graph = ir.Graph(inputs=[], outputs=[], nodes=[], opset_imports={"": 13})
+    data = ir.Value(name="c", const_value=ir.tensor(np.zeros((2, 3), np.float32)))
+    shape = ir.Value(name="s", const_value=ir.tensor(np.array([4, -1, -1], np.int64)))
+    graph.register_initializer(data)
+    graph.register_initializer(shape)
+    node = ir.Node("", "Reshape", [data, shape], name="bad_reshape")
+    graph.append(node)
+    graph.outputs.append(node.outputs[0])
+    node.outputs[0].name = "y"
+    from qonvert.opsets.passes.constants import fold_constant_layout
+
+    with pytest.raises(QonvertError, match="Reshape bad_reshape: does not fit its constant input of shape \\[2, 3\\]"):
+        fold_constant_layout(graph)
+
+
+def test_a_tflite_name_of_megabytes_is_refused() -> None:
+    """A corrupt string offset made every node carry a 244 MB name (from a 1.4 MB file)."""
+    from types import SimpleNamespace
+
+    from qonvert.converters.tflite.model import _Reader
+
+    tensor = SimpleNamespace(Name=lambda: b"x" * 1_000_000)
+    sub = SimpleNamespace(TensorsLength=lambda: 1, Tensors=lambda i: tensor)
+    reader = _Reader.__new__(_Reader)
+    reader.path = Path("model.tflite")
+    with pytest.raises(QonvertError, match="tensor 0: a name of 1000000 bytes"):
+        reader._tensor_names(sub)
