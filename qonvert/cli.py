@@ -17,7 +17,7 @@ from .errors import QonvertError
 from .verify.render import print_report
 from .verify.report import BARS
 
-PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch)"
+PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch, Paddle ProgramDesc)"
 BAR = "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1) or per-layer (every op within 1 step)"
 REPORT = "also write the report as one self-contained HTML page"
 INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, others 64); repeatable"

@@ -46,7 +46,7 @@ def verify(
     reference) on the same inputs; compare outputs in LSB units of each output's quantization.
     input_shapes: shapes for inputs with dynamic dimensions (default: batch 1, others 64).
     per_layer: also compare every quantized tensor, each computed from the reference's own values
-    of its inputs (LiteRT and PyTorch give them), to tell which op makes a difference.
+    of its inputs (LiteRT, PyTorch and Paddle ProgramDesc give them), to tell which op makes a difference.
     options: the framework's own options the model was converted with, where running the source
     depends on them (PyTorch: engine, trust_pickle, example_inputs).
     bar: "end-to-end" (every output within tolerance_lsb, same top-1) or "per-layer" (every op
