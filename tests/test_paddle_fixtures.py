@@ -100,8 +100,11 @@ def test_every_op_within_one_step_of_paddle(case: str, request: pytest.FixtureRe
     """Per layer: Paddle's executor fetches every quantized tensor (quantize_linear's codes, a fake
     quantize-dequantize's real value quantized at its Q), and each ONNX segment, fed Paddle's own
     inputs, lands within 1 step, also where end to end misses (the observer-made model)."""
-    if case == "ptq_cnn_legacy+quantize":  # a finding, not explained yet (see the closing note)
-        reason = "measured: the residual Add's observer point (tmp_0) is 82 steps off, 74% exact; every other op within 1"
+    if case == "ptq_cnn_legacy+quantize":  # the observer mode's own departure from Paddle, located
+        # The observer points are real Q/DQ here but identity in Paddle: batch_norm_1's observer
+        # scale spans +-4.6 while verify's inputs drive it to +-10, so the ONNX Add reads clipped
+        # inputs and Paddle's does not. Per layer names that Add first (measured 82-88 steps).
+        reason = "observers made real clip where Paddle does not: the residual Add after a clipped observer point, 82-88 steps"
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     name, _, observers = case.partition("+")
     result = qonvert.convert(PADDLE_FIXTURES / name, observers=observers or "skip")
