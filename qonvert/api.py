@@ -76,11 +76,16 @@ def convert(
         raise QonvertError(f"{source.path}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
     if problems:
         raise QonvertError(f"{source.path}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
+    if _initializer_bytes(conv.model) >= _EXTERNAL_DATA_BYTES - (1 << 24):  # past protobuf's limit
+        if target is not None or output is None:
+            raise QonvertError(f"{source.path}: a model over 2 GiB is written with external data: give an output path (and no --target)")
+        proto = _save_large(conv.model, Path(output), str(source.path))
+        return ConvertResult(proto, Path(output), source.framework, conv.opset, conv.pass_counts, conv.remarks)
     proto = ir.to_proto(conv.model)
     # Serialise once: the checker reads these bytes and they are what gets written.
-    data = proto.SerializeToString() if proto.ByteSize() < _EXTERNAL_DATA_BYTES - (1 << 24) else None
+    data = proto.SerializeToString()
     try:
-        onnx.checker.check_model(data if data is not None else proto, full_check=True)
+        onnx.checker.check_model(data, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise _checker_error(str(source.path), proto, exc) from None
     canonical = None
@@ -139,6 +144,43 @@ def initial_state(model: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, 
     return {s.input: s.initial for s in read_states(proto)}
 
 
+def _readable(tmp: str) -> None:
+    """mkstemp makes 0600 files; the output gets the permissions any new file would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
+def _initializer_bytes(model: ir.Model) -> int:
+    return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
+
+
+def _save_large(model: ir.Model, path: Path, where: str) -> onnx.ModelProto:
+    """A model past 2 GiB: streamed to a temporary file with its weights in `<name>.data`, checked
+    from the file (the checker cannot take a ModelProto that size), renamed into place; both files
+    removed on any failure. Returns the model's proto without its weights (they stay external)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    data_file = path.with_name(path.name + ".data")
+    done = False
+    try:
+        ir.save(model, tmp, external_data=data_file.name)
+        try:
+            onnx.checker.check_model(tmp, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            raise _checker_error(where, onnx.load(tmp, load_external_data=False), exc) from None
+        _readable(tmp)
+        os.replace(tmp, path)
+        done = True
+        return onnx.load(str(path), load_external_data=False)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if not done and data_file.exists():
+            data_file.unlink()
+
+
 def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
     """Write `data` (the serialised model), or the model with external data when it is None
     (over protobuf's 2 GiB), through a temporary file renamed into place."""
@@ -150,6 +192,7 @@ def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
             ir.save(model, tmp, external_data=path.name + ".data")
         else:
             Path(tmp).write_bytes(data)
+        _readable(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
