@@ -209,7 +209,7 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
                 constants[op_outputs["Out"][0]] = folded
                 continue
             ops.append(SourceOp(op_type, op_inputs, op_outputs, attrs))
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise QonvertError(f"{program}: malformed PIR program ({type(exc).__name__}: {exc})") from None
 
     if params is not None:
