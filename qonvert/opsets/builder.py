@@ -80,7 +80,9 @@ class GraphBuilder:
     ) -> Any:
         """Append a node; returns its single output Value, or a tuple when outputs > 1."""
         try:
-            attributes = ir.convenience.convert_attributes({k: v for k, v in (attrs or {}).items() if v is not None})
+            # an empty list is typed INTS here, as onnx_ir would default it (with a logged warning)
+            given = {k: ir.AttrInt64s(k, []) if isinstance(v, (list, tuple)) and not v else v for k, v in (attrs or {}).items() if v is not None}
+            attributes = ir.convenience.convert_attributes(given)
         except (TypeError, ValueError):  # a value read from the file is no ONNX attribute (a nested list ...)
             shown = {k: (repr(v)[:40] + "…" if len(repr(v)) > 40 else repr(v)) for k, v in (attrs or {}).items()}
             raise QonvertError(f"{op_type}: attributes {shown} are not valid ONNX attribute values") from None
