@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,47 +157,43 @@ def _initializer_bytes(model: ir.Model) -> int:
 
 
 def _save_large(model: ir.Model, path: Path, where: str) -> onnx.ModelProto:
-    """A model past 2 GiB: streamed to a temporary file with its weights in `<name>.data`, checked
-    from the file (the checker cannot take a ModelProto that size), renamed into place; both files
-    removed on any failure. Returns the model's proto without its weights (they stay external)."""
+    """A model past 2 GiB, checked from the written file (the checker cannot take a ModelProto that
+    size). Returns the model's proto without its weights (they stay external)."""
+
+    def check(tmp: str) -> None:
+        try:
+            onnx.checker.check_model(tmp, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            raise _checker_error(where, onnx.load(tmp, load_external_data=False), exc) from None
+
+    save_atomic(model, None, path, check)
+    return onnx.load(str(path), load_external_data=False)
+
+
+def save_atomic(model: ir.Model, data: bytes | None, path: Path, check: Callable[[str], None] | None = None) -> None:
+    """Write `data` (the serialised model), or the model with its weights in `<name>.data` when it is
+    None (over protobuf's 2 GiB), through a temporary file that `check` may inspect, renamed into
+    place; on any failure neither file is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     data_file = path.with_name(path.name + ".data")
     done = False
     try:
-        ir.save(model, tmp, external_data=data_file.name)
-        try:
-            onnx.checker.check_model(tmp, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise _checker_error(where, onnx.load(tmp, load_external_data=False), exc) from None
+        if data is None:
+            ir.save(model, tmp, external_data=data_file.name)
+        else:
+            Path(tmp).write_bytes(data)
+        if check is not None:
+            check(tmp)
         _readable(tmp)
         os.replace(tmp, path)
         done = True
-        return onnx.load(str(path), load_external_data=False)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if not done and data_file.exists():
+        if data is None and not done and data_file.exists():
             data_file.unlink()
-
-
-def save_atomic(model: ir.Model, data: bytes | None, path: Path) -> None:
-    """Write `data` (the serialised model), or the model with external data when it is None
-    (over protobuf's 2 GiB), through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if data is None:
-            ir.save(model, tmp, external_data=path.name + ".data")
-        else:
-            Path(tmp).write_bytes(data)
-        _readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def source_options(conversion_options: dict[str, Any]) -> dict[str, Any]:

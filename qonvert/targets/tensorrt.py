@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common as common
 
-from ..opsets.graph_edit import const_array
+from ..opsets.graph_edit import const_array, initializer
 
 # Layers TensorRT runs in int8 between a DQ and a Q (data movement included), as its QDQ
 # placement recommendations describe; any other op reading a DQ runs in float.
@@ -120,7 +121,10 @@ def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.Mod
         low, high = float(scale) * (info.min - zero), float(scale) * (info.max - zero)
         new_scale = np.float32(scale) if dtype == np.uint8 and zero == 128 else np.float32(max(abs(low), abs(high)) / 127.0)
         counts["restored" if dtype == np.uint8 and zero == 128 else "requantized"] += 1
-        s_value, z_value = _initializer(graph, f"{node.name}_trt_scale", new_scale), _initializer(graph, f"{node.name}_trt_zp", np.int8(0))
+        s_value, z_value = (
+            initializer(graph, np.asarray(new_scale), f"{node.name}_trt_scale"),
+            initializer(graph, np.asarray(np.int8(0)), f"{node.name}_trt_zp"),
+        )
         for user in [node, *node.outputs[0].consumers()]:
             if user.op_type in ("QuantizeLinear", "DequantizeLinear"):
                 user.replace_input_with(1, s_value)
@@ -132,13 +136,13 @@ def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.Mod
             continue
         if codes.dtype == np.int32:  # a bias: its float value, as the DQ computes it
             value = (codes.astype(np.float32) * const_array(node.inputs[1]).astype(np.float32)).astype(np.float32)  # type: ignore[union-attr]
-            ir.convenience.replace_all_uses_with(node.outputs[0], _initializer(graph, f"{node.name}_float", value))
+            ir.convenience.replace_all_uses_with(node.outputs[0], initializer(graph, value, f"{node.name}_float"))
             graph.remove(node, safe=True)
             counts["bias"] += 1
         elif lossy and codes.dtype == np.int8 and codes.size and codes.min() == -128:
-            node.replace_input_with(0, _initializer(graph, f"{node.name}_trt_codes", np.maximum(codes, -127).astype(np.int8)))
+            node.replace_input_with(0, initializer(graph, np.maximum(codes, -127).astype(np.int8), f"{node.name}_trt_codes"))
             counts["weights"] += 1
-    _drop_unused_initializers(graph)
+    common.RemoveUnusedNodesPass()(ir_model)  # the scales, zero points and codes replaced above
     changes = [
         f"{counts['requantized']} asymmetric activations re-quantized symmetrically (range kept, coarser steps)",
         f"{counts['restored']} uint8 activations with zero point 128 stored as int8 (exact)",
@@ -146,14 +150,3 @@ def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.Mod
         f"{counts['weights']} weights with codes of -128 clipped to -127 (one step on those codes)",
     ]
     return ir.to_proto(ir_model), [c for c, n in zip(changes, counts.values(), strict=True) if n]
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray | np.generic) -> ir.Value:
-    value = ir.Value(name=name, const_value=ir.tensor(np.asarray(array)))
-    graph.register_initializer(value)
-    return value
-
-
-def _drop_unused_initializers(graph: ir.Graph) -> None:
-    for name in [n for n, v in graph.initializers.items() if not v.uses() and v not in graph.outputs]:
-        del graph.initializers[name]
