@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from qonvert.opsets.canonical import check_canonical
 from qonvert.opsets.passes import canonicalize
-from qonvert.runtime.ort import run, session
+from qonvert.runtime.ort import fusion_report, run, session
 
 RNG = np.random.default_rng(0)
 S_X, S_Y = np.float32(0.05), np.float32(0.08)  # input / output activation steps
@@ -156,6 +156,19 @@ def _shared_dq() -> onnx.ModelProto:
     return model(nodes, i1 + i2 + i3, (2, 5), "y")
 
 
+def _two_convs_share_q() -> onnx.ModelProto:
+    """Two quantized convs read one int8 activation (ResNet's first block and its downsample)."""
+    n1, i1 = qdq("xq", "x", S_X)
+    nodes, inits = [*n1], [*i1]
+    for k in ("a", "b"):
+        nw, iw = weight(f"w{k}", (8, 4, 1, 1))
+        nq, iq = qdq(f"{k}q", f"{k}", S_Y)
+        nodes += [*nw, helper.make_node("Conv", ["xq", f"w{k}"], [k], name=f"conv_{k}"), *nq]
+        inits += [*iw, *iq]
+    nodes.append(helper.make_node("Add", ["aq", "bq"], ["y"]))
+    return model(nodes, inits, (1, 4, 6, 6), "y")
+
+
 def _double_quantization() -> onnx.ModelProto:
     n1, i1 = qdq("a", "x", S_X)
     n2, i2 = qdq("y", "a", S_X * np.float32(1.37))  # re-quantized at a coarser step
@@ -240,6 +253,12 @@ CASES = [
         lambda m: _ops(m) == ["QuantizeLinear", "DequantizeLinear", "Reshape"],
     ),
     Case("a shared activation DQ is split per consumer", _shared_dq, "dq_split", lambda m: _ops(m).count("DequantizeLinear") == 4),
+    Case(
+        "an int8 Q read by two DQs gets a twin with its own scale and zero point",
+        _two_convs_share_q,
+        "q_twinned",
+        lambda m: _ops(m).count("QuantizeLinear") == 4 and len({n.input[2] for n in m.graph.node if n.op_type == "QuantizeLinear"}) == 4,
+    ),
     Case("double quantization kept exact", _double_quantization, "requantize_kept", lambda m: _ops(m).count("QuantizeLinear") == 2),
     Case("same-scale double quantization removed", _same_double_quantization, "requantize_removed", lambda m: _ops(m).count("QuantizeLinear") == 1),
     Case("asymmetric graph: every int8 activation becomes uint8, zero point 0 too", _mixed_zero_points, "activations_to_uint8", _all_uint8),
@@ -282,6 +301,16 @@ def test_rewrite_is_exact(case: Case) -> None:
     assert diff.max() <= case.max_lsb + 1e-4, f"max {diff.max():.3f} output steps"
     if case.max_lsb:
         assert (diff < 1e-3).mean() >= 0.99, f"only {(diff < 1e-3).mean():.2%} exact"
+
+
+def test_twinned_q_lets_ort_fuse_both_convs() -> None:
+    """ORT re-stores an int8 Q/DQ pair as uint8 only where the Q has one DQ; a Q shared by two
+    convs left both in float (the first conv and the downsample of each ResNet stage)."""
+    before = _two_convs_share_q()
+    assert fusion_report(before).fused == 0
+    m = ir.from_proto(before)
+    canonicalize(m)
+    assert fusion_report(ir.to_proto(m)).fused == 2
 
 
 def test_double_quantization_survives_ort_optimisations() -> None:

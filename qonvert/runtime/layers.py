@@ -11,14 +11,14 @@ rather than to the amplification of one flipped step through the layers after it
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from ..errors import QonvertError
-from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, SOURCE_OP, metadata
+from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, SOURCE_OP, TWIN, metadata
 from .ort import run, session
 
 OURS = "/qonvert_ours"  # suffix of the cut Q outputs (a name no framework makes)
@@ -49,6 +49,7 @@ class _Cut:
     scale: np.ndarray | None = None  # the Q's own, to quantize a reference that holds real values
     zero_point: np.ndarray | None = None
     axis: int = 1
+    twins: list[str] = field(default_factory=list)  # twin Qs of the same value (twin_shared_q): fed the same
 
 
 def compare_layers(
@@ -63,6 +64,7 @@ def compare_layers(
     shapes = {c.value: tuple(int(d) for d in np.shape(reference[0][c.source])) for c in cuts} if reference else {}
     for feed, ref in zip(feeds, reference, strict=True):
         full = dict(feed) | {c.value: _to_onnx(ref[c.source], c) for c in cuts}
+        full |= {twin: full[c.value] for c in cuts for twin in c.twins}
         outs = run(sess, {i.name: full[i.name] for i in sess.get_inputs()})
         for c, ours in zip(cuts, outs, strict=True):
             diff = np.abs(ours.astype(np.int64) - full[c.value].astype(np.int64))
@@ -134,19 +136,26 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     cut_model.CopyFrom(model)
     graph = cut_model.graph
     del graph.output[:]
-    cuts = []
+    cuts: list[_Cut] = []
+    by_data: dict[str, _Cut] = {}  # the float value a cut Q quantizes -> its cut
     for node in graph.node:
         if node.op_type != "QuantizeLinear" or node.domain:
             continue
         value = node.output[0]
         source = to_source.get(value, value)
         if source not in reference_names:
+            original = by_data.get(node.input[0]) if TWIN in value else None
+            if original is not None:
+                original.twins.append(value)
+                node.output[0] = value + OURS  # computed, not compared: its original is
+                graph.input.append(onnx.helper.make_tensor_value_info(value, onnx.helper.np_dtype_to_tensor_dtype(original.dtype), None))
             continue
         elem = zero_points.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else onnx.TensorProto.UINT8
         scale, zp = (numpy_helper.to_array(constants[n]) if n in constants else None for n in (*node.input[1:3], "")[:2])
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
         cuts.append(_Cut(source, value, layouts.get(source), dtype, shapes.get(value), scale, zp, axis))
+        by_data[node.input[0]] = cuts[-1]
         node.output[0] = value + OURS
         graph.input.append(onnx.helper.make_tensor_value_info(value, elem, None))
         graph.output.append(onnx.helper.make_tensor_value_info(value + OURS, elem, None))

@@ -18,6 +18,7 @@ from .qdq import (
     quantize_op_outputs,
     settle_requantizations,
     split_shared_dq,
+    twin_shared_q,
 )
 
 
@@ -36,6 +37,7 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     counts["dq_split"] = split_shared_dq(graph)
     counts["requantize_removed"], counts["requantize_kept"] = settle_requantizations(graph)
     counts["activations_to_uint8"] = asymmetric_activations_to_uint8(graph)
+    counts["q_twinned"] = twin_shared_q(graph)  # after the uint8 re-storing: only int8 Qs need it
     counts["pad_folded_into_conv"] = fold_pad_into_conv(graph)
     _clean(model)
     return counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...metadata import TWIN
 from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, fresh_name, initializer, producer_op, qparams_of, single_consumer
 from ..qparams import QuantParams
 
@@ -99,6 +100,30 @@ def split_shared_dq(graph: ir.Graph) -> int:
             user.replace_input_with(index, clone.outputs[0])
             split += 1
     return split
+
+
+def twin_shared_q(graph: ir.Graph) -> int:
+    """An int8 activation Q read by several DQs becomes one Q per DQ (exact: the same quantization
+    of the same value). ORT's CPU kernels take activations as uint8; it re-stores an int8 Q/DQ pair
+    as uint8 only where the Q has a single DQ, so a shared int8 Q left its convolutions in float.
+    Each twin gets its own scale and zero point initializers, or ORT's common-subexpression
+    elimination merges the twins back."""
+    twins = 0
+    for node in list(graph):
+        if node.op_type != "QuantizeLinear" or node.domain or node.inputs[0] is None:
+            continue
+        out, qp = node.outputs[0], qparams_of(node)
+        readers = out.consumers()
+        if qp is None or qp.per_axis or qp.dtype != "int8" or len(readers) < 2 or out.is_graph_output():
+            continue
+        if any(r.op_type != "DequantizeLinear" or r.domain for r in readers):
+            continue
+        for dq in readers[1:]:
+            twin = add_q(graph, node.inputs[0], qp, f"{out.name}{TWIN}", after=node)
+            twin.type, twin.shape = out.type, out.shape
+            dq.replace_input_with(0, twin)
+            twins += 1
+    return twins
 
 
 def push_dq_through_layout(graph: ir.Graph) -> int:
