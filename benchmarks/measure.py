@@ -25,3 +25,32 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int
     rss = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS_KB")]
     text = "\n".join(line for line in out.splitlines() if not line.startswith("PEAK_RSS_KB"))
     return proc.returncode, wall, float(rss[-1]) / 1024 if rss else 0.0, text
+
+
+def interleaved_latency(models: dict[str, str], feed_shape: list[int], rounds: int = 7, runs: int = 20) -> dict[str, tuple[float, float, float]]:
+    """ORT CPU latency in ms per model: (median, lowest, highest) of the per-round medians. The
+    models take turns, round after round, so a noisy neighbour on a small machine slows them all
+    alike instead of whichever happened to run at the time."""
+    import numpy as np
+    import onnx
+
+    from qonvert.runtime.ort import session
+
+    x = np.random.default_rng(0).standard_normal(feed_shape).astype(np.float32)
+    sessions = {}
+    for name, path in models.items():
+        sess = session(onnx.load(path), "cpu")
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(3):
+            sess.run(None, feed)
+        sessions[name] = (sess, feed)
+    medians: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, (sess, feed) in sessions.items():
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                sess.run(None, feed)
+                times.append(time.perf_counter() - start)
+            medians[name].append(float(np.median(times)) * 1e3)
+    return {name: (float(np.median(m)), min(m), max(m)) for name, m in medians.items()}

@@ -48,6 +48,8 @@ def convert(
     framework: str | None = None,
     target: str | None = None,
     symmetric: bool = False,
+    speed: bool = False,
+    calibration: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> ConvertResult:
     """Convert a quantized model (file, directory or path prefix) to canonical QDQ ONNX.
@@ -62,6 +64,11 @@ def convert(
     are made; a model that also needs lossy ones (asymmetric activations, weight codes of -128) is
     refused with the list unless symmetric=True, which re-quantizes them with their range kept.
 
+    speed=True: ORT CPU's speed form (targets/ort_speed.py): non-negative symmetric activations
+    stored as uint8 (differs only where the source saturates at 127 steps, which verify counts) and,
+    with calibration (an .npz of input feeds in the ONNX model's layout), a calibrated Q on the
+    outputs the source leaves in float, so that ORT fuses every quantized op.
+
     The output file is written atomically: on any error no file is left behind.
     Raises QonvertError on bad input (unsupported ops are all listed at once).
     """
@@ -69,6 +76,10 @@ def convert(
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
+    if speed and target is not None:
+        raise QonvertError(f"speed form and target {target!r}: choose one (the speed form is ORT CPU's)")
+    if calibration is not None and not speed:
+        raise QonvertError("calibration inputs are for the speed form: give speed=True (--speed)")
     source = load_source(model, framework, **options)
     conv = build(source, opset)
     problems = check_canonical(conv.model)
@@ -78,8 +89,8 @@ def convert(
     if problems:
         raise QonvertError(f"{source.path}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     if _initializer_bytes(conv.model) >= _EXTERNAL_DATA_BYTES - (1 << 24):  # past protobuf's limit
-        if target is not None or output is None:
-            raise QonvertError(f"{source.path}: a model over 2 GiB is written with external data: give an output path (and no --target)")
+        if target is not None or speed or output is None:
+            raise QonvertError(f"{source.path}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
         proto = _save_large(conv.model, Path(output), str(source.path))
         return ConvertResult(proto, Path(output), source.framework, conv.opset, conv.pass_counts, conv.remarks)
     proto = ir.to_proto(conv.model)
@@ -93,9 +104,12 @@ def convert(
     if target is not None:
         canonical, proto = proto, _for_target(proto, target, symmetric, str(source.path), conv.remarks)
         data = proto.SerializeToString()
+    elif speed:
+        canonical, proto = proto, _speed_form(proto, calibration, str(source.path), conv.remarks)
+        data = proto.SerializeToString()
     out_path = Path(output) if output is not None else None
     if out_path is not None:
-        save_atomic(ir.from_proto(proto) if target is not None else conv.model, data, out_path)
+        save_atomic(conv.model if canonical is None else ir.from_proto(proto), data, out_path)
     return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks, canonical)
 
 
@@ -135,6 +149,28 @@ def _for_target(proto: onnx.ModelProto, target: str, symmetric: bool, where: str
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise QonvertError(f"{where}: internal error, the TensorRT form fails onnx.checker: {exc}") from None
+    return model
+
+
+def _speed_form(proto: onnx.ModelProto, calibration: str | os.PathLike[str] | None, where: str, remarks: list[str]) -> onnx.ModelProto:
+    from .runtime import refio
+    from .targets.ort_speed import speed_form
+    from .verify.sampling import check_feeds, input_specs
+
+    feeds = None
+    if calibration is not None:
+        feeds, _, _ = refio.load(Path(calibration))
+        if not feeds:
+            raise QonvertError(f"{calibration}: holds no input samples")
+        state = {s.input: s.initial for s in read_states(proto)}  # a streaming model: its first step
+        check_feeds(str(calibration), [spec for spec in input_specs(proto, None) if spec.name not in state], feeds)
+        feeds = [state | feed for feed in feeds]
+    model, changes = speed_form(proto, feeds)
+    remarks += [f"speed: {line}" for line in changes.lines()]
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise QonvertError(f"{where}: internal error, the speed form fails onnx.checker: {exc}") from None
     return model
 
 

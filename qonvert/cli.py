@@ -20,6 +20,7 @@ from .verify.report import BARS
 PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch, Paddle ProgramDesc)"
 BAR = "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1) or per-layer (every op within 1 step)"
 REPORT = "also write the report as one self-contained HTML page"
+SPEED = "ORT CPU's speed form: non-negative int8 activations as uint8 (differs where the source saturates)"
 INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, others 64); repeatable"
 
 
@@ -33,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_frontend_options(c)
     c.add_argument("--target", choices=api.TARGETS, help="write the deployment target's form (tensorrt: signed int8, zero point 0, float biases)")
     c.add_argument("--symmetric", action="store_true", help="with --target tensorrt: re-quantize asymmetric activations symmetrically (range kept)")
+    c.add_argument("--speed", action="store_true", help=SPEED)
+    c.add_argument("--calibration", metavar="CALIB.npz", help="with --speed: input samples to calibrate a Q on the outputs the source leaves float")
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
@@ -86,12 +89,13 @@ def _busy(text: str, echo: bool = False) -> Iterator[None]:
         yield
 
 
-def _cost(before: api.VerifyReport, after: api.VerifyReport) -> str:
-    """Both against the source, in the canonical model's output steps (the re-derived model's are coarser)."""
+def _cost(what: str, before: api.VerifyReport, after: api.VerifyReport) -> str:
+    """Both against the source, in the canonical model's output steps (a re-derived model's may be coarser)."""
     parts = []
     for a, b in zip(before.outputs, after.outputs, strict=True):
-        parts.append(f"{a.name}: max {a.max_diff_lsb:.3g} -> {b.max_abs_diff / a.lsb:.3g} LSB, top-1 {a.top1_agreement} -> {b.top1_agreement}")
-    return "cost of the symmetric re-derivation (against the source, canonical LSB): " + "; ".join(parts)
+        exact = f", exact {a.pct_exact:.1f}% -> {b.pct_exact:.1f}%" if a.lsb == b.lsb else ""
+        parts.append(f"{a.name}: max {a.max_diff_lsb:.3g} -> {b.max_abs_diff / a.lsb:.3g} LSB{exact}, top-1 {a.top1_agreement} -> {b.top1_agreement}")
+    return f"cost of {what} (against the source, canonical LSB): " + "; ".join(parts)
 
 
 def _render(report: api.VerifyReport, html_path: str | None, quiet: bool = False) -> None:
@@ -172,7 +176,18 @@ def _main(args: argparse.Namespace) -> int:
                 options["input_shapes"] = shapes
             if args.symmetric and not args.target:
                 raise QonvertError("--symmetric needs --target tensorrt")
-            result = api.convert(args.model, args.output, opset=args.opset, target=args.target, symmetric=args.symmetric, **options)
+            if args.calibration and not args.speed:
+                raise QonvertError("--calibration needs --speed")
+            result = api.convert(
+                args.model,
+                args.output,
+                opset=args.opset,
+                target=args.target,
+                symmetric=args.symmetric,
+                speed=args.speed,
+                calibration=args.calibration,
+                **options,
+            )
             counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
             print(
                 f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"
@@ -192,7 +207,7 @@ def _main(args: argparse.Namespace) -> int:
                         **api.source_options(options),
                     )
                 _render(report, args.report)
-                if result.canonical is not None and args.symmetric:  # what the re-derivation costs
+                if result.canonical is not None and (args.symmetric or args.speed):  # what the re-derivation costs
                     before = api.verify(
                         args.model,
                         result.canonical,
@@ -201,7 +216,7 @@ def _main(args: argparse.Namespace) -> int:
                         fusion=False,
                         **api.source_options(options),
                     )
-                    print(_cost(before, report))
+                    print(_cost("the speed form" if args.speed else "the symmetric re-derivation", before, report))
                 return 0 if report.equivalent else 1
             return 0
         if args.command == "verify":

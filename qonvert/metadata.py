@@ -21,6 +21,7 @@ NAME_MAP = "qonvert.name_map"  # source tensor -> ONNX value, where they differ 
 LAYOUTS = "qonvert.layouts"  # quantized source tensor -> the permutation its ONNX value holds it in
 SOURCE_OP = "qonvert.source_op"  # node metadata: the label of the source op the node was mapped from
 TWIN = "/twin"  # value-name suffix of a Q that twins another Q of the same value (passes.qdq.twin_shared_q)
+SPEED_UINT8 = "qonvert.speed_uint8"  # node metadata: a Q the speed form re-stored from int8 (targets.ort_speed)
 STATE = "qonvert.state"  # the model's state variables (JSON list of StateVariable.as_json)
 
 

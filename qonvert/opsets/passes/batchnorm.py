@@ -10,7 +10,9 @@ from ..graph_edit import add_dq, const_array, initializer, producer_op, single_c
 from .qdq import next_quantize
 
 
-def fold_batchnorm(graph: ir.Graph) -> int:
+def fold_batchnorm(graph: ir.Graph, float_outputs: bool = False) -> int:
+    """float_outputs: also where the result reaches no Q (the speed form, which quantizes it next;
+    the canonical form keeps the source's float BN there)."""
     folded = 0
     for bn in list(graph):
         if bn.op_type != "BatchNormalization" or bn.domain:
@@ -19,7 +21,7 @@ def fold_batchnorm(graph: ir.Graph) -> int:
         params = [const_array(v) for v in bn.inputs[1:5]]
         if conv is None or single_consumer(conv.outputs[0]) is not bn or any(p is None for p in params):
             continue
-        if next_quantize(bn.outputs[0]) is None:
+        if next_quantize(bn.outputs[0]) is None and not float_outputs:
             continue  # the conv would stay float anyway: keep the source's exact float BN
         wdq = weight_dq(conv.inputs[1])
         if wdq is None or producer_op(conv.inputs[0], "DequantizeLinear") is None:

@@ -1,0 +1,244 @@
+"""The ORT-CPU speed form (opt-in: `convert --speed`): the canonical model changed where ORT's CPU
+integer kernels need it, each change's cost counted against the source.
+
+ORT drops a Relu before a Q only where the Q's zero point is the bottom of its range (uint8 zero
+point 0), and fuses a quantized Conv only where its output reaches a Q. Paddle quantizes
+activations symmetric int8 with zero point 0 and leaves the convs before a residual Add or a
+hard-swish in float, so its models keep a DQ -> Relu -> Q and float convs between the integer
+kernels (and the NHWC transposes cannot cancel across them). Three changes, in this order:
+
+1. Conv -> Q -> DQ -> Relu -> Q, both Qs alike: the first pair goes (exact: relu and the clip
+   commute, so the second Q computes the same codes from the conv's float output).
+2. A symmetric int8 activation that cannot be negative (after Relu, Clip at 0, or a max-pool or
+   layout op of such a tensor) is stored as uint8 with zero point 0 and the same scale. Identical
+   except where the value passes 127 steps: the source saturates there, uint8 keeps it. verify
+   counts those elements (the Qs carry node metadata SPEED_UINT8).
+3. With calibration inputs: each quantized Conv/MatMul/Gemm whose output reaches no Q gets a Q/DQ,
+   uint8 asymmetric over the range its output takes on them (what ORT's own quantizer does). This
+   rounds a value the source keeps in float: at most half a calibrated step where the data stays
+   in the calibrated range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from ..metadata import SPEED_UINT8, TWIN
+from ..opsets.graph_edit import LAYOUT_OPS, QUANTIZED_OPS, add_dq_of, add_q, const_array, initializer, producer_op, qparams_of
+from ..opsets.passes.batchnorm import fold_batchnorm
+from ..opsets.passes.bias import quantize_biases
+from ..opsets.passes.qdq import next_quantize, twin_shared_q
+from ..opsets.qparams import QuantParams
+from ..runtime import refio
+
+NON_NEGATIVE_KEEPERS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", *LAYOUT_OPS)  # >= 0 in, >= 0 out
+
+
+@dataclass
+class SpeedChanges:
+    merged: int = 0  # step 1 (exact)
+    uint8: int = 0  # step 2 (exact below 127 steps)
+    calibrated: int = 0  # step 3 (rounds a float value)
+    rerouted: int = 0  # float readers of a quantized value moved to its DQ (rounds what the source keeps float)
+    beyond_range: int = 0  # such readers left float: on the calibration data the value passes the Q's range
+    folded: int = 0  # float BatchNorms folded into the conv before them (float rounding only)
+    float_left: int = 0  # quantized ops whose output still reaches no Q (no calibration given)
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"{self.merged} requantizations before a Relu dropped (exact)",
+            f"{self.uint8} non-negative int8 activations stored as uint8, zero point 0, same scale (exact below 127 steps; verify counts the rest)",
+            f"{self.rerouted} Add/Mul/Concat inputs read the quantized value of a tensor the source also reads in float (rounds it)",
+            f"{self.folded} float BatchNorms folded into their convs (float rounding only)",
+            f"{self.calibrated} float outputs of quantized ops given a calibrated uint8 Q/DQ (rounds what the source keeps in float)",
+        ]
+        lines = [line for line, n in zip(lines, (self.merged, self.uint8, self.rerouted, self.folded, self.calibrated), strict=True) if n]
+        if self.beyond_range:
+            lines.append(f"{self.beyond_range} Add/Mul/Concat inputs kept float: on the calibration data their values pass their Q's range")
+        if self.float_left:
+            lines.append(f"{self.float_left} quantized ops still write float (the source leaves them so): --calibration CALIB.npz quantizes them")
+        return lines
+
+
+def speed_form(model: onnx.ModelProto, calibration: refio.Samples | None = None) -> tuple[onnx.ModelProto, SpeedChanges]:
+    """The speed form of a canonical model; calibration: input feeds (ONNX layout) for step 3."""
+    ir_model = ir.from_proto(model)
+    graph = ir_model.graph
+    changes = SpeedChanges()
+    changes.merged = _merge_requantization_before_relu(graph)
+    changes.uint8 = _non_negative_to_uint8(graph)
+    if not calibration:
+        changes.float_left = sum(1 for node in graph if _float_output(node) is not None)
+        return ir.to_proto(ir_model), changes
+    # The BNs the source keeps after a float conv go into it first, so the calibrated Q follows them.
+    changes.folded = fold_batchnorm(graph, float_outputs=True)
+    quantize_biases(graph)
+    outputs = [out for node in graph if (out := _float_output(node)) is not None]
+    reads = _float_reads_of_quantized(graph)
+    names = {v.name for v in outputs} | {q.inputs[0].name for q, _, _ in reads if q.inputs[0] is not None}
+    ranges = _ranges(ir.to_proto(ir_model), sorted(n for n in names if n), calibration)
+    for q, user, index in reads:
+        data, qp = q.inputs[0], qparams_of(q)
+        if data is None or qp is None or not _within(ranges[str(data.name)], qp):
+            changes.beyond_range += 1  # rounding it to the Q's grid would clip it: the float read stays
+            continue
+        user.replace_input_with(index, add_dq_of(graph, q.outputs[0], qp, f"{q.outputs[0].name}_speed_dq", before=user))
+        changes.rerouted += 1
+    for out in outputs:
+        users = list(out.uses())
+        qp = _uint8_params(*ranges[str(out.name)])
+        q_value = add_q(graph, out, qp, f"{out.name}_speed_q", before=users[0][0])
+        dq = add_dq_of(graph, q_value, qp, f"{out.name}_speed_dq", before=users[0][0])
+        for user, index in users:
+            user.replace_input_with(index, dq)
+        changes.calibrated += 1
+    twin_shared_q(graph)  # a rerouted int8 Q now has two DQs
+    graph.sort()
+    return ir.to_proto(ir_model), changes
+
+
+def _float_output(node: ir.Node) -> ir.Value | None:
+    """A quantized op's output that reaches no Q (the source keeps it float), if it is one."""
+    if node.op_type not in QUANTIZED_OPS or node.domain or producer_op(node.inputs[0], "DequantizeLinear") is None:
+        return None
+    out = node.outputs[0]
+    users = out.consumers()
+    if not users or out.is_graph_output() or next_quantize(out) is not None or any(u.op_type == "QuantizeLinear" for u in users):
+        return None
+    return out
+
+
+def _merge_requantization_before_relu(graph: ir.Graph) -> int:
+    merged = 0
+    for relu in list(graph):
+        if relu.op_type != "Relu" or relu.domain:
+            continue
+        dq = producer_op(relu.inputs[0], "DequantizeLinear")
+        q = producer_op(dq.inputs[0], "QuantizeLinear") if dq is not None else None
+        after = relu.outputs[0].consumers()
+        if q is None or dq is None or len(after) != 1 or after[0].op_type != "QuantizeLinear" or relu.outputs[0].is_graph_output():
+            continue
+        if len(dq.outputs[0].consumers()) != 1 or len(q.outputs[0].consumers()) != 1 or q.outputs[0].is_graph_output():
+            continue
+        first, second, between = qparams_of(q), qparams_of(after[0]), qparams_of(dq)
+        if first is None or second is None or between is None or not (first.same_as(second) and first.same_as(between)) or first.per_axis:
+            continue
+        relu.replace_input_with(0, q.inputs[0])
+        graph.remove([dq, q], safe=True)
+        merged += 1
+    return merged
+
+
+def _non_negative_to_uint8(graph: ir.Graph) -> int:
+    """Step 2, in graph order, so a max-pool of an already re-stored tensor follows it."""
+    restored = 0
+    interface = {v.name for v in (*graph.inputs, *graph.outputs)}
+    zero: ir.Value | None = None
+    for q in list(graph):
+        qp = qparams_of(q) if q.op_type == "QuantizeLinear" and not q.domain else None
+        if qp is None or qp.dtype != "int8" or qp.per_axis or int(qp.zero_point) != 0 or q.outputs[0].name in interface:
+            continue
+        readers = q.outputs[0].consumers()
+        if not readers or any(r.op_type != "DequantizeLinear" or len(r.inputs) < 3 for r in readers) or not _non_negative(q.inputs[0]):
+            continue
+        if zero is None:
+            zero = initializer(graph, np.asarray(np.uint8(0)), "speed_uint8_zero_point")
+        for node in (q, *readers):  # one zero point for all: the twins' scales stay their own
+            node.replace_input_with(2, zero)
+        q.outputs[0].type = ir.TensorType(ir.DataType.UINT8)
+        q.metadata_props[SPEED_UINT8] = "1"
+        restored += 1
+    return restored
+
+
+MULTI_INPUT = ("Add", "Mul", "Concat")  # ORT runs them quantized only where every input is a DQ
+
+
+def _float_reads_of_quantized(graph: ir.Graph) -> list[tuple[ir.Node, ir.Node, int]]:
+    """(Q, reader, input index): an Add/Mul/Concat reading the float value of a tensor that also has a
+    per-tensor Q (the residual Add's identity path, which Paddle reads before its quantization)."""
+    reads = []
+    for q in graph:
+        data = q.inputs[0] if q.op_type == "QuantizeLinear" and not q.domain else None
+        qp = qparams_of(q) if data is not None else None
+        if data is None or qp is None or qp.per_axis or q.outputs[0].is_graph_output():
+            continue
+        reads += [(q, user, index) for user, index in data.uses() if user.op_type in MULTI_INPUT and not user.domain]
+    return reads
+
+
+def _within(value_range: tuple[float, float], qp: QuantParams) -> bool:
+    scale, zero = float(qp.scale), int(qp.zero_point)
+    return (int(qp.qmin or 0) - zero) * scale <= value_range[0] and value_range[1] <= (int(qp.qmax or 0) - zero) * scale
+
+
+def _non_negative(value: ir.Value | None) -> bool:
+    for _ in range(16):
+        node = value.producer() if value is not None else None
+        if node is None or node.domain:
+            return False
+        if node.op_type == "Relu":
+            return True
+        if node.op_type == "Clip":
+            low = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+            return low is not None and low.size == 1 and float(low) >= 0
+        if node.op_type == "DequantizeLinear":  # of a re-stored (or any zero-point-0 uint8) Q
+            qp = qparams_of(node)
+            return qp is not None and qp.dtype == "uint8" and not qp.per_axis and int(qp.zero_point) == 0
+        if node.op_type not in NON_NEGATIVE_KEEPERS:
+            return False
+        value = node.inputs[0]
+    return False
+
+
+def _uint8_params(low: float, high: float) -> QuantParams:
+    low, high = min(low, 0.0), max(high, 0.0)  # zero exactly representable
+    scale = (high - low) / 255.0 or 1.0
+    return QuantParams(np.asarray(scale, np.float32), np.asarray(np.clip(np.rint(-low / scale), 0, 255), np.int64), "uint8")
+
+
+def _ranges(model: onnx.ModelProto, names: list[str], calibration: refio.Samples) -> dict[str, tuple[float, float]]:
+    """Each named float value's (min, max) over the calibration feeds."""
+    from ..runtime.ort import run, session
+
+    if not names:
+        return {}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
+    sess = session(probe, "cpu")
+    inputs = [i.name for i in sess.get_inputs()]
+    low = np.full(len(names), np.inf)
+    high = np.full(len(names), -np.inf)
+    for feed in calibration:
+        for k, arr in enumerate(run(sess, {n: feed[n] for n in inputs})):
+            low[k], high[k] = min(low[k], float(arr.min(initial=np.inf))), max(high[k], float(arr.max(initial=-np.inf)))
+    return {n: (float(lo), float(hi)) for n, lo, hi in zip(names, low, high, strict=True)}
+
+
+def saturated(model: onnx.ModelProto, feeds: refio.Samples) -> tuple[int, int, int]:
+    """(elements above 127 steps, elements, tensors) of the re-stored uint8 activations on these
+    feeds: where the source, saturating at 127, differs from the speed form."""
+    from ..runtime.ort import run, session
+
+    marked = [n.output[0] for n in model.graph.node if any(p.key == SPEED_UINT8 for p in n.metadata_props)]
+    names = [n for n in marked if TWIN not in n]  # a twin holds its original's codes
+    if not names:
+        return 0, 0, 0
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UINT8, None) for n in names)
+    sess = session(probe, "cpu", level="basic")
+    inputs = [i.name for i in sess.get_inputs()]
+    over = total = 0
+    for feed in feeds:
+        for arr in run(sess, {n: feed[n] for n in inputs if n in feed}):
+            over += int((arr > 127).sum())
+            total += arr.size
+    return over, total, len(names)

@@ -1,0 +1,130 @@
+"""The ORT-CPU speed form (convert --speed): which of its changes are exact, that verify counts the
+elements where it differs from the source, that ORT then fuses every quantized op, and that the
+default (canonical) conversion does not change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import qonvert
+from qonvert.cli import main
+from qonvert.runtime import refio
+from qonvert.runtime.ort import fusion_report, run, session
+from qonvert.targets.ort_speed import saturated, speed_form
+
+from .test_passes import S_X, S_Y, model, qdq, weight
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "paddle"
+PADDLE_RESIDUAL = FIXTURES / "ptq_cnn_legacy"  # a conv before a float residual Add, symmetric int8 activations
+
+
+def _conv_relu_conv() -> onnx.ModelProto:
+    """Paddle's pattern after canonicalisation: Conv -> Q -> DQ -> Relu -> Q (one scale, int8, zero
+    point 0) -> DQ -> Conv -> Q."""
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w1", (8, 4, 3, 3))
+    n3, i3 = qdq("c1q", "c1", S_Y)
+    n4, i4 = qdq("r1q", "r1", S_Y)
+    n5, i5 = weight("w2", (8, 8, 1, 1))
+    n6, i6 = qdq("y", "c2", S_Y)
+    nodes = [
+        *n1,
+        *n2,
+        helper.make_node("Conv", ["xq", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        *n3,
+        helper.make_node("Relu", ["c1q"], ["r1"]),
+        *n4,
+        *n5,
+        helper.make_node("Conv", ["r1q", "w2"], ["c2"]),
+        *n6,
+    ]
+    return model(nodes, i1 + i2 + i3 + i4 + i5 + i6, (1, 4, 6, 6), "y")
+
+
+def _feeds(spread: float, n: int = 8) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(3)
+    return [{"x": (rng.standard_normal((1, 4, 6, 6)) * spread).astype(np.float32)} for _ in range(n)]
+
+
+def test_uint8_restoring_is_exact_below_127_steps_and_counted_above() -> None:
+    canonical = _conv_relu_conv()
+    fast, changes = speed_form(canonical)
+    assert (changes.merged, changes.uint8) == (1, 1)
+    kinds = {n.output[0]: n.op_type for n in fast.graph.node}
+    assert "Relu" in kinds.values() and sum(t == "QuantizeLinear" for t in kinds.values()) == 3  # x, relu, y
+    both = [session(canonical, "cpu", level="disabled"), session(fast, "cpu", level="disabled")]
+    small, large = _feeds(0.1), _feeds(40.0)
+    over, total, tensors = saturated(fast, small)
+    assert tensors == 1 and total > 0 and over == 0
+    for feed in small:
+        want, got = (run(s, feed)[0] for s in both)
+        np.testing.assert_array_equal(got, want)
+    over, total, _ = saturated(fast, large)
+    assert over > 0  # the source saturates at 127 steps there, uint8 does not
+    assert any(not np.array_equal(*(run(s, feed)[0] for s in both)) for feed in large)
+
+
+def test_relu_drops_into_integer_kernels() -> None:
+    """After the speed form ORT fuses Relu into the uint8 Q: no float Relu stays between the convs."""
+    fast, _ = speed_form(_conv_relu_conv())
+    report = fusion_report(fast)
+    assert report.fused == 2, report.float_ops
+
+
+def _calibration(tmp_path: Path, source: Path) -> Path:
+    feeds, _, _ = refio.load(source / "reference.npz")
+    path = tmp_path / "calib.npz"
+    np.savez(path, **{name: np.concatenate([f[name] for f in feeds[:8]]) for name in feeds[0]})
+    return path
+
+
+def test_paddle_residual_model_fuses_every_quantized_op(tmp_path: Path) -> None:
+    default = qonvert.convert(PADDLE_RESIDUAL)
+    before = fusion_report(default.model)
+    assert before.fused < before.quantized_in_source  # the convs before the residual Add stay float
+    fast = qonvert.convert(PADDLE_RESIDUAL, speed=True, calibration=_calibration(tmp_path, PADDLE_RESIDUAL))
+    after = fusion_report(fast.model)
+    assert after.fused == after.quantized_in_source == before.quantized_in_source, after.float_ops
+    assert fast.canonical is not None
+    assert fast.canonical.SerializeToString() == default.model.SerializeToString()  # the default mode is untouched
+    assert any("calibrated uint8 Q/DQ" in r for r in fast.remarks)
+    report = qonvert.verify(PADDLE_RESIDUAL, fast.model, reference=PADDLE_RESIDUAL / "reference.npz", fusion=False)
+    assert any(r.startswith("speed form: ") and "pass 127 steps" in r for r in report.remarks)
+
+
+def test_without_calibration_says_what_stays_float() -> None:
+    fast = qonvert.convert(PADDLE_RESIDUAL, speed=True)
+    assert any("still write float" in r and "--calibration" in r for r in fast.remarks)
+
+
+def test_cli_prints_the_cost_against_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fast.onnx"
+    calib = _calibration(tmp_path, PADDLE_RESIDUAL)
+    code = main(["convert", str(PADDLE_RESIDUAL), "-o", str(out), "--speed", "--calibration", str(calib), "--verify", "--samples", "4"])
+    text = capsys.readouterr().out
+    assert code in (0, 1) and out.is_file()
+    assert "cost of the speed form (against the source, canonical LSB):" in text
+    assert "speed form: " in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--calibration", "c.npz"], "--calibration needs --speed"),
+        (["--speed", "--target", "tensorrt"], "choose one"),
+        (["--speed", "--calibration", "bad.npz"], "bad.npz"),
+    ],
+)
+def test_cli_refuses_bad_speed_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str) -> None:
+    np.savez(tmp_path / "bad.npz", x=np.zeros((2, 3, 5, 5), np.float32))  # the wrong shape
+    out = tmp_path / "o.onnx"
+    args = [a if not a.endswith(".npz") else str(tmp_path / a) for a in extra]
+    assert main(["convert", str(PADDLE_RESIDUAL), "-o", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and err[-1].startswith("qonvert: error:") and len(err) <= 2
+    assert not out.exists()
