@@ -2,7 +2,7 @@
 the Paddle2ONNX anchors; one table: conversion time, peak RSS, fidelity against Paddle's own
 outputs, ORT CPU fusion, ORT CPU latency against the fp32 model.
 
-    python benchmarks/paddle_resnet50.py [--models DIR] [--runs N]
+    python benchmarks/paddle_resnet50.py [--models DIR] [--runs N] [--rounds R]
         [--p2o-210 VENV] [--p2o-131 VENV]     # virtual envs with paddle2onnx 2.1.0 / 1.3.1
 
 Models are made (once) into DIR by fixtures/paddle/make_fixtures.py: `ptq_resnet50_legacy`
@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures" / "paddle"))
 
 import make_fixtures  # noqa: E402
-from measure import run_measured  # noqa: E402
+from measure import interleaved_latency, run_measured  # noqa: E402
 
 from qonvert.api import verify  # noqa: E402
 from qonvert.runtime.ort import fusion_report, session  # noqa: E402
@@ -39,7 +38,8 @@ import sys, time, json
 t0 = time.perf_counter()
 import qonvert
 t1 = time.perf_counter()
-qonvert.convert(sys.argv[1], sys.argv[2], observers=sys.argv[3])
+speed = {"speed": True, "calibration": sys.argv[4]} if len(sys.argv) > 4 else {}
+qonvert.convert(sys.argv[1], sys.argv[2], observers=sys.argv[3], **speed)
 print(json.dumps({"import_s": t1 - t0, "convert_s": time.perf_counter() - t1}))
 """
 
@@ -59,41 +59,33 @@ class Row:
     cosine: float | None = None
     top1: float | None = None
     fused: str = ""
+    onnx_path: str = ""  # timed at the end, all rows interleaved
     latency_ms: float | None = None
+    spread: str = ""  # lowest-highest of the per-round medians
     speedup: float | None = None
+    saturated: str = ""  # speed form: elements past 127 steps (where the source saturates)
 
 
-def latency_ms(path: Path, runs: int) -> float:
-    sess = session(onnx.load(str(path)), "cpu")
-    x = np.random.default_rng(0).standard_normal([1, 3, 224, 224]).astype(np.float32)
-    name = sess.get_inputs()[0].name
-    for _ in range(3):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
-
-
-def measure(row: Row, model_dir: Path, onnx_path: Path, runs: int, fp32_ms: float | None) -> Row:
+def measure(row: Row, model_dir: Path, onnx_path: Path) -> Row:
     try:
         report = verify(model_dir, str(onnx_path), reference=model_dir / "reference.npz", fusion=False)
         out = report.outputs[0]
         row.max_lsb, row.exact_pct, row.cosine, row.top1 = out.max_diff_lsb, out.pct_exact, out.cosine, out.top1_agreement
+        row.saturated = next((r.split("(")[1].split(")")[0] for r in report.remarks if r.startswith("speed form:")), "")
         fusion = fusion_report(onnx.load(str(onnx_path)))
         row.fused = f"{fusion.fused}/{fusion.quantized_in_source}"
-        row.latency_ms = latency_ms(onnx_path, runs)
-        row.speedup = fp32_ms / row.latency_ms if fp32_ms else None
+        session(onnx.load(str(onnx_path)), "cpu")  # loads and runs on ORT CPU
+        row.onnx_path = str(onnx_path)
     except Exception as exc:  # an anchor's output ORT cannot load or run: show it
         row.ok, row.error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     return row
 
 
-def qonvert_row(model: str, model_dir: Path, out: Path, observers: str) -> tuple[Row, bool]:
-    code, wall, rss, text = run_measured([sys.executable, "-c", _QONVERT_CHILD, str(model_dir), str(out), observers])
-    row = Row(model, f"qonvert ({observers} observers)" if "ptq" in model else "qonvert", code == 0, wall, peak_rss_mb=rss)
+def qonvert_row(model: str, model_dir: Path, out: Path, observers: str, calibration: Path | None = None) -> tuple[Row, bool]:
+    cmd = [sys.executable, "-c", _QONVERT_CHILD, str(model_dir), str(out), observers] + ([str(calibration)] if calibration else [])
+    code, wall, rss, text = run_measured(cmd)
+    tool = f"qonvert (`--observers {observers}`)" if "ptq" in model else "qonvert"
+    row = Row(model, tool + (" `--speed --calibration`" if calibration else ""), code == 0, wall, peak_rss_mb=rss)
     if code == 0:
         row.convert_s = json.loads(text.strip().splitlines()[-1])["convert_s"]
     else:
@@ -121,16 +113,20 @@ def model_bytes(model_dir: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=ROOT / "benchmarks" / "models")
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=20, help="runs per model per round")
+    ap.add_argument("--rounds", type=int, default=7, help="rounds of interleaved timing")
     ap.add_argument("--p2o-210", type=Path, default=ROOT / "benchmarks" / ".venv-p2o-2.1.0")
     ap.add_argument("--p2o-131", type=Path, default=ROOT / "benchmarks" / ".venv-p2o-1.3.1")
+    ap.add_argument("--only", nargs="+", default=["ptq_resnet50_legacy", "qat_resnet50_legacy"], help="these models only")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = ap.parse_args()
 
     rows: list[Row] = []
-    fp32_ms = None  # same architecture for both models: the PTQ model's float original is the anchor
     work = Path(tempfile.mkdtemp(prefix="qonvert-bench-"))
-    for model in ("ptq_resnet50_legacy", "qat_resnet50_legacy"):
+    # Calibration for the speed form: 16 inputs of the recorded inputs' distribution, other seed.
+    calibration = work / "calibration.npz"
+    np.savez(calibration, x=np.random.default_rng(7).standard_normal((16, 3, 224, 224)).astype(np.float32))
+    for model in args.only:
         model_dir = args.models / model
         if not (model_dir / "reference.npz").is_file():
             print(f"making {model} with paddlepaddle (minutes) ...", flush=True)
@@ -139,23 +135,30 @@ def main() -> None:
             fp32_onnx = work / f"{model}_fp32.onnx"
             cmd = [sys.executable, "-m", "qonvert", "convert", str(model_dir / "fp32"), "-o", str(fp32_onnx)]
             subprocess.run(cmd, check=True, capture_output=True)
-            fp32_ms = latency_ms(fp32_onnx, args.runs)
-            rows.append(Row(model, "fp32 (qonvert of the float model)", True, latency_ms=fp32_ms, speedup=1.0))
+            rows.append(Row(model, "fp32 (qonvert of the float model)", True, onnx_path=str(fp32_onnx)))
         observer_modes = ("skip", "quantize") if "ptq" in model else ("skip",)
         for observers in observer_modes:
-            out = work / f"{model}_qonvert_{observers}.onnx"
-            row, ok = qonvert_row(model, model_dir, out, observers)
-            rows.append(measure(row, model_dir, out, args.runs, fp32_ms) if ok else row)
+            for speed in (None, calibration):
+                out = work / f"{model}_qonvert_{observers}{'_speed' if speed else ''}.onnx"
+                row, ok = qonvert_row(model, model_dir, out, observers, speed)
+                rows.append(measure(row, model_dir, out) if ok else row)
         for version, venv in (("2.1.0", args.p2o_210), ("1.3.1", args.p2o_131)):
             if not (venv / "bin" / "paddle2onnx").is_file():
                 rows.append(Row(model, f"Paddle2ONNX {version}", False, error=f"not installed in {venv} (benchmarks/setup_anchors.sh)"))
                 continue
             out = work / f"{model}_p2o_{version}.onnx"
             row, ok = paddle2onnx_row(model, model_dir, out, venv, version)
-            rows.append(measure(row, model_dir, out, args.runs, fp32_ms) if ok else row)
+            rows.append(measure(row, model_dir, out) if ok else row)
         for r in rows:
             r.model_mb = r.model_mb or model_bytes(model_dir) / 1e6
         print(f"{model}: {model_bytes(model_dir) / 1e6:.1f} MB of program + parameters", flush=True)
+    timed = {f"{i}": r.onnx_path for i, r in enumerate(rows) if r.onnx_path}
+    print(f"timing {len(timed)} models interleaved: {args.rounds} rounds x {args.runs} runs ...", flush=True)
+    latency = interleaved_latency(timed, [1, 3, 224, 224], args.rounds, args.runs)
+    fp32_ms = next(latency[k][0] for k, p in timed.items() if rows[int(k)].tool.startswith("fp32"))
+    for key, (median, low, high) in latency.items():
+        row = rows[int(key)]
+        row.latency_ms, row.spread, row.speedup = median, f"{low:.1f}-{high:.1f}", fp32_ms / median
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
@@ -166,16 +169,17 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    head = "| model | tool | converts | wall s | convert s | peak RSS MB (x model) | max LSB | exact % | cosine | top-1 | fused | ORT ms | vs fp32 |"
+    head = "| model | tool | converts | wall s | convert s | peak RSS MB (x model) | max LSB | exact % | cosine | top-1 | past 127 "
+    head += "| fused | ORT ms (spread) | vs fp32 |"
     print(head)
-    print("|" + "---|" * 13)
+    print("|" + "---|" * 14)
     for r in rows:
         conv = "yes" if r.ok else f"NO: {r.error}"
         rss = f"{r.peak_rss_mb:.0f} ({r.peak_rss_mb / r.model_mb:.1f}x)" if r.peak_rss_mb else "-"
         print(
             f"| {r.model} | {r.tool} | {conv} | {_f(r.wall_s or None, '.2f')} | {_f(r.convert_s, '.2f')} | {rss} "
-            f"| {_f(r.max_lsb, '.2f')} | {_f(r.exact_pct, '.1f')} | {_f(r.cosine, '.4f')} | {_f(r.top1, '.2f')} | {r.fused or '-'} "
-            f"| {_f(r.latency_ms, '.1f')} | {_f(r.speedup, '.2f')}x |"
+            f"| {_f(r.max_lsb, '.2f')} | {_f(r.exact_pct, '.1f')} | {_f(r.cosine, '.4f')} | {_f(r.top1, '.2f')} | {r.saturated or '-'} "
+            f"| {r.fused or '-'} | {_f(r.latency_ms, '.1f')} ({r.spread or '-'}) | {_f(r.speedup, '.2f')}x |"
         )
 
 
