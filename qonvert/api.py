@@ -73,6 +73,7 @@ def convert(
     Raises QonvertError on bad input (unsupported ops are all listed at once).
     """
     from .converters import build, load_source
+    from .converters.source import drop_mapped_pages
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
@@ -81,36 +82,52 @@ def convert(
     if calibration is not None and not speed:
         raise QonvertError("calibration inputs are for the speed form: give speed=True (--speed)")
     source = load_source(model, framework, **options)
+    where, fw = str(source.path), source.framework
     conv = build(source, opset)
-    problems = check_canonical(conv.model)
+    built, opset_used, counts, remarks = conv.model, conv.opset, conv.pass_counts, conv.remarks
+    # Nothing below needs the source graph: its weights (views of the mapped file, or arrays the
+    # graph replaced) go with it, and the IR model goes once serialised, so the peak stays low.
+    drop_mapped_pages(source.constants.values())
+    del source, conv
+    problems = check_canonical(built)
     from_file = [p for p in problems if "weight zero point is not 0" in p]  # qonvert never makes one
     if from_file:
-        raise QonvertError(f"{source.path}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
+        raise QonvertError(f"{where}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
     if problems:
-        raise QonvertError(f"{source.path}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
-    if _initializer_bytes(conv.model) >= _EXTERNAL_DATA_BYTES - (1 << 24):  # past protobuf's limit
-        if target is not None or speed or output is None:
-            raise QonvertError(f"{source.path}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
-        proto = _save_large(conv.model, Path(output), str(source.path))
-        return ConvertResult(proto, Path(output), source.framework, conv.opset, conv.pass_counts, conv.remarks)
-    proto = ir.to_proto(conv.model)
-    # Serialise once: the checker reads these bytes and they are what gets written.
-    data = proto.SerializeToString()
-    try:
-        onnx.checker.check_model(data, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise _checker_error(str(source.path), proto, exc) from None
-    canonical = None
-    if target is not None:
-        canonical, proto = proto, _for_target(proto, target, symmetric, str(source.path), conv.remarks)
-        data = proto.SerializeToString()
-    elif speed:
-        canonical, proto = proto, _speed_form(proto, calibration, str(source.path), conv.remarks)
-        data = proto.SerializeToString()
+        raise QonvertError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None
+
+    def done(proto: onnx.ModelProto, canonical: onnx.ModelProto | None = None) -> ConvertResult:
+        return ConvertResult(proto, out_path, fw, opset_used, counts, remarks, canonical)
+
+    def checked(model: str | bytes, proto: Callable[[], onnx.ModelProto]) -> None:
+        """The full checker on a written file or serialised bytes; `proto` names nodes in its error."""
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            raise _checker_error(where, proto(), exc) from None
+
+    if _initializer_bytes(built) >= _EXTERNAL_DATA_BYTES - (1 << 24):  # past protobuf's limit
+        if target is not None or speed or out_path is None:
+            raise QonvertError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
+        save_atomic(built, out_path, lambda tmp: checked(tmp, lambda: onnx.load(tmp, load_external_data=False)))
+        return done(onnx.load(str(out_path), load_external_data=False))  # its weights stay in the file
+    proto = ir.to_proto(built)
+    del built
+    if target is None and not speed:
+        if out_path is None:
+            checked(proto.SerializeToString(), lambda: proto)
+        else:  # checked from the written file: the serialised bytes are not held beside the proto
+            save_atomic(proto, out_path, lambda tmp: checked(tmp, lambda: proto))
+        return done(proto)
+    checked(proto.SerializeToString(), lambda: proto)
+    if target is not None:
+        derived = _for_target(proto, target, symmetric, where, remarks)
+    else:
+        derived = _speed_form(proto, calibration, where, remarks)
     if out_path is not None:
-        save_atomic(conv.model if canonical is None else ir.from_proto(proto), data, out_path)
-    return ConvertResult(proto, out_path, source.framework, conv.opset, conv.pass_counts, conv.remarks, canonical)
+        save_atomic(derived, out_path)
+    return done(derived, canonical=proto)
 
 
 def _checker_error(where: str, proto: onnx.ModelProto, exc: Exception) -> QonvertError:
@@ -192,34 +209,21 @@ def _initializer_bytes(model: ir.Model) -> int:
     return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
 
 
-def _save_large(model: ir.Model, path: Path, where: str) -> onnx.ModelProto:
-    """A model past 2 GiB, checked from the written file (the checker cannot take a ModelProto that
-    size). Returns the model's proto without its weights (they stay external)."""
-
-    def check(tmp: str) -> None:
-        try:
-            onnx.checker.check_model(tmp, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise _checker_error(where, onnx.load(tmp, load_external_data=False), exc) from None
-
-    save_atomic(model, None, path, check)
-    return onnx.load(str(path), load_external_data=False)
-
-
-def save_atomic(model: ir.Model, data: bytes | None, path: Path, check: Callable[[str], None] | None = None) -> None:
-    """Write `data` (the serialised model), or the model with its weights in `<name>.data` when it is
-    None (over protobuf's 2 GiB), through a temporary file that `check` may inspect, renamed into
-    place; on any failure neither file is left behind."""
+def save_atomic(model: ir.Model | onnx.ModelProto, path: Path, check: Callable[[str], None] | None = None) -> None:
+    """Write the model (an ir.Model with its weights in `<name>.data`: past protobuf's 2 GiB) through
+    a temporary file that `check` may inspect, renamed into place; on any failure neither file is
+    left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     data_file = path.with_name(path.name + ".data")
+    external = isinstance(model, ir.Model)
     done = False
     try:
-        if data is None:
+        if isinstance(model, ir.Model):
             ir.save(model, tmp, external_data=data_file.name)
         else:
-            Path(tmp).write_bytes(data)
+            onnx.save_model(model, tmp)
         if check is not None:
             check(tmp)
         _readable(tmp)
@@ -228,7 +232,7 @@ def save_atomic(model: ir.Model, data: bytes | None, path: Path, check: Callable
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if data is None and not done and data_file.exists():
+        if external and not done and data_file.exists():
             data_file.unlink()
 
 

@@ -6,6 +6,8 @@ weights, as a TFLite reader would give it) and marked slow (about 30 s, 5 GB of 
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,33 @@ def test_past_two_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert y.shape == (1, n) and np.all(y == 92)  # 46000 * (0.1 * 0.01) / 0.5, exact
     # measured 4.6 GB peak for 2.3 GB of weights (2.0x, the test's own copy of them included)
     assert peak <= 2.1 * 2.3e9 + 0.6e9, peak
+
+
+PADDLE = Path(__file__).resolve().parents[1] / "fixtures" / "paddle"
+_CONVERT_CHILD = """
+import resource, sys, qonvert
+qonvert.convert(sys.argv[1], sys.argv[2])
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.slow
+def test_three_gb_paddle_model_streams_within_its_bytes(tmp_path: Path) -> None:
+    """A 3.1 GB quantized MLP written by Paddle itself (16 int8 weight matrices of 14000^2, per-channel
+    scales; fixtures/paddle/make_fixtures.py `ptq_mlp_3gb_legacy`): converted in a fresh process
+    within 1.5x the model's bytes, loaded by ORT, and checked against Paddle's own outputs on 2 inputs."""
+    sys.path.insert(0, str(PADDLE))
+    import make_fixtures
+
+    source = tmp_path / "mlp"
+    make_fixtures.make("ptq_mlp_3gb_legacy", source)
+    model_bytes = sum(p.stat().st_size for p in source.iterdir() if p.suffix in (".pdmodel", ".pdiparams"))
+    assert model_bytes > 3e9
+    out = tmp_path / "mlp.onnx"
+    proc = subprocess.run([sys.executable, "-c", _CONVERT_CHILD, str(source), str(out)], capture_output=True, text=True, check=True)
+    peak = int(proc.stdout.split("PEAK")[-1])
+    assert (tmp_path / "mlp.onnx.data").stat().st_size >= 3e9 and out.stat().st_size < 1e6
+    # the whole process, interpreter and imports (about 0.1 GB) included
+    assert peak <= 1.5 * model_bytes, f"peak RSS {peak / 1e9:.2f} GB for {model_bytes / 1e9:.2f} GB"
+    report = qonvert.verify(source, out, reference=source / "reference.npz", fusion=False)
+    assert report.outputs[0].max_diff_lsb <= 1.0 and report.outputs[0].levels >= 8, report.outputs[0]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import mmap
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,3 +170,31 @@ class SourceGraph:
                     renamed.append(new)
                 op.outputs[slot] = renamed
         self.outputs = [current.get(n, n) for n in self.outputs]
+
+
+def map_file(path: Path, what: str) -> memoryview:
+    """The file's bytes, memory-mapped read-only: weights read from it are views, not copies, and the
+    kernel pages them in (and out) as the conversion touches them. An empty file maps to b""."""
+    try:
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return memoryview(b"")
+            return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    except OSError as exc:
+        raise QonvertError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+def drop_mapped_pages(arrays: Iterable[np.ndarray]) -> None:
+    """Let the kernel take the pages of the mapped source files (map_file) out of this process's
+    memory once the conversion has read them: the arrays stay valid, a page touched again is read
+    again from the file. Keeps a float-weight model's source bytes from counting while its
+    quantized copy is serialised."""
+    done: set[int] = set()
+    for arr in arrays:
+        base: Any = arr
+        while isinstance(base, np.ndarray):
+            base = base.base
+        mapped = base.obj if isinstance(base, memoryview) else None
+        if isinstance(mapped, mmap.mmap) and id(mapped) not in done:
+            done.add(id(mapped))
+            mapped.madvise(mmap.MADV_DONTNEED)

@@ -33,7 +33,9 @@ def quantized_tensor(values: Any, dtype: str) -> ir.TensorProtocol:
     arr = np.asarray(values)
     if dtype in ("int4", "uint4"):
         return ir.Tensor(arr, dtype=ONNX_QDTYPES[dtype])
-    return ir.Tensor(arr.astype(NUMPY_DTYPES[dtype]))  # ir.Tensor, not ir.tensor: no protocol isinstance checks
+    # ir.Tensor, not ir.tensor: no protocol isinstance checks; an array already in the dtype (a
+    # read-only view of a mapped source file) is kept, not copied.
+    return ir.Tensor(arr.astype(NUMPY_DTYPES[dtype], copy=False))
 
 
 def qdq_tensors(qp: QuantParams) -> tuple[ir.TensorProtocol, ir.TensorProtocol, dict[str, Any]]:

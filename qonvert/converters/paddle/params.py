@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import QonvertError
+from ..source import map_file
 from .protobuf import Message
 
 # Paddle VarType.Type -> numpy dtype (the float8 pair is handled by the quant layer)
@@ -31,11 +32,7 @@ PADDLE_DTYPES: dict[int, str] = {
 
 def read_params(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Read the tensors `names` (already sorted as Paddle saved them) from `path`."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise QonvertError(f"{path}: cannot read parameters ({exc.strerror})") from None
-    buf = memoryview(data)
+    buf = data = map_file(path, "parameters")
     out: dict[str, np.ndarray] = {}
     pos = 0
     for name in names:
@@ -74,7 +71,7 @@ def _read_tensor(buf: memoryview, pos: int) -> tuple[np.ndarray, int]:
     nbytes = count * dtype.itemsize
     if pos + nbytes > len(buf):
         raise ValueError(f"data needs {nbytes} bytes, {len(buf) - pos} left")
-    arr = np.frombuffer(buf[pos : pos + nbytes], dtype=dtype).reshape(dims).copy()
+    arr = np.frombuffer(buf[pos : pos + nbytes], dtype=dtype).reshape(dims)  # a read-only view of the mapped file
     if code == 22:  # bfloat16: widen to float32 exactly
         arr = (arr.astype(np.uint32) << 16).view(np.float32)
     return arr, pos + nbytes

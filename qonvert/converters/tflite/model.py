@@ -15,7 +15,7 @@ import numpy as np
 import tflite
 
 from ...errors import QonvertError
-from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo
+from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo, map_file
 from .quant import tensor_qparams
 from .state import RESOURCE, STATE_OPS, lift_variables
 
@@ -51,7 +51,7 @@ def is_tflite(path: Path) -> bool:
 
 
 def read_tflite(path: Path) -> SourceGraph:
-    data = path.read_bytes()
+    data = map_file(path, "model")
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         found = data[4:8] if len(data) >= 8 else b""
         raise QonvertError(f"{path}: not a TFLite flatbuffer (file identifier {found!r}, expected {FILE_IDENTIFIER!r})")
@@ -67,7 +67,7 @@ MAX_NAME_BYTES = 4096  # TF's longest joined names are a few hundred bytes
 
 
 class _Reader:
-    def __init__(self, path: Path, data: bytes) -> None:
+    def __init__(self, path: Path, data: memoryview) -> None:
         self.path = path
         self.data = data
         self.model = tflite.Model.GetRootAs(data, 0)
@@ -179,7 +179,7 @@ class _Reader:
                 raise QonvertError(
                     f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
                 )
-            data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+            data = np.frombuffer(raw, dtype=dtype).reshape(shape)  # a read-only view of the mapped file
         qp, data, remark = tensor_qparams(tensor.Quantization(), name, shape, _TENSOR_TYPES.get(tensor.Type(), ""), data)
         if qp is not None:
             graph.quant[name] = qp
@@ -188,7 +188,7 @@ class _Reader:
         if data is not None:
             graph.constants[name] = data
 
-    def _buffer(self, index: int, name: str) -> bytes | None:
+    def _buffer(self, index: int, name: str) -> memoryview | None:
         if index == 0:  # buffer 0 is the empty sentinel
             return None
         if index >= self.model.BuffersLength():
@@ -200,7 +200,7 @@ class _Reader:
                 raise QonvertError(
                     f"{self.path}: tensor {name!r}: buffer {index} [{offset}, {offset + size}) lies past the file end ({len(self.data)})"
                 )
-            return self.data[offset : offset + size] if size else None
+            return self.data[offset : offset + size] if size else None  # memoryview slices: no copy
         if not buf.DataLength():
             return None
         start = buf._tab.Vector(buf._tab.Offset(4))

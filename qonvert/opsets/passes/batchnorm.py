@@ -38,7 +38,8 @@ def fold_batchnorm(graph: ir.Graph, float_outputs: bool = False) -> int:
         sign = np.where(factor < 0, -1, 1)
         if np.any(factor == 0):
             continue
-        new_q = q_data.astype(np.int64) * sign.reshape(-1, *([1] * (q_data.ndim - 1)))
+        # Only the signs of negative-gamma channels change: the codes themselves are kept where none is.
+        new_q = q_data if np.all(sign > 0) else q_data.astype(np.int16) * sign.reshape(-1, *([1] * (q_data.ndim - 1))).astype(np.int16)
         new_qp = qp.with_scale((w_scale * np.abs(factor)).astype(np.float32)).with_axis(0)
         zp = np.broadcast_to(qp.zero_point, (channels,))
         new_qp = type(new_qp)(new_qp.scale, zp, new_qp.dtype, 0, new_qp.qmin, new_qp.qmax)
