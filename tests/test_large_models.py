@@ -1,7 +1,8 @@
 """Models past protobuf's 2 GiB: written with external data, checked from the file, loadable by
 ORT, no partial files on failure; and the same path exercised on a small model by lowering the
-threshold. The >2 GiB case is synthetic (a quantized fully-connected layer of 2.3 GB int8
-weights, as a TFLite reader would give it) and marked slow (about 30 s, 5 GB of memory)."""
+threshold. Two >2 GiB cases, marked slow: a synthetic source graph (a quantized fully-connected
+layer of 2.3 GB int8 weights, as a TFLite reader would give it; about 30 s, 5 GB of memory), and a
+3.1 GB quantized MLP that Paddle itself writes (about 105 s, 10 GB while Paddle makes it)."""
 
 from __future__ import annotations
 
@@ -87,7 +88,11 @@ print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 def test_three_gb_paddle_model_streams_within_its_bytes(tmp_path: Path) -> None:
     """A 3.1 GB quantized MLP written by Paddle itself (16 int8 weight matrices of 14000^2, per-channel
     scales; fixtures/paddle/make_fixtures.py `ptq_mlp_3gb_legacy`): converted in a fresh process
-    within 1.5x the model's bytes, loaded by ORT, and checked against Paddle's own outputs on 2 inputs."""
+    within 1.5x the model's bytes, loaded by ORT from its file, and checked against Paddle on 2 inputs,
+    layer by layer: every one of the 16 quantized activations within 1 step of Paddle's, computed from
+    Paddle's own input to it. (End to end, 16 layers of 14000-term float32 sums in Paddle against
+    ORT's exact integer ones let those 1-step flips add up: measured 7.0 LSB at the output, 0.56%
+    exact, 2026-11-25; README, "where the steps come from".)"""
     sys.path.insert(0, str(PADDLE))
     import make_fixtures
 
@@ -101,5 +106,7 @@ def test_three_gb_paddle_model_streams_within_its_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "mlp.onnx.data").stat().st_size >= 3e9 and out.stat().st_size < 1e6
     # the whole process, interpreter and imports (about 0.1 GB) included
     assert peak <= 1.5 * model_bytes, f"peak RSS {peak / 1e9:.2f} GB for {model_bytes / 1e9:.2f} GB"
-    report = qonvert.verify(source, out, reference=source / "reference.npz", fusion=False)
-    assert report.outputs[0].max_diff_lsb <= 1.0 and report.outputs[0].levels >= 8, report.outputs[0]
+    report = qonvert.verify(source, out, reference=source / "reference.npz", bar="per-layer", fusion=False)
+    assert report.layers is not None and len(report.layers) == 16
+    assert report.equivalent, [(layer.name, layer.max_steps) for layer in report.layers if layer.max_steps > 1]
+    assert report.outputs[0].levels >= 8, report.outputs[0]

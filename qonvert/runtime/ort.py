@@ -78,6 +78,10 @@ def session(
         opts.intra_op_num_threads = threads
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
+    if isinstance(model, onnx.ModelProto):
+        model, folder = _relative_external_data(model)
+        if folder is not None:  # weights left in their file (verify.core.load_onnx): ORT reads them there
+            opts.add_session_config_entry("session.model_external_initializers_file_folder_path", folder)
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
         sess = ort.InferenceSession(data, opts, providers=providers(device))
@@ -88,6 +92,28 @@ def session(
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():  # never CPU figures as CUDA ones
         raise QonvertError(f"device cuda: the session fell back to {', '.join(sess.get_providers())} (CUDA libraries missing?)")
     return sess
+
+
+def _relative_external_data(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    """A model whose external weights are located absolutely (ORT refuses that) as a copy located
+    relative to their folder, and the folder; the model itself where it has none."""
+    located = [
+        entry
+        for tensor in model.graph.initializer
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location" and os.path.isabs(entry.value)
+    ]
+    folders = {os.path.dirname(entry.value) for entry in located}
+    if len(folders) != 1:
+        return model, None
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # small: the weights are in the file
+    for tensor in copy.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location" and os.path.isabs(entry.value):
+                entry.value = os.path.basename(entry.value)
+    return copy, folders.pop()
 
 
 def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
