@@ -27,7 +27,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int
     return proc.returncode, wall, float(rss[-1]) / 1024 if rss else 0.0, text
 
 
-def interleaved_latency(models: dict[str, str], feed_shape: list[int], rounds: int = 7, runs: int = 20) -> dict[str, tuple[float, float, float]]:
+def interleaved_latency(models: dict[str, str], rounds: int = 7, runs: int = 20) -> dict[str, tuple[float, float, float]]:
     """ORT CPU latency in ms per model: (median, lowest, highest) of the per-round medians. The
     models take turns, round after round, so a noisy neighbour on a small machine slows them all
     alike instead of whichever happened to run at the time."""
@@ -36,11 +36,13 @@ def interleaved_latency(models: dict[str, str], feed_shape: list[int], rounds: i
 
     from qonvert.runtime.ort import session
 
-    x = np.random.default_rng(0).standard_normal(feed_shape).astype(np.float32)
     sessions = {}
     for name, path in models.items():
         sess = session(onnx.load(path), "cpu")
-        feed = {sess.get_inputs()[0].name: x}
+        spec = sess.get_inputs()[0]  # one input; dynamic dimensions 1
+        shape = [d if isinstance(d, int) else 1 for d in spec.shape]
+        x = np.random.default_rng(0).standard_normal(shape)
+        feed = {spec.name: x.astype(np.float32) if "float" in spec.type else np.clip(x * 40, -128, 127).astype(np.int8)}
         for _ in range(3):
             sess.run(None, feed)
         sessions[name] = (sess, feed)

@@ -154,7 +154,7 @@ def main() -> None:
         print(f"{model}: {model_bytes(model_dir) / 1e6:.1f} MB of program + parameters", flush=True)
     timed = {f"{i}": r.onnx_path for i, r in enumerate(rows) if r.onnx_path}
     print(f"timing {len(timed)} models interleaved: {args.rounds} rounds x {args.runs} runs ...", flush=True)
-    latency = interleaved_latency(timed, [1, 3, 224, 224], args.rounds, args.runs)
+    latency = interleaved_latency(timed, args.rounds, args.runs)
     fp32_ms = next(latency[k][0] for k, p in timed.items() if rows[int(k)].tool.startswith("fp32"))
     for key, (median, low, high) in latency.items():
         row = rows[int(key)]

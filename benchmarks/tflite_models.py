@@ -16,37 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured
+from measure import interleaved_latency, run_measured
 
 from qonvert.api import verify
-from qonvert.runtime import refio
-from qonvert.runtime.ort import fusion_report, session
-from qonvert.runtime.reference.litert import sample_inputs
+from qonvert.runtime.ort import fusion_report
 
 MODELS = ("mobilenet_v2_224", "resnet50_224")
-
-
-def latency_ms(path: Path, runs: int) -> float:
-    sess = session(onnx.load(str(path)), "cpu")
-    inp = sess.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    dtype = np.int8 if "int8" in inp.type else np.float32
-    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(dtype)
-    for _ in range(3):
-        sess.run(None, {inp.name: x})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, {inp.name: x})
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
 
 
 def convert(tool: str, src: Path, dst: Path, venv: Path) -> tuple[int, float, float, str]:
@@ -59,11 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--tf-venv", type=Path, required=True)
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=20, help="runs per model per round")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of interleaved timing")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="conversions per tool; the table shows the fastest")
     args = parser.parse_args()
     rows = []
+    timed: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
             src = args.models / f"{name}_int8.tflite"
@@ -71,9 +53,7 @@ def main() -> None:
             code, _, _, text = convert("tf2onnx", args.models / f"{name}_fp32.tflite", fp32, args.tf_venv)
             if code:
                 raise SystemExit(f"tf2onnx failed on the fp32 model: {text[-300:]}")
-            fp32_ms = latency_ms(fp32, args.runs)
-            inputs = Path(tmp) / f"{name}_inputs.npz"
-            refio.save(inputs, sample_inputs(src, args.samples), None, [])
+            timed[f"{name}/fp32"] = str(fp32)
             reference = Path(tmp) / f"{name}_reference.npz"
             for tool in ("qonvert", "tf2onnx"):
                 out = Path(tmp) / f"{name}_{tool}.onnx"
@@ -81,7 +61,7 @@ def main() -> None:
                 runs = [convert(tool, src, out, args.tf_venv) for _ in range(args.repeats)]
                 code, text = runs[-1][0], runs[-1][3]
                 wall, rss = min(r[1] for r in runs), max(r[2] for r in runs)
-                row = {"model": name, "tool": tool, "wall_s": wall, "rss_mb": rss, "fp32_ms": fp32_ms}
+                row = {"model": name, "tool": tool, "wall_s": wall, "rss_mb": rss}
                 if code:
                     row["error"] = text.strip().splitlines()[-1][:100]
                     rows.append(row)
@@ -90,29 +70,33 @@ def main() -> None:
                 rep = verify(
                     src,
                     str(out),
-                    reference=reference if have_ref else None,
-                    inputs=None if have_ref else inputs,
+                    reference=reference if have_ref else None,  # verify's own sampler the first time, recorded
+                    samples=args.samples,
                     save_reference=None if have_ref else reference,
                     fusion=False,
                     per_layer=tool == "qonvert",  # needs our tensor names and layouts
                 )
                 o = rep.outputs[0]
                 fusion = fusion_report(onnx.load(str(out)))
-                ms = latency_ms(out, args.runs)
+                timed[f"{name}/{tool}"] = str(out)
                 row.update(
                     max_lsb=o.max_diff_lsb,
                     exact=o.pct_exact,
                     top1=o.top1_agreement,
                     fused=f"{fusion.fused}/{fusion.quantized_in_source}",
-                    ms=ms,
-                    speedup=fp32_ms / ms,
                     per_op="-" if rep.layers is None else f"{max(x.max_steps for x in rep.layers)} step",
                 )
                 rows.append(row)
                 print(row, file=sys.stderr)
+        print(f"timing {len(timed)} models interleaved: {args.rounds} rounds x {args.runs} runs ...", file=sys.stderr)
+        latency = interleaved_latency(timed, args.rounds, args.runs)
+    for r in rows:
+        if "error" not in r:
+            (ms, low, high), fp32 = latency[f"{r['model']}/{r['tool']}"], latency[f"{r['model']}/fp32"][0]
+            r.update(ms=ms, spread=f"{low:.1f}-{high:.1f}", fp32_ms=fp32, speedup=fp32 / ms)
     print(
         "| model | converter | convert wall | peak RSS | max diff vs LiteRT | exact | top-1 | worst op fed LiteRT's inputs "
-        "| fused Conv/MatMul/Gemm | ORT CPU ms | vs fp32 |"
+        "| fused Conv/MatMul/Gemm | ORT CPU ms (spread) | vs fp32 |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -121,7 +105,7 @@ def main() -> None:
             continue
         print(
             f"| {r['model']} | {r['tool']} | {r['wall_s']:.2f} s | {r['rss_mb']:.0f} MB | {r['max_lsb']:.2f} LSB | {r['exact']:.1f}% | "
-            f"{r['top1']:.2f} | {r['per_op']} | {r['fused']} | {r['ms']:.1f} (fp32 {r['fp32_ms']:.1f}) | {r['speedup']:.2f}x |"
+            f"{r['top1']:.2f} | {r['per_op']} | {r['fused']} | {r['ms']:.1f} ({r['spread']}; fp32 {r['fp32_ms']:.1f}) | {r['speedup']:.2f}x |"
         )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
@@ -20,6 +18,7 @@ from .qdq import (
     split_shared_dq,
     twin_shared_q,
 )
+from .shapes import infer_shapes
 
 
 def canonicalize(model: ir.Model) -> dict[str, int]:
@@ -47,11 +46,4 @@ def _clean(model: ir.Model) -> None:
     common.IdentityEliminationPass()(model)
     common.RemoveUnusedNodesPass()(model)
     common.TopologicalSortPass()(model)
-    # Its failures are logged with a traceback; the checker after it reports them in one line.
-    logger = logging.getLogger("onnx_ir.passes.common.shape_inference")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        common.ShapeInferencePass()(model)
-    finally:
-        logger.setLevel(level)
+    infer_shapes(model)

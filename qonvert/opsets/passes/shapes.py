@@ -1,0 +1,44 @@
+"""Shape inference for the canonical passes: ONNX's own (strict, with data propagation), with the
+inferred types and shapes read straight off its value_info onto our values.
+
+onnx_ir's ShapeInferencePass does the same inference but then deserialises the whole inferred model
+into a second IR graph to merge it (about half of a MobileNet's conversion time); the types and
+shapes are all we take from it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnx
+import onnx_ir as ir
+from onnx_ir.passes.common import _c_api_utils  # serialises without the large initializers' bytes
+
+logger = logging.getLogger(__name__)
+
+
+def infer_shapes(model: ir.Model) -> None:
+    """Set each value's dtype and shape where ONNX's strict inference knows them; a model it rejects
+    is left as it is (the checker after the passes reports the contradiction in one line)."""
+
+    def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
+        return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+
+    try:
+        inferred = _c_api_utils.call_onnx_api(infer, model)
+    except Exception as exc:  # onnx raises its own error types, one per failure kind
+        logger.debug("shape inference failed: %s", exc)
+        return
+    values = {v.name: v for node in model.graph for v in node.outputs if v.name}
+    values.update((v.name, v) for v in model.graph.inputs if v.name)
+    for info in (*inferred.graph.value_info, *inferred.graph.output):
+        value = values.get(info.name)
+        tensor = info.type.tensor_type
+        if value is None or not info.type.HasField("tensor_type"):
+            continue
+        if tensor.elem_type and value.dtype is None:
+            value.dtype = ir.DataType(tensor.elem_type)
+        if tensor.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
+            if value.shape is None or list(value.shape) != dims:
+                value.shape = ir.Shape(dims)
