@@ -169,6 +169,17 @@ def _two_convs_share_q() -> onnx.ModelProto:
     return model(nodes, inits, (1, 4, 6, 6), "y")
 
 
+def _pad_then_maxpool(zero: int, dtype: type) -> onnx.ModelProto:
+    """ResNet's pool after conv1 + ReLU as TFLite writes it: a zero PAD, then a VALID MaxPool, on a
+    tensor quantized with its zero point at `zero`."""
+    n1, i1 = qdq("xq", "x", S_X, dtype=dtype, zero=zero)
+    pads = [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")]
+    n2, i2 = qdq("pq", "p", S_X, dtype=dtype, zero=zero)
+    pool = helper.make_node("MaxPool", ["pq"], ["m"], kernel_shape=[3, 3], strides=[2, 2])
+    n3, i3 = qdq("y", "m", S_X, dtype=dtype, zero=zero)
+    return model([*n1, helper.make_node("Pad", ["xq", "pads"], ["p"]), *n2, pool, *n3], i1 + pads + i2 + i3, (1, 4, 8, 8), "y")
+
+
 def _double_quantization() -> onnx.ModelProto:
     n1, i1 = qdq("a", "x", S_X)
     n2, i2 = qdq("y", "a", S_X * np.float32(1.37))  # re-quantized at a coarser step
@@ -258,6 +269,12 @@ CASES = [
         _two_convs_share_q,
         "q_twinned",
         lambda m: _ops(m).count("QuantizeLinear") == 4 and len({n.input[2] for n in m.graph.node if n.op_type == "QuantizeLinear"}) == 4,
+    ),
+    Case(
+        "a zero Pad before a MaxPool of a non-negative tensor becomes the pool's pads",
+        lambda: _pad_then_maxpool(0, np.uint8),
+        "pad_folded",
+        lambda m: "Pad" not in _ops(m),
     ),
     Case("double quantization kept exact", _double_quantization, "requantize_kept", lambda m: _ops(m).count("QuantizeLinear") == 2),
     Case("same-scale double quantization removed", _same_double_quantization, "requantize_removed", lambda m: _ops(m).count("QuantizeLinear") == 1),
@@ -380,6 +397,13 @@ def test_rewrite_with_graph_outputs(case: Case, variant: Callable[[onnx.ModelPro
         assert diff.max() <= case.max_lsb + 1e-4
 
 
+def test_zero_pad_stays_before_a_maxpool_of_signed_values() -> None:
+    """A window of negative values would take the padded 0 as its max: not folded."""
+    m = ir.from_proto(_pad_then_maxpool(0, np.int8))
+    assert canonicalize(m)["pad_folded"] == 0
+    assert "Pad" in _ops(ir.to_proto(m))
+
+
 def test_zero_pad_folds_into_the_conv_it_feeds() -> None:
     """TFLite's ZeroPadding2D before a strided VALID conv (resnet_blocks): the PAD reaches the conv
     through Q/DQ and the edge Transpose; it becomes the conv's pads, exact against LiteRT."""
@@ -389,7 +413,7 @@ def test_zero_pad_folds_into_the_conv_it_feeds() -> None:
 
     path = Path(__file__).resolve().parents[1] / "fixtures" / "tflite" / "resnet_blocks_int8.tflite"
     result = qonvert.convert(path)
-    assert result.pass_counts["pad_folded_into_conv"] == 1
+    assert result.pass_counts["pad_folded"] == 1
     nodes = result.model.graph.node
     assert not any(n.op_type == "Pad" for n in nodes)
     first_conv = next(n for n in nodes if n.op_type == "Conv")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common as common
 
 from ..metadata import SPEED_UINT8, TWIN
 from ..opsets.graph_edit import LAYOUT_OPS, QUANTIZED_OPS, add_dq_of, add_q, const_array, initializer, producer_op, qparams_of
@@ -97,6 +98,7 @@ def speed_form(model: onnx.ModelProto, calibration: refio.Samples | None = None)
             user.replace_input_with(index, dq)
         changes.calibrated += 1
     twin_shared_q(graph)  # a rerouted int8 Q now has two DQs
+    common.RemoveUnusedNodesPass()(ir_model)  # the weight DQs the BN folding replaced: ORT would run them
     graph.sort()
     return ir.to_proto(ir_model), changes
 

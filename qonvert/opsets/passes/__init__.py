@@ -8,7 +8,7 @@ import onnx_ir.passes.common as common
 from .batchnorm import fold_batchnorm
 from .bias import fold_bias_add, quantize_biases
 from .constants import drop_noop_reshapes, fold_constant_layout
-from .pad import fold_pad_into_conv
+from .pad import fold_zero_pad
 from .qdq import (
     asymmetric_activations_to_uint8,
     push_dq_through_layout,
@@ -37,7 +37,7 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     counts["requantize_removed"], counts["requantize_kept"] = settle_requantizations(graph)
     counts["activations_to_uint8"] = asymmetric_activations_to_uint8(graph)
     counts["q_twinned"] = twin_shared_q(graph)  # after the uint8 re-storing: only int8 Qs need it
-    counts["pad_folded_into_conv"] = fold_pad_into_conv(graph)
+    counts["pad_folded"] = fold_zero_pad(graph)
     _clean(model)
     return counts
 

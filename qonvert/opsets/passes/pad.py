@@ -1,21 +1,23 @@
-"""Fold a zero-value constant Pad into the Conv it feeds (TFLite writes ZeroPadding2D, and "same"
-padding of some strided convs, as an explicit PAD): exact, since a quantized Conv pads with its
-input's zero point, which is real 0, as the Pad does. The Pad may reach the Conv through Q/DQ
-pairs and layout Transposes (the model's edge), each read by nothing else; its padding is moved
-through those Transposes onto the Conv's spatial axes. ORT then has one float op less between
-the input and the first integer kernel."""
+"""Fold a zero-value constant Pad into the Conv or MaxPool it feeds (TFLite writes ZeroPadding2D,
+and "same" padding of some strided convs, as an explicit PAD): exact for a Conv, since a quantized
+Conv pads with its input's zero point, which is real 0, as the Pad does; exact for a MaxPool where
+the padded tensor cannot be negative (after a Relu, or quantized with its zero point at the bottom
+of its range: ResNet's pool after conv1 + ReLU), since a window's max over values >= 0 is the same
+with or without zeros beside them. The Pad may reach its op through Q/DQ pairs and layout
+Transposes (the model's edge), each read by nothing else; its padding is moved through those
+Transposes onto the op's spatial axes. ORT then has one float op less between integer kernels."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx_ir as ir
 
-from ..graph_edit import const_array, fresh_name, single_consumer
+from ..graph_edit import const_array, fresh_name, producer_op, qparams_of, single_consumer
 
 _THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose")
 
 
-def fold_pad_into_conv(graph: ir.Graph) -> int:
+def fold_zero_pad(graph: ir.Graph) -> int:
     folded = 0
     for pad in list(graph):
         if pad.op_type != "Pad" or pad.domain or pad.attributes.get_string("mode", "constant") != "constant":
@@ -35,10 +37,12 @@ def fold_pad_into_conv(graph: ir.Graph) -> int:
             node = single_consumer(node.outputs[0])
         conv = node
         source = pad.inputs[0]
-        if source is None or conv is None or conv.op_type != "Conv" or not chain or conv.inputs[0] is not chain[-1].outputs[0]:
+        if source is None or conv is None or not chain or conv.inputs[0] is not chain[-1].outputs[0]:
+            continue
+        if not (conv.op_type == "Conv" or (conv.op_type == "MaxPool" and _non_negative(source) and _within_window(conv, begin, end))):
             continue
         if conv.attributes.get_string("auto_pad", "NOTSET") != "NOTSET" or any(begin[:2]) or any(end[:2]):
-            continue  # padding on batch or channels, or a Conv that chooses its own
+            continue  # padding on batch or channels, or an op that chooses its own
         spatial = rank - 2
         old = list(conv.attributes.get_ints("pads", [0] * (2 * spatial)))
         new = [o + p for o, p in zip(old, [*begin[2:], *end[2:]], strict=True)]
@@ -50,3 +54,17 @@ def fold_pad_into_conv(graph: ir.Graph) -> int:
             step.outputs[0].name = fresh_name(graph, f"{step.outputs[0].name}_unpadded")
         folded += 1
     return folded
+
+
+def _non_negative(value: ir.Value) -> bool:
+    if producer_op(value, "Relu") is not None:
+        return True
+    dq = producer_op(value, "DequantizeLinear")
+    qp = qparams_of(dq) if dq is not None else None
+    return qp is not None and not qp.per_axis and int(qp.zero_point) == qp.dtype_range[0]
+
+
+def _within_window(pool: ir.Node, begin: list[int], end: list[int]) -> bool:
+    """Every window still holds a real value: each pad narrower than the kernel."""
+    kernel = list(pool.attributes.get_ints("kernel_shape", []))
+    return len(kernel) == len(begin) - 2 and all(max(b, e) < k for b, e, k in zip(begin[2:], end[2:], kernel, strict=True))
