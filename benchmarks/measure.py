@@ -30,15 +30,18 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int
 def interleaved_latency(models: dict[str, str], rounds: int = 7, runs: int = 20) -> dict[str, tuple[float, float, float]]:
     """ORT CPU latency in ms per model: (median, lowest, highest) of the per-round medians. The
     models take turns, round after round, so a noisy neighbour on a small machine slows them all
-    alike instead of whichever happened to run at the time."""
+    alike instead of whichever happened to run at the time. ORT's worker threads do not spin
+    between runs: on this 2-core machine spinning made the same model run 28 or 46 ms from one
+    session to the next (and slowed models with many small float ops most), which no median fixes."""
     import numpy as np
-    import onnx
-
-    from qonvert.runtime.ort import session
+    import onnxruntime as ort
 
     sessions = {}
     for name, path in models.items():
-        sess = session(onnx.load(path), "cpu")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         spec = sess.get_inputs()[0]  # one input; dynamic dimensions 1
         shape = [d if isinstance(d, int) else 1 for d in spec.shape]
         x = np.random.default_rng(0).standard_normal(shape)

@@ -108,7 +108,8 @@ def test_cli_prints_the_cost_against_the_source(tmp_path: Path, capsys: pytest.C
     code = main(["convert", str(PADDLE_RESIDUAL), "-o", str(out), "--speed", "--calibration", str(calib), "--verify", "--samples", "4"])
     text = capsys.readouterr().out
     assert code in (0, 1) and out.is_file()
-    assert "cost of the speed form (against the source, canonical LSB):" in text
+    assert "cost of the uint8 storage (against the source, canonical LSB):" in text
+    assert "cost of the calibrated quantization on top (against the source, canonical LSB):" in text
     assert "speed form: " in text
 
 

@@ -143,6 +143,30 @@ def add_dq_of(graph: ir.Graph, q: ir.Value, qp: QuantParams, name: str, *, befor
     return _add_qdq_node(graph, "DequantizeLinear", q, qp, name, before)
 
 
+NON_NEGATIVE_KEEPERS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", *LAYOUT_OPS)  # >= 0 in, >= 0 out
+
+
+def non_negative(value: ir.Value | None) -> bool:
+    """Whether the value cannot be negative: a Relu's or a Clip's at 0 or above, a DQ of codes with
+    their zero point at the bottom of their range, or one of those through pools and layout ops."""
+    for _ in range(16):
+        node = value.producer() if value is not None else None
+        if node is None or node.domain:
+            return False
+        if node.op_type == "Relu":
+            return True
+        if node.op_type == "Clip":
+            low = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+            return low is not None and low.size == 1 and float(low) >= 0
+        if node.op_type == "DequantizeLinear":
+            qp = qparams_of(node)
+            return qp is not None and not qp.per_axis and int(qp.zero_point) == qp.dtype_range[0]
+        if node.op_type not in NON_NEGATIVE_KEEPERS:
+            return False
+        value = node.inputs[0]
+    return False
+
+
 def single_consumer(value: ir.Value) -> ir.Node | None:
     users = value.consumers()
     if len(users) != 1 or value.is_graph_output():

@@ -5,7 +5,7 @@ ORT drops a Relu before a Q only where the Q's zero point is the bottom of its r
 point 0), and fuses a quantized Conv only where its output reaches a Q. Paddle quantizes
 activations symmetric int8 with zero point 0 and leaves the convs before a residual Add or a
 hard-swish in float, so its models keep a DQ -> Relu -> Q and float convs between the integer
-kernels (and the NHWC transposes cannot cancel across them). Three changes, in this order:
+kernels (and the NHWC transposes cannot cancel across them). The changes, in this order:
 
 1. Conv -> Q -> DQ -> Relu -> Q, both Qs alike: the first pair goes (exact: relu and the clip
    commute, so the second Q computes the same codes from the conv's float output).
@@ -13,10 +13,12 @@ kernels (and the NHWC transposes cannot cancel across them). Three changes, in t
    layout op of such a tensor) is stored as uint8 with zero point 0 and the same scale. Identical
    except where the value passes 127 steps: the source saturates there, uint8 keeps it. verify
    counts those elements (the Qs carry node metadata SPEED_UINT8).
-3. With calibration inputs: each quantized Conv/MatMul/Gemm whose output reaches no Q gets a Q/DQ,
-   uint8 asymmetric over the range its output takes on them (what ORT's own quantizer does). This
-   rounds a value the source keeps in float: at most half a calibrated step where the data stays
-   in the calibrated range.
+3. With calibration inputs (the rest rounds values the source keeps in float):
+   - a float BatchNorm after such a conv folds into it (float rounding only), so the Q follows it;
+   - an Add/Mul/Concat reading the float value of a tensor that also has a Q (the residual
+     identity path) reads the Q's DQ instead, where the calibration data stays inside its range;
+   - each quantized Conv/MatMul/Gemm whose output reaches no Q gets a Q/DQ, uint8 asymmetric over
+     the range its output takes on the calibration data (what ORT's own quantizer does).
 """
 
 from __future__ import annotations
@@ -29,21 +31,21 @@ import onnx_ir as ir
 import onnx_ir.passes.common as common
 
 from ..metadata import SPEED_UINT8, TWIN
-from ..opsets.graph_edit import LAYOUT_OPS, QUANTIZED_OPS, add_dq_of, add_q, const_array, initializer, producer_op, qparams_of
+from ..opsets.graph_edit import QUANTIZED_OPS, add_dq_of, add_q, initializer, non_negative, producer_op, qparams_of
 from ..opsets.passes.batchnorm import fold_batchnorm
 from ..opsets.passes.bias import quantize_biases
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
 from ..opsets.qparams import QuantParams
 from ..runtime import refio
 
-NON_NEGATIVE_KEEPERS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", *LAYOUT_OPS)  # >= 0 in, >= 0 out
+MULTI_INPUT = ("Add", "Mul", "Concat")  # ORT runs them quantized only where every input is a DQ
 
 
 @dataclass
 class SpeedChanges:
     merged: int = 0  # step 1 (exact)
     uint8: int = 0  # step 2 (exact below 127 steps)
-    calibrated: int = 0  # step 3 (rounds a float value)
+    calibrated: int = 0  # step 3: calibrated Q/DQ on float outputs
     rerouted: int = 0  # float readers of a quantized value moved to its DQ (rounds what the source keeps float)
     beyond_range: int = 0  # such readers left float: on the calibration data the value passes the Q's range
     folded: int = 0  # float BatchNorms folded into the conv before them (float rounding only)
@@ -145,7 +147,7 @@ def _non_negative_to_uint8(graph: ir.Graph) -> int:
         if qp is None or qp.dtype != "int8" or qp.per_axis or int(qp.zero_point) != 0 or q.outputs[0].name in interface:
             continue
         readers = q.outputs[0].consumers()
-        if not readers or any(r.op_type != "DequantizeLinear" or len(r.inputs) < 3 for r in readers) or not _non_negative(q.inputs[0]):
+        if not readers or any(r.op_type != "DequantizeLinear" or len(r.inputs) < 3 for r in readers) or not non_negative(q.inputs[0]):
             continue
         if zero is None:
             zero = initializer(graph, np.asarray(np.uint8(0)), "speed_uint8_zero_point")
@@ -155,9 +157,6 @@ def _non_negative_to_uint8(graph: ir.Graph) -> int:
         q.metadata_props[SPEED_UINT8] = "1"
         restored += 1
     return restored
-
-
-MULTI_INPUT = ("Add", "Mul", "Concat")  # ORT runs them quantized only where every input is a DQ
 
 
 def _float_reads_of_quantized(graph: ir.Graph) -> list[tuple[ir.Node, ir.Node, int]]:
@@ -176,25 +175,6 @@ def _float_reads_of_quantized(graph: ir.Graph) -> list[tuple[ir.Node, ir.Node, i
 def _within(value_range: tuple[float, float], qp: QuantParams) -> bool:
     scale, zero = float(qp.scale), int(qp.zero_point)
     return (int(qp.qmin or 0) - zero) * scale <= value_range[0] and value_range[1] <= (int(qp.qmax or 0) - zero) * scale
-
-
-def _non_negative(value: ir.Value | None) -> bool:
-    for _ in range(16):
-        node = value.producer() if value is not None else None
-        if node is None or node.domain:
-            return False
-        if node.op_type == "Relu":
-            return True
-        if node.op_type == "Clip":
-            low = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
-            return low is not None and low.size == 1 and float(low) >= 0
-        if node.op_type == "DequantizeLinear":  # of a re-stored (or any zero-point-0 uint8) Q
-            qp = qparams_of(node)
-            return qp is not None and qp.dtype == "uint8" and not qp.per_axis and int(qp.zero_point) == 0
-        if node.op_type not in NON_NEGATIVE_KEEPERS:
-            return False
-        value = node.inputs[0]
-    return False
 
 
 def _uint8_params(low: float, high: float) -> QuantParams:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ..graph_edit import const_array, fresh_name, producer_op, qparams_of, single_consumer
+from ..graph_edit import const_array, fresh_name, non_negative, single_consumer
 
 _THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose")
 
@@ -39,7 +39,7 @@ def fold_zero_pad(graph: ir.Graph) -> int:
         source = pad.inputs[0]
         if source is None or conv is None or not chain or conv.inputs[0] is not chain[-1].outputs[0]:
             continue
-        if not (conv.op_type == "Conv" or (conv.op_type == "MaxPool" and _non_negative(source) and _within_window(conv, begin, end))):
+        if not (conv.op_type == "Conv" or (conv.op_type == "MaxPool" and non_negative(source) and _within_window(conv, begin, end))):
             continue
         if conv.attributes.get_string("auto_pad", "NOTSET") != "NOTSET" or any(begin[:2]) or any(end[:2]):
             continue  # padding on batch or channels, or an op that chooses its own
@@ -54,14 +54,6 @@ def fold_zero_pad(graph: ir.Graph) -> int:
             step.outputs[0].name = fresh_name(graph, f"{step.outputs[0].name}_unpadded")
         folded += 1
     return folded
-
-
-def _non_negative(value: ir.Value) -> bool:
-    if producer_op(value, "Relu") is not None:
-        return True
-    dq = producer_op(value, "DequantizeLinear")
-    qp = qparams_of(dq) if dq is not None else None
-    return qp is not None and not qp.per_axis and int(qp.zero_point) == qp.dtype_range[0]
 
 
 def _within_window(pool: ir.Node, begin: list[int], end: list[int]) -> bool:
