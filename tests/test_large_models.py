@@ -77,10 +77,12 @@ def test_past_two_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 PADDLE = Path(__file__).resolve().parents[1] / "fixtures" / "paddle"
+# Linux keeps a process's peak RSS across fork and exec, so a child of this (large) test process would
+# report ours: the conversion runs as the child of a small fresh launcher, which reports its peak.
 _CONVERT_CHILD = """
-import resource, sys, qonvert
-qonvert.convert(sys.argv[1], sys.argv[2])
-print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+import resource, subprocess, sys
+subprocess.run([sys.executable, "-c", "import sys, qonvert; qonvert.convert(sys.argv[1], sys.argv[2])", *sys.argv[1:]], check=True)
+print("PEAK", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 """
 
 

@@ -81,7 +81,7 @@ def verify(
         ref_outputs = chosen.run_reference(src, feeds, [s.source_output for s in states], framework_options)
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
-    sess = session(session_model(onnx_model, proto), device)
+    sess = session(proto, device)
     ours = run_steps(sess, feeds, states)  # a streaming model carries its own state, step to step
     lsbs = output_lsb(proto)
     stats = []
@@ -170,8 +170,8 @@ LOAD_EXTERNAL_BYTES = 1 << 30  # external weights up to this are read in; past i
 
 def load_onnx(path: Path) -> onnx.ModelProto:
     """The model, its external weights read in unless they pass LOAD_EXTERNAL_BYTES (a model past
-    protobuf's 2 GiB): those stay in the file, located absolutely so the IR reads them on demand,
-    and ORT gets the file's path (`session_model`)."""
+    protobuf's 2 GiB): those stay in the file, located absolutely so that the IR reads them on
+    demand (runtime.ort.session gives ORT their folder)."""
     try:
         proto = onnx.load(str(path), load_external_data=False)
         external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
@@ -186,15 +186,6 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         return proto
     except Exception as exc:
         raise QonvertError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:300]})") from None
-
-
-def session_model(source: str | os.PathLike[str] | onnx.ModelProto, proto: onnx.ModelProto) -> onnx.ModelProto | str:
-    """What ORT loads: the proto, or the file where its weights stay there (past 2 GiB)."""
-    return str(source) if not isinstance(source, onnx.ModelProto) and _has_external(proto) else proto
-
-
-def _has_external(proto: onnx.ModelProto) -> bool:
-    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
 
 
 def _external_length(tensor: onnx.TensorProto) -> int:

@@ -38,12 +38,15 @@ def canonicalize(model: ir.Model) -> dict[str, int]:
     counts["activations_to_uint8"] = asymmetric_activations_to_uint8(graph)
     counts["q_twinned"] = twin_shared_q(graph)  # after the uint8 re-storing: only int8 Qs need it
     counts["pad_folded"] = fold_zero_pad(graph)
-    _clean(model)
+    # Shapes are inferred once more only where a pass left a graph output without its type or
+    # shape (ONNX requires them there); the values the passes add inside carry none, as ORT needs none.
+    _clean(model, shapes=any(out.type is None or out.shape is None for out in graph.outputs))
     return counts
 
 
-def _clean(model: ir.Model) -> None:
+def _clean(model: ir.Model, shapes: bool = True) -> None:
     common.IdentityEliminationPass()(model)
     common.RemoveUnusedNodesPass()(model)
     common.TopologicalSortPass()(model)
-    infer_shapes(model)
+    if shapes:
+        infer_shapes(model)
