@@ -189,11 +189,7 @@ def _ranges(model: onnx.ModelProto, names: list[str], calibration: refio.Samples
 
     if not names:
         return {}
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    del probe.graph.output[:]
-    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
-    sess = session(probe, "cpu")
+    sess = session(_probe(model, names, onnx.TensorProto.FLOAT), "cpu")
     inputs = [i.name for i in sess.get_inputs()]
     low = np.full(len(names), np.inf)
     high = np.full(len(names), -np.inf)
@@ -212,11 +208,7 @@ def saturated(model: onnx.ModelProto, feeds: refio.Samples) -> tuple[int, int, i
     names = [n for n in marked if TWIN not in n]  # a twin holds its original's codes
     if not names:
         return 0, 0, 0
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    del probe.graph.output[:]
-    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UINT8, None) for n in names)
-    sess = session(probe, "cpu", level="basic")
+    sess = session(_probe(model, names, onnx.TensorProto.UINT8), "cpu", level="basic")
     inputs = [i.name for i in sess.get_inputs()]
     over = total = 0
     for feed in feeds:
@@ -224,3 +216,12 @@ def saturated(model: onnx.ModelProto, feeds: refio.Samples) -> tuple[int, int, i
             over += int((arr > 127).sum())
             total += arr.size
     return over, total, len(names)
+
+
+def _probe(model: onnx.ModelProto, names: list[str], elem_type: int) -> onnx.ModelProto:
+    """The model with these values as its outputs (and no others)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, elem_type, None) for n in names)
+    return probe
