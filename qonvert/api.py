@@ -122,11 +122,21 @@ def convert(
         return done(proto)
     checked(proto.SerializeToString(), lambda: proto)
     if target is not None:
-        derived = _for_target(proto, target, symmetric, where, remarks)
+        derived, form = _for_target(proto, target, symmetric, where, remarks), "the TensorRT form"
     else:
-        derived = _speed_form(proto, calibration, where, remarks)
-    if out_path is not None:
-        save_atomic(derived, out_path)
+        derived, form = _speed_form(proto, calibration, where, remarks), "the speed form"
+
+    def derived_checked(model: str | bytes) -> None:
+        """The canonical model passed already: a derived form that fails is a qonvert bug."""
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            raise QonvertError(f"{where}: internal error, {form} fails onnx.checker: {exc}") from None
+
+    if out_path is None:
+        derived_checked(derived.SerializeToString())
+    else:
+        save_atomic(derived, out_path, derived_checked)
     return done(derived, canonical=proto)
 
 
@@ -162,10 +172,6 @@ def _for_target(proto: onnx.ModelProto, target: str, symmetric: bool, where: str
     model, changes = make_symmetric(proto, lossy=symmetric)
     remarks += [f"tensorrt: {c}" for c in changes]
     remarks += [f"tensorrt: {f}" for f in findings(model)]  # what stays: float layers, placements, the interface
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise QonvertError(f"{where}: internal error, the TensorRT form fails onnx.checker: {exc}") from None
     return model
 
 
@@ -184,10 +190,6 @@ def _speed_form(proto: onnx.ModelProto, calibration: str | os.PathLike[str] | No
         feeds = [state | feed for feed in feeds]
     model, changes = speed_form(proto, feeds)
     remarks += [f"speed: {line}" for line in changes.lines()]
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise QonvertError(f"{where}: internal error, the speed form fails onnx.checker: {exc}") from None
     return model
 
 

@@ -51,11 +51,12 @@ def output_lsb(model: onnx.ModelProto) -> dict[str, float | None]:
                 if node is None or id(node) in seen:
                     continue
                 seen.add(id(node))
-                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and const_array(node.inputs[0]) is None:
+                # an activation's Q/DQ (a constant's is a weight's); only its scale's values are read
+                if node.op_type in ("DequantizeLinear", "QuantizeLinear") and node.inputs[0] is not None and node.inputs[0].const_value is None:
                     scale = const_array(node.inputs[1])
                     lsb = float(np.max(scale)) if scale is not None else 0.0
                     break
-                following.extend(v for v in node.inputs if v is not None and const_array(v) is None)
+                following.extend(v for v in node.inputs if v is not None and v.const_value is None)
             frontier = following
         result[name] = lsb or None
     return result

@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from ..errors import QonvertError
 from ..metadata import StateVariable
-from ..opsets.graph_edit import MONOTONE_OPS, QUANTIZED_OPS, const_array, producer_op, run_time_scale
+from ..opsets.graph_edit import MONOTONE_OPS, QUANTIZED_OPS, producer_op, run_time_scale
 
 INTEGER_KERNELS = (
     "QLinearConv",
@@ -219,7 +219,7 @@ def float_reason(index: _GraphIndex, node_name: str) -> str:
         user = users[0]
         if user.op_type == "QuantizeLinear":
             return "reaches a quantization, but ORT did not fuse it"
-        bias = user.op_type == "Add" and any(const_array(v) is not None for v in user.inputs)
+        bias = user.op_type == "Add" and any(v is not None and v.const_value is not None for v in user.inputs)
         if user.op_type not in _ON_THE_WAY and not bias:
             return f"its output reaches {user.op_type} {user.name}{via} in float before any quantization, as in the source"
         path.append(user.op_type)

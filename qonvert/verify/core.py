@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from ..errors import QonvertError
-from ..metadata import SOURCE_FRAMEWORK, SPEED_UINT8, StateVariable, metadata, read_states
+from ..metadata import SOURCE_FRAMEWORK, StateVariable, metadata, read_states
 from ..runtime import refio
 from ..runtime.compare import OutputStats, compare, output_lsb
 from ..runtime.layers import compare_layers
@@ -97,8 +97,9 @@ def verify(
         layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
     remarks = ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
-    if any(p.key == SPEED_UINT8 for n in proto.graph.node for p in n.metadata_props):
-        remarks.insert(0, _saturation_remark(proto, feeds, states))
+    saturation = _saturation_remark(proto, feeds, states)
+    if saturation:
+        remarks.insert(0, saturation)
     if states:
         remarks.insert(0, f"{len(feeds)} streaming steps, state carried on both sides: {', '.join(s.variable for s in states)}")
     meta = metadata(proto)
@@ -129,10 +130,13 @@ def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: lis
 
 
 def _saturation_remark(proto: onnx.ModelProto, feeds: refio.Samples, states: list[StateVariable]) -> str:
+    """The speed form's uint8-stored activations past 127 steps (targets.ort_speed); "" for any other model."""
     from ..targets.ort_speed import saturated
 
     state = {s.input: s.initial for s in states}
     over, total, tensors = saturated(proto, [state | feed for feed in feeds])
+    if not tensors:
+        return ""
     share = f"{100.0 * over / total:.3g}%" if total else "0%"
     return (
         f"speed form: {over} of {total} elements ({share}) of its {tensors} uint8-stored activations pass 127 steps "

@@ -32,16 +32,16 @@ PADDLE_DTYPES: dict[int, str] = {
 
 def read_params(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Read the tensors `names` (already sorted as Paddle saved them) from `path`."""
-    buf = data = map_file(path, "parameters")
+    buf = map_file(path, "parameters")
     out: dict[str, np.ndarray] = {}
     pos = 0
     for name in names:
         try:
             out[name], pos = _read_tensor(buf, pos)
         except (struct.error, ValueError, IndexError) as exc:
-            raise QonvertError(f"{path}: truncated or corrupt at tensor {name!r} (byte {pos} of {len(data)}): {exc}") from None
-    if pos != len(data):
-        raise QonvertError(f"{path}: {len(data) - pos} bytes left after {len(names)} tensors: the file does not match the program")
+            raise QonvertError(f"{path}: truncated or corrupt at tensor {name!r} (byte {pos} of {len(buf)}): {exc}") from None
+    if pos != len(buf):
+        raise QonvertError(f"{path}: {len(buf) - pos} bytes left after {len(names)} tensors: the file does not match the program")
     return out
 
 

@@ -50,7 +50,7 @@ def fold_zero_pad(graph: ir.Graph) -> int:
         ir.convenience.replace_all_uses_with(pad.outputs[0], source)
         graph.remove(pad, safe=True)
         for step in chain:  # the values between now hold the unpadded tensor: no longer the source's
-            step.outputs[0].shape = None  # padded one (per-layer must not compare them), shapes re-inferred
+            step.outputs[0].shape = None  # padded one (per-layer must not compare them); its shape is unknown now
             step.outputs[0].name = fresh_name(graph, f"{step.outputs[0].name}_unpadded")
         folded += 1
     return folded
