@@ -8,7 +8,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import ConvertResult, VerifyReport, convert, initial_state, inspect, verify
-from .errors import QonvertError
+from . import _lazy_imports
+
+_lazy_imports.install()  # before anything imports onnx_ir
+
+from .api import ConvertResult, VerifyReport, convert, initial_state, inspect, verify  # noqa: E402
+from .errors import QonvertError  # noqa: E402
 
 __all__ = ["ConvertResult", "QonvertError", "VerifyReport", "__version__", "convert", "initial_state", "inspect", "verify"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import json
 import sys
 import time
@@ -14,7 +15,6 @@ from typing import Any
 
 from . import api
 from .errors import QonvertError
-from .verify.render import print_report
 from .verify.report import BARS
 
 PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch, Paddle ProgramDesc)"
@@ -77,15 +77,14 @@ def _parser() -> argparse.ArgumentParser:
 def _busy(text: str, echo: bool = False) -> Iterator[None]:
     """A spinner on a terminal (long reference runs); elsewhere the line itself where `echo`
     (convert's progress lines), nothing otherwise (verify's stderr stays its one error line)."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
+    if not sys.stderr.isatty():  # rich is not even imported: a conversion's whole run is ~0.5 s
         if echo:
             print(text, file=sys.stderr)
         yield
         return
-    with console.status(text):
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
         yield
 
 
@@ -120,6 +119,8 @@ def _costs(args: argparse.Namespace, options: dict[str, Any], result: api.Conver
 
 def _render(report: api.VerifyReport, html_path: str | None, quiet: bool = False) -> None:
     if not quiet:
+        from .verify.render import print_report
+
         print_report(report)
     if html_path:
         from pathlib import Path
@@ -177,6 +178,9 @@ def _input_shapes(items: list[str]) -> dict[str, list[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # What is imported by now lives as long as the process: the cyclic collector need not scan it
+    # on each collection a conversion triggers, nor at exit (45 ms of a 0.55 s conversion).
+    gc.freeze()
     # Frameworks' deprecation notes and numpy's overflow warnings on a bad file are not the user's
     # business: the CLI's stderr carries its progress lines and, on bad input, one error line.
     with warnings.catch_warnings():

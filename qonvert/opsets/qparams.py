@@ -113,9 +113,11 @@ class QuantParams:
         if not -data.ndim <= axis < data.ndim or data.shape[axis] != s.size:
             return self, data, None  # validate() names the mismatch
         zero_point = self.zero_point.reshape(-1).astype(np.int64)
-        channels = np.moveaxis(data, axis, 0).reshape(s.size, -1)
         dead = s < DEAD_SCALE
-        idle = ~dead & (zero_point != 0) & np.all(channels == zero_point[:, None], axis=1)
+        idle = ~dead & (zero_point != 0)
+        if idle.any():  # only channels stored off zero are read (symmetric weights never are)
+            moved = np.moveaxis(data, axis, 0)
+            idle[idle] = [bool(np.all(moved[c] == zero_point[c])) for c in np.flatnonzero(idle)]
         if not dead.any() and not idle.any():
             return self, data, None
         data = np.array(data, copy=True)
