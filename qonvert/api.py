@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,12 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
+from onnx_ir.passes.common import _c_api_utils  # serialises without the large initializers' bytes
 
+from . import onnx_file
 from .errors import QonvertError
 from .metadata import SOURCE_OP, read_states
+from .onnx_file import save_atomic
 from .opsets.canonical import check_canonical
 from .opsets.qparams import QuantParams
 from .runtime.layers import LayerStats as LayerStats
@@ -26,18 +28,26 @@ from .verify.core import verify as verify
 from .verify.report import InputCoverage as InputCoverage
 from .verify.report import VerifyReport as VerifyReport
 
-_EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GiB limit
-
 
 @dataclass
 class ConvertResult:
-    model: onnx.ModelProto
     output: Path | None
     framework: str
     opset: int
     pass_counts: dict[str, int]
     remarks: list[str] = field(default_factory=list)
     canonical: onnx.ModelProto | None = None  # before a target's re-derivation (--target), where it changed the model
+    _model: onnx.ModelProto | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        """The converted model. A conversion written to a file keeps no copy in memory: it is read
+        back from the output on first use (weights past 2 GiB stay in their `.data` file)."""
+        if self._model is None:
+            if self.output is None:
+                raise QonvertError("internal error, a conversion without an output kept no model")
+            self._model = onnx.load(str(self.output), load_external_data=False)
+        return self._model
 
 
 def convert(
@@ -73,7 +83,7 @@ def convert(
     Raises QonvertError on bad input (unsupported ops are all listed at once).
     """
     from .converters import build, load_source
-    from .converters.source import drop_mapped_pages
+    from .converters.source import drop_pages, mapped_files
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
@@ -87,7 +97,8 @@ def convert(
     built, opset_used, counts, remarks = conv.model, conv.opset, conv.pass_counts, conv.remarks
     # Nothing below needs the source graph: its weights (views of the mapped file, or arrays the
     # graph replaced) go with it, and the IR model goes once serialised, so the peak stays low.
-    drop_mapped_pages(source.constants.values())
+    mapped = mapped_files(source.constants.values())
+    drop_pages(mapped)
     del source, conv
     problems = check_canonical(built)
     from_file = [p for p in problems if "weight zero point is not 0" in p]  # qonvert never makes one
@@ -97,30 +108,27 @@ def convert(
         raise QonvertError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None
 
-    def done(proto: onnx.ModelProto, canonical: onnx.ModelProto | None = None) -> ConvertResult:
-        return ConvertResult(proto, out_path, fw, opset_used, counts, remarks, canonical)
+    def done(proto: onnx.ModelProto | None, canonical: onnx.ModelProto | None = None) -> ConvertResult:
+        return ConvertResult(out_path, fw, opset_used, counts, remarks, canonical, proto)
 
-    def checked(model: str | bytes, proto: Callable[[], onnx.ModelProto]) -> None:
-        """The full checker on a written file or serialised bytes; `proto` names nodes in its error."""
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise _checker_error(where, proto(), exc) from None
+    try:  # the full checker, on the graph with its large weights' bytes left out (their types and
+        # shapes stay): neither a copy of the weights nor a parse of them
+        _c_api_utils.call_onnx_api(lambda proto: onnx.checker.check_model(proto, full_check=True), built)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise _checker_error(where, built, exc) from None
 
-    if _initializer_bytes(built) >= _EXTERNAL_DATA_BYTES - (1 << 24):  # past protobuf's limit
-        if target is not None or speed or out_path is None:
-            raise QonvertError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
-        save_atomic(built, out_path, lambda tmp: checked(tmp, lambda: onnx.load(tmp, load_external_data=False)))
-        return done(onnx.load(str(out_path), load_external_data=False))  # its weights stay in the file
+    if target is None and not speed and out_path is not None:
+        # Streamed from the IR: no protobuf copy of the model is built (ConvertResult.model reads
+        # the file back if asked); past 2 GiB its weights go to `<name>.data`.
+        save_atomic(built, out_path, release=functools.partial(drop_pages, mapped))
+        return done(None)
+    if onnx_file.initializer_bytes(built) >= onnx_file.EXTERNAL_DATA_BYTES:
+        raise QonvertError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
     proto = ir.to_proto(built)
-    del built
+    drop_pages(mapped)  # serialising read the int8 weights' pages again
+    del built, mapped
     if target is None and not speed:
-        if out_path is None:
-            checked(proto.SerializeToString(), lambda: proto)
-        else:  # checked from the written file: the serialised bytes are not held beside the proto
-            save_atomic(proto, out_path, lambda tmp: checked(tmp, lambda: proto))
         return done(proto)
-    checked(proto.SerializeToString(), lambda: proto)
     if target is not None:
         derived, form = _for_target(proto, target, symmetric, where, remarks), "the TensorRT form"
     else:
@@ -140,19 +148,19 @@ def convert(
     return done(derived, canonical=proto)
 
 
-def _checker_error(where: str, proto: onnx.ModelProto, exc: Exception) -> QonvertError:
+def _checker_error(where: str, model: ir.Model, exc: Exception) -> QonvertError:
     """A type or shape contradiction at a node mapped from a source op is the file's: its declared
     tensor types or shapes disagree with the op (a corrupt or hand-edited file; every mapper passes
     the checker on the fixtures). Anything else the checker finds is a qonvert bug."""
     text = str(exc)
     match = re.search(r"node name: ([^)]+)\): (?:\[ShapeInferenceError\] )?(.*)", text)
     if match:
-        node = next((n for n in proto.graph.node if n.name == match.group(1)), None)
-        source_op = next((p.value for p in node.metadata_props if p.key == SOURCE_OP), None) if node is not None else None
+        node = next((n for n in model.graph if n.name == match.group(1)), None)
+        source_op = node.metadata_props.get(SOURCE_OP) if node is not None else None
         if source_op:
             return QonvertError(f"{where}: op {source_op}: the file's tensor types or shapes do not fit the op ({match.group(2)[:200]})")
         if node is not None and "existing shape differ" in match.group(2):  # a declared shape, read from the file
-            tensor = node.output[0] if node.output else "?"
+            tensor = node.outputs[0].name if node.outputs else "?"
             return QonvertError(f"{where}: tensor {tensor!r}: the file declares a shape that its ops do not compute ({match.group(2)[:200]})")
     return QonvertError(f"{where}: internal error, the converted model fails onnx.checker: {text[:500]}")
 
@@ -198,44 +206,6 @@ def initial_state(model: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, 
     stateless model). Feed these with the first step, then each step's `<name>_out` outputs."""
     proto = model if isinstance(model, onnx.ModelProto) else load_onnx(Path(model))
     return {s.input: s.initial for s in read_states(proto)}
-
-
-def _readable(tmp: str) -> None:
-    """mkstemp makes 0600 files; the output gets the permissions any new file would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-
-
-def _initializer_bytes(model: ir.Model) -> int:
-    return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
-
-
-def save_atomic(model: ir.Model | onnx.ModelProto, path: Path, check: Callable[[str], None] | None = None) -> None:
-    """Write the model (an ir.Model with its weights in `<name>.data`: past protobuf's 2 GiB) through
-    a temporary file that `check` may inspect, renamed into place; on any failure neither file is
-    left behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    data_file = path.with_name(path.name + ".data")
-    external = isinstance(model, ir.Model)
-    done = False
-    try:
-        if isinstance(model, ir.Model):
-            ir.save(model, tmp, external_data=data_file.name)
-        else:
-            onnx.save_model(model, tmp)
-        if check is not None:
-            check(tmp)
-        _readable(tmp)
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if external and not done and data_file.exists():
-            data_file.unlink()
 
 
 def source_options(conversion_options: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Models past protobuf's 2 GiB: written with external data, checked from the file, loadable by
+"""Models past protobuf's 2 GiB: written with external data, checked before writing, loadable by
 ORT, no partial files on failure; and the same path exercised on a small model by lowering the
 threshold. Two >2 GiB cases, marked slow: a synthetic source graph (a quantized fully-connected
 layer of 2.3 GB int8 weights, as a TFLite reader would give it; about 30 s, 5 GB of memory), and a
@@ -16,8 +16,8 @@ import onnx
 import pytest
 
 import qonvert
-import qonvert.api as api
 import qonvert.converters as converters
+import qonvert.onnx_file as onnx_file
 from qonvert.converters.source import SourceGraph, SourceOp, TensorInfo
 from qonvert.opsets.qparams import QuantParams
 
@@ -26,7 +26,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tflite" / "mobilen
 
 def test_external_data_path_on_a_small_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inline = qonvert.convert(FIXTURE).model
-    monkeypatch.setattr(api, "_EXTERNAL_DATA_BYTES", 1 << 20)
+    monkeypatch.setattr(onnx_file, "EXTERNAL_DATA_BYTES", 1 << 20)
     out = tmp_path / "m.onnx"
     result = qonvert.convert(FIXTURE, out)
     assert (tmp_path / "m.onnx.data").stat().st_size > 1 << 20 and out.stat().st_size < 1 << 20
@@ -38,7 +38,7 @@ def test_external_data_path_on_a_small_model(tmp_path: Path, monkeypatch: pytest
 
 
 def test_large_model_needs_an_output_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "_EXTERNAL_DATA_BYTES", 1 << 20)
+    monkeypatch.setattr(onnx_file, "EXTERNAL_DATA_BYTES", 1 << 20)
     with pytest.raises(qonvert.QonvertError, match="over 2 GiB is written with external data: give an output path"):
         qonvert.convert(FIXTURE)
 

@@ -184,17 +184,24 @@ def map_file(path: Path, what: str) -> memoryview:
         raise QonvertError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
-def drop_mapped_pages(arrays: Iterable[np.ndarray]) -> None:
-    """Let the kernel take the pages of the mapped source files (map_file) out of this process's
-    memory once the conversion has read them: the arrays stay valid, a page touched again is read
-    again from the file. Keeps a float-weight model's source bytes from counting while its
-    quantized copy is serialised."""
-    done: set[int] = set()
+def mapped_files(arrays: Iterable[np.ndarray]) -> list[mmap.mmap]:
+    """The mapped source files (map_file) that these arrays are views of, each once."""
+    found: dict[int, mmap.mmap] = {}
     for arr in arrays:
         base: Any = arr
         while isinstance(base, np.ndarray):
             base = base.base
         mapped = base.obj if isinstance(base, memoryview) else None
-        if isinstance(mapped, mmap.mmap) and id(mapped) not in done:
-            done.add(id(mapped))
+        if isinstance(mapped, mmap.mmap):
+            found.setdefault(id(mapped), mapped)
+    return list(found.values())
+
+
+def drop_pages(files: Iterable[mmap.mmap]) -> None:
+    """Let the kernel take the mapped files' pages out of this process's memory: views stay valid,
+    a page touched again is read again from the file. Called once the graph is built and again once
+    the weights are serialised (which touches them again), so that a model's source bytes do not
+    count beside its serialised copy."""
+    for mapped in files:
+        if not mapped.closed:
             mapped.madvise(mmap.MADV_DONTNEED)

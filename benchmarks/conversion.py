@@ -1,0 +1,75 @@
+"""Whole-process conversion: wall time and peak RSS of `qonvert convert`, against tf2onnx on the
+same .tflite files, and peak RSS against the model's bytes for the Paddle models (issue 12 parts
+2 and 3). Every figure is of a fresh process: interpreter start, imports, conversion, exit.
+
+    python benchmarks/conversion.py [--models benchmarks/models] [--tf-venv /work/.venv-tf] [--repeats 7]
+
+qonvert's modules are byte-compiled first (`compileall`), as a wheel install does; an editable
+install under PYTHONDONTWRITEBYTECODE=1 (this sandbox's default) would compile them on every run
+(+0.1 s). "interpreter" = the peak RSS of `import qonvert.cli` alone, the floor every conversion
+stands on; the memory target is peak <= interpreter + 2x the model's bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(cmd: list[str], repeats: int) -> tuple[float, float, float]:
+    """(fastest wall s, median wall s, largest peak RSS MB) over `repeats` runs."""
+    walls, peak = [], 0.0
+    for _ in range(repeats):
+        code, wall, rss, text = run_measured(cmd)
+        if code:
+            raise SystemExit(f"{' '.join(cmd[:4])} ... failed: {text.strip()[-300:]}")
+        walls.append(wall)
+        peak = max(peak, rss)
+    return min(walls), statistics.median(walls), peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=ROOT / "benchmarks" / "models")
+    parser.add_argument("--tf-venv", type=Path, default=Path("/work/.venv-tf"))
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    compileall.compile_dir(str(ROOT / "qonvert"), quiet=1)
+    _, _, interpreter = _timed([sys.executable, "-c", "import qonvert.cli"], 3)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("resnet50_224_int8", "mobilenet_v2_224_int8"):
+            src = args.models / "tflite" / f"{name}.tflite"
+            if not src.is_file():
+                continue
+            size = src.stat().st_size / 1e6
+            ours = _timed([sys.executable, "-m", "qonvert", "convert", str(src), "-o", f"{tmp}/q.onnx"], args.repeats)
+            tf2onnx = [str(args.tf_venv / "bin" / "python"), "-m", "tf2onnx.convert", "--tflite", str(src), "--output", f"{tmp}/t.onnx"]
+            theirs = _timed([*tf2onnx, "--opset", "13"], 3) if args.tf_venv.is_dir() else None
+            rows.append((name, size, ours, theirs))
+        for name in ("ptq_resnet50_legacy", "qat_resnet50_legacy"):
+            model = args.models / name
+            if not (model / "model.pdiparams").is_file():
+                continue
+            size = sum(p.stat().st_size for p in model.iterdir() if p.suffix in (".pdmodel", ".pdiparams")) / 1e6
+            rows.append((name, size, _timed([sys.executable, "-m", "qonvert", "convert", str(model / "model"), "-o", f"{tmp}/p.onnx"], args.repeats), None))
+    print(f"interpreter (import qonvert.cli): {interpreter:.0f} MB peak RSS; {args.repeats} conversions per row, tf2onnx 3")
+    print("| model | MB | qonvert wall s, best (median) | tf2onnx 1.17 wall s, best (median) | faster | peak RSS MB | (peak - interpreter) / model bytes |")
+    print("|---|---|---|---|---|---|---|")
+    for name, size, (best, median, rss), theirs in rows:
+        anchor = f"{theirs[0]:.2f} ({theirs[1]:.2f})" if theirs else "-"
+        ratio = f"{theirs[0] / best:.1f}x" if theirs else "-"
+        print(f"| {name} | {size:.1f} | {best:.2f} ({median:.2f}) | {anchor} | {ratio} | {rss:.0f} | {(rss - interpreter) / size:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Writing ONNX files: atomically, and without holding a second copy of the weights.
+
+A model is one protobuf message, which protobuf would build whole in memory and then serialise
+whole: two more copies of the weights beside the IR's. But protobuf merges a singular message field
+that occurs more than once (ModelProto.graph) and appends to repeated ones (GraphProto.initializer),
+so the model without its initializers, followed by one `graph { initializer }` record per weight,
+parses as the same model (onnx.load, ORT and the checker all read it so) while only one weight's
+bytes are serialised at a time. (The value_info entries that onnx_ir adds for initializers, which
+repeat each tensor's own type and dims, are left out.)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import onnx
+import onnx_ir as ir
+
+EXTERNAL_DATA_BYTES = (1 << 31) - (1 << 24)  # protobuf's 2 GiB limit, less room for the graph
+_GRAPH_FIELD = 7  # ModelProto.graph
+_INITIALIZER_FIELD = 5  # GraphProto.initializer
+_RELEASE_EVERY = 8 << 20  # bytes written between calls of `release`
+
+
+def initializer_bytes(model: ir.Model) -> int:
+    return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def write_model(model: ir.Model, f: BinaryIO, release: Callable[[], None] | None = None) -> None:
+    """The model as one ONNX protobuf (module docstring), its weights serialised one at a time, in
+    their order; `release` is called every few MB written (to let go of source pages read)."""
+    initializers = list(model.graph.initializers.values())
+    model.graph.initializers.clear()
+    try:
+        head = ir.serde.serialize_model(model)
+    finally:
+        for value in initializers:
+            model.graph.register_initializer(value)
+    f.write(head.SerializeToString())
+    del head
+    written = 0
+    for value in initializers:
+        tensor = ir.serde.serialize_tensor(value.const_value)  # type: ignore[arg-type]  # an initializer has one
+        f.write(_length_delimited(_GRAPH_FIELD, _length_delimited(_INITIALIZER_FIELD, tensor.SerializeToString())))
+        written += value.const_value.nbytes  # type: ignore[union-attr]
+        if release is not None and written >= _RELEASE_EVERY:
+            release()
+            written = 0
+    if release is not None:
+        release()
+
+
+def _readable(tmp: str) -> None:
+    """mkstemp makes 0600 files; the output gets the permissions any new file would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
+def save_atomic(
+    model: ir.Model | onnx.ModelProto,
+    path: Path,
+    check: Callable[[str], None] | None = None,
+    release: Callable[[], None] | None = None,
+) -> None:
+    """Write the model through a temporary file that `check` may inspect, renamed into place; on any
+    failure neither file is left behind. An ir.Model is written by write_model, or past protobuf's
+    2 GiB with its weights in `<name>.data`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    data_file = path.with_name(path.name + ".data")
+    external = isinstance(model, ir.Model) and initializer_bytes(model) >= EXTERNAL_DATA_BYTES
+    done = False
+    try:
+        if isinstance(model, onnx.ModelProto):
+            onnx.save_model(model, tmp)
+        elif external:
+            ir.save(model, tmp, external_data=data_file.name)
+        else:
+            with open(tmp, "wb") as f:
+                write_model(model, f, release)
+        if check is not None:
+            check(tmp)
+        _readable(tmp)
+        os.replace(tmp, path)
+        done = True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if external and not done and data_file.exists():
+            data_file.unlink()

@@ -1,0 +1,66 @@
+"""The streamed ONNX writer (qonvert/onnx_file.py): the file it writes, one weight at a time, parses
+as the very model that protobuf would have serialised whole, and ORT runs it alike."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+import pytest
+
+import qonvert
+from qonvert.converters import build, load_source
+from qonvert.onnx_file import write_model
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+MODELS = [FIXTURES / "tflite" / "mobilenet_v2_int8.tflite", FIXTURES / "paddle" / "qat_cnn_perchannel_legacy" / "model"]
+
+
+def _run(model: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+@pytest.mark.parametrize("source", MODELS, ids=lambda p: p.parent.name if p.name == "model" else p.stem)
+def test_streamed_file_is_the_model(source: Path) -> None:
+    model = build(load_source(source)).model
+    whole = ir.to_proto(model)
+    buffer = io.BytesIO()
+    write_model(model, buffer)
+    streamed = onnx.load_from_string(buffer.getvalue())
+    assert len(whole.graph.initializer) > 20  # weights, biases, scales: all written as records
+    assert list(streamed.graph.initializer) == list(whole.graph.initializer)  # every field, in order
+    assert list(streamed.graph.node) == list(whole.graph.node)
+    assert (list(streamed.graph.input), list(streamed.graph.output)) == (list(whole.graph.input), list(whole.graph.output))
+    assert (streamed.opset_import, streamed.metadata_props) == (whole.opset_import, whole.metadata_props)
+    # onnx_ir also writes a value_info for each initializer, which repeats the tensor's own type and dims
+    left_out = [v for v in whole.graph.value_info if v not in streamed.graph.value_info]
+    assert {v.name for v in left_out} <= {t.name for t in whole.graph.initializer}
+    assert all(v in whole.graph.value_info for v in streamed.graph.value_info)
+    assert ir.to_proto(model) == whole  # the IR is left as it was
+    onnx.checker.check_model(streamed, full_check=True)
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.uniform(-1, 1, [d.dim_value or 1 for d in i.type.tensor_type.shape.dim]).astype(np.float32) for i in whole.graph.input}
+    for a, b in zip(_run(buffer.getvalue(), feeds), _run(whole.SerializeToString(), feeds), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_release_is_called_while_writing() -> None:
+    model = build(load_source(MODELS[0])).model
+    calls: list[int] = []
+    buffer = io.BytesIO()
+    write_model(model, buffer, release=lambda: calls.append(buffer.tell()))
+    assert calls and calls[-1] == len(buffer.getvalue())  # at least once, and after the last weight
+
+
+def test_result_reads_the_written_model_back(tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    result = qonvert.convert(MODELS[0], out)
+    assert result._model is None  # nothing held after a conversion to a file
+    assert result.model == onnx.load(str(out))
+    in_memory = qonvert.convert(MODELS[0]).model  # no output: the same model, kept in memory
+    assert list(in_memory.graph.node) == list(result.model.graph.node)
+    assert list(in_memory.graph.initializer) == list(result.model.graph.initializer)
