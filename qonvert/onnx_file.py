@@ -12,17 +12,23 @@ repeat each tensor's own type and dims, are left out.)
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import onnx
 import onnx_ir as ir
 
 EXTERNAL_DATA_BYTES = (1 << 31) - (1 << 24)  # protobuf's 2 GiB limit, less room for the graph
 _GRAPH_FIELD = 7  # ModelProto.graph
 _INITIALIZER_FIELD = 5  # GraphProto.initializer
+_RAW_DATA_FIELD = 9  # TensorProto.raw_data
+_RAW_DTYPES = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)} | {
+    np.dtype(t) for t in (np.float16, np.float32, np.float64)
+}
 _RELEASE_EVERY = 8 << 20  # bytes written between calls of `release`
 
 
@@ -39,8 +45,28 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+def _tensor_parts(value: ir.Value) -> list[bytes | memoryview]:
+    """The TensorProto of an initializer, in pieces to write one after the other. A plain numpy
+    array's bytes are its raw_data (little-endian, C order): they are written straight from the
+    array (or the mapped source file it views) after the tensor's other fields, not copied twice
+    into a protobuf first."""
+    tensor = value.const_value
+    assert tensor is not None  # an initializer
+    array = tensor.raw if isinstance(tensor, ir.Tensor) else None
+    if (
+        isinstance(array, np.ndarray)
+        and array.dtype in _RAW_DTYPES
+        and sys.byteorder == "little"
+        and ir.DataType.from_numpy(array.dtype) == tensor.dtype
+        and not tensor.metadata_props
+    ):
+        head = onnx.TensorProto(name=value.name, data_type=tensor.dtype.value, dims=array.shape)
+        if tensor.doc_string:  # set only if there is one: protobuf 2 records an empty one too
+            head.doc_string = tensor.doc_string
+        data = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data  # a view: no copy
+        return [head.SerializeToString(), _varint(_RAW_DATA_FIELD << 3 | 2) + _varint(len(data)), data]
+    tensor.name = value.name
+    return [ir.serde.serialize_tensor(tensor).SerializeToString()]
 
 
 def write_model(model: ir.Model, f: BinaryIO, release: Callable[[], None] | None = None) -> None:
@@ -57,9 +83,13 @@ def write_model(model: ir.Model, f: BinaryIO, release: Callable[[], None] | None
     del head
     written = 0
     for value in initializers:
-        tensor = ir.serde.serialize_tensor(value.const_value)  # type: ignore[arg-type]  # an initializer has one
-        f.write(_length_delimited(_GRAPH_FIELD, _length_delimited(_INITIALIZER_FIELD, tensor.SerializeToString())))
-        written += value.const_value.nbytes  # type: ignore[union-attr]
+        parts = _tensor_parts(value)
+        size = sum(len(p) for p in parts)
+        initializer = _varint(_INITIALIZER_FIELD << 3 | 2) + _varint(size)  # graph { initializer { ... } }
+        f.write(_varint(_GRAPH_FIELD << 3 | 2) + _varint(len(initializer) + size) + initializer)
+        for part in parts:
+            f.write(part)
+        written += size
         if release is not None and written >= _RELEASE_EVERY:
             release()
             written = 0

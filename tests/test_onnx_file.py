@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -64,3 +65,32 @@ def test_result_reads_the_written_model_back(tmp_path: Path) -> None:
     in_memory = qonvert.convert(MODELS[0]).model  # no output: the same model, kept in memory
     assert list(in_memory.graph.node) == list(result.model.graph.node)
     assert list(in_memory.graph.initializer) == list(result.model.graph.initializer)
+
+
+def test_every_kind_of_tensor_is_written_as_protobuf_would() -> None:
+    """raw_data straight from the array (C order, little-endian), and onnx_ir's own serialisation
+    where the bytes are not a plain array's: packed int4, bfloat16, strings."""
+    rng = np.random.default_rng(1)
+    arrays: dict[str, ir.TensorProtocol] = {
+        "int8": ir.Tensor(rng.integers(-128, 128, (3, 5), dtype=np.int8)),
+        "transposed": ir.Tensor(rng.standard_normal((4, 6)).astype(np.float32).T),  # not C-contiguous
+        "scalar": ir.Tensor(np.float32(0.5)),
+        "empty": ir.Tensor(np.zeros((0, 3), np.int64)),
+        "float16": ir.Tensor(rng.standard_normal(7).astype(np.float16)),
+        "int4": ir.Tensor(np.array([-8, 7, 1], dtype=np.int8), dtype=ir.DataType.INT4),
+        "bfloat16": ir.Tensor(np.array([1.5, -2.0], dtype=ml_dtypes.bfloat16)),
+        "strings": ir.StringTensor([b"a", b"bc"], shape=ir.Shape([2])),
+    }
+    graph = ir.Graph([], [], nodes=[], opset_imports={"": 21}, name="g")
+    for name, tensor in arrays.items():
+        graph.register_initializer(ir.Value(name=name, shape=tensor.shape, type=ir.TensorType(tensor.dtype), const_value=tensor))
+    model = ir.Model(graph, ir_version=10)
+    buffer = io.BytesIO()
+    write_model(model, buffer)
+    written = {t.name: t for t in onnx.load_from_string(buffer.getvalue()).graph.initializer}
+    expected = {t.name: t for t in ir.to_proto(model).graph.initializer}
+    assert list(written) == list(arrays)
+    for name in arrays:
+        assert written[name] == expected[name], name
+        if name != "strings":
+            np.testing.assert_array_equal(onnx.numpy_helper.to_array(written[name]), arrays[name].numpy())
