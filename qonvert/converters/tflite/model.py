@@ -7,6 +7,7 @@ under their schema names (FusedActivationFunction, StrideH, ...).
 
 from __future__ import annotations
 
+import functools
 import struct
 from pathlib import Path
 from typing import Any
@@ -219,17 +220,25 @@ class _Reader:
         options = cls()
         options.Init(table.Bytes, table.Pos)
         attrs: dict[str, Any] = {}
-        for attr in dir(cls):
-            if (
-                attr.startswith("_")
-                or attr == "Init"
-                or attr.startswith(_SKIP_GETTERS)
-                or attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier"))
-            ):
-                continue
-            if hasattr(cls, f"{attr}Length"):
+        for attr, is_vector in _getters(cls):
+            if is_vector:
                 n = getattr(options, f"{attr}Length")()
                 attrs[attr] = [int(v) for v in getattr(options, f"{attr}AsNumpy")()] if n else []
             else:
                 attrs[attr] = getattr(options, attr)()
         return attrs
+
+
+@functools.cache
+def _getters(cls: type) -> list[tuple[str, bool]]:
+    """An options table's field getters, (name, is a vector): once per table type, not per op."""
+    return [
+        (attr, hasattr(cls, f"{attr}Length"))
+        for attr in dir(cls)
+        if not (
+            attr.startswith("_")
+            or attr == "Init"
+            or attr.startswith(_SKIP_GETTERS)
+            or attr.endswith(("AsNumpy", "Length", "IsNone", "BufferHasIdentifier"))
+        )
+    ]
