@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def _busy(text: str, echo: bool = False) -> Iterator[None]:
     """A spinner on a terminal (long reference runs); elsewhere the line itself where `echo`
     (convert's progress lines), nothing otherwise (verify's stderr stays its one error line)."""
-    if not sys.stderr.isatty():  # rich is not even imported: a conversion's whole run is ~0.5 s
+    if not sys.stderr.isatty():  # rich is not even imported: a whole conversion can take 0.4 s
         if echo:
             print(text, file=sys.stderr)
         yield

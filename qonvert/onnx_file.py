@@ -26,8 +26,8 @@ EXTERNAL_DATA_BYTES = (1 << 31) - (1 << 24)  # protobuf's 2 GiB limit, less room
 _GRAPH_FIELD = 7  # ModelProto.graph
 _INITIALIZER_FIELD = 5  # GraphProto.initializer
 _RAW_DATA_FIELD = 9  # TensorProto.raw_data
-_RAW_DTYPES = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)} | {
-    np.dtype(t) for t in (np.float16, np.float32, np.float64)
+_RAW_DTYPES = {  # numpy dtypes whose C-order bytes are ONNX's raw_data as they stand
+    np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float16, np.float32, np.float64)
 }
 _RELEASE_EVERY = 8 << 20  # bytes written between calls of `release`
 
