@@ -29,7 +29,7 @@ _RAW_DATA_FIELD = 9  # TensorProto.raw_data
 _RAW_DTYPES = {  # numpy dtypes whose C-order bytes are ONNX's raw_data as they stand
     np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float16, np.float32, np.float64)
 }
-_RELEASE_EVERY = 8 << 20  # bytes written between calls of `release`
+_RELEASE_EVERY = 1 << 20  # bytes written between calls of `release`
 
 
 def initializer_bytes(model: ir.Model) -> int:

@@ -15,9 +15,10 @@ from ..opsets.builder import GraphBuilder
 from .registry import lookup
 from .source import SourceGraph, SourceOp, drop_pages, mapped_files
 
-# Mapped source pages read by the mappers are let go every this many weight bytes: a model's file
-# pages and the copies its mappers make (transposed filters, folded weights) need not all be resident.
-_RELEASE_EVERY = 8 << 20
+# Mapped source pages read by the mappers are let go every this many weight bytes, so that a model's
+# file pages and the copies its mappers make (transposed filters, folded weights) are not all
+# resident at once; a release is one madvise call, microseconds.
+_RELEASE_EVERY = 1 << 20
 
 MAIN_OUTPUT_SLOTS = ("Out", "Output", "Y", "out")
 NP_TO_IR = {
