@@ -17,7 +17,7 @@ from .source import SourceGraph, SourceOp, drop_pages, mapped_files
 
 # Mapped source pages read by the mappers are let go every this many weight bytes, so that a model's
 # file pages and the copies its mappers make (transposed filters, folded weights) are not all
-# resident at once; a release is one madvise call, microseconds.
+# resident at once; a release is one madvise call (about 0.1 ms for a MB of pages).
 _RELEASE_EVERY = 1 << 20
 
 MAIN_OUTPUT_SLOTS = ("Out", "Output", "Y", "out")
