@@ -4,7 +4,10 @@ onnx_ir 1.1 imports SymPy at module level (0.2-0.3 s, half of qonvert's import t
 dimension expressions, which a conversion never builds. Until the upstream change
 (docs/onnx_ir-lazy-sympy.patch) lands, the two modules that touch SymPy at import time load
 lazily: the module object is made at once and executed on first attribute access, so whoever
-does use SymPy (onnx_ir's symbolic dims, torch) gets the real module, unchanged.
+does use SymPy (onnx_ir's symbolic dims, torch) gets the real module, unchanged. (Before Python
+3.12.3 a LazyLoader's first access from two threads at once could run the module twice; no
+conversion touches these modules (tests/test_imports.py), and torch loads SymPy fully while being
+imported.)
 """
 
 from __future__ import annotations
