@@ -54,8 +54,12 @@ def main() -> None:
     _, _, interpreter = _timed([sys.executable, "-c", "import qonvert.cli"], 3)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("resnet50_224_int8", "mobilenet_v2_224_int8", "small_cnn_int8"):
-            src = args.models / "tflite" / f"{name}.tflite" if name != "small_cnn_int8" else ROOT / "fixtures" / "tflite" / f"{name}.tflite"
+        tflite = {
+            "resnet50_224_int8": args.models / "tflite" / "resnet50_224_int8.tflite",
+            "mobilenet_v2_224_int8": args.models / "tflite" / "mobilenet_v2_224_int8.tflite",
+            "small_cnn_int8": ROOT / "fixtures" / "tflite" / "small_cnn_int8.tflite",  # the fixed cost
+        }
+        for name, src in tflite.items():
             if not src.is_file():
                 continue
             size = src.stat().st_size / 1e6
