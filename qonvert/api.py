@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -83,7 +82,7 @@ def convert(
     Raises QonvertError on bad input (unsupported ops are all listed at once).
     """
     from .converters import build, load_source
-    from .converters.source import drop_pages, mapped_files
+    from .converters.source import drop_pages, mapped_files, page_releaser
 
     if opset is not None and not 13 <= opset <= 24:
         raise QonvertError(f"opset {opset}: supported opsets are 13..24")
@@ -120,7 +119,7 @@ def convert(
     if target is None and not speed and out_path is not None:
         # Streamed from the IR: no protobuf copy of the model is built (ConvertResult.model reads
         # the file back if asked); past 2 GiB its weights go to `<name>.data`.
-        save_atomic(built, out_path, release=functools.partial(drop_pages, mapped))
+        save_atomic(built, out_path, release=page_releaser(mapped))
         return done(None)
     if onnx_file.initializer_bytes(built) >= onnx_file.EXTERNAL_DATA_BYTES:
         raise QonvertError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")

@@ -29,7 +29,6 @@ _RAW_DATA_FIELD = 9  # TensorProto.raw_data
 _RAW_DTYPES = {  # numpy dtypes whose C-order bytes are ONNX's raw_data as they stand
     np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float16, np.float32, np.float64)
 }
-_RELEASE_EVERY = 1 << 20  # bytes written between calls of `release`
 
 
 def initializer_bytes(model: ir.Model) -> int:
@@ -69,9 +68,10 @@ def _tensor_parts(value: ir.Value) -> list[bytes | memoryview]:
     return [ir.serde.serialize_tensor(tensor).SerializeToString()]
 
 
-def write_model(model: ir.Model, f: BinaryIO, release: Callable[[], None] | None = None) -> None:
+def write_model(model: ir.Model, f: BinaryIO, release: Callable[[int], None] | None = None) -> None:
     """The model as one ONNX protobuf (module docstring), its weights serialised one at a time, in
-    their order; `release` is called every few MB written (to let go of source pages read)."""
+    their order; `release` is told the bytes of each weight once it is written (converters.source.
+    page_releaser lets go of the source pages read)."""
     initializers = list(model.graph.initializers.values())
     model.graph.initializers.clear()
     try:
@@ -81,7 +81,6 @@ def write_model(model: ir.Model, f: BinaryIO, release: Callable[[], None] | None
             model.graph.register_initializer(value)
     f.write(head.SerializeToString())
     del head
-    written = 0
     for value in initializers:
         parts = _tensor_parts(value)
         size = sum(len(p) for p in parts)
@@ -89,12 +88,8 @@ def write_model(model: ir.Model, f: BinaryIO, release: Callable[[], None] | None
         f.write(_varint(_GRAPH_FIELD << 3 | 2) + _varint(len(initializer) + size) + initializer)
         for part in parts:
             f.write(part)
-        written += size
-        if release is not None and written >= _RELEASE_EVERY:
-            release()
-            written = 0
-    if release is not None:
-        release()
+        if release is not None:
+            release(size)
 
 
 def _readable(tmp: str) -> None:
@@ -108,7 +103,7 @@ def save_atomic(
     model: ir.Model | onnx.ModelProto,
     path: Path,
     check: Callable[[str], None] | None = None,
-    release: Callable[[], None] | None = None,
+    release: Callable[[int], None] | None = None,
 ) -> None:
     """Write the model through a temporary file that `check` may inspect, renamed into place; on any
     failure neither file is left behind. An ir.Model is written by write_model, or past protobuf's

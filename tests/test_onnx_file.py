@@ -54,8 +54,11 @@ def test_release_is_called_while_writing() -> None:
     model = build(load_source(MODELS[0])).model
     calls: list[int] = []
     buffer = io.BytesIO()
-    write_model(model, buffer, release=lambda: calls.append(buffer.tell()))
-    assert calls and calls[-1] == len(buffer.getvalue())  # at least once, and after the last weight
+    sizes: list[int] = []
+    write_model(model, buffer, release=lambda nbytes: (calls.append(buffer.tell()), sizes.append(nbytes)))
+    assert len(calls) == len(model.graph.initializers)  # once per weight, once it is written
+    assert calls[-1] == len(buffer.getvalue())
+    assert sum(sizes) >= sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
 
 
 def test_result_reads_the_written_model_back(tmp_path: Path) -> None:

@@ -13,12 +13,7 @@ from ..errors import QonvertError, UnsupportedOpsError
 from ..metadata import SOURCE_OP
 from ..opsets.builder import GraphBuilder
 from .registry import lookup
-from .source import SourceGraph, SourceOp, drop_pages, mapped_files
-
-# Mapped source pages read by the mappers are let go every this many weight bytes, so that a model's
-# file pages and the copies its mappers make (transposed filters, folded weights) are not all
-# resident at once; a release is one madvise call (about 0.1 ms for a MB of pages).
-_RELEASE_EVERY = 1 << 20
+from .source import SourceGraph, SourceOp, mapped_files, page_releaser
 
 MAIN_OUTPUT_SLOTS = ("Out", "Output", "Y", "out")
 NP_TO_IR = {
@@ -224,15 +219,11 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
         ctx.values[info.name] = value if qp is None else builder.dequantize(value, qp, name=builder.unique(f"{info.name}_dq"))
         if perm:
             ctx.perms[info.name] = perm
-    mapped, read = mapped_files(source.constants.values()), 0
+    release = page_releaser(mapped_files(source.constants.values()))
     for op in source.ops:
         mapper = lookup(source.framework, op.type)
         assert mapper is not None
-        if mapped:
-            read += sum(source.constants[n].nbytes for names in op.inputs.values() for n in names if n in source.constants)
-            if read >= _RELEASE_EVERY:
-                drop_pages(mapped)
-                read = 0
+        release(sum(source.constants[n].nbytes for names in op.inputs.values() for n in names if n in source.constants))
         first = len(builder.nodes)
         try:
             ctx.bind(op, mapper(ctx, op))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,9 +199,27 @@ def mapped_files(arrays: Iterable[np.ndarray]) -> list[mmap.mmap]:
 
 def drop_pages(files: Iterable[mmap.mmap]) -> None:
     """Let the kernel take the mapped files' pages out of this process's memory: views stay valid,
-    a page touched again is read again from the file. Called once the graph is built and again once
-    the weights are serialised (which touches them again), so that a model's source bytes do not
-    count beside its serialised copy."""
+    a page touched again is read again from the file."""
     for mapped in files:
         if not mapped.closed:
             mapped.madvise(mmap.MADV_DONTNEED)
+
+
+RELEASE_EVERY = 1 << 20  # weight bytes read between two drop_pages (about 0.1 ms for a MB of pages)
+
+
+def page_releaser(files: list[mmap.mmap]) -> Callable[[int], None]:
+    """A callback for whatever reads the source's weights (the op mappers, the writer), told how many
+    bytes each step read: it drops the mapped files' pages every RELEASE_EVERY bytes, so that a
+    model's file pages and the copies made from them (transposed filters, the serialised output)
+    are not all resident at once."""
+    read = 0
+
+    def release(nbytes: int) -> None:
+        nonlocal read
+        read += nbytes
+        if files and read >= RELEASE_EVERY:
+            drop_pages(files)
+            read = 0
+
+    return release
