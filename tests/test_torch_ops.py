@@ -52,7 +52,18 @@ CASES: dict[str, Callable[[], nn.Module]] = {
     "sub_div": lambda: Net(lambda y: (y - 0.5) / 2.0),
     "softmax": lambda: Net(lambda y: torch.softmax(y, dim=1)),
     "reshape": lambda: Net(lambda y: y.reshape(1, 4, 64, 1)),
+    # The long tail, translated by torchlib (LONG_TAIL below checks that no own mapper took them)
+    "pad": lambda: Net(lambda y: F.pad(y, (1, 2, 1, 0))),
+    "pad_reflect": lambda: Net(lambda y: F.pad(y, (1, 1, 1, 1), mode="reflect")),
+    "prelu": lambda: Net(nn.PReLU(4)),
+    "select_unsqueeze": lambda: Net(lambda y: y.select(2, 0).unsqueeze(2)),
+    "zeros_add": lambda: Net(lambda y: y + torch.zeros(1, 4, 8, 8)),
+    "vector_norm": lambda: Net(lambda y: y / (torch.linalg.vector_norm(y, dim=1, keepdim=True) + 1)),
+    "flip": lambda: Net(lambda y: torch.flip(y, dims=[3])),
+    "pixel_shuffle": lambda: Net(lambda y: F.pixel_shuffle(y, 2), cout=1),
+    "group_norm": lambda: Net(nn.GroupNorm(2, 4)),
 }
+LONG_TAIL = {"pad", "pad_reflect", "prelu", "select_unsqueeze", "zeros_add", "vector_norm", "flip", "pixel_shuffle", "group_norm"}
 SHAPE = (1, 3, 8, 8)
 
 
@@ -83,3 +94,48 @@ def test_op_matches_pytorch_per_layer(case: str) -> None:
     out = report.outputs[0]
     assert out.levels >= 8, out
     assert out.max_diff_lsb <= 2.0 + 1e-3, out  # two convs and the op: at most one flip carried on
+
+
+@pytest.mark.parametrize("case", sorted(LONG_TAIL))
+def test_long_tail_goes_through_torchlib(case: str) -> None:
+    """The cases above that no mapper of ours owns: the torchlib fallback translated them."""
+    from qonvert.converters import load_source
+    from qonvert.converters.registry import is_fallback
+
+    module = _pt2e(CASES[case]())
+    ops = {op.type for op in load_source(module).ops}
+    assert any(is_fallback("torch", op) for op in ops), ops
+
+
+def test_float_lstm_between_quantized_layers() -> None:
+    """A float aten.lstm (XNNPACK leaves it float) between quantized linears: torchlib's LSTM."""
+
+    class Recurrent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.lstm, self.out = nn.Linear(6, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, _ = self.lstm(torch.relu(self.inp(x)))
+            return self.out(y[:, -1])
+
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+    torch.manual_seed(0)
+    example = (torch.randn(1, 7, 6),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config())
+        prepared = prepare_pt2e(torch.export.export(Recurrent().eval(), example).module(), quantizer)
+        for _ in range(16):
+            prepared(torch.randn(1, 7, 6) * 3)
+        module = convert_pt2e(prepared)
+    result = qonvert.convert(module)
+    assert check_canonical(result.model) == []
+    assert any(node.op_type == "LSTM" for node in result.model.graph.node)
+    report = qonvert.verify(module, result.model, samples=20, per_layer=True, fusion=False)
+    assert max(layer.max_steps for layer in report.layers) <= 1, [layer.as_dict() for layer in report.layers]
+    out = report.outputs[0]
+    assert out.levels >= 8, out
+    assert out.max_diff_lsb <= 1.0 + 1e-3, out

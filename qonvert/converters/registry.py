@@ -17,6 +17,10 @@ Mapper: TypeAlias = "Callable[[ConversionContext, SourceOp], Any]"
 
 _REGISTRY: dict[tuple[str, str], Callable[..., Any]] = {}
 _OPSETS: dict[tuple[str, str], int] = {}  # the opset a mapper's ONNX ops need, where above 13
+# A framework's fallback: a resolver giving a mapper for op names no registered mapper owns
+# (PyTorch: torchlib's aten table), and the opset its ops need.
+_FALLBACKS: dict[str, tuple[Callable[[str], Callable[..., Any] | None], int]] = {}
+_FALLBACK_LISTINGS: dict[str, tuple[str, Callable[[], list[str]]]] = {}  # (what it is, the ops it takes)
 
 
 def register(framework: str, *op_names: str, opset: int = 13) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -35,13 +39,37 @@ def register(framework: str, *op_names: str, opset: int = 13) -> Callable[[Calla
     return wrap
 
 
+def register_fallback(
+    framework: str, resolver: Callable[[str], Callable[..., Any] | None], opset: int, about: str, listing: Callable[[], list[str]]
+) -> None:
+    """Mappers for the ops of `framework` that no registered mapper owns, resolved by name;
+    `about` and `listing` (every op name it takes) go into the support matrix."""
+    _FALLBACKS[framework] = (resolver, opset)
+    _FALLBACK_LISTINGS[framework] = (about, listing)
+
+
 def required_opset(framework: str, op_names: set[str]) -> int:
     """The opset a graph of these source ops needs: the conversion picks it before mapping."""
-    return max([13, *(_OPSETS.get((framework, n), 13) for n in op_names)])
+    return max([13, *(_opset(framework, n) for n in op_names)])
+
+
+def _opset(framework: str, op_name: str) -> int:
+    if (framework, op_name) in _OPSETS:
+        return _OPSETS[(framework, op_name)]
+    fallback = _FALLBACKS.get(framework)
+    return fallback[1] if fallback is not None and fallback[0](op_name) is not None else 13
 
 
 def lookup(framework: str, op_name: str) -> Callable[..., Any] | None:
-    return _REGISTRY.get((framework, op_name))
+    """The mapper of an op: its own, else the framework's fallback's, else None."""
+    mapper = _REGISTRY.get((framework, op_name))
+    if mapper is None and framework in _FALLBACKS:
+        mapper = _FALLBACKS[framework][0](op_name)
+    return mapper
+
+
+def is_fallback(framework: str, op_name: str) -> bool:
+    return (framework, op_name) not in _REGISTRY and lookup(framework, op_name) is not None
 
 
 def supported_ops(framework: str) -> list[str]:
@@ -69,4 +97,12 @@ def support_matrix(framework: str) -> str:
     rows = sorted((fn.__module__.rsplit(".", 1)[-1], ", ".join(f"`{n}`" for n in names)) for fn, names in groups.items())
     lines = ["| family | source ops |", "|---|---|"]
     lines += [f"| {family} | {names} |" for family, names in rows]
+    if framework in _FALLBACK_LISTINGS:
+        about, listing = _FALLBACK_LISTINGS[framework]
+        taken = [name for name in listing() if name not in _names(groups)]
+        lines.append(f"| {about} | {len(taken)} more ops: {', '.join(f'`{n}`' for n in taken)} |")
     return "\n".join(lines)
+
+
+def _names(groups: dict[Callable[..., Any], list[str]]) -> set[str]:
+    return {name for names in groups.values() for name in names}

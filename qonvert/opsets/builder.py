@@ -101,6 +101,14 @@ class GraphBuilder:
         self.nodes.append(node)
         return node.outputs[0] if outputs == 1 else tuple(node.outputs)
 
+    def adopt(self, nodes: Sequence[ir.Node], base: str) -> None:
+        """Append nodes another builder made (torchlib's recorder), named uniquely here."""
+        for node in nodes:
+            node.name = self.unique(f"{node.op_type}_{len(self.nodes)}")
+            for i, out in enumerate(node.outputs):
+                out.name = self.unique(f"{base}_{len(self.nodes)}_{i}")
+            self.nodes.append(node)
+
     def const(self, array: Any, name: str = "const", dtype: Any = None) -> ir.Value:
         return self.tensor(ir.Tensor(np.asarray(array, dtype=dtype)), name)
 

@@ -126,3 +126,28 @@ def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     attrs = {"epsilon": float(literal(op, 5, "eps", 1e-5))}
     out = ctx.b.op("BatchNormalization", [tensor(ctx, op, 0), weight, bias, tensor(ctx, op, 3), tensor(ctx, op, 4)], attrs)
     return _relu(ctx, op, out)
+
+
+@register("torch", "quantized.prelu.default")
+def prelu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """prelu(qx, weight, output_scale, output_zero_point): the slope (a quantized constant, one per
+    channel) broadcast over the spatial dims. PyTorch's kernel multiplies the positive side by 1.0
+    quantized with the WEIGHT's parameters, which saturates where the slopes' range stops short of 1
+    (a MinMax observer on slopes in [0, 0.25] gives 0.25): that multiplier is kept, as computed."""
+    x, slope = tensor(ctx, op, 0), tensor(ctx, op, 1)
+    spatial = len(ctx.shape(tensor_name(op, 0)) or (0, 0)) - 2
+    if spatial > 0 and len(ctx.shape(tensor_name(op, 1)) or ()) == 1:
+        slope = ctx.b.op("Unsqueeze", [slope, ctx.b.ints(range(1, spatial + 1), "spatial_axes")])
+    qp = ctx.source.quant.get(tensor_name(op, 1) or "")
+    one = 1.0 if qp is None or qp.per_axis else float(qp.dequantize(np.clip(np.rint(1.0 / qp.scale) + qp.zero_point, qp.qmin, qp.qmax)))
+    if one == 1.0:
+        return ctx.b.op("PRelu", [x, slope])
+    ctx.remarks.append(f"{op.label}: PyTorch's quantized prelu scales positive inputs by {one:.6g} (1.0 in the slope's quantization); kept")
+    positive = ctx.b.op("Greater", [x, ctx.b.const(np.float32(0.0))])
+    return ctx.b.op("Where", [positive, ctx.b.op("Mul", [x, ctx.b.const(np.float32(one))]), ctx.b.op("Mul", [x, slope])])
+
+
+@register("torch", "quantized.softmax.default")
+def softmax(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """softmax(qx, dim, output_scale, output_zero_point)."""
+    return ctx.b.op("Softmax", [tensor(ctx, op, 0)], {"axis": int(literal(op, 1, "dim", -1))})
