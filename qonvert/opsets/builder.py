@@ -31,8 +31,8 @@ QDTYPE_NAMES = {v: k for k, v in ONNX_QDTYPES.items()}
 def quantized_tensor(values: Any, dtype: str) -> ir.TensorProtocol:
     """Integer data (or a zero point) in a quantized dtype as an ONNX tensor; int4 packs."""
     arr = np.asarray(values)
-    if dtype in ("int4", "uint4"):
-        return ir.Tensor(arr, dtype=ONNX_QDTYPES[dtype])
+    if dtype in ("int4", "uint4"):  # held in numpy as (u)int8 codes, packed on write
+        return ir.Tensor(arr.astype(np.int8 if dtype == "int4" else np.uint8, copy=False), dtype=ONNX_QDTYPES[dtype])
     # ir.Tensor, not ir.tensor: no protocol isinstance checks; an array already in the dtype (a
     # read-only view of a mapped source file) is kept, not copied.
     return ir.Tensor(arr.astype(NUMPY_DTYPES[dtype], copy=False))
@@ -41,7 +41,9 @@ def quantized_tensor(values: Any, dtype: str) -> ir.TensorProtocol:
 def qdq_tensors(qp: QuantParams) -> tuple[ir.TensorProtocol, ir.TensorProtocol, dict[str, Any]]:
     """A Q/DQ's scale and zero point tensors and its attributes: the one place (with
     `quantized_tensor`) that writes them, for the builder and for graph_edit's passes alike."""
-    attrs = {"axis": qp.axis} if qp.per_axis else {}
+    attrs: dict[str, Any] = {"axis": qp.axis} if qp.per_axis else {}
+    if qp.blocked:
+        attrs["block_size"] = qp.block_size
     return ir.Tensor(np.asarray(qp.scale, np.float32)), quantized_tensor(qp.zero_point, qp.dtype), attrs
 
 

@@ -57,8 +57,9 @@ def _check_qparams(node: ir.Node, where: str) -> list[str]:
         out.append(f"{where}: scale must be finite and > 0")
     zp_v = node.inputs[2] if len(node.inputs) > 2 else None
     zp = const_array(zp_v)
-    if scale.ndim > 1 or (zp is not None and zp.shape != scale.shape):
-        out.append(f"{where}: scale/zero point must be scalars or 1-D of one length")
+    blocked = node.attributes.get("block_size") is not None and node.attributes["block_size"].as_int() > 0
+    if (scale.ndim > 1 and not blocked) or (zp is not None and zp.shape != scale.shape):
+        out.append(f"{where}: scale/zero point must be scalars or 1-D of one length (or, blocked, of the data's rank)")
     if node.op_type == "QuantizeLinear" and zp_v is None:
         out.append(f"{where}: zero point missing (its dtype sets the quantized dtype)")
     if node.op_type == "DequantizeLinear" and zp_v is not None and node.inputs[0] is not None:
@@ -81,11 +82,15 @@ def _check_weight(node: ir.Node, where: str) -> list[str]:
         return [f"{where}: weight is not a DequantizeLinear of an integer initializer"]
     out = []
     _, data, w_qp = w
-    if data.dtype.kind not in "iu":
+    if data.dtype.kind not in "iu" and data.dtype.name not in ("int4", "uint4"):  # ml_dtypes' int4
         out.append(f"{where}: weight initializer dtype {data.dtype} is not integer")
     if np.any(w_qp.zero_point != 0):
         out.append(f"{where}: weight zero point is not 0 (weights must be symmetric)")
-    if w_qp.per_axis and w_qp.axis != _weight_axis(node) and not input_channel_weight(node, w_qp):
+    if w_qp.blocked:  # group-wise: blocks run along the reduction (input-channel) axis
+        reduction = {"MatMul": 0, "Gemm": 1 - _weight_axis(node)}.get(node.op_type)
+        if w_qp.axis != reduction:
+            out.append(f"{where}: weight blocks along axis {w_qp.axis} of a {node.op_type}, expected its reduction axis {reduction}")
+    elif w_qp.per_axis and w_qp.axis != _weight_axis(node) and not input_channel_weight(node, w_qp):
         out.append(f"{where}: weight quantized on axis {w_qp.axis}, expected {_weight_axis(node)}")
     return out
 

@@ -56,10 +56,12 @@ def qparams_of(node: ir.Node) -> QuantParams | None:
     if zp is None:
         zp = np.zeros(scale.shape, np.int64)
     axis = None
-    if scale.ndim == 1:
+    block = node.attributes.get("block_size")
+    block_size = block.as_int() if block is not None and block.as_int() > 0 else None
+    if scale.ndim == 1 or block_size is not None:
         attr = node.attributes.get("axis")
         axis = attr.as_int() if attr is not None else 1
-    return QuantParams(scale, zp, dtype, axis)
+    return QuantParams(scale, zp, dtype, axis, block_size=block_size)
 
 
 def weight_dq(value: ir.Value | None) -> tuple[ir.Node, np.ndarray, QuantParams] | None:

@@ -24,7 +24,9 @@ QDTYPES: dict[str, tuple[int, int, int]] = {
 
 @dataclass(frozen=True, eq=False)
 class QuantParams:
-    """scale/zero_point are numpy arrays: 0-d for per-tensor, 1-d along `axis` for per-axis.
+    """scale/zero_point are numpy arrays: 0-d for per-tensor, 1-d along `axis` for per-axis, or
+    for block (group-wise) quantization the tensor's rank, with `block_size` elements along
+    `axis` sharing one scale (ONNX 21's blocked Q/DQ; torchao's PerGroup).
 
     qmin/qmax is the range the source clamps to; it may be narrower than the dtype's
     (e.g. symmetric int8 weights in [-127, 127]).
@@ -36,6 +38,7 @@ class QuantParams:
     axis: int | None = None
     qmin: int | None = None
     qmax: int | None = None
+    block_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in QDTYPES:
@@ -52,6 +55,11 @@ class QuantParams:
         object.__setattr__(self, "qmin", qmin)
         object.__setattr__(self, "qmax", qmax)
 
+    @classmethod
+    def unit(cls, dtype: str) -> QuantParams:
+        """Scale 1, zero point 0: integer codes read as floats (DQ(q, 1, 0) == float(q), exactly)."""
+        return cls(np.asarray(1.0, np.float32), np.asarray(0, np.int64), dtype)
+
     @property
     def per_axis(self) -> bool:
         return self.axis is not None
@@ -67,8 +75,12 @@ class QuantParams:
         return int(self.qmin), int(self.qmax)  # type: ignore[arg-type]
 
     @property
+    def blocked(self) -> bool:
+        return self.block_size is not None
+
+    @property
     def min_opset(self) -> int:
-        return QDTYPES[self.dtype][2]
+        return max(QDTYPES[self.dtype][2], 21 if self.blocked else 13)
 
     @property
     def narrow(self) -> bool:
@@ -85,7 +97,9 @@ class QuantParams:
         lo, hi = self.dtype_range
         if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):  # type: ignore[operator]
             raise QonvertError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
-        if self.per_axis:
+        if self.blocked:
+            self._validate_blocks(tensor, shape)
+        elif self.per_axis:
             if s.ndim != 1 or self.zero_point.shape != s.shape:
                 raise QonvertError(f"tensor {tensor!r}: per-axis scale and zero point must be 1-D of one length")
             if shape is not None:
@@ -97,6 +111,27 @@ class QuantParams:
         elif s.ndim != 0 or self.zero_point.ndim != 0:
             raise QonvertError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
         return self
+
+    def _validate_blocks(self, tensor: str, shape: tuple[int, ...] | None) -> None:
+        s, axis, block = self.scale, self.axis or 0, int(self.block_size or 0)
+        if block < 1 or self.zero_point.shape != s.shape or s.ndim == 0:
+            raise QonvertError(f"tensor {tensor!r}: block quantization needs a block size >= 1 and scale / zero point of one shape")
+        if shape is None:
+            return
+        if s.ndim != len(shape) or not -len(shape) <= axis < len(shape):
+            raise QonvertError(f"tensor {tensor!r}: block scales of rank {s.ndim} (axis {axis}) for a tensor of rank {len(shape)}")
+        expect = tuple(-(-d // block) if i == axis % len(shape) else d for i, d in enumerate(shape))
+        if s.shape != expect:
+            raise QonvertError(f"tensor {tensor!r}: block scales of shape {list(s.shape)} for shape {list(shape)} in blocks of {block}")
+
+    def expanded(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """scale, zero point broadcast against a tensor of `shape` (a block's repeated along its axis)."""
+        if not self.blocked:
+            return self.broadcast(len(shape))
+        axis = (self.axis or 0) % len(shape)
+        block, size = int(self.block_size or 1), shape[axis]
+        take = np.arange(size) // block
+        return np.take(self.scale, take, axis=axis), np.take(self.zero_point, take, axis=axis)
 
     def revive_dead_channels(self, data: np.ndarray, tensor: str) -> tuple[QuantParams, np.ndarray, str | None]:
         """Contract item 9: trained weights have dead output channels, all zero (abs-max scale 0) or
@@ -146,15 +181,24 @@ class QuantParams:
         return revived, data, f"tensor {tensor!r}: " + "; ".join(notes)
 
     def with_axis(self, axis: int | None) -> QuantParams:
-        return QuantParams(self.scale, self.zero_point, self.dtype, axis, self.qmin, self.qmax)
+        return QuantParams(self.scale, self.zero_point, self.dtype, axis, self.qmin, self.qmax, self.block_size)
 
     def with_scale(self, scale: np.ndarray) -> QuantParams:
-        return QuantParams(scale, self.zero_point, self.dtype, self.axis, self.qmin, self.qmax)
+        return QuantParams(scale, self.zero_point, self.dtype, self.axis, self.qmin, self.qmax, self.block_size)
+
+    def transposed(self, perm: list[int]) -> QuantParams:
+        """The parameters of the tensor transposed by `perm`: the axis moves, and block scales
+        (one per block, of the tensor's rank) are transposed with it."""
+        axis = perm.index(self.axis or 0) if self.per_axis else None
+        if not self.blocked:
+            return self.with_axis(axis)
+        return QuantParams(self.scale.transpose(perm), self.zero_point.transpose(perm), self.dtype, axis, self.qmin, self.qmax, self.block_size)
 
     def same_as(self, other: QuantParams) -> bool:
         return (
             self.dtype == other.dtype
             and self.axis == other.axis
+            and self.block_size == other.block_size
             and np.array_equal(self.scale, other.scale)
             and np.array_equal(self.zero_point, other.zero_point)
         )
@@ -169,13 +213,13 @@ class QuantParams:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """ONNX QuantizeLinear on numpy (round half to even, saturate to the dtype)."""
-        s, z = self.broadcast(x.ndim)
+        s, z = self.expanded(x.shape)
         lo, hi = self.dtype_range
         q = np.rint(x.astype(np.float32) / s) + z
         return np.clip(q, lo, hi).astype(NUMPY_DTYPES[self.dtype])
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        s, z = self.broadcast(q.ndim)
+        s, z = self.expanded(q.shape)
         return ((q.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
 
 

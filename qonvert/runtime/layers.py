@@ -132,6 +132,8 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     zero_points = {i.name: i.data_type for i in model.graph.initializer}
     constants = {i.name: i for i in model.graph.initializer}
     shapes = {vi.name: _dims(vi) for vi in (*model.graph.value_info, *model.graph.output)}
+    # A zero point computed at run time (torchao's dynamic activations) is the Cast's that makes it.
+    zero_points |= {n.output[0]: a.i for n in model.graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
     cut_model = onnx.ModelProto()
     cut_model.CopyFrom(model)
     graph = cut_model.graph

@@ -38,7 +38,9 @@ def dtype_name(dtype: Any) -> str:
 
 
 def read_exported(program: Any, path: str) -> SourceGraph:
-    """An ExportedProgram: parameters, buffers and lifted constants come in as placeholders."""
+    """An ExportedProgram: parameters, buffers and lifted constants come in as placeholders. A
+    tensor subclass (torchao's quantized weights) is read through the inner tensors that export's
+    `access_subclass_inner_tensor` takes from it (qdata, scale, zero_point), never as itself."""
     signature = program.graph_signature
     lifted = {**signature.inputs_to_parameters, **signature.inputs_to_buffers, **signature.inputs_to_lifted_tensor_constants}
     values = {**program.state_dict, **program.constants}
@@ -51,10 +53,24 @@ def read_graph_module(module: Any, path: str) -> SourceGraph:
     return _read(module.graph, {}, module, path)
 
 
+# Ops of no data: export's run-time checks of a tensor's metadata, and tensor-subclass access
+# (read as constants below).
+_CHECKS = ("aten._assert_tensor_metadata.default", "aten._assert_scalar.default", "aten.sym_constrain_range_for_size.default")
+_INNER = "export.access_subclass_inner_tensor.default"
+QUANTIZE_NAMESPACES = ("quantized_decomposed.", "torchao.")  # the ops that make a graph a quantized one
+
+
+def _is_subclass(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor) and type(value) not in (torch.Tensor, torch.nn.Parameter) and hasattr(value, "__tensor_flatten__")
+
+
 def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> SourceGraph:
     import torch
 
     graph = SourceGraph("torch", path, [], [], [], {})
+    subclasses = {name: value for name, value in lifted.items() if _is_subclass(value)}
     for node in fx_graph.nodes:
         meta = node.meta.get("val")
         if isinstance(meta, torch.Tensor):
@@ -65,12 +81,20 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
             if source in graph.shapes:  # a Q/DQ keeps its input's shape
                 graph.shapes[node.name] = graph.shapes[source]
         if node.op == "placeholder":
-            if node.name in lifted:
+            if node.name in subclasses:
+                _subclass_used_as_is(node, subclasses[node.name], path)
+            elif node.name in lifted:
                 graph.constants[node.name] = lifted[node.name].detach().cpu().numpy().copy()
             else:
                 graph.inputs.append(TensorInfo(node.name, graph.shapes.get(node.name, ()), graph.dtypes.get(node.name, "float32")))
         elif node.op == "call_function" and node.target is operator.getitem:
             continue  # read with the op it unpacks (_op names that op's outputs after its getitems)
+        elif node.op == "call_function" and str(node.target) in _CHECKS:
+            continue
+        elif node.op == "call_function" and str(node.target) == _INNER:
+            inner = getattr(subclasses[node.args[0].name], str(node.args[1]))
+            graph.constants[node.name] = inner.detach().cpu().numpy().copy()
+            graph.shapes[node.name] = graph.constants[node.name].shape
         elif node.op == "call_function":
             graph.ops.append(_op(node))
         elif node.op == "output":
@@ -83,9 +107,19 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
             raise QonvertError(f"{path}: the model holds observers ({node.target}): prepared but not converted (run convert_pt2e)")
         elif not (node.op == "call_module" and not node.users):  # e.g. an unused _guards_fn
             raise QonvertError(f"{path}: node {node.name!r} ({node.op} {node.target}) is not supported")
-    if not any(op.type.startswith("quantized_decomposed.") for op in graph.ops):
-        raise QonvertError(f"{path}: no quantize/dequantize op: a float model (quantize it with prepare_pt2e / convert_pt2e first)")
+    if not subclasses and not any(op.type.startswith(QUANTIZE_NAMESPACES) for op in graph.ops):
+        raise QonvertError(f"{path}: no quantize/dequantize op: a float model (quantize it with prepare_pt2e / convert_pt2e, or torchao's quantize_)")
     return graph
+
+
+def _subclass_used_as_is(node: Any, value: Any, path: str) -> None:
+    """A tensor subclass is read through its inner tensors only; an op that takes it whole (a
+    subclass export did not flatten) is named in one line."""
+    inner, _ = value.__tensor_flatten__()
+    for user in node.users:
+        if str(user.target) != _INNER or user.args[1] not in inner:
+            kind = type(value).__name__
+            raise QonvertError(f"{path}: parameter {node.name!r} is a {kind} (a tensor subclass) that op {user.target} reads whole; not supported")
 
 
 def _attr(program: Any, target: str) -> np.ndarray:

@@ -69,7 +69,30 @@ def _torch() -> Any:
         import torch.ao.quantization.fx._decomposed
     except ImportError:
         raise QonvertError("PyTorch models need torch (pip install 'qonvert[torch]')") from None
+    _import_torchao_quietly()
     return torch
+
+
+def _import_torchao_quietly() -> None:
+    """torchao registers the torchao.* ops a quantize_'d program holds; its import logs warnings
+    about CUDA kernels a CPU wheel lacks (and torch about an enum it registers), which are no
+    concern of the user's."""
+    if "torchao" in sys.modules:
+        return
+    import importlib.util
+    import logging
+
+    if importlib.util.find_spec("torchao") is None:
+        return
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        import torchao  # noqa: F401
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _archive_kind(path: Path) -> str:
@@ -226,7 +249,7 @@ class TorchFrontend(Frontend):
         class Recorder(interpreter):  # type: ignore[misc,valid-type]
             def run_node(self, node: Any) -> Any:
                 result = super().run_node(node)
-                if isinstance(result, torch.Tensor):
+                if type(result) is torch.Tensor or type(result) is torch.nn.Parameter:  # not a tensor subclass (torchao's weights)
                     values[node.name] = result.detach().numpy().copy()
                 return result
 

@@ -71,7 +71,7 @@ def fold_constant_layout(graph: ir.Graph) -> int:
         if qp.per_axis:
             if origin is None:
                 continue  # reshaping a per-channel tensor: the axis may not survive
-            qp = qp.with_axis(origin.index(qp.axis or 0))
+            qp = qp.transposed(origin)
         new = add_dq(graph, np.ascontiguousarray(moved), qp, f"{out.name}_folded", before=node)
         _reroute(graph, node, new)
         folded += 1

@@ -6,7 +6,8 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
-from ...context import ConversionContext
+from ....opsets.qparams import QuantParams
+from ...context import NP_TO_IR, ConversionContext
 from ...registry import register
 from ...source import SourceOp
 from .args import literal, operand, rank, tensor, tensor_name
@@ -99,12 +100,22 @@ def binary(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("torch", "aten.to.dtype", "aten._to_copy.default")
 def to(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    """A float tensor to float32 (dynamic Linear's output): nothing to do; any other cast is not
-    ours. TorchScript gives the dtype as its ScalarType number (6: float32)."""
+    """A cast. Integer codes to float32 (torchao's int8 weight-only reads its weight so) are a
+    DequantizeLinear of scale 1 (exact), so a constant's stay an integer initializer behind a DQ;
+    a value already float32 in ONNX (a float tensor, or an integer product held in float) is kept.
+    TorchScript gives the dtype as its ScalarType number (6: float32)."""
     dtype = literal(op, 1, "dtype", "float32")
-    if dtype not in ("float32", 6) or ctx.source.dtypes.get(tensor_name(op, 0) or "", "float32") != "float32":
-        raise QonvertError(f"op {op.label}: a cast to {dtype} is not supported (only float32 to float32)")
-    return ctx.b.op("Identity", [tensor(ctx, op, 0)])
+    dtype = "float32" if dtype == 6 else dtype
+    x = tensor_name(op, 0)
+    value = tensor(ctx, op, 0)
+    source = ctx.source.dtypes.get(x or "", "float32")
+    if dtype not in NP_TO_IR:
+        raise QonvertError(f"op {op.label}: a cast to {dtype} is not supported")
+    if dtype == "float32" and (source == "float32" or value.dtype == ir.DataType.FLOAT or x in ctx.source.quant):
+        return ctx.b.op("Identity", [value])
+    if dtype == "float32" and source in ("int8", "uint8"):
+        return ctx.b.dequantize(value, QuantParams.unit(source))
+    return ctx.b.op("Cast", [value], {"to": NP_TO_IR[dtype]})
 
 
 @register("torch", "aten.cat.default", "aten.concat.default")
