@@ -57,6 +57,9 @@ def providers(device: str) -> list[str]:
     raise QonvertError(f"unknown device {device!r} (cpu or cuda)")
 
 
+MATMULNBITS_ACCURACY = "1"  # float32 activations (see session())
+
+
 def session(
     model: onnx.ModelProto | str,
     device: str = "cpu",
@@ -74,6 +77,10 @@ def session(
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[level]
     opts.log_severity_level = 3
+    # ORT fuses a blocked int4/int8 weight DQ + MatMul into MatMulNBits, by default computing with
+    # the activations quantized to int8 (accuracy level 4): a computation neither the graph nor the
+    # source does. Level 1 keeps them float, so ORT computes what the QDQ graph says.
+    opts.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", MATMULNBITS_ACCURACY)
     if threads:
         opts.intra_op_num_threads = threads
     if optimized_path:
