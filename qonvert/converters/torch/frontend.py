@@ -345,6 +345,8 @@ def _eager_quantized(module: Any) -> bool:
     """An eager- or FX-converted module (quantized kernels, packed weights) or an FX reference
     model (torch.quantize_per_tensor calls): what torch.export cannot take, and tracing can."""
     torch = _torch()
+    if isinstance(module, torch.jit.ScriptModule):
+        return False  # already TorchScript (its .graph is TorchScript's, not an fx graph)
     if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in module.modules()):
         return True
     graph = getattr(module, "graph", None)

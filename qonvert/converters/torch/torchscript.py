@@ -140,6 +140,8 @@ def _op(graph: SourceGraph, node: Any, ins: list[str], outs: list[str], args: li
             inputs[str(k)] = [i.debugName() for i in construct.inputs()]
         elif isinstance(value, torch.ScriptObject):
             _unpack(graph, outs[0], value, inputs, attrs, one_d="conv1d" in node.kind())
+        elif isinstance(value, list) and value and all(isinstance(v, torch.ScriptObject) for v in value):
+            _unpack_cells(graph, outs[0], value, inputs, attrs)
         else:
             attrs[str(k)] = dtype_name(value) if isinstance(value, torch.dtype) else value
     if op_name.startswith("linear") and op_name.endswith("dynamic"):  # qnnpack ignores reduce_range
@@ -149,9 +151,15 @@ def _op(graph: SourceGraph, node: Any, ins: list[str], outs: list[str], args: li
 
 def _constant(graph: SourceGraph, name: str, value: Any) -> None:
     """A tensor that depends on no input: a constant (a quantized one as its codes)."""
+    import torch
+
     if value.is_quantized:
         graph.constants[name] = value.int_repr().numpy().copy()
         graph.quant[name] = _qparams(value, name)
+    elif value.dim() == 0 and value.dtype == torch.float64:
+        # a traced Python number (x + 1e-5): a 0-d tensor does not promote a float32 tensor it
+        # meets, so PyTorch computes in float32 with it
+        graph.constants[name] = value.detach().numpy().astype(np.float32)
     else:
         graph.constants[name] = value.detach().numpy().copy()
     graph.shapes[name] = tuple(int(d) for d in value.shape)
@@ -208,6 +216,30 @@ def _unpack(graph: SourceGraph, base: str, packed: Any, inputs: dict[str, list[s
         except RuntimeError:  # linear parameters have none of these
             continue
         attrs[setting] = list(value)[-spatial:] if isinstance(value, (list, tuple)) else value
+
+
+def _unpack_cells(graph: SourceGraph, base: str, cells: list[Any], inputs: dict[str, list[str]], attrs: dict[str, Any]) -> None:
+    """A quantized RNN's cell parameters (one per layer and direction), each pickled as (kind,
+    biases, doubles, longs, packed weights): the packed input and hidden weights give int8
+    `w_ih{k}` / `w_hh{k}` and their float biases `b_ih{k}` / `b_hh{k}`; longs[0] is reduce_range,
+    which the engine may apply (qnnpack ignores it)."""
+    import torch
+
+    reduce_range = False
+    for k, cell in enumerate(cells):
+        try:
+            kind, _biases, _doubles, longs, packed = cell.__getstate__()[0]
+        except Exception as exc:
+            raise QonvertError(f"{base}: RNN cell parameters that cannot be read ({type(exc).__name__})") from None
+        if kind != "quantized_dynamic" or len(packed) != 2:
+            raise QonvertError(f"{base}: RNN cell parameters of kind {kind!r} are not supported (only dynamic quantization)")
+        reduce_range = bool(longs and longs[0])
+        for gate, weights in zip(("ih", "hh"), packed, strict=True):
+            unpacked: dict[str, list[str]] = {}  # int8 codes `.weight` (quantized), float `.bias`
+            _unpack(graph, f"{base}.w_{gate}{k}", weights, unpacked, {})
+            inputs[f"w_{gate}{k}"] = unpacked["weight"]
+            inputs[f"b_{gate}{k}"] = unpacked.get("bias", [])
+    attrs["reduce_range_applied"] = reduce_range and torch.backends.quantized.engine != "qnnpack"
 
 
 def _plain_input_names(graph: SourceGraph) -> None:

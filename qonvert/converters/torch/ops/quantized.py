@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ....opsets.builder import GraphBuilder
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -68,25 +69,29 @@ def linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return _relu(ctx, op, out)
 
 
+def dynamic_quantized(b: GraphBuilder, x: ir.Value, reduce_range: bool) -> ir.Value:
+    """x as PyTorch's dynamic kernels quantize it (fbgemm / qnnpack): uint8 over [min(x, 0),
+    max(x, 0)], zero point round(-min / scale), read back through a DQ. Over 0..255 that is ORT's
+    DynamicQuantizeLinear exactly; fbgemm (x86) honours reduce_range (0..127), which the graph
+    computes itself (and ORT then runs the MatMul in float)."""
+    if reduce_range:
+        zero = b.const(np.float32(0.0))
+        low = b.op("Min", [b.op("ReduceMin", [x], {"keepdims": 0}), zero])
+        high = b.op("Max", [b.op("ReduceMax", [x], {"keepdims": 0}), zero])
+        scale = b.op("Div", [b.op("Sub", [high, low]), b.const(np.float32(127.0))])
+        scale = b.op("Max", [scale, b.const(np.float32(np.finfo(np.float32).tiny))])  # all-zero x: any scale
+        zp = b.op("Clip", [b.op("Round", [b.op("Div", [b.op("Neg", [low]), scale])]), zero, b.const(np.float32(127.0))])
+        zp = b.op("Cast", [zp], {"to": ir.DataType.UINT8})
+        codes = b.op("QuantizeLinear", [x, scale, zp])
+    else:
+        codes, scale, zp = b.op("DynamicQuantizeLinear", [x], outputs=3)
+    return b.op("DequantizeLinear", [codes, scale, zp])
+
+
 @register("torch", "quantized.linear_dynamic.default", "quantized.linear_relu_dynamic.default")
 def linear_dynamic(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    """Dynamic quantization: int8 weights, the float input quantized at run time to uint8 over
-    [min(x, 0), max(x, 0)], zero point round(-min / scale). Over 0..255 that is ORT's
-    DynamicQuantizeLinear exactly; fbgemm (x86) honours reduce_range (0..127, the reader records
-    whether the engine did), which the graph computes itself, and ORT runs that MatMul in float."""
-    x = tensor(ctx, op, 0)
-    if op.attrs.get("reduce_range_applied"):
-        zero = ctx.b.const(np.float32(0.0))
-        low = ctx.b.op("Min", [ctx.b.op("ReduceMin", [x], {"keepdims": 0}), zero])
-        high = ctx.b.op("Max", [ctx.b.op("ReduceMax", [x], {"keepdims": 0}), zero])
-        scale = ctx.b.op("Div", [ctx.b.op("Sub", [high, low]), ctx.b.const(np.float32(127.0))])
-        scale = ctx.b.op("Max", [scale, ctx.b.const(np.float32(np.finfo(np.float32).tiny))])  # all-zero x: any scale
-        zp = ctx.b.op("Clip", [ctx.b.op("Round", [ctx.b.op("Div", [ctx.b.op("Neg", [low]), scale])]), zero, ctx.b.const(np.float32(127.0))])
-        zp = ctx.b.op("Cast", [zp], {"to": ir.DataType.UINT8})
-        codes = ctx.b.op("QuantizeLinear", [x, scale, zp])
-    else:
-        codes, scale, zp = ctx.b.op("DynamicQuantizeLinear", [x], outputs=3)
-    x = ctx.b.op("DequantizeLinear", [codes, scale, zp])
+    """Dynamic quantization: int8 weights, the float input quantized at run time (dynamic_quantized)."""
+    x = dynamic_quantized(ctx.b, tensor(ctx, op, 0), bool(op.attrs.get("reduce_range_applied")))
     w, *bias = _packed(ctx, op)
     out = ctx.b.op("MatMul", [x, ctx.b.op("Transpose", [w], {"perm": [1, 0]})])
     return _relu(ctx, op, ctx.b.op("Add", [out, *bias]) if bias else out)

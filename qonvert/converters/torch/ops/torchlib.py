@@ -94,6 +94,8 @@ def _arguments(ctx: ConversionContext, op: SourceOp, schema: Any) -> tuple[list[
                 break
         else:
             continue
+        if argument.name == "dtype" and value is None:
+            value = -1  # torch.onnx's convention for "no dtype given"
         if argument.kwarg_only:
             kwargs[argument.name] = value
         elif len(args) == index:
