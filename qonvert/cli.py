@@ -110,7 +110,7 @@ def _costs(args: argparse.Namespace, options: dict[str, Any], result: api.Conver
     if not args.speed:
         return [_cost("the symmetric re-derivation", canonical, report)]
     if not args.calibration:
-        return [_cost("the speed form (uint8 storage)", canonical, report)]
+        return [_cost("the speed form", canonical, report)]
     from .targets.ort_speed import speed_form
 
     uint8_only = check(speed_form(result.canonical)[0])

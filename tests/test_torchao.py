@@ -131,3 +131,26 @@ def test_ort_default_matmulnbits_is_another_computation() -> None:
     ours = _ort_outputs(result.model, [x])[0]
     assert np.abs(reference - ours).max() <= 1e-5 * reference.std()
     assert np.abs(reference - theirs).max() > 100 * np.abs(reference - ours).max()
+
+
+# Measured max |speed form - torchao| / std(torchao outputs) on the 8 inputs: MatMulNBits quantizes
+# the activations to int8 per block of 32 (accuracy level 4), which torchao keeps float.
+SPEED_COST = {"int8_dynamic": 0.0, "int8_weight_only": 0.034, "int4_weight_only_g32": 0.038, "int8_dynamic_int4_g32": 0.051}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_speed_form_runs_integer_kernels(config: str) -> None:
+    from qonvert.runtime.ort import fusion_report
+
+    module = quantized_mlp(config)
+    result = qonvert.convert(module, example_inputs=(torch.from_numpy(_inputs(1)[0]),), speed=True)
+    kernels = fusion_report(result.model).integer
+    expected = "MatMulIntegerToFloat" if config == "int8_dynamic" else "MatMulNBits"
+    assert kernels.get(expected) == 2, kernels
+    inputs = _inputs(8)
+    with torch.no_grad():
+        reference = [module(torch.from_numpy(x)).numpy() for x in inputs]
+    ours = _ort_outputs(result.model, inputs)
+    spread = float(np.std(np.concatenate([r.ravel() for r in reference])))
+    cost = max(float(np.abs(a - b).max()) for a, b in zip(reference, ours, strict=True)) / spread
+    assert cost <= SPEED_COST[config] + 1e-5, (config, cost)

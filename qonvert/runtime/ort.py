@@ -24,7 +24,8 @@ INTEGER_KERNELS = (
     "MatMulInteger",
     "DynamicQuantizeMatMul",
 )
-# MatMulNBits: ORT's weight-only kernel (int8 weights dequantized on the fly, float activations).
+# MatMulNBits: ORT's weight-only kernel; an integer one at accuracy level 4 (int8 activations,
+# the speed form's), float below (weights dequantized on the fly: the canonical form's fusion).
 FLOAT_KERNELS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm", "MatMulNBits")
 
 
@@ -171,7 +172,8 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
         optimized = onnx.load(path)
     report = FusionReport(quantized_in_source=quantized)
     for node in optimized.graph.node:
-        if node.op_type in INTEGER_KERNELS:
+        int8_nbits = node.op_type == "MatMulNBits" and any(a.name == "accuracy_level" and a.i >= 4 for a in node.attribute)
+        if node.op_type in INTEGER_KERNELS or int8_nbits:
             report.integer[node.op_type] = report.integer.get(node.op_type, 0) + 1
         elif node.op_type in FLOAT_KERNELS:
             why = float_reason(index, node.name)
