@@ -27,12 +27,15 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int
     return proc.returncode, wall, float(rss[-1]) / 1024 if rss else 0.0, text
 
 
-def interleaved_latency(models: dict[str, str], rounds: int = 7, runs: int = 20) -> dict[str, tuple[float, float, float]]:
+def interleaved_latency(
+    models: dict[str, str], rounds: int = 7, runs: int = 20, feed: dict[str, object] | None = None
+) -> dict[str, tuple[float, float, float]]:
     """ORT CPU latency in ms per model: (median, lowest, highest) of the per-round medians. The
     models take turns, round after round, so a noisy neighbour on a small machine slows them all
     alike instead of whichever happened to run at the time. ORT's worker threads do not spin
     between runs: on this 2-core machine spinning made the same model run 28 or 46 ms from one
-    session to the next (and slowed models with many small float ops most), which no median fixes."""
+    session to the next (and slowed models with many small float ops most), which no median fixes.
+    `feed`: the inputs every model takes (token ids ...), else one random input of the model's shape."""
     import numpy as np
     import onnxruntime as ort
 
@@ -45,10 +48,12 @@ def interleaved_latency(models: dict[str, str], rounds: int = 7, runs: int = 20)
         spec = sess.get_inputs()[0]  # one input; dynamic dimensions 1
         shape = [d if isinstance(d, int) else 1 for d in spec.shape]
         x = np.random.default_rng(0).standard_normal(shape)
-        feed = {spec.name: x.astype(np.float32) if "float" in spec.type else np.clip(x * 40, -128, 127).astype(np.int8)}
+        given = {spec.name: x.astype(np.float32) if "float" in spec.type else np.clip(x * 40, -128, 127).astype(np.int8)}
+        if feed is not None:
+            given = {spec.name: next(iter(feed.values()))} if len(feed) == 1 else dict(feed)
         for _ in range(3):
-            sess.run(None, feed)
-        sessions[name] = (sess, feed)
+            sess.run(None, given)
+        sessions[name] = (sess, given)
     medians: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, (sess, feed) in sessions.items():

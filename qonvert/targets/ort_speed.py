@@ -37,7 +37,7 @@ from ..opsets.passes.bias import quantize_biases
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
 from ..opsets.qparams import QuantParams
 from ..runtime import refio
-from .ort_matmul import MS, blocked_weights, integer_products
+from .ort_matmul import MS, blocked_weights
 
 MULTI_INPUT = ("Add", "Mul", "Concat")  # ORT runs them quantized only where every input is a DQ
 
@@ -51,7 +51,6 @@ class SpeedChanges:
     beyond_range: int = 0  # such readers left float: on the calibration data the value passes the Q's range
     folded: int = 0  # float BatchNorms folded into the conv before them (float rounding only)
     float_left: int = 0  # quantized ops whose output still reaches no Q (no calibration given)
-    integer_products: int = 0  # torchao's integer matmuls as MatMulIntegerToFloat (exact)
     nbits: int = 0  # weight-only / blocked weights as MatMulNBits, int8 activations (rounds them)
 
     def lines(self) -> list[str]:
@@ -62,11 +61,8 @@ class SpeedChanges:
             f"{self.folded} float BatchNorms folded into their convs (float rounding only)",
             f"{self.calibrated} float outputs of quantized ops given a calibrated uint8 Q/DQ (rounds what the source keeps in float)",
         ]
-        lines += [
-            f"{self.integer_products} integer products as MatMulIntegerToFloat (exact)",
-            f"{self.nbits} matmuls of int4/int8 weights as MatMulNBits with int8 activations per block (rounds the activations)",
-        ]
-        counts = (self.merged, self.uint8, self.rerouted, self.folded, self.calibrated, self.integer_products, self.nbits)
+        lines.append(f"{self.nbits} matmuls of int4/int8 weights as MatMulNBits with int8 activations per block (rounds the activations)")
+        counts = (self.merged, self.uint8, self.rerouted, self.folded, self.calibrated, self.nbits)
         lines = [line for line, n in zip(lines, counts, strict=True) if n]
         if self.beyond_range:
             lines.append(f"{self.beyond_range} Add/Mul/Concat inputs kept float: on the calibration data their values pass their Q's range")
@@ -82,9 +78,8 @@ def speed_form(model: onnx.ModelProto, calibration: refio.Samples | None = None)
     changes = SpeedChanges()
     changes.merged = _merge_requantization_before_relu(graph)
     changes.uint8 = _non_negative_to_uint8(graph)
-    changes.integer_products = integer_products(graph)
     changes.nbits = blocked_weights(graph)
-    if changes.integer_products or changes.nbits:
+    if changes.nbits:
         ir_model.opset_imports.setdefault(MS, 1)
         common.RemoveUnusedNodesPass()(ir_model)
     if not calibration:

@@ -10,6 +10,7 @@ are constants; torch dtypes become numpy dtype names.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,14 +38,41 @@ def dtype_name(dtype: Any) -> str:
     return name
 
 
-def read_exported(program: Any, path: str) -> SourceGraph:
+def decompose_untranslated(program: Any, translated: Callable[[str], bool]) -> Any:
+    """The program with the ops no mapper translates decomposed, as torch.onnx decomposes before
+    dispatching to torchlib (`__and__` to bitwise_and, diff to slices ...): only those, with
+    torch.export's own decompositions, so every op a mapper owns (and every Q/DQ) stays as it is."""
+    import torch
+
+    table = torch.export.default_decompositions()
+    untranslated = {str(n.target) for n in program.graph.nodes if n.op == "call_function" and not translated(str(n.target))}
+    wanted = {op: fn for op, fn in table.items() if str(op) in untranslated}
+    return program.run_decompositions(wanted) if wanted else program
+
+
+def read_exported(program: Any, path: str, promote: bool = False) -> SourceGraph:
     """An ExportedProgram: parameters, buffers and lifted constants come in as placeholders. A
     tensor subclass (torchao's quantized weights) is read through the inner tensors that export's
-    `access_subclass_inner_tensor` takes from it (qdata, scale, zero_point), never as itself."""
+    `access_subclass_inner_tensor` takes from it (qdata, scale, zero_point), never as itself.
+    `promote`: PyTorch's implicit type promotions made explicit first (a copy of the graph; the
+    user's program is not touched), as torch.onnx does before torchlib, whose functions expect
+    their inputs promoted (cumsum of a bool mask, int64 + float), where torch's pass can run."""
     signature = program.graph_signature
     lifted = {**signature.inputs_to_parameters, **signature.inputs_to_buffers, **signature.inputs_to_lifted_tensor_constants}
     values = {**program.state_dict, **program.constants}
-    return _read(program.graph, {name: values[target] for name, target in lifted.items()}, program, path)
+    graph = program.graph
+    if promote:
+        import copy
+
+        from torch.onnx._internal.fx import passes
+
+        module = copy.deepcopy(program.graph_module)
+        try:
+            passes.InsertTypePromotion(module).run()
+            graph = module.graph
+        except Exception:
+            pass  # internals (torchao's weights) with fake tensors: such a graph is read as it is
+    return _read(graph, {name: values[target] for name, target in lifted.items()}, program, path)
 
 
 def read_graph_module(module: Any, path: str) -> SourceGraph:
@@ -57,6 +85,7 @@ def read_graph_module(module: Any, path: str) -> SourceGraph:
 # (read as constants below).
 _CHECKS = ("aten._assert_tensor_metadata.default", "aten._assert_scalar.default", "aten.sym_constrain_range_for_size.default")
 _INNER = "export.access_subclass_inner_tensor.default"
+READER_OPS = {*_CHECKS, _INNER, str(operator.getitem)}  # what the reader itself takes
 QUANTIZE_NAMESPACES = ("quantized_decomposed.", "torchao.")  # the ops that make a graph a quantized one
 
 

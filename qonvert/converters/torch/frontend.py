@@ -161,7 +161,8 @@ class TorchFrontend(Frontend):
         return None
 
     def load(self, path: Any, options: Options) -> SourceGraph:
-        from .export import read_exported, read_graph_module
+        from ..registry import is_fallback
+        from .export import decompose_untranslated, read_exported, read_graph_module
         from .torchscript import input_names, read_torchscript
 
         assert isinstance(options, TorchOptions)
@@ -176,7 +177,9 @@ class TorchFrontend(Frontend):
             if script is not None:
                 where = str(path) if isinstance(path, Path) else "ScriptModule"
                 return read_torchscript(script, _examples(script, options, where, input_names), where)
-        return read_exported(self.program(path, options), str(path) if isinstance(path, Path) else type(path).__name__)
+        program = decompose_untranslated(self.program(path, options), _translated)
+        fallback = any(is_fallback("torch", str(n.target)) for n in program.graph.nodes if n.op == "call_function")
+        return read_exported(program, str(path) if isinstance(path, Path) else type(path).__name__, promote=fallback)
 
     def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
         """Each quantize/dequantize op's parameters, by the tensor it (de)quantizes (PT2E), and
@@ -260,6 +263,14 @@ class TorchFrontend(Frontend):
                 Recorder(module).run(*[torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names])
                 out.append(values)
         return out
+
+
+def _translated(target: str) -> bool:
+    """Whether the reader or a mapper (own or torchlib's) takes an op of an exported graph."""
+    from ..registry import lookup
+    from .export import READER_OPS
+
+    return target in READER_OPS or lookup("torch", target) is not None
 
 
 def _module_examples(module: Any, options: TorchOptions, purpose: str) -> tuple[Any, ...]:

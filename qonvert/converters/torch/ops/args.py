@@ -34,7 +34,9 @@ def tensor_name(op: SourceOp, index: int, name: str = "") -> str | None:
 
 
 def operand(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") -> ir.Value:
-    """A tensor argument, or a number literal as a float32 constant (add.Tensor(x, 2.0))."""
+    """A tensor argument, or a number literal as a constant of the op's tensor's dtype, as PyTorch
+    promotes it: float32 (add.Tensor(x, 2.0)), or an integer one for an integer tensor (a position
+    index plus an offset)."""
     if tensor_name(op, index, name) is not None:
         return tensor(ctx, op, index, name)
     value = literal(op, index, name)
@@ -42,6 +44,10 @@ def operand(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") ->
         raise QonvertError(f"op {op.label}: argument {index} ({name or '?'}) is neither a tensor nor a number")
     import numpy as np
 
+    other = next((names[0] for names in op.inputs.values() if names), None)
+    dtype = ctx.source.dtypes.get(other or "", "float32") if other not in ctx.source.quant else "float32"
+    if isinstance(value, int) and not isinstance(value, bool) and dtype in ("int64", "int32"):
+        return ctx.b.const(np.asarray(value, dtype))
     return ctx.b.const(np.float32(value))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
@@ -45,7 +46,7 @@ def overload(op_type: str) -> Any:
 
 
 def _function(op_type: str) -> Any:
-    target = overload(op_type) if op_type.startswith("aten.") else None
+    target = overload(op_type) if op_type.startswith(("aten.", "prims.")) else None
     if target is None:
         return None
     real = [meta for meta in _registry().get_decomps(target) if not meta.is_complex]
@@ -53,12 +54,13 @@ def _function(op_type: str) -> Any:
 
 
 def translated_ops() -> list[str]:
-    """Every aten op torchlib translates at its opset (the README's count)."""
+    """Every aten (and prims) op torchlib translates at its opset (the README's count)."""
     names = set()
     for qualified, metas in _registry().functions.items():  # keyed "aten::add.Tensor", "aten::abs"
-        if isinstance(qualified, str) and qualified.startswith("aten::") and any(not meta.is_complex for meta in metas):
-            name, _, variant = qualified[len("aten::") :].partition(".")
-            names.add(f"aten.{name}.{variant or 'default'}")
+        namespace, _, rest = qualified.partition("::") if isinstance(qualified, str) else ("", "", "")
+        if namespace in ("aten", "prims") and any(not meta.is_complex for meta in metas):
+            name, _, variant = rest.partition(".")
+            names.add(f"{namespace}.{name}.{variant or 'default'}")
     return sorted(names)
 
 
@@ -135,4 +137,13 @@ def torchlib_op(ctx: ConversionContext, op: SourceOp) -> Any:
     if recorder.functions:
         raise QonvertError(f"op {op.label}: torchlib translates it as an ONNX function, which qonvert does not inline yet")
     ctx.b.adopt(recorder.nodes, op.type.split(".")[1])
-    return list(outputs) if isinstance(outputs, (tuple, list)) else outputs
+    if isinstance(outputs, (tuple, list)):
+        return list(outputs)
+    producer = outputs.producer()
+    if producer is not None and producer.op_type in _SEQUENCES:  # tensors the source unpacks (split)
+        count = len(op.outputs.get("out") or [])
+        return [ctx.b.op("SequenceAt", [outputs, ctx.b.const(np.int64(i), "index")]) for i in range(count)]
+    return outputs
+
+
+_SEQUENCES = ("SplitToSequence", "SequenceConstruct", "SequenceInsert")
