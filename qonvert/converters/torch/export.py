@@ -70,8 +70,8 @@ def read_exported(program: Any, path: str, promote: bool = False) -> SourceGraph
         try:
             passes.InsertTypePromotion(module).run()
             graph = module.graph
-        except Exception:
-            pass  # internals (torchao's weights) with fake tensors: such a graph is read as it is
+        except Exception:  # torch's pass cannot trace a graph that reads tensor-subclass internals
+            pass  # (torchao's weights) with fake tensors: such a graph is read as it is
     return _read(graph, {name: values[target] for name, target in lifted.items()}, program, path)
 
 
