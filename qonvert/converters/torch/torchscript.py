@@ -79,6 +79,15 @@ def _call(torch: Any, node: Any, args: list[Any]) -> Any:
     return op(*positional, **keywords)
 
 
+def _list_members(node: Any, ins: list[str]) -> list[str]:
+    """The node's input names, a tensor list (cat's) as the tensors its ListConstruct takes."""
+    names = []
+    for k, name in enumerate(ins):
+        producer = node.inputsAt(k).node()
+        names += [i.debugName() for i in producer.inputs()] if producer.kind() == "prim::ListConstruct" else [name]
+    return names
+
+
 def input_names(module: Any) -> list[str]:
     return [v.debugName() for v in list(module.inlined_graph.inputs())[1:]]
 
@@ -98,7 +107,7 @@ def read_torchscript(module: Any, example_inputs: tuple[Any, ...], path: str) ->
             return  # sizes and numbers (x.shape in forward): consumers take them as attributes
         # Only the module's own tensors: fold the result (a reference model's weight quantize), but
         # keep a dequantize of a constant: it is the weight's DQ.
-        if not any(name in made for name in ins) and node.kind() != "aten::dequantize":
+        if not any(name in made for name in _list_members(node, ins)) and node.kind() != "aten::dequantize":
             for out, value in zip(outs, results, strict=True):
                 if isinstance(value, torch.Tensor):
                     _constant(graph, out, value)

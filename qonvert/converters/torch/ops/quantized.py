@@ -106,7 +106,7 @@ def elementwise(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return _relu(ctx, op, ctx.b.op(kind, [tensor(ctx, op, 0), tensor(ctx, op, 1)]))
 
 
-@register("torch", "quantized.add_scalar.default", "quantized.mul_scalar.default")
+@register("torch", "quantized.add_scalar.default", "quantized.mul_scalar.default", "quantized.add.Scalar", "quantized.mul.Scalar")
 def elementwise_scalar(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     kind = "Add" if "add" in op.type else "Mul"
     return ctx.b.op(kind, [tensor(ctx, op, 0), ctx.b.const(np.float32(literal(op, 1, "other")))])
