@@ -31,8 +31,6 @@ from ...registry import register
 from ...source import SourceOp
 from .args import literal, tensor, tensor_name
 
-_SYMMETRIC = ("SYMMETRIC", "SYMMETRIC_NO_CLIPPING_ERR")
-
 
 def code_dtype(op: SourceOp, qmin: int, qmax: int, container: str) -> str:
     """The ONNX dtype of torchao's codes: the narrowest that holds [qmin, qmax] (int4 in an int8
@@ -58,7 +56,7 @@ def _blocks(op: SourceOp, shape: tuple[int, ...] | None, index: int = 1) -> tupl
     block = literal(op, index, "block_size")
     if shape is None or not isinstance(block, list) or len(block) != len(shape) or any(not isinstance(b, int) or b < 1 for b in block):
         raise QonvertError(f"op {op.label}: block_size {block!r} does not fit a tensor of shape {list(shape or [])}")
-    wide = [i for i, (b, d) in enumerate(zip(block, shape, strict=True)) if b > 1 or (b == d and d > 1 and len(shape) == 1)]
+    wide = [i for i, b in enumerate(block) if b > 1]
     if all(b == d for b, d in zip(block, shape, strict=True)):
         return None, None
     if len(wide) > 1:
@@ -164,9 +162,7 @@ def choose_qparams_affine(ctx: ConversionContext, op: SourceOp) -> list[ir.Value
     high = ctx.b.op("Max", [ctx.b.reduce("ReduceMax", value, axes, keepdims=True), zero])
     eps = literal(op, 6, "eps")
     eps = np.float32(np.finfo(np.float32).smallest_normal if eps is None else eps)
-    if mapping in _SYMMETRIC:
-        if mapping != "SYMMETRIC":
-            raise QonvertError(f"op {op.label}: mapping type {mapping} is not supported")
+    if mapping == "SYMMETRIC":
         scale = ctx.b.op("Div", [ctx.b.op("Max", [ctx.b.op("Neg", [low]), high]), ctx.b.const(np.float32((qmax - qmin) / 2))])
         scale = ctx.b.op("Max", [scale, ctx.b.const(eps)])
         middle = ctx.b.const(np.float32(int((qmax + qmin + 1) / 2)))
