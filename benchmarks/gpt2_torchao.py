@@ -3,7 +3,9 @@ quantize_ the two ways LLMs are: int4 weight-only (PerGroup(32)) and int8 dynami
 int8 weights. One table: conversion wall time and peak RSS (qonvert canonical and --speed,
 torch.onnx's dynamo exporter on the same programs), latency per token of a 128-token prompt on
 ORT CPU against the fp32 model (torch.onnx of the float model), and fidelity against torchao's own
-exported program (max |logit diff|, next-token agreement over every position).
+exported program (max |logit diff|, next-token agreement over every position). A second latency
+column runs a one-token step (the shape of a decoding step, without a KV cache): weight-only int4
+pays off there, where the weights' bytes and not the arithmetic set the time.
 
     pip install transformers && python benchmarks/gpt2_torchao.py [--layers 12] [--rounds 5]
 
@@ -120,16 +122,39 @@ def main() -> None:
             fidelity[f"{key} {form}"] = _fidelity(program.module(), onnx_path, prompts)
             rows.append((f"{config}, {form}", f"{wall:.1f} s, {rss:.0f} MB", anchor_cell, "", fidelity[f"{key} {form}"]))
     latency = interleaved_latency(models, rounds=args.rounds, runs=3, feed={"input_ids": ids.numpy()})
-    base = latency["fp32"][0]
-    print(f"GPT-2 small shape, {args.layers} layers, {params:.0f}M parameters; ORT CPU, {PROMPT}-token prompt")
-    print("| model | qonvert convert (wall, peak RSS) | torch.onnx dynamo (wall, peak RSS) | ms / token (min-max) | vs fp32 | fidelity vs torchao |")
-    print("|---|---|---|---|---|---|")
+    step = interleaved_latency(_one_token_models(float_model, tmp), rounds=args.rounds, runs=20, feed={"input_ids": ids[:, :1].numpy()})
+    base, step_base = latency["fp32"][0], step["fp32"][0]
+    print(f"GPT-2 small shape, {args.layers} layers, {params:.0f}M parameters; ORT CPU")
+    print(
+        f"| model | qonvert convert (wall, peak RSS) | torch.onnx dynamo (wall, peak RSS) | ms / token, {PROMPT}-token prompt (min-max) | vs fp32 "
+        "| ms, one-token step | vs fp32 | fidelity vs torchao |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, ours, anchor, _, fid in rows:
         key = "fp32" if name.startswith("fp32") else f"{'int4' if name.startswith('int4') else 'int8'} {name.rsplit(', ', 1)[1]}"
-        ms = latency.get(key)
+        ms, one = latency.get(key), step.get(key)
         cell = f"{ms[0] / PROMPT:.2f} ({ms[1] / PROMPT:.2f}-{ms[2] / PROMPT:.2f})" if ms else "-"
         ratio = f"{base / ms[0]:.2f}x" if ms else "-"
-        print(f"| {name} | {ours} | {anchor} | {cell} | {ratio} | {fid or '-'} |")
+        one_cell, one_ratio = (f"{one[0]:.2f} ({one[1]:.2f}-{one[2]:.2f})", f"{step_base / one[0]:.2f}x") if one else ("-", "-")
+        print(f"| {name} | {ours} | {anchor} | {cell} | {ratio} | {one_cell} | {one_ratio} | {fid or '-'} |")
+
+
+def _one_token_models(float_model: Any, tmp: Path) -> dict[str, str]:
+    """The same models exported for one token (torch.export fixes the sequence length)."""
+    import torch
+
+    one = (torch.zeros(1, 1, dtype=torch.int64),)
+    torch.export.save(torch.export.export(float_model, one), str(tmp / "fp32_1.pt2"))
+    run_measured([sys.executable, "-c", _TORCH_ONNX, str(tmp / "fp32_1.pt2"), str(tmp / "fp32_1.onnx")])
+    models = {"fp32": str(tmp / "fp32_1.onnx")}
+    for config in ("int4 weight-only g32", "int8 dynamic + int8 weight"):
+        key = "int4" if config.startswith("int4") else "int8"
+        torch.export.save(torch.export.export(quantized(float_model, config), one), str(tmp / f"{key}_1.pt2"))
+        for form, flags in (("canonical", []), ("speed", ["--speed"])):
+            out = tmp / f"{key}_{form}_1.onnx"
+            if run_measured(["qonvert", "convert", str(tmp / f"{key}_1.pt2"), "-o", str(out), *flags])[0] == 0:
+                models[f"{key} {form}"] = str(out)
+    return models
 
 
 def _fidelity(module: Any, onnx_path: Path, prompts: list[Any]) -> str:
