@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from qonvert.errors import QonvertError
 from qonvert.opsets.qparams import QuantParams
 
 
@@ -29,3 +31,22 @@ def test_live_channels_are_left_alone() -> None:
     data = np.array([[1, -2], [3, 4]], np.int8)  # channel 1: non-zero zero point, but not all zero reals
     revived, codes, remark = qp.revive_dead_channels(data, "w")
     assert remark is None and revived is qp and codes is data
+
+
+def test_blocked_params_dequantize_per_group_and_transpose() -> None:
+    """Block (group-wise) quantization: one scale per `block_size` elements along the axis."""
+    scale = np.array([[0.5, 2.0], [1.0, 4.0]], np.float32)  # 2 rows, 2 groups of 3 along axis 1
+    qp = QuantParams(scale, np.zeros((2, 2), np.int64), "int4", 1, block_size=3)
+    codes = np.array([[1, 1, 1, 1, 1, 1], [-1, 2, -3, 4, -5, 6]], np.int8)
+    assert qp.validate("w", codes.shape) is qp and qp.min_opset == 21
+    reals = qp.dequantize(codes)
+    assert np.array_equal(reals, [[0.5, 0.5, 0.5, 2.0, 2.0, 2.0], [-1, 2, -3, 16, -20, 24]])
+    moved = qp.transposed([1, 0])
+    assert moved.axis == 0 and moved.scale.shape == (2, 2)
+    assert np.array_equal(moved.dequantize(codes.T), reals.T)
+
+
+def test_blocked_params_that_do_not_fit_are_named() -> None:
+    qp = QuantParams(np.ones((2, 3), np.float32), np.zeros((2, 3), np.int64), "int8", 1, block_size=32)
+    with pytest.raises(QonvertError, match="block scales of shape \\[2, 3\\] for shape \\[2, 64\\]"):
+        qp.validate("w", (2, 64))  # 64 in blocks of 32 is 2 blocks, not 3
