@@ -162,3 +162,23 @@ def test_speed_form_runs_integer_kernels(config: str, tmp_path: Path) -> None:
     spread = float(np.std(np.concatenate([r.ravel() for r in reference])))
     cost = max(float(np.abs(a - b).max()) for a, b in zip(reference, ours, strict=True)) / spread
     assert cost <= SPEED_COST[config] + 1e-5, (config, cost)
+
+
+def test_tensor_subclass_read_whole_is_one_line() -> None:
+    """A tensor subclass an op takes whole (one export did not flatten) is named, not a traceback."""
+    from qonvert.converters.torch.export import _subclass_used_as_is
+    from qonvert.errors import QonvertError
+
+    weight = quantized_mlp("int8_weight_only").up.weight
+    graph = torch.fx.Graph()
+    placeholder = graph.placeholder("p_up_weight")
+    graph.call_function(torch.ops.aten.t.default, (placeholder,))
+    with pytest.raises(QonvertError, match=r"'p_up_weight' is a Int8Tensor \(a tensor subclass\) that op aten.t.default reads whole"):
+        _subclass_used_as_is(placeholder, weight, "m.pt2")
+
+
+def test_not_a_model_is_one_line() -> None:
+    from qonvert.errors import QonvertError
+
+    with pytest.raises(QonvertError, match="not a model qonvert can read"):
+        qonvert.convert({"weights": 1})
