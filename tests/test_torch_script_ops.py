@@ -115,3 +115,35 @@ def test_dynamic_quantized_lstm(engine: str) -> None:
             ours = sess.run(None, {sess.get_inputs()[0].name: x})[0]
             worst = max(worst, float(np.abs(ref - ours).max() / np.abs(ref).max()))
     assert worst <= 0.01, worst  # of the output's magnitude: h's per-step dynamic quantization flips a step at most now and then
+
+
+def test_float_lstm_between_fx_quantized_linears() -> None:
+    """FX quantizes the Linears and leaves the LSTM float (aten::lstm, its weights a tensor list)."""
+    from torch.ao.quantization import QConfigMapping, get_default_qconfig
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    class Recurrent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.lstm, self.out = nn.Linear(6, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, _ = self.lstm(torch.relu(self.inp(x)))
+            return self.out(y[:, -1])
+
+    torch.manual_seed(0)
+    torch.backends.quantized.engine = "x86"
+    example = torch.randn(1, 7, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mapping = QConfigMapping().set_global(get_default_qconfig("x86")).set_module_name("lstm", None)
+        prepared = prepare_fx(Recurrent().eval(), mapping, (example,))
+        for _ in range(8):
+            prepared(torch.randn(1, 7, 6) * 2)
+        script = torch.jit.trace(convert_fx(prepared), (example,))
+    assert "aten::lstm" in {n.kind() for n in script.inlined_graph.nodes()}
+    result = qonvert.convert(script, example_inputs=(example,))
+    assert any(n.op_type == "LSTM" for n in result.model.graph.node)
+    report = qonvert.verify(script, result.model, samples=20, per_layer=True, example_inputs=(example,))
+    assert report.layers and max(layer.max_steps for layer in report.layers) <= 1
+    assert report.outputs[0].levels >= 30 and report.outputs[0].max_diff_lsb <= 1.0 + 1e-3, report.outputs[0]

@@ -112,9 +112,14 @@ def read_torchscript(module: Any, example_inputs: tuple[Any, ...], path: str) ->
                 if isinstance(value, torch.Tensor):
                     _constant(graph, out, value)
             return
-        for name, value in zip(ins, args, strict=True):  # a module's own tensor (BN statistics, ...)
-            if isinstance(value, torch.Tensor) and name not in made and name not in graph.constants:
-                _constant(graph, name, value)
+        for k, (name, value) in enumerate(zip(ins, args, strict=True)):  # a module's own tensors (BN
+            members = [(name, value)]  # statistics, a float LSTM's weight list ...)
+            producer = node.inputsAt(k).node()
+            if isinstance(value, list) and producer.kind() == "prim::ListConstruct":
+                members = list(zip([i.debugName() for i in producer.inputs()], value, strict=False))
+            for member, tensor_value in members:
+                if isinstance(tensor_value, torch.Tensor) and member not in made and member not in graph.constants:
+                    _constant(graph, member, tensor_value)
         for out, value in zip(outs, results, strict=True):
             if isinstance(value, torch.Tensor):
                 _record(graph, out, value)
