@@ -147,3 +147,36 @@ def test_float_lstm_between_fx_quantized_linears() -> None:
     report = qonvert.verify(script, result.model, samples=20, per_layer=True, example_inputs=(example,))
     assert report.layers and max(layer.max_steps for layer in report.layers) <= 1
     assert report.outputs[0].levels >= 30 and report.outputs[0].max_diff_lsb <= 1.0 + 1e-3, report.outputs[0]
+
+
+def test_quantized_softmax() -> None:
+    """quantized::softmax (eager's nnq.Softmax, fixed output parameters 1/256): exact per layer."""
+    from torch.ao.quantization import DeQuantStub, QuantStub, convert, get_default_qconfig, prepare
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.quant, self.conv, self.softmax, self.dequant = QuantStub(), nn.Conv2d(3, 8, 3), nn.Softmax(dim=1), DeQuantStub()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dequant(self.softmax(self.conv(self.quant(x))))
+
+    torch.manual_seed(0)
+    torch.backends.quantized.engine = "x86"
+    model = Net().eval()
+    model.qconfig = get_default_qconfig("x86")
+    example = torch.randn(1, 3, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare(model)
+        for _ in range(8):
+            prepared(torch.randn(1, 3, 8, 8) * 2)
+        converted = convert(prepared)
+        converted.softmax = torch.ao.nn.quantized.Softmax(dim=1, scale=1.0 / 256, zero_point=0)
+        script = torch.jit.trace(converted, (example,))
+    assert "quantized::softmax" in {n.kind() for n in script.inlined_graph.nodes()}
+    result = qonvert.convert(script, example_inputs=(example,))
+    report = qonvert.verify(script, result.model, samples=20, per_layer=True, example_inputs=(example,))
+    layers = {layer.source_op.split(" ")[0]: layer for layer in report.layers if layer.source_op}
+    assert layers["quantized.softmax.default"].max_steps == 0, layers
+    assert max(layer.max_steps for layer in report.layers) <= 1
