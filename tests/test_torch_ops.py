@@ -109,18 +109,10 @@ def test_long_tail_goes_through_torchlib(case: str) -> None:
 
 def test_float_lstm_between_quantized_layers() -> None:
     """A float aten.lstm (XNNPACK leaves it float) between quantized linears: torchlib's LSTM."""
-
-    class Recurrent(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inp, self.lstm, self.out = nn.Linear(6, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 5)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y, _ = self.lstm(torch.relu(self.inp(x)))
-            return self.out(y[:, -1])
-
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+    from .torch_nets import LinearLSTMLinear as Recurrent
 
     torch.manual_seed(0)
     example = (torch.randn(1, 7, 6),)

@@ -122,14 +122,7 @@ def test_float_lstm_between_fx_quantized_linears() -> None:
     from torch.ao.quantization import QConfigMapping, get_default_qconfig
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    class Recurrent(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inp, self.lstm, self.out = nn.Linear(6, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 5)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y, _ = self.lstm(torch.relu(self.inp(x)))
-            return self.out(y[:, -1])
+    from .torch_nets import LinearLSTMLinear as Recurrent
 
     torch.manual_seed(0)
     torch.backends.quantized.engine = "x86"
