@@ -62,8 +62,9 @@ CASES: dict[str, Callable[[], nn.Module]] = {
     "flip": lambda: Net(lambda y: torch.flip(y, dims=[3])),
     "pixel_shuffle": lambda: Net(lambda y: F.pixel_shuffle(y, 2), cout=1),
     "group_norm": lambda: Net(nn.GroupNorm(2, 4)),
+    "index_channels": lambda: Net(lambda y: y[:, torch.tensor([3, 1, 0, 2])]),  # aten.index.Tensor(y, [None, idx])
 }
-LONG_TAIL = {"pad", "pad_reflect", "prelu", "select_unsqueeze", "zeros_add", "vector_norm", "flip", "pixel_shuffle", "group_norm"}
+LONG_TAIL = {"pad", "pad_reflect", "prelu", "select_unsqueeze", "zeros_add", "vector_norm", "flip", "pixel_shuffle", "group_norm", "index_channels"}
 SHAPE = (1, 3, 8, 8)
 
 

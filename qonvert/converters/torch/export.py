@@ -166,8 +166,12 @@ def _op(node: Any) -> SourceOp:
     for key, arg in [*((str(i), a) for i, a in enumerate(node.args)), *node.kwargs.items()]:
         if isinstance(arg, torch.fx.Node):
             inputs[key] = [arg.name]
-        elif isinstance(arg, (list, tuple)) and arg and all(isinstance(a, torch.fx.Node) for a in arg):
-            inputs[key] = [a.name for a in arg]
+        elif (
+            isinstance(arg, (list, tuple))
+            and any(isinstance(a, torch.fx.Node) for a in arg)
+            and all(a is None or isinstance(a, torch.fx.Node) for a in arg)
+        ):
+            inputs[key] = [a.name if a is not None else "" for a in arg]  # index's [None, idx]: "" for a None
         else:
             attrs[key] = _literal(arg)
     stack = node.meta.get("nn_module_stack") or {}

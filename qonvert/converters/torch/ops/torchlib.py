@@ -88,7 +88,7 @@ def _arguments(ctx: ConversionContext, op: SourceOp, schema: Any) -> tuple[list[
         for key in (str(index), argument.name):
             if key in op.inputs:
                 names = op.inputs[key]
-                values = [_typed(ctx, n) for n in names]
+                values = [_typed(ctx, n) if n else None for n in names]  # "": a None in a tensor list
                 value: Any = values if str(argument.type).startswith(("List[", "Optional[List[")) else values[0]
                 break
             if key in op.attrs:
