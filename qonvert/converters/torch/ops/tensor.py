@@ -23,7 +23,14 @@ _UNARY = {
     "aten.neg.default": "Neg",
     "aten.abs.default": "Abs",
 }
-_IDENTITY = ("aten.dropout.default", "aten.clone.default", "aten.contiguous.default", "aten.alias.default", "aten.detach.default", "aten.detach_.default")
+_IDENTITY = (
+    "aten.dropout.default",
+    "aten.clone.default",
+    "aten.contiguous.default",
+    "aten.alias.default",
+    "aten.detach.default",
+    "aten.detach_.default",
+)
 
 
 @register("torch", *_UNARY)
