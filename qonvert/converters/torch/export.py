@@ -47,7 +47,12 @@ def decompose_untranslated(program: Any, translated: Callable[[str], bool]) -> A
     table = torch.export.default_decompositions()
     untranslated = {str(n.target) for n in program.graph.nodes if n.op == "call_function" and not translated(str(n.target))}
     wanted = {op: fn for op, fn in table.items() if str(op) in untranslated}
-    return program.run_decompositions(wanted) if wanted else program
+    if not wanted:
+        return program
+    try:
+        return program.run_decompositions(wanted)
+    except Exception:  # torch cannot retrace it (tensor-subclass internals with fake tensors): the
+        return program  # program as it is, whose untranslated ops the pre-flight then lists
 
 
 def read_exported(program: Any, path: str, promote: bool = False) -> SourceGraph:
