@@ -109,12 +109,13 @@ def _arguments(ctx: ConversionContext, op: SourceOp, schema: Any) -> tuple[list[
 
 def _typed(ctx: ConversionContext, name: str) -> ir.Value:
     value = ctx.value(name)
-    # a quantized source tensor is a float value here (its DQ's output)
-    dtype = "float32" if name in ctx.source.quant else ctx.source.dtypes.get(name)
+    # a quantized source tensor is a float value here (its DQ's output); a PT2E DQ carries no
+    # dtype of its own, and gives a float
+    dtype = "float32" if name in ctx.source.quant or name not in ctx.source.dtypes else ctx.source.dtypes[name]
     if value.type is None and dtype in NP_TO_IR:
         value.type = ir.TensorType(NP_TO_IR[dtype])
     shape = ctx.shape(name)
-    if value.shape is None and shape is not None:
+    if value.shape is None and shape is not None and value.type is not None:  # a shape needs its type (ONNX)
         value.shape = ir.Shape([d if d >= 0 else None for d in shape])
     return value
 
