@@ -7,10 +7,10 @@ form (measured on GPT-2: 3.2x fp32), faster than one written here with int8 acti
 s8s8 path was 15x slower).
 
 A MatMul or Gemm whose weight is a DQ of a blocked int4 / int8 initializer along its reduction
-   axis (torchao's PerGroup), or a unit-scale int8 weight whose per-column scale torchao applies
-   after the product, becomes com.microsoft MatMulNBits with the weight packed as ORT wants it
-   and accuracy level 4: ORT quantizes the activations to int8 per block and runs integer dot
-   products. That rounds what torchao keeps float (the activations), so verify prints the cost.
+axis (torchao's PerGroup), or a unit-scale int8 weight whose per-column scale torchao applies
+after the product, becomes com.microsoft MatMulNBits with the weight packed as ORT wants it and
+accuracy level 4: ORT quantizes the activations to int8 per block and runs integer dot products.
+That rounds what torchao keeps float (the activations), so verify prints the cost.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ def _unit(node: ir.Node) -> bool:
     return qp is not None and not qp.per_axis and float(qp.scale) == 1.0 and int(qp.zero_point) == 0
 
 
-def _scaled_after(node: ir.Node) -> ir.Node | None:
-    """torchao's int8 weight-only: MatMul(x, DQ(W, 1, 0)) -> Mul by a constant scale per column."""
+def _scaled_after(node: ir.Node) -> tuple[ir.Node, np.ndarray] | None:
+    """torchao's int8 weight-only: MatMul(x, DQ(W, 1, 0)) -> Mul by a constant scale per column;
+    (that Mul, the scale)."""
     users = node.outputs[0].consumers()
     if node.op_type != "MatMul" or len(users) != 1 or users[0].op_type != "Mul" or node.outputs[0].is_graph_output():
         return None
     mul = users[0]
-    other = mul.inputs[1] if mul.inputs[0] is node.outputs[0] else mul.inputs[0]
-    scale = const_array(other)
-    return mul if scale is not None and scale.ndim == 1 and np.all(scale > 0) else None
+    scale = const_array(mul.inputs[1] if mul.inputs[0] is node.outputs[0] else mul.inputs[0])
+    return (mul, scale.astype(np.float32)) if scale is not None and scale.ndim == 1 and np.all(scale > 0) else None
 
 
 def _nbits_weight(node: ir.Node) -> tuple[np.ndarray, QuantParams, ir.Node | None] | None:
@@ -49,10 +49,10 @@ def _nbits_weight(node: ir.Node) -> tuple[np.ndarray, QuantParams, ir.Node | Non
     if found is None:
         return None
     dq, codes, qp = found
-    mul = _scaled_after(node) if _unit(dq) else None
-    if mul is not None and codes.ndim == 2:  # the column scale, one block of 32 (or less) at a time
-        other = mul.inputs[1] if mul.inputs[0] is node.outputs[0] else mul.inputs[0]
-        scale = np.asarray(const_array(other), np.float32)
+    scaled = _scaled_after(node) if _unit(dq) else None
+    mul = scaled[0] if scaled is not None else None
+    if scaled is not None and codes.ndim == 2:  # the column scale, one block of 32 (or less) at a time
+        scale = scaled[1]
         k, n = codes.shape
         if scale.size != n:
             return None
@@ -63,8 +63,8 @@ def _nbits_weight(node: ir.Node) -> tuple[np.ndarray, QuantParams, ir.Node | Non
         return None
     if not qp.blocked or codes.ndim != 2 or qp.dtype not in ("int4", "int8"):
         return None
-    reduction = 1 if transposed else 0
-    if qp.axis != reduction or int(qp.block_size or 0) < 16 or int(qp.block_size or 0) & (int(qp.block_size or 0) - 1):
+    block = int(qp.block_size or 0)
+    if qp.axis != (1 if transposed else 0) or block < 16 or block & (block - 1):
         return None  # MatMulNBits' blocks: a power of two, 16 or more, along K
     if not transposed:  # [K, N] -> [N, K]
         qp = qp.transposed([1, 0])
@@ -81,7 +81,7 @@ def _pack(codes: np.ndarray, qp: QuantParams) -> tuple[np.ndarray, np.ndarray, n
     offset = 1 << (bits - 1)  # signed codes stored unsigned
     padded = np.zeros((n, blocks * block), np.int64)
     padded[:, :k] = codes + offset
-    zero = np.broadcast_to(qp.zero_point.reshape(n, blocks) + offset, (n, blocks)).astype(np.int64)
+    zero = qp.zero_point.reshape(n, blocks).astype(np.int64) + offset
     if bits == 8:
         return padded.reshape(n, blocks, block).astype(np.uint8), qp.scale.reshape(n, blocks), zero.astype(np.uint8).reshape(-1)
     pairs = padded.reshape(n, blocks, block // 2, 2)
@@ -93,7 +93,7 @@ def _pack(codes: np.ndarray, qp: QuantParams) -> tuple[np.ndarray, np.ndarray, n
 
 
 def blocked_weights(graph: ir.Graph) -> int:
-    """Change 2: MatMul / Gemm of a blocked int4 / int8 weight -> MatMulNBits (+ Add of a Gemm's bias)."""
+    """MatMul / Gemm of a blocked int4 / int8 weight -> MatMulNBits (+ Add of a Gemm's bias)."""
     done = 0
     for node in list(graph):
         if node.op_type not in ("MatMul", "Gemm") or node.domain:

@@ -79,13 +79,17 @@ def _call(torch: Any, node: Any, args: list[Any]) -> Any:
     return op(*positional, **keywords)
 
 
-def _list_members(node: Any, ins: list[str]) -> list[str]:
-    """The node's input names, a tensor list (cat's) as the tensors its ListConstruct takes."""
-    names = []
-    for k, name in enumerate(ins):
+def _members(node: Any, ins: list[str], args: list[Any]) -> list[tuple[str, Any]]:
+    """The node's inputs as (name, value), a list (cat's tensors, a float LSTM's weights) as the
+    members its ListConstruct takes."""
+    members: list[tuple[str, Any]] = []
+    for k, (name, value) in enumerate(zip(ins, args, strict=True)):
         producer = node.inputsAt(k).node()
-        names += [i.debugName() for i in producer.inputs()] if producer.kind() == "prim::ListConstruct" else [name]
-    return names
+        if isinstance(value, list) and producer.kind() == "prim::ListConstruct":
+            members += zip([i.debugName() for i in producer.inputs()], value, strict=False)
+        else:
+            members.append((name, value))
+    return members
 
 
 def input_names(module: Any) -> list[str]:
@@ -107,19 +111,15 @@ def read_torchscript(module: Any, example_inputs: tuple[Any, ...], path: str) ->
             return  # sizes and numbers (x.shape in forward): consumers take them as attributes
         # Only the module's own tensors: fold the result (a reference model's weight quantize), but
         # keep a dequantize of a constant: it is the weight's DQ.
-        if not any(name in made for name in _list_members(node, ins)) and node.kind() != "aten::dequantize":
+        members = _members(node, ins, args)
+        if not any(name in made for name, _ in members) and node.kind() != "aten::dequantize":
             for out, value in zip(outs, results, strict=True):
                 if isinstance(value, torch.Tensor):
                     _constant(graph, out, value)
             return
-        for k, (name, value) in enumerate(zip(ins, args, strict=True)):  # a module's own tensors (BN
-            members = [(name, value)]  # statistics, a float LSTM's weight list ...)
-            producer = node.inputsAt(k).node()
-            if isinstance(value, list) and producer.kind() == "prim::ListConstruct":
-                members = list(zip([i.debugName() for i in producer.inputs()], value, strict=False))
-            for member, tensor_value in members:
-                if isinstance(tensor_value, torch.Tensor) and member not in made and member not in graph.constants:
-                    _constant(graph, member, tensor_value)
+        for name, value in members:  # a module's own tensors (BN statistics, a float LSTM's weights ...)
+            if isinstance(value, torch.Tensor) and name not in made and name not in graph.constants:
+                _constant(graph, name, value)
         for out, value in zip(outs, results, strict=True):
             if isinstance(value, torch.Tensor):
                 _record(graph, out, value)

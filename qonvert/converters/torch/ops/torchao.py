@@ -25,6 +25,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.graph_edit import LAYOUT_OPS
 from ....opsets.qparams import QDTYPES, QuantParams
 from ...context import ConversionContext
 from ...registry import register
@@ -177,15 +178,12 @@ def choose_qparams_affine(ctx: ConversionContext, op: SourceOp) -> list[ir.Value
     return [scale, ctx.b.op("Cast", [zp], {"to": ir.DataType.INT8 if dtype in ("int8", "int4") else ir.DataType.UINT8})]
 
 
-_LAYOUT = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
-
-
 def _as_float(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
     """An int8 operand as floats: codes a unit DQ already reads (quantize_affine's, through layout
     ops) as they are, integer ones (a weight's codes, transposed) through a unit DQ."""
     value = tensor(ctx, op, index)
     node = value.producer()
-    while node is not None and node.op_type in _LAYOUT and node.inputs[0] is not None:
+    while node is not None and node.op_type in LAYOUT_OPS and node.inputs[0] is not None:
         node = node.inputs[0].producer()
     if node is not None and node.op_type == "DequantizeLinear":
         return value
