@@ -25,6 +25,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.builder import ONNX_QDTYPES
 from ....opsets.graph_edit import LAYOUT_OPS
 from ....opsets.qparams import QDTYPES, QuantParams
 from ...context import ConversionContext
@@ -175,7 +176,7 @@ def choose_qparams_affine(ctx: ConversionContext, op: SourceOp) -> list[ir.Value
         zp = ctx.b.op("Clip", [zp, ctx.b.const(np.float32(qmin)), ctx.b.const(np.float32(qmax))])
     else:
         raise QonvertError(f"op {op.label}: mapping type {mapping!r} is not supported")
-    return [scale, ctx.b.op("Cast", [zp], {"to": ir.DataType.INT8 if dtype in ("int8", "int4") else ir.DataType.UINT8})]
+    return [scale, ctx.b.op("Cast", [zp], {"to": ONNX_QDTYPES[dtype]})]  # the codes' own dtype (Q saturates to it)
 
 
 def _as_float(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
