@@ -11,6 +11,7 @@ repeat each tensor's own type and dims, are left out.)
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -92,6 +93,20 @@ def write_model(model: ir.Model, f: BinaryIO, release: Callable[[int], None] | N
             release(size)
 
 
+def _contiguous_when_written(model: ir.Model) -> None:
+    """A weight held as a strided view (a transposed weight: constants.fold_constant_layout) is put
+    in C order only when it is written, one at a time: numpy writes a strided array to a file one
+    element at a time (7 s for 256 MB), and copying all of them first would hold the model twice."""
+    for value in model.graph.initializers.values():
+        tensor = value.const_value
+        if isinstance(tensor, ir.Tensor) and isinstance(tensor.raw, np.ndarray) and not tensor.raw.flags.c_contiguous:
+            value.const_value = ir.LazyTensor(functools.partial(_c_order, tensor.raw, tensor.dtype), tensor.dtype, tensor.shape, name=tensor.name)
+
+
+def _c_order(array: np.ndarray, dtype: ir.DataType) -> ir.Tensor:
+    return ir.Tensor(np.ascontiguousarray(array), dtype=dtype)
+
+
 def _readable(tmp: str) -> None:
     """mkstemp makes 0600 files; the output gets the permissions any new file would."""
     umask = os.umask(0)
@@ -118,6 +133,7 @@ def save_atomic(
         if isinstance(model, onnx.ModelProto):
             onnx.save_model(model, tmp)
         elif external:
+            _contiguous_when_written(model)
             ir.save(model, tmp, external_data=data_file.name)
         else:
             with open(tmp, "wb") as f:

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import tflite
 
@@ -41,6 +42,12 @@ _NUMPY_TYPES = {
 _SKIP_GETTERS = ("GetRootAs",)  # and Init itself (InitSubgraphIndex is an option)
 # Ops that only appear with more than one subgraph (state and control flow), named in the error.
 _MULTI_SUBGRAPH_OPS = STATE_OPS | {"WHILE", "IF", "CALL", "STABLEHLO_COMPOSITE"}
+
+
+def _raw_builtin_code(code: Any) -> int:
+    """OperatorCode.builtin_code (vtable slot 3, an int32) as stored, 0 when absent."""
+    offset = code._tab.Offset(10)
+    return int(code._tab.Get(flatbuffers.number_types.Int32Flags, offset + code._tab.Pos)) if offset else 0
 
 
 def is_tflite(path: Path) -> bool:
@@ -130,8 +137,10 @@ class _Reader:
 
     def _opcode_name(self, code: Any) -> str:
         # deprecated_builtin_code is an int8 (127 = look in builtin_code); old files leave
-        # builtin_code 0. The larger of the two is the opcode either way.
-        number = max(code.DeprecatedBuiltinCode(), code.BuiltinCode())
+        # builtin_code 0, and ai-edge-quantizer leaves deprecated_builtin_code 0. LiteRT takes the
+        # larger of the two. The `tflite` package's BuiltinCode() hides the raw field below 127
+        # (it returns the deprecated one), so the field is read from the table itself.
+        number = max(code.DeprecatedBuiltinCode(), _raw_builtin_code(code))
         name = _OPCODE_NAMES.get(number, f"UNKNOWN_OPCODE_{number}")
         if name == "CUSTOM":
             custom = code.CustomCode()

@@ -118,7 +118,7 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
             if node.name in subclasses:
                 _subclass_used_as_is(node, subclasses[node.name], path)
             elif node.name in lifted:
-                graph.constants[node.name] = lifted[node.name].detach().cpu().numpy().copy()
+                graph.constants[node.name] = _array(lifted[node.name])
             else:
                 graph.inputs.append(TensorInfo(node.name, graph.shapes.get(node.name, ()), graph.dtypes.get(node.name, "float32")))
         elif node.op == "call_function" and node.target is operator.getitem:
@@ -127,7 +127,7 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
             continue
         elif node.op == "call_function" and str(node.target) == _INNER:
             inner = getattr(subclasses[node.args[0].name], str(node.args[1]))
-            graph.constants[node.name] = inner.detach().cpu().numpy().copy()
+            graph.constants[node.name] = _array(inner)
             graph.shapes[node.name] = graph.constants[node.name].shape
         elif node.op == "call_function":
             graph.ops.append(_op(node))
@@ -160,7 +160,16 @@ def _attr(program: Any, target: str) -> np.ndarray:
     obj = program
     for part in target.split("."):
         obj = getattr(obj, part)
-    return obj.detach().cpu().numpy().copy()
+    return _array(obj)
+
+
+def _array(tensor: Any) -> np.ndarray:
+    """A read-only view of a CPU tensor's storage, not a copy: the program holds the weights
+    already, and a second copy would double a large model's memory. (Nothing in qonvert writes into
+    a source constant; the flag makes sure.)"""
+    array = tensor.detach().cpu().numpy()
+    array.flags.writeable = False
+    return array
 
 
 def _op(node: Any) -> SourceOp:

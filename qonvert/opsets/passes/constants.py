@@ -56,7 +56,7 @@ def fold_constant_layout(graph: ir.Graph) -> int:
             result = _apply(node, data)
             if result is None or not out.consumers():
                 continue
-            new = initializer(graph, np.ascontiguousarray(result[0]), f"{out.name}_folded")
+            new = initializer(graph, result[0], f"{out.name}_folded")  # a view (see below)
             _reroute(graph, node, new)
             folded += 1
             continue
@@ -72,7 +72,9 @@ def fold_constant_layout(graph: ir.Graph) -> int:
             if origin is None:
                 continue  # reshaping a per-channel tensor: the axis may not survive
             qp = qp.transposed(origin)
-        new = add_dq(graph, np.ascontiguousarray(moved), qp, f"{out.name}_folded", before=node)
+        # A view, not a copy: the weight is written in its new order one tensor at a time, so a
+        # model of large weights (a transformer's linears) is never held twice.
+        new = add_dq(graph, moved, qp, f"{out.name}_folded", before=node)
         _reroute(graph, node, new)
         folded += 1
     return folded
