@@ -103,7 +103,9 @@ def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
     with zero point + 128 (asymmetric_activations_to_uint8)."""
     value = ref.transpose(cut.perm) if cut.perm is not None else ref
     if cut.shape is not None and not _fits(value.shape, cut.shape):
-        raise QonvertError(f"per-layer: tensor {cut.source!r} is {ref.shape} in the reference, {cut.shape} in ONNX: not this model's reference?")
+        held = f" (transposed {list(cut.perm)}: {value.shape})" if cut.perm is not None else ""
+        where = f"per-layer: tensor {cut.source!r} is {ref.shape} in the reference{held}, {cut.shape} in ONNX"
+        raise QonvertError(f"{where}: not this model's reference?")
     if ref.dtype.kind == "f" and np.array_equal(value, np.rint(value)):
         value = value.astype(np.int8 if cut.dtype == np.uint8 else cut.dtype)  # Paddle's codes, as floats
     elif ref.dtype.kind == "f":  # a real value (Paddle's observer-only points): as this Q quantizes it
@@ -145,6 +147,8 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     del graph.output[:]
     cuts: list[_Cut] = []
     by_data: dict[str, _Cut] = {}  # the float value a cut Q quantizes -> its cut
+    by_source: dict[str, _Cut] = {}  # the first cut of each source tensor
+    producers = {o: n for n in model.graph.node for o in n.output}
     for node in graph.node:
         if node.op_type != "QuantizeLinear" or node.domain:
             continue
@@ -161,12 +165,34 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
         scale, zp = (numpy_helper.to_array(constants[n]) if n in constants else None for n in (*node.input[1:3], "")[:2])
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
-        cuts.append(_Cut(source, value, layouts.get(source), dtype, shapes.get(value), scale, zp, axis))
-        by_data[node.input[0]] = cuts[-1]
+        perm = layouts.get(source)
+        if source in by_source:  # the tensor again, after the layout ops that restore the source's
+            perm = _perm_after(producers, node.input[0], by_source[source])  # (an output's Transpose)
+        cuts.append(_Cut(source, value, perm, dtype, shapes.get(value), scale, zp, axis))
+        by_data[node.input[0]] = by_source.setdefault(source, cuts[-1])
         node.output[0] = value + OURS
         graph.input.append(onnx.helper.make_tensor_value_info(value, elem, None))
         graph.output.append(onnx.helper.make_tensor_value_info(value + OURS, elem, None))
     return cut_model, cuts
+
+
+def _perm_after(producers: dict[str, onnx.NodeProto], value: str, first: _Cut) -> tuple[int, ...] | None:
+    """The layout of `value`, a copy of the tensor that `first` cuts, reached from it through Q/DQ
+    pairs and Transposes: first's perm followed by each Transpose's."""
+    transposes: list[list[int]] = []
+    node = producers.get(value)
+    while node is not None and value != first.value:
+        if node.op_type == "Transpose":
+            transposes.append(list(next((a.ints for a in node.attribute if a.name == "perm"), [])))
+        elif node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity") or not node.input:
+            raise QonvertError(f"per-layer: internal error, {value!r} copies source tensor {first.source!r} through {node.op_type} {node.name!r}")
+        value = node.input[0]
+        node = producers.get(value)
+    perm = list(first.perm) if first.perm is not None else None
+    for t in reversed(transposes):  # in graph order
+        base = perm if perm is not None else list(range(len(t)))
+        perm = [base[i] for i in (t or reversed(range(len(base))))]
+    return None if perm is None or perm == sorted(perm) else tuple(perm)
 
 
 def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...]) -> bool:

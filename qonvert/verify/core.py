@@ -18,7 +18,7 @@ from ..runtime.compare import OutputStats, compare, output_lsb
 from ..runtime.layers import compare_layers
 from ..runtime.ort import fusion_report, run_steps, session
 from .report import BARS, InputCoverage, VerifyReport
-from .sampling import check_feeds, input_levels, input_specs, sample_inputs
+from .sampling import check_feeds, input_levels, input_specs, quantize_float_feeds, sample_inputs
 
 
 def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> refio.Samples:
@@ -63,6 +63,7 @@ def verify(
         _check_intermediates(src)
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
+    feed_notes: list[str] = []
     specs = input_specs(proto, input_shapes)
     if reference is not None:
         feeds, ref_outputs, _ = refio.load(Path(reference))
@@ -71,6 +72,7 @@ def verify(
         check_feeds(str(reference), specs, feeds)
     elif inputs is not None:
         feeds, _, _ = refio.load(Path(inputs))
+        feeds, feed_notes = quantize_float_feeds(specs, feeds)
         check_feeds(str(inputs), specs, feeds)
     else:
         feeds = random_inputs(proto, samples, input_shapes=input_shapes)
@@ -96,7 +98,7 @@ def verify(
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
         layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
-    remarks = ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
+    remarks = feed_notes + ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
     saturation = _saturation_remark(proto, feeds, states)
     if saturation:
         remarks.insert(0, saturation)

@@ -82,6 +82,26 @@ def _quantization_of(value: ir.Value) -> QuantParams | None:
     return None
 
 
+def quantize_float_feeds(specs: list[InputSpec], feeds: Samples) -> tuple[Samples, list[str]]:
+    """Float values given for an integer input that the model dequantizes (an int8-I/O model fed
+    the images an application quantizes) become its codes, by the input's own scale and zero point
+    (rounding half away from zero, as LiteRT's QUANTIZE does); each such input is named once."""
+    notes: list[str] = []
+    out = [dict(feed) for feed in feeds]
+    for spec in specs:
+        qp = spec.qparams
+        given = [feed.get(spec.name) for feed in out]
+        if qp is None or spec.dtype.kind not in "iu" or not all(v is not None and v.dtype.kind == "f" for v in given):
+            continue
+        lo, hi = qp.code_range
+        for feed in out:
+            scaled = feed[spec.name].astype(np.float64) / float(qp.scale) + int(qp.zero_point)
+            feed[spec.name] = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), lo, hi).astype(spec.dtype)
+        by = f"the model's scale {float(qp.scale):.6g} and zero point {int(qp.zero_point)}"
+        notes.append(f"input {spec.name!r} given as float: quantized to {spec.dtype} with {by}")
+    return out, notes
+
+
 def check_feeds(path: str, specs: list[InputSpec], feeds: Samples) -> None:
     """Inputs from a file must name, shape and type every model input as the model does."""
     for i, feed in enumerate(feeds):
