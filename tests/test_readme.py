@@ -13,5 +13,5 @@ def test_support_matrix_matches_registry() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     text = (ROOT / "README.md").read_text()
-    assert "<!-- support:paddle -->" in text
+    assert all(f"<!-- support:{name} -->" in text for name in ("paddle", "tflite", "torch"))
     assert module.generated(text) == text, "README support matrix is stale: python tools/update_readme.py"

@@ -21,7 +21,8 @@ def generated(text: str) -> str:
     def block(m: re.Match[str]) -> str:
         return f"{m.group(1)}\n{support_matrix(m.group(2))}{extra.get(m.group(2), '')}\n{m.group(3)}"
 
-    return re.sub(r"(<!-- support:(\w+) -->)\n(?:.*?\n)?(<!-- /support -->)", block, text, flags=re.S)
+    # a block: its marker, the lines between (none is a marker), the end marker
+    return re.sub(r"(<!-- support:(\w+) -->)\n(?:(?!<!-- ).*\n)*(<!-- /support -->)", block, text)
 
 
 if __name__ == "__main__":

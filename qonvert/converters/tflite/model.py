@@ -190,6 +190,8 @@ class _Reader:
                     f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
                 )
             data = np.frombuffer(raw, dtype=dtype).reshape(shape)  # a read-only view of the mapped file
+        elif tensor.Buffer() and 0 in shape:  # a constant with no elements (a scalar's target shape []) has no bytes
+            data = np.zeros(shape, np.dtype(graph.dtypes[name]))
         qp, data, remark = tensor_qparams(tensor.Quantization(), name, shape, _TENSOR_TYPES.get(tensor.Type(), ""), data)
         if qp is not None:
             graph.quant[name] = qp

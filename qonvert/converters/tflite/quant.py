@@ -65,3 +65,49 @@ def bias(data: np.ndarray, qp: QuantParams | None) -> tuple[np.ndarray, QuantPar
     if data.dtype == np.int64 and np.abs(data).max(initial=0) >= 2**31:
         return qp.dequantize(data), None
     return data.astype(np.int32), qp
+
+
+# LiteRT's fixed-point arithmetic (tflite/kernels/internal/common.h, quantization_util.cc), for the
+# kernels whose results depend on it: a quantized comparison rescales both sides to a common
+# fixed-point value before comparing (comparisons.cc), so two reals within its rounding compare equal.
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31)."""
+    if real == 0.0:
+        return 0, 0
+    fraction, shift = np.frexp(real)
+    multiplier = int(np.floor(abs(float(fraction)) * (1 << 31) + 0.5)) * (1 if fraction >= 0 else -1)
+    if multiplier == 1 << 31:
+        multiplier, shift = multiplier // 2, shift + 1
+    return multiplier, int(shift)
+
+
+def _doubling_high_mul(a: int, b: int) -> int:
+    """SaturatingRoundingDoublingHighMul (a, b int32; C++ division truncating toward zero)."""
+    if a == b == -(1 << 31):
+        return (1 << 31) - 1
+    ab = a * b
+    nudged = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    return abs(nudged) // (1 << 31) * (1 if nudged >= 0 else -1)
+
+
+def _rounding_divide_by_pot(x: int, exponent: int) -> int:
+    """RoundingDivideByPOT: x / 2^exponent, halves away from zero."""
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
+
+
+COMPARISON_LEFT_SHIFT = 8
+
+
+def comparison_values(qp: QuantParams) -> np.ndarray | None:
+    """What LiteRT's quantized comparison compares, for each code of a per-tensor 8-bit tensor
+    (lowest code first): (code - zero point) << 8, times the scale in fixed point. None where
+    LiteRT compares otherwise (16 bits, per-axis) or not at all (a scale of 1 or more)."""
+    if qp.per_axis or qp.dtype not in ("int8", "uint8") or not 0.0 < float(qp.scale) < 1.0:
+        return None
+    multiplier, shift = quantize_multiplier(float(qp.scale))
+    lo, hi = qp.code_range
+    zero_point = int(qp.zero_point)
+    shifted = [(code - zero_point) << COMPARISON_LEFT_SHIFT for code in range(lo, hi + 1)]
+    return np.asarray([_rounding_divide_by_pot(_doubling_high_mul(v, multiplier), -shift) for v in shifted], np.int32)

@@ -66,9 +66,20 @@ def run_intermediates(model: Path, inputs: refio.Samples) -> list[dict[str, np.n
 
 
 def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    resized = False
     for d in interp.get_input_details():
         if d["name"] not in feed:
             raise QonvertError(f"{model}: no value for input {d['name']!r}")
+        shape = list(np.shape(feed[d["name"]]))
+        if shape != list(d["shape"]):  # a dynamic dimension (-1 in the signature) takes the feed's size
+            try:
+                interp.resize_tensor_input(d["index"], shape, strict=True)
+            except (RuntimeError, ValueError) as exc:
+                raise QonvertError(f"{model}: LiteRT refuses input {d['name']!r} of shape {shape}: {str(exc).splitlines()[0][:200]}") from None
+            resized = True
+    if resized:
+        interp.allocate_tensors()
+    for d in interp.get_input_details():
         try:
             interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
         except ValueError as exc:

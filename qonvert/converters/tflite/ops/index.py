@@ -1,7 +1,11 @@
-"""Ops that answer with positions: ARG_MAX, ARG_MIN, TOPK_V2. They compare dequantized values,
-which order as their integer codes do, so they are exact; indices are cast to the source dtype."""
+"""Ops that answer with positions or read and write at them: ARG_MAX, ARG_MIN, TOPK_V2 (they compare
+dequantized values, which order as their integer codes do, so they are exact; indices are cast to
+the source dtype), GATHER_ND, SCATTER_ND, REVERSE_V2."""
 
 from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
 
 from ....errors import QonvertError
 from ...context import ConversionContext, Laid
@@ -9,7 +13,7 @@ from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, out, rank_of, remap_axis
 from .math import reduced_perm
-from .shape import cast_to_source, constant_ints
+from .shape import cast_to_source, constant_ints, shape_input
 
 
 @register("tflite", "ARG_MAX", "ARG_MIN")
@@ -35,3 +39,35 @@ def top_k(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     axis = remap_axis(-1, rank_of(ctx, name), perm)
     values, indices = ctx.b.op("TopK", [x, ctx.b.ints([k])], {"axis": axis, "largest": 1, "sorted": 1}, outputs=2)
     return [Laid(values, perm), Laid(cast_to_source(ctx, indices, out(op, 1), produced="int64"), perm)]
+
+
+def _int64(ctx: ConversionContext, name: str | None) -> ir.Value:
+    return ctx.b.op("Cast", [ctx.laid_out(name or "")], {"to": ir.DataType.INT64})
+
+
+@register("tflite", "GATHER_ND")
+def gather_nd(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """In the source layout: the index tuples address source axes."""
+    return ctx.b.op("GatherND", [ctx.laid_out(arg(op, 0) or ""), _int64(ctx, arg(op, 1))])
+
+
+@register("tflite", "SCATTER_ND", opset=16)
+def scatter_nd(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """SCATTER_ND(indices, updates, shape): updates summed into zeros, duplicates adding up as in
+    TensorFlow (ONNX ScatterND's reduction "add")."""
+    updates = ctx.laid_out(arg(op, 1) or "")
+    dtype = "float32" if arg(op, 1) in ctx.source.quant else ctx.source.dtypes.get(arg(op, 1) or "", "float32")
+    zeros = ctx.b.op("Expand", [ctx.b.const(np.zeros(1, dtype=np.dtype(dtype)), "zero"), shape_input(ctx, op, 2)])
+    return ctx.b.op("ScatterND", [zeros, _int64(ctx, arg(op, 0)), updates], {"reduction": "add"})
+
+
+@register("tflite", "REVERSE_V2")
+def reverse(ctx: ConversionContext, op: SourceOp) -> Laid:
+    name = arg(op, 0)
+    rank = rank_of(ctx, name)
+    axes = sorted({axis_in(int(a), rank) for a in constant_ints(ctx, op, 1, "axes").ravel()})
+    x, perm = as_held(ctx, name)
+    held_axes = [remap_axis(a, rank, perm) for a in axes]
+    n = len(held_axes)
+    lowest = -(2**63)
+    return Laid(ctx.b.op("Slice", [x, ctx.b.ints([-1] * n), ctx.b.ints([lowest] * n), ctx.b.ints(held_axes), ctx.b.ints([-1] * n)]), perm)

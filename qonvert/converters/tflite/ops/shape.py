@@ -25,7 +25,7 @@ def constant_ints(ctx: ConversionContext, op: SourceOp, index: int, what: str) -
     return np.asarray(data).astype(np.int64)
 
 
-def _shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
+def shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
     """A shape operand as int64: a constant, or a run-time tensor (SHAPE -> ... -> PACK) cast."""
     data = ctx.array(arg(op, index))
     if data is not None:
@@ -37,7 +37,7 @@ def _shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
 def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.laid_out(arg(op, 0) or "")
     if arg(op, 1) is not None:
-        return ctx.b.op("Reshape", [x, _shape_input(ctx, op, 1)])
+        return ctx.b.op("Reshape", [x, shape_input(ctx, op, 1)])
     target = op.attr("NewShape", default=None) or list(ctx.shape(out(op)) or ())
     return ctx.b.op("Reshape", [x, ctx.b.ints(target)])
 

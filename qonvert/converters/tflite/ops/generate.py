@@ -1,0 +1,74 @@
+"""Tensors made from shapes and values: FILL, ZEROS_LIKE, BROADCAST_TO, RANGE, RANK, ONE_HOT. They
+run in the source (NHWC) layout: their shape operands are written in it."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ...context import NP_TO_IR, ConversionContext, Laid
+from ...registry import register
+from ...source import SourceOp
+from ..layout import arg, as_held, axis_in, out, rank_of
+from .shape import constant_ints, shape_input
+
+
+@register("tflite", "FILL")
+def fill(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    value = ctx.b.op("Reshape", [ctx.laid_out(arg(op, 1) or ""), ctx.b.ints([])])  # a scalar, as Expand wants
+    return ctx.b.op("Expand", [value, shape_input(ctx, op, 0)])
+
+
+@register("tflite", "ZEROS_LIKE")
+def zeros_like(ctx: ConversionContext, op: SourceOp) -> Laid:
+    x, perm = as_held(ctx, arg(op, 0))
+    dtype = "float32" if out(op) in ctx.source.quant else ctx.source.dtypes.get(out(op), "float32")
+    zero = ctx.b.const(np.zeros(1, dtype=np.dtype(dtype)), "zero")
+    return Laid(ctx.b.op("Expand", [zero, ctx.b.op("Shape", [x])]), perm)
+
+
+@register("tflite", "BROADCAST_TO")
+def broadcast_to(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    return ctx.b.op("Expand", [ctx.laid_out(arg(op, 0) or ""), shape_input(ctx, op, 1)])
+
+
+@register("tflite", "RANGE")
+def range_(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    start, limit, delta = (ctx.b.op("Reshape", [ctx.laid_out(arg(op, i) or ""), ctx.b.ints([])]) for i in range(3))
+    return ctx.b.op("Range", [start, limit, delta])
+
+
+@register("tflite", "RANK")
+def rank(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    dtype = ctx.source.dtypes.get(out(op), "int32")
+    return ctx.b.const(np.asarray(rank_of(ctx, arg(op, 0)), dtype=np.dtype(dtype)), "rank")
+
+
+@register("tflite", "ONE_HOT")
+def one_hot(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """ONE_HOT(indices, depth, on, off); an index outside [0, depth) gives a row of `off` in both."""
+    indices = arg(op, 0)
+    axis = axis_in(op.int_attr("Axis", default=-1), rank_of(ctx, indices) + 1)
+    depth = ctx.b.ints(constant_ints(ctx, op, 1, "depth").ravel()[:1].tolist())
+    on, off = (ctx.b.op("Reshape", [_as_output_codes(ctx, op, arg(op, i) or ""), ctx.b.ints([1])]) for i in (2, 3))
+    values = ctx.b.op("Concat", [off, on], {"axis": 0})
+    # ONNX counts a negative index from the end; TFLite gives it a row of `off`
+    raw = ctx.laid_out(indices or "")
+    index_type = np.dtype(ctx.source.dtypes.get(indices or "", "int32"))
+    outside = ctx.b.op("Less", [raw, ctx.b.const(np.zeros((), dtype=index_type))])
+    safe = ctx.b.op("Where", [outside, ctx.b.const(np.asarray(np.iinfo(index_type).max, dtype=index_type)), raw])
+    y = ctx.b.op("OneHot", [safe, depth, values], {"axis": axis})
+    dtype = ctx.source.dtypes.get(out(op), "float32")
+    return y if out(op) in ctx.source.quant or dtype == "float32" else ctx.b.op("Cast", [y], {"to": NP_TO_IR[dtype]})
+
+
+def _as_output_codes(ctx: ConversionContext, op: SourceOp, name: str) -> ir.Value:
+    """LiteRT's quantized ONE_HOT copies the on / off codes into its output, whose quantization
+    may differ: the reals it gives are those codes read in the output's quantization."""
+    given, written = ctx.source.quant.get(name), ctx.source.quant.get(out(op))
+    value = ctx.laid_out(name)
+    if given is None or written is None or (float(given.scale), int(given.zero_point)) == (float(written.scale), int(written.zero_point)):
+        return value
+    steps = ctx.b.op("Round", [ctx.b.op("Div", [value, ctx.b.const(np.float32(given.scale), "scale")])])  # code - its zero point
+    shifted = ctx.b.op("Add", [steps, ctx.b.const(np.float32(int(given.zero_point) - int(written.zero_point)), "zero_points")])
+    return ctx.b.op("Mul", [shifted, ctx.b.const(np.float32(written.scale), "scale")])
