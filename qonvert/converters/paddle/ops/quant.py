@@ -42,7 +42,16 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if data is not None:  # a float weight: fold as Paddle computes it
         folded = fold_quantize(op, data, qp)
         return ctx.b.const(folded.astype(np.float32), f"{op.output('Y')}_folded")
-    return ctx.b.quantize(ctx.input(op, "X"), qp)  # clamped first where the range is narrow
+    codes = ctx.b.quantize(ctx.input(op, "X"), qp)  # clamped first where the range is narrow
+    y = op.output("Y") or ""
+    readers = {o.type for o in ctx.source.ops if any(y in names for names in o.inputs.values())}
+    if y not in ctx.source.outputs and readers <= {"dequantize_linear"}:
+        return codes
+    if "dequantize_linear" in readers:
+        raise QonvertError(f"op {op.label}: its codes are read both by dequantize_linear and as values ({', '.join(sorted(readers))}); not supported")
+    # Paddle's quantize_linear gives the codes as floats, and these are read as such (a Cast, the
+    # program's output): a DQ of scale 1 gives exactly them
+    return ctx.b.dequantize(codes, QuantParams.unit(qp.dtype))
 
 
 @register("paddle", "dequantize_linear")
