@@ -19,6 +19,7 @@ from .conftest import PADDLE_FIXTURES, paddle_fixtures
 EXPECTED_FLOAT = {
     # the first two convs feed a residual Add (and a Relu shared with it) in float
     "ptq_cnn_fakeops_legacy": 2,
+    "ptq_cnn_fakeops_pir": 2,  # the same program translated to PIR
     # the same for onnx_format=True read as Paddle runs it (observer-only Q/DQ are identity)
     "ptq_cnn_legacy": 2,
     # rank-3 Linear outputs go through a float bias Add into reshape/softmax/LayerNorm; the attention
