@@ -86,6 +86,29 @@ def compare_layers(
     ]
 
 
+def outputs_from_reference(
+    model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]], device: str = "cpu"
+) -> dict[str, float]:
+    """max |diff| of each float graph output from the reference's, computed with every quantized
+    tensor set to the reference's own: what the float parts between them, and after the last, give
+    alone. Near 0, the end-to-end difference is the per-layer steps carried through the layers."""
+    cut_model, cuts = _cut(model, set(reference[0]) if reference else set())
+    cut_values = {c.value for c in cuts}
+    outputs = [o for o in model.graph.output if o.name in reference[0] and o.name not in cut_values] if reference else []
+    if not cuts or not outputs:
+        return {}
+    cut_model.graph.output.extend(outputs)
+    sess = session(cut_model, device)
+    worst = dict.fromkeys((o.name for o in outputs), 0.0)
+    for feed, ref in zip(feeds, reference, strict=True):
+        full = dict(feed) | {c.value: _to_onnx(ref[c.source], c) for c in cuts}
+        full |= {twin: full[c.value] for c in cuts for twin in c.twins}
+        ours = run(sess, {i.name: full[i.name] for i in sess.get_inputs()})[len(cuts) :]
+        for name, value in zip(worst, ours, strict=True):
+            worst[name] = max(worst[name], float(np.max(np.abs(value.astype(np.float64) - ref[name]), initial=0.0)))
+    return worst
+
+
 def _source_op(producers: dict[str, onnx.NodeProto], value: str) -> str:
     """The source op label the converter stamped on the op computing `value` (behind its Q)."""
     node = producers.get(value)

@@ -15,7 +15,7 @@ from ..errors import QonvertError
 from ..metadata import SOURCE_FRAMEWORK, StateVariable, metadata, read_states
 from ..runtime import refio
 from ..runtime.compare import OutputStats, compare, output_lsb
-from ..runtime.layers import compare_layers
+from ..runtime.layers import compare_layers, outputs_from_reference
 from ..runtime.ort import fusion_report, run_steps, session
 from .report import BARS, InputCoverage, VerifyReport
 from .sampling import check_feeds, input_levels, input_specs, quantize_float_feeds, sample_inputs
@@ -64,6 +64,7 @@ def verify(
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
     ref_outputs: list[list[np.ndarray]] = []
     feed_notes: list[str] = []
+    float_parts: list[str] = []
     specs = input_specs(proto, input_shapes)
     if reference is not None:
         feeds, ref_outputs, _ = refio.load(Path(reference))
@@ -96,9 +97,14 @@ def verify(
     layers = None
     if per_layer:  # each step from the reference's own state, as every op from its own inputs
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
-        layers = compare_layers(proto, layer_feeds, chosen.run_intermediates(src, feeds, framework_options), device)
+        intermediates = chosen.run_intermediates(src, feeds, framework_options)
+        layers = compare_layers(proto, layer_feeds, intermediates, device)
+        floats = outputs_from_reference(proto, layer_feeds, intermediates, device)
+        float_parts = [f"{name} {diff:.3g}" for name, diff in floats.items()]
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
     remarks = feed_notes + ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
+    if float_parts:
+        remarks.append(f"with every quantized tensor set to the reference's own, the float outputs differ by: {', '.join(float_parts)}")
     saturation = _saturation_remark(proto, feeds, states)
     if saturation:
         remarks.insert(0, saturation)
