@@ -99,7 +99,8 @@ def verify(
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
         intermediates = chosen.run_intermediates(src, feeds, framework_options)
         layers = compare_layers(proto, layer_feeds, intermediates, device)
-        floats = outputs_from_reference(proto, layer_feeds, intermediates, device)
+        named = [{out.name: r[j] for j, out in enumerate(proto.graph.output)} for r in ref_outputs]  # the outputs, by name
+        floats = outputs_from_reference(proto, layer_feeds, [i | n for i, n in zip(intermediates, named, strict=True)], device)
         float_parts = [f"{name} {diff:.3g}" for name, diff in floats.items()]
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
     remarks = feed_notes + ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
