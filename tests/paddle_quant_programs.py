@@ -16,6 +16,9 @@ import numpy as np
 
 from qonvert.runtime import refio
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "paddle"))
+from make_fixtures import save_as_pir  # the fixtures' own translation to PIR
+
 CASES = {"quantize_cast_2d_axis0": ([4, 6], 0), "quantize_cast_3d_axis1": ([3, 5, 7], 1), "quantize_cast_4d_axis1": ([2, 4, 5, 6], 1)}
 CASES["quantize_cast_4d_axis0"] = ([5, 3, 4, 4], 0)
 
@@ -47,15 +50,7 @@ def main(out_dir: Path) -> None:
             paddle.static.save_inference_model(str(out_dir / f"{name}_legacy" / "model"), [x], [y], exe, program=main_prog)
             refio.save(out_dir / f"{name}_legacy" / "reference.npz", inputs, outputs, ["y"])
             program, _, _ = paddle.static.load_inference_model(str(out_dir / f"{name}_legacy" / "model"), exe)
-        translated = paddle.pir.translate_to_pir(program.desc)
-        ops = translated.global_block().ops
-        feeds = [op.result(0) for op in ops if op.name() == "pd_op.feed"]
-        fetches = [op.operand_source(0) for op in ops if op.name() == "pd_op.fetch"]
-        for op in ops:
-            if op.name() == "pd_op.fetch":
-                translated.global_block().remove_op(op)
-        with paddle.static.program_guard(translated):
-            paddle.static.save_inference_model(str(out_dir / f"{name}_pir" / "model"), feeds, fetches, exe, program=translated)
+        save_as_pir(program, out_dir / f"{name}_pir", exe)
         refio.save(out_dir / f"{name}_pir" / "reference.npz", inputs, outputs, ["y"])
 
 
