@@ -88,22 +88,34 @@ def test_quant_axis_out_of_range(fixture_copy, tmp_path: Path) -> None:  # type:
     _expect_error(d, tmp_path, "quant_axis 7")
 
 
-@pytest.mark.parametrize("value", [0.0, -1.0, float("nan")])
-def test_bad_scale(fixture_copy, tmp_path: Path, value: float) -> None:  # type: ignore[no-untyped-def]
+def _with_weight_scale(d: Path, value: float) -> Path:
     import numpy as np
 
+    from qonvert.converters.paddle import load
     from qonvert.converters.paddle.params import read_params
     from tests.pdparams import write_params
 
-    d = fixture_copy(LEGACY)
-    from qonvert.converters.paddle import load
-
     names = sorted(load(d).constants)  # all parameters (no fake ops to add computed scales)
     params = read_params(d / "model.pdiparams", names)
-    victim = next(n for n in names if "scale" in n and params[n].size > 1)
+    victim = next(n for n in names if "scale" in n and params[n].size > 1)  # a conv's per-channel weight scale
     params[victim] = np.full_like(params[victim], value)
     write_params(d / "model.pdiparams", params)
-    _expect_error(d, tmp_path, "scale")
+    return d
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan")])
+def test_bad_scale(fixture_copy, tmp_path: Path, value: float) -> None:  # type: ignore[no-untyped-def]
+    _expect_error(_with_weight_scale(fixture_copy(LEGACY), value), tmp_path, "scale")
+
+
+def test_zero_weight_scale_gives_zero_weights(fixture_copy) -> None:  # type: ignore[no-untyped-def]
+    """An all-zero weight scale is no bad input: Paddle's dequantize_linear gives zero weights
+    (q * 0 / bnt), the conv then adds only its bias, and so does the converted model (a float
+    conv on the dequantized activation; it was an internal error)."""
+    d = _with_weight_scale(fixture_copy(LEGACY), 0.0)
+    result = qonvert.convert(d)
+    report = qonvert.verify(d, result.model, samples=3, fusion=False)
+    assert report.equivalent and report.outputs[0].levels > 8, report.outputs[0]
 
 
 def test_nonexistent_path(tmp_path: Path) -> None:

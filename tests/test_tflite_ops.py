@@ -23,12 +23,14 @@ PATTERNS = sorted(p.stem for p in (FIXTURES / "patterns").glob("*.tflite") if no
 # runs them, between the DEQUANTIZE / QUANTIZE the converter puts around them.
 FLOAT_IN_TFLITE = {
     *("ADD_N", "ELU", "LOCAL_RESPONSE_NORMALIZATION", "SQUARE", "NOT_EQUAL", "POW", "ATAN2", "CUMSUM", "ZEROS_LIKE", "SIGN"),
-    *("FLOOR", "CEIL", "ROUND", "FLOOR_DIV", "FLOOR_MOD", "SIN", "COS"),
+    *("FLOOR", "CEIL", "ROUND", "FLOOR_DIV", "FLOOR_MOD", "SIN", "COS", "CONV_3D", "SEGMENT_SUM"),
+    *("UNSORTED_SEGMENT_SUM", "UNSORTED_SEGMENT_MAX", "UNSORTED_SEGMENT_MIN", "UNSORTED_SEGMENT_PROD"),
 }
 # ops whose first input is boolean or an index; the one given here holds the data
 DATA_INPUT = {
     **dict.fromkeys(("LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "REDUCE_ALL", "REDUCE_ANY", "RANGE", "WHERE")),
-    **{"ONE_HOT": 2, "SCATTER_ND": 1, "FILL": 1, "SELECT": 1, "SELECT_V2": 1},
+    **dict.fromkeys(("BITWISE_XOR", "RIGHT_SHIFT", "UNIQUE", "REVERSE_SEQUENCE")),
+    **{"ONE_HOT": 2, "SCATTER_ND": 1, "FILL": 1, "SELECT": 1, "SELECT_V2": 1, "SPARSE_TO_DENSE": 2},
 }
 DATA_INPUT |= {"SELECT": 1, "SELECT_V2": 1}
 

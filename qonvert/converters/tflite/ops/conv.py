@@ -1,4 +1,4 @@
-"""CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, FULLY_CONNECTED, BATCH_MATMUL, pools."""
+"""CONV_2D, CONV_3D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, FULLY_CONNECTED, BATCH_MATMUL, pools."""
 
 from __future__ import annotations
 
@@ -73,6 +73,30 @@ def conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     inputs = [x, w, _bias(ctx, op, 2)]
     y = ctx.b.op("Conv", inputs, {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": group})
     return finish(ctx, op, y, NCHW)
+
+
+NCDHW = (0, 4, 1, 2, 3)  # how an NDHWC tensor is held for ONNX's Conv
+
+
+@register("tflite", "CONV_3D")
+def conv_3d(ctx: ConversionContext, op: SourceOp) -> Laid:
+    """NDHWC input, DHWIO filter (LiteRT runs it in float only)."""
+    name = arg(op, 0)
+    shape, kernel = ctx.shape(name) or (), (ctx.shape(arg(op, 1)) or ())[:3]
+    if len(shape) != 5 or len(kernel) != 3:
+        raise QonvertError(f"op {op.label}: expected a 5-D NDHWC input and a DHWIO filter")
+    strides = [op.int_attr(f"Stride{axis}", default=1, low=1) for axis in "DHW"]
+    dilations = [op.int_attr(f"Dilation{axis}Factor", default=1, low=1) for axis in "DHW"]
+    if op.attr("Padding", default=1) == 1:
+        pads = [0] * 6
+    elif min(shape[1:4]) < 0:
+        raise QonvertError(f"op {op.label}: SAME padding of a dynamic size")
+    else:
+        begin, end = zip(*(same_pads(shape[1 + i], kernel[i], strides[i], dilations[i]) for i in range(3)), strict=True)
+        pads = [*begin, *end]
+    w = _weight(ctx, op, 1, (4, 3, 0, 1, 2))
+    y = ctx.b.op("Conv", [ctx.laid_out(name or "", NCDHW), w, _bias(ctx, op, 2)], {"strides": strides, "dilations": dilations, "pads": pads})
+    return finish(ctx, op, y, NCDHW)
 
 
 @register("tflite", "DEPTHWISE_CONV_2D")

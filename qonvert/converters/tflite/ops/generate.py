@@ -1,16 +1,18 @@
-"""Tensors made from shapes and values: FILL, ZEROS_LIKE, BROADCAST_TO, RANGE, RANK, ONE_HOT. They
-run in the source (NHWC) layout: their shape operands are written in it."""
+"""Tensors made from shapes and values: FILL, ZEROS_LIKE, BROADCAST_TO, RANGE, RANK, ONE_HOT,
+MATRIX_DIAG, MATRIX_SET_DIAG. They run in the source (NHWC) layout: their shape operands are
+written in it."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx_ir as ir
 
+from ....errors import QonvertError
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, out, rank_of
-from .shape import constant_ints, shape_input
+from .shape import codes_as_output, constant_ints, shape_input
 
 
 @register("tflite", "FILL")
@@ -50,7 +52,7 @@ def one_hot(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     indices = arg(op, 0)
     axis = axis_in(op.int_attr("Axis", default=-1), rank_of(ctx, indices) + 1)
     depth = ctx.b.ints(constant_ints(ctx, op, 1, "depth").ravel()[:1].tolist())
-    on, off = (ctx.b.op("Reshape", [_as_output_codes(ctx, op, arg(op, i) or ""), ctx.b.ints([1])]) for i in (2, 3))
+    on, off = (ctx.b.op("Reshape", [codes_as_output(ctx, arg(op, i) or "", out(op)), ctx.b.ints([1])]) for i in (2, 3))
     values = ctx.b.op("Concat", [off, on], {"axis": 0})
     # ONNX counts a negative index from the end; TFLite gives it a row of `off`
     raw = ctx.laid_out(indices or "")
@@ -62,13 +64,25 @@ def one_hot(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return y if out(op) in ctx.source.quant or dtype == "float32" else ctx.b.op("Cast", [y], {"to": NP_TO_IR[dtype]})
 
 
-def _as_output_codes(ctx: ConversionContext, op: SourceOp, name: str) -> ir.Value:
-    """LiteRT's quantized ONE_HOT copies the on / off codes into its output, whose quantization
-    may differ: the reals it gives are those codes read in the output's quantization."""
-    given, written = ctx.source.quant.get(name), ctx.source.quant.get(out(op))
-    value = ctx.laid_out(name)
-    if given is None or written is None or (float(given.scale), int(given.zero_point)) == (float(written.scale), int(written.zero_point)):
-        return value
-    steps = ctx.b.op("Round", [ctx.b.op("Div", [value, ctx.b.const(np.float32(given.scale), "scale")])])  # code - its zero point
-    shifted = ctx.b.op("Add", [steps, ctx.b.const(np.float32(int(given.zero_point) - int(written.zero_point)), "zero_points")])
-    return ctx.b.op("Mul", [shifted, ctx.b.const(np.float32(written.scale), "scale")])
+def _eye(ctx: ConversionContext, op: SourceOp, name: str | None) -> ir.Value:
+    """Where the main diagonal is, as wide as `name`'s last axis (the size must be known)."""
+    size = (ctx.shape(name) or (-1,))[-1]
+    if size < 0:
+        raise QonvertError(f"op {op.label}: a diagonal of dynamic length")
+    return ctx.b.const(np.eye(size, dtype=bool), "eye")
+
+
+@register("tflite", "MATRIX_DIAG")
+def matrix_diag(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """[..., N] -> [..., N, N] with the values on the diagonal, zeros elsewhere."""
+    name = arg(op, 0)
+    d = ctx.b.op("Unsqueeze", [ctx.laid_out(name or ""), ctx.b.ints([-1])])
+    dtype = "float32" if name in ctx.source.quant else ctx.source.dtypes.get(name or "", "float32")
+    return ctx.b.op("Where", [_eye(ctx, op, name), d, ctx.b.const(np.zeros((), np.dtype(dtype)), "zero")])
+
+
+@register("tflite", "MATRIX_SET_DIAG")
+def matrix_set_diag(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """The input with its main diagonal replaced (a selection: exact)."""
+    d = ctx.b.op("Unsqueeze", [ctx.laid_out(arg(op, 1) or ""), ctx.b.ints([-1])])
+    return ctx.b.op("Where", [_eye(ctx, op, arg(op, 1)), d, ctx.laid_out(arg(op, 0) or "")])

@@ -1,6 +1,6 @@
 """Ops that answer with positions or read and write at them: ARG_MAX, ARG_MIN, TOPK_V2 (they compare
 dequantized values, which order as their integer codes do, so they are exact; indices are cast to
-the source dtype), GATHER_ND, SCATTER_ND, REVERSE_V2."""
+the source dtype), GATHER_ND, SCATTER_ND, REVERSE_V2, REVERSE_SEQUENCE."""
 
 from __future__ import annotations
 
@@ -71,3 +71,21 @@ def reverse(ctx: ConversionContext, op: SourceOp) -> Laid:
     n = len(held_axes)
     lowest = -(2**63)
     return Laid(ctx.b.op("Slice", [x, ctx.b.ints([-1] * n), ctx.b.ints([lowest] * n), ctx.b.ints(held_axes), ctx.b.ints([-1] * n)]), perm)
+
+
+@register("tflite", "REVERSE_SEQUENCE")
+def reverse_sequence(ctx: ConversionContext, op: SourceOp) -> ir.Value:
+    """The first seq_lengths[b] steps of each batch entry reversed; ONNX's op takes the batch and
+    time axes as 0 and 1, so others are moved there and back."""
+    name = arg(op, 0)
+    rank = rank_of(ctx, name)
+    time, batch = axis_in(op.int_attr("SeqDim", default=1), rank), axis_in(op.int_attr("BatchDim", default=0), rank)
+    if time == batch:
+        raise QonvertError(f"op {op.label}: seq_dim and batch_dim are both {time}")
+    order = [batch, time, *(a for a in range(rank) if a not in (batch, time))]
+    x = ctx.laid_out(name or "")
+    moved = order != list(range(rank))
+    if moved:
+        x = ctx.b.op("Transpose", [x], {"perm": order})
+    y = ctx.b.op("ReverseSequence", [x, _int64(ctx, arg(op, 1))], {"batch_axis": 0, "time_axis": 1})
+    return ctx.b.op("Transpose", [y], {"perm": [order.index(a) for a in range(rank)]}) if moved else y

@@ -81,6 +81,22 @@ def floor_div_mod(ctx: ConversionContext, op: SourceOp) -> Laid:
     return Laid(ctx.b.op("Cast", [floor], {"to": NP_TO_IR[dtype]}) if integer else floor, perm)
 
 
+@register("tflite", "BITWISE_XOR", opset=18)
+def bitwise_xor(ctx: ConversionContext, op: SourceOp) -> Laid:
+    (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
+    return Laid(ctx.b.op("BitwiseXor", [a, b]), perm)
+
+
+@register("tflite", "RIGHT_SHIFT")
+def right_shift(ctx: ConversionContext, op: SourceOp) -> Laid:
+    """An arithmetic shift (signed: toward minus infinity), as floor(x / 2^y) in double."""
+    (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
+    dtype = ctx.source.dtypes.get(arg(op, 0) or "", "int32")
+    a, b = (ctx.b.op("Cast", [v], {"to": ir.DataType.DOUBLE}) for v in (a, b))
+    shifted = ctx.b.op("Floor", [ctx.b.op("Div", [a, ctx.b.op("Pow", [ctx.b.const(np.float64(2.0), "two"), b])])])
+    return Laid(ctx.b.op("Cast", [shifted], {"to": NP_TO_IR[dtype]}), perm)
+
+
 @register("tflite", "ATAN2")
 def atan2(ctx: ConversionContext, op: SourceOp) -> Laid:
     """atan(y / x) moved to the quadrant of (x, y); x = 0 gives +-pi/2 (0 where y is 0 too)."""

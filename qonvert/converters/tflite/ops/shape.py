@@ -229,3 +229,16 @@ def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
 def cast(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = as_held(ctx, arg(op, 0))
     return Laid(cast_to_source(ctx, x, out(op)), perm)
+
+
+def codes_as_output(ctx: ConversionContext, name: str, output: str) -> ir.Value:
+    """LiteRT's quantized ONE_HOT and SPARSE_TO_DENSE copy their value operands' codes into the
+    output, whose quantization may differ: the reals they give are those codes read in the
+    output's quantization."""
+    given, written = ctx.source.quant.get(name), ctx.source.quant.get(output)
+    value = ctx.laid_out(name)
+    if given is None or written is None or (float(given.scale), int(given.zero_point)) == (float(written.scale), int(written.zero_point)):
+        return value
+    steps = ctx.b.op("Round", [ctx.b.op("Div", [value, ctx.b.const(np.float32(given.scale), "scale")])])  # code - its zero point
+    shifted = ctx.b.op("Add", [steps, ctx.b.const(np.float32(int(given.zero_point) - int(written.zero_point)), "zero_points")])
+    return ctx.b.op("Mul", [shifted, ctx.b.const(np.float32(written.scale), "scale")])
