@@ -30,6 +30,7 @@ FLOAT_IN_TFLITE = {
 DATA_INPUT = {
     **dict.fromkeys(("LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "REDUCE_ALL", "REDUCE_ANY", "RANGE", "WHERE")),
     **dict.fromkeys(("BITWISE_XOR", "RIGHT_SHIFT", "UNIQUE", "REVERSE_SEQUENCE")),
+    **dict.fromkeys(("NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5")),  # float boxes
     **{"ONE_HOT": 2, "SCATTER_ND": 1, "FILL": 1, "SELECT": 1, "SELECT_V2": 1, "SPARSE_TO_DENSE": 2},
 }
 DATA_INPUT |= {"SELECT": 1, "SELECT_V2": 1}
@@ -61,8 +62,18 @@ def _check(path: Path) -> qonvert.api.VerifyReport:
     return report
 
 
+# Measured figures of single ops that do not meet the bar (strict: a change that meets it must say so)
+BELOW_BAR = {
+    stem: "measured 36-44 LSB at 2-3% of the outputs: int8 scores tie; LiteRT's partial sort orders tied "
+    "boxes as its heap leaves them, ONNX's NonMaxSuppression by position (the float-input fixture, ties rare, is exact)"
+    for stem in ("non_max_suppression_v4_int8io", "non_max_suppression_v5_int8io")
+}
+
+
 @pytest.mark.parametrize("stem", OPS)
-def test_single_op_matches_litert(stem: str) -> None:
+def test_single_op_matches_litert(stem: str, request: pytest.FixtureRequest) -> None:
+    if stem in BELOW_BAR:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=BELOW_BAR[stem]))
     path = FIXTURES / "ops" / f"{stem}.tflite"
     op = _op_name(stem)
     source = load_source(path)

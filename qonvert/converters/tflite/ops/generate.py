@@ -1,4 +1,4 @@
-"""Tensors made from shapes and values: FILL, ZEROS_LIKE, BROADCAST_TO, RANGE, RANK, ONE_HOT,
+"""Tensors made from shapes and values: FILL, ZEROS_LIKE, BROADCAST_TO, RANGE, ONE_HOT,
 MATRIX_DIAG, MATRIX_SET_DIAG. They run in the source (NHWC) layout: their shape operands are
 written in it."""
 
@@ -38,12 +38,6 @@ def broadcast_to(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def range_(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     start, limit, delta = (ctx.b.op("Reshape", [ctx.laid_out(arg(op, i) or ""), ctx.b.ints([])]) for i in range(3))
     return ctx.b.op("Range", [start, limit, delta])
-
-
-@register("tflite", "RANK")
-def rank(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    dtype = ctx.source.dtypes.get(out(op), "int32")
-    return ctx.b.const(np.asarray(rank_of(ctx, arg(op, 0)), dtype=np.dtype(dtype)), "rank")
 
 
 @register("tflite", "ONE_HOT")
