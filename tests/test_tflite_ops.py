@@ -31,6 +31,7 @@ DATA_INPUT = {
     **dict.fromkeys(("LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "REDUCE_ALL", "REDUCE_ANY", "RANGE", "WHERE")),
     **dict.fromkeys(("BITWISE_XOR", "RIGHT_SHIFT", "UNIQUE", "REVERSE_SEQUENCE")),
     **dict.fromkeys(("NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5")),  # float boxes
+    **dict.fromkeys(("RFFT2D", "COMPLEX_ABS")),  # float (and complex) in LiteRT
     **{"ONE_HOT": 2, "SCATTER_ND": 1, "FILL": 1, "SELECT": 1, "SELECT_V2": 1, "SPARSE_TO_DENSE": 2},
 }
 DATA_INPUT |= {"SELECT": 1, "SELECT_V2": 1}

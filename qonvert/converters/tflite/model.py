@@ -38,6 +38,7 @@ _NUMPY_TYPES = {
     "UINT16": "uint16",
     "UINT32": "uint32",
     "BOOL": "bool",
+    "COMPLEX64": "complex64",  # held as floats with a trailing axis of 2 (ops/spectral.py)
 }
 _SKIP_GETTERS = ("GetRootAs",)  # and Init itself (InitSubgraphIndex is an option)
 # Ops that only appear with more than one subgraph (state and control flow), named in the error.

@@ -37,9 +37,12 @@ def shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
 def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.laid_out(arg(op, 0) or "")
     if arg(op, 1) is not None:
-        return ctx.b.op("Reshape", [x, shape_input(ctx, op, 1)])
-    target = op.attr("NewShape", default=None) or list(ctx.shape(out(op)) or ())
-    return ctx.b.op("Reshape", [x, ctx.b.ints(target)])
+        target = shape_input(ctx, op, 1)
+    else:
+        target = ctx.b.ints(op.attr("NewShape", default=None) or list(ctx.shape(out(op)) or ()))
+    if ctx.source.dtypes.get(arg(op, 0) or "") == "complex64":  # held with a trailing (real, imaginary) axis
+        target = ctx.b.op("Concat", [target, ctx.b.ints([2])], {"axis": 0})
+    return ctx.b.op("Reshape", [x, target])
 
 
 @register("tflite", "SQUEEZE")
