@@ -88,6 +88,10 @@ class _Reader:
             raise QonvertError(f"{self.path}: the model has no subgraph")
         init_indexes = self._check_subgraphs(opcodes)
         main = self._read_subgraph(model.Subgraphs(0), opcodes)
+        outside = [t.name for t in main.inputs] + main.outputs + list(main.constants)
+        complex_at_edge = [n for n in outside if main.dtypes.get(n) == "complex64"]
+        if complex_at_edge:  # complex tensors live only between RFFT2D and COMPLEX_ABS (ops/spectral.py)
+            raise QonvertError(f"{self.path}: tensor {complex_at_edge[0]!r} is complex64 as a graph input, output or constant; not supported")
         if not any(op.type in STATE_OPS for op in main.ops):
             return main
         inits = [self._read_subgraph(model.Subgraphs(i), opcodes) for i in init_indexes]
