@@ -1,6 +1,8 @@
-"""A quantize_linear whose integer codes are the program's result (cast and returned, no
+"""Paddle programs converters have refused (tests/paddle_quant_programs.py), in both program
+formats: a quantize_linear whose integer codes are the program's result (cast and returned, no
 dequantize_linear): Paddle gives the codes as floats, and so does the converted model (a DQ of
-scale 1 after the Q), exactly, in both program formats (tests/paddle_quant_programs.py)."""
+scale 1 after the Q), exactly; and a conv reading a quantized input with a float weight, which
+Paddle runs in float (an internal error before)."""
 
 from __future__ import annotations
 
@@ -45,3 +47,15 @@ def test_quantize_linear_codes_returned(programs: Path, name: str, form: str) ->
     sess = session(result.model, "cpu")
     for feed, ref in zip(inputs, references, strict=True):
         np.testing.assert_array_equal(run(sess, feed)[0], ref[0])
+
+
+@pytest.mark.parametrize("form", ["legacy", "pir"])
+def test_conv_with_quantized_input_and_float_weight(programs: Path, form: str) -> None:
+    folder = programs / f"quantized_input_float_weight_conv_{form}"
+    result = qonvert.convert(folder)
+    assert check_canonical(result.model) == []
+    inputs, references, _ = refio.load(folder / "reference.npz")
+    sess = session(result.model, "cpu")
+    for feed, ref in zip(inputs, references, strict=True):
+        assert np.ptp(ref[0]) > 1
+        np.testing.assert_allclose(run(sess, feed)[0], ref[0], rtol=1e-5, atol=1e-5)
