@@ -12,7 +12,7 @@ from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, out, rank_of
-from .shape import codes_as_output, constant_ints, shape_input
+from .shape import codes_as_output, constant_ints, held_dtype, shape_input
 
 
 @register("tflite", "FILL")
@@ -24,8 +24,7 @@ def fill(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "ZEROS_LIKE")
 def zeros_like(ctx: ConversionContext, op: SourceOp) -> Laid:
     x, perm = as_held(ctx, arg(op, 0))
-    dtype = "float32" if out(op) in ctx.source.quant else ctx.source.dtypes.get(out(op), "float32")
-    zero = ctx.b.const(np.zeros(1, dtype=np.dtype(dtype)), "zero")
+    zero = ctx.b.const(np.zeros(1, dtype=held_dtype(ctx, out(op))), "zero")
     return Laid(ctx.b.op("Expand", [zero, ctx.b.op("Shape", [x])]), perm)
 
 
@@ -71,8 +70,7 @@ def matrix_diag(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """[..., N] -> [..., N, N] with the values on the diagonal, zeros elsewhere."""
     name = arg(op, 0)
     d = ctx.b.op("Unsqueeze", [ctx.laid_out(name or ""), ctx.b.ints([-1])])
-    dtype = "float32" if name in ctx.source.quant else ctx.source.dtypes.get(name or "", "float32")
-    return ctx.b.op("Where", [_eye(ctx, op, name), d, ctx.b.const(np.zeros((), np.dtype(dtype)), "zero")])
+    return ctx.b.op("Where", [_eye(ctx, op, name), d, ctx.b.const(np.zeros((), held_dtype(ctx, name)), "zero")])
 
 
 @register("tflite", "MATRIX_SET_DIAG")

@@ -1,6 +1,7 @@
 """Comparisons, logic and selection: EQUAL, NOT_EQUAL, GREATER(_EQUAL), LESS(_EQUAL), LOGICAL_AND /
-OR / NOT, SELECT, SELECT_V2, WHERE, REDUCE_ALL / ANY. A comparison of quantized inputs compares
-their real values (DQ), as LiteRT's kernels do; the booleans it gives are not quantized."""
+OR / NOT, SELECT, SELECT_V2, WHERE, REDUCE_ALL / ANY. Two 8-bit inputs of different quantization
+are compared as LiteRT compares them, on fixed-point rescalings of their codes (tflite/quant.py);
+the booleans a comparison gives are not quantized."""
 
 from __future__ import annotations
 

@@ -10,15 +10,10 @@ from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, out
-from .shape import cast_to_source, codes_as_output, constant_ints, shape_input
+from .shape import cast_to_source, codes_as_output, constant_ints, held_dtype, shape_input
 
 # what an empty segment holds, as TensorFlow fills it, and the reduction that fills the others
 _SEGMENT = {"SUM": ("add", "zero"), "PROD": ("mul", "one"), "MAX": ("max", "lowest"), "MIN": ("min", "highest")}
-
-
-def _real_dtype(ctx: ConversionContext, name: str | None) -> np.dtype:
-    """The dtype a tensor has in the ONNX graph (a quantized one is real there)."""
-    return np.dtype("float32" if name in ctx.source.quant else ctx.source.dtypes.get(name or "", "float32"))
 
 
 def _filled(ctx: ConversionContext, empty: str, dtype: np.dtype, shape: ir.Value) -> ir.Value:
@@ -33,7 +28,7 @@ def _segments(ctx: ConversionContext, op: SourceOp, reduction: str, empty: str, 
     rows = ctx.b.op("Shape", [ctx.laid_out(data or "")], {"start": 1})
     shape = ctx.b.op("Concat", [count, rows], {"axis": 0})
     ids = ctx.b.op("Unsqueeze", [ctx.b.op("Cast", [ctx.laid_out(arg(op, 1) or "")], {"to": ir.DataType.INT64}), ctx.b.ints([-1])])
-    start = _filled(ctx, empty, _real_dtype(ctx, data), shape)
+    start = _filled(ctx, empty, held_dtype(ctx, data), shape)
     return ctx.b.op("ScatterND", [start, ids, ctx.laid_out(data or "")], {"reduction": reduction})
 
 

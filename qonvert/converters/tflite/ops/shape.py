@@ -234,6 +234,11 @@ def cast(ctx: ConversionContext, op: SourceOp) -> Laid:
     return Laid(cast_to_source(ctx, x, out(op)), perm)
 
 
+def held_dtype(ctx: ConversionContext, name: str | None) -> np.dtype:
+    """The dtype a source tensor has in the ONNX graph: a quantized one is real (float32) there."""
+    return np.dtype("float32" if name in ctx.source.quant else ctx.source.dtypes.get(name or "", "float32"))
+
+
 def codes_as_output(ctx: ConversionContext, name: str, output: str) -> ir.Value:
     """LiteRT's quantized ONE_HOT and SPARSE_TO_DENSE copy their value operands' codes into the
     output, whose quantization may differ: the reals they give are those codes read in the
