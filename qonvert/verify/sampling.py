@@ -95,8 +95,9 @@ def quantize_float_feeds(specs: list[InputSpec], feeds: Samples) -> tuple[Sample
             continue
         lo, hi = qp.code_range
         for feed in out:
-            scaled = feed[spec.name].astype(np.float64) / float(qp.scale) + int(qp.zero_point)
-            feed[spec.name] = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), lo, hi).astype(spec.dtype)
+            steps = feed[spec.name].astype(np.float64) / float(qp.scale)
+            codes = np.sign(steps) * np.floor(np.abs(steps) + 0.5) + int(qp.zero_point)
+            feed[spec.name] = np.clip(codes, lo, hi).astype(spec.dtype)
         by = f"the model's scale {float(qp.scale):.6g} and zero point {int(qp.zero_point)}"
         notes.append(f"input {spec.name!r} given as float: quantized to {spec.dtype} with {by}")
     return out, notes
