@@ -201,14 +201,15 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
 
 def _perm_after(producers: dict[str, onnx.NodeProto], value: str, first: _Cut) -> tuple[int, ...] | None:
     """The layout of `value`, a copy of the tensor that `first` cuts, reached from it through Q/DQ
-    pairs and Transposes: first's perm followed by each Transpose's."""
+    pairs and Transposes: first's perm followed by each Transpose's. Not such a copy (a twin Q of
+    the same value): first's perm."""
     transposes: list[list[int]] = []
     node = producers.get(value)
-    while node is not None and value != first.value:
+    while value != first.value:
+        if node is None or not node.input or node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity", "Transpose"):
+            return first.perm
         if node.op_type == "Transpose":
             transposes.append(list(next((a.ints for a in node.attribute if a.name == "perm"), [])))
-        elif node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity") or not node.input:
-            raise QonvertError(f"per-layer: internal error, {value!r} copies source tensor {first.source!r} through {node.op_type} {node.name!r}")
         value = node.input[0]
         node = producers.get(value)
     perm = list(first.perm) if first.perm is not None else None
