@@ -36,13 +36,15 @@ BELOW_BAR = {
     "small_cnn_int16x8": "3 int16 LSB (1.3e-4 of a 2.2 range), 42% exact, top-1 1.0",
     "resnet_blocks_int16x8": "2 int16 LSB (7.8e-5 of a 2.4 range), 58.5% exact, top-1 1.0",
     "mobilenet_v2_int16x8": "143 int16 LSB (0.012 of a 4.9 range), cosine 0.99999, top-1 1.0",
-    "mobilenet_v2_dynamic": "0.18 abs (3.3% of a 5.4 range), cosine 0.997, top-1 0.9: LiteRT quantizes activations on the fly",
+    "mobilenet_v2_dynamic": "0.54 abs (4.9% of an 11.1 range), cosine 0.997, top-1 0.9 against LiteRT's default (XNNPACK) kernels, "
+    "whose on-the-fly quantization differs from LiteRT's own hybrid kernels that qonvert emulates (0.18 against those)",
 }
 # Quantized ops ORT 1.32 CPU leaves float although they reach a Q (reported by verify/inspect).
 EXPECTED_FLOAT = {"op_zoo_int8": 1}  # the ConvTranspose: ORT 1.32's CPU EP has no QLinearConvTranspose
-# Weight-only models keep float activations: LiteRT's hybrid kernels quantize activations on the
-# fly, we run float; the bar for them is relative: max |diff| <= 1% of the output's range.
-DYNAMIC_BAR = 0.01
+# Weight-only (dynamic-range) models: LiteRT's hybrid kernels quantize each conv / dense input on
+# the fly, and so does the converted model (tflite/hybrid.py); their outputs are float, so the bar
+# is relative: float rounding, max |diff| <= 1e-4 of the output's range (measured 2e-7 .. 4.8e-5).
+DYNAMIC_BAR = 1e-4
 # ops that only move integers (a zero PAD is folded into the conv it feeds: its output is no tensor)
 MOVES_ONLY = {"TRANSPOSE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD"}
 

@@ -83,12 +83,13 @@ def test_weight_only_recipe_is_float_exact() -> None:
 
 
 def test_dynamic_recipe_measured() -> None:
-    """dynamic_wi8_afp32: LiteRT quantizes each conv's input on the fly (hybrid kernels); the
-    canonical form keeps activations float. Measured 31.1 px on landmarks spanning 224 px (1.8%
-    exact): the bar stays at LiteRT's own numbers, with the figure marked."""
+    """dynamic_wi8_afp32: LiteRT quantizes each conv's input on the fly (hybrid kernels), and the
+    converted model does the same (tflite/hybrid.py). Against LiteRT's default (XNNPACK) kernels,
+    whose own on-the-fly quantization rounds differently, measured 9.45 px on landmarks spanning
+    219 px (31.1 px with float activations); the figure is marked."""
     name = "hand_landmark_lite_dynamic_wi8_afp32"
     result = qonvert.convert(REAL / f"{name}.tflite")
     assert check_canonical(result.model) == []
     report = qonvert.verify(REAL / f"{name}.tflite", result.model, inputs=_inputs(name))
     landmarks = report.outputs[0]
-    assert landmarks.ref_range > 100 and landmarks.max_abs_diff <= 31.1, landmarks
+    assert landmarks.ref_range > 100 and landmarks.max_abs_diff <= 9.46, landmarks

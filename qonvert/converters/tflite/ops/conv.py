@@ -13,6 +13,7 @@ from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from .. import quant
+from ..hybrid import hybrid_codes, hybrid_mode
 from ..layout import NCHW, arg, conv_pads, finish, rank_of, same_pads, spatial
 
 
@@ -57,6 +58,28 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     return ctx.b.int_weight(values, qp, name)
 
 
+def _hybrid(ctx: ConversionContext, op: SourceOp, x: ir.Value, mode: str, perm: tuple[int, ...], run: Any) -> ir.Value:
+    """LiteRT's hybrid kernel (tflite/hybrid.py): `x` quantized on the fly per batch entry (per row
+    for FULLY_CONNECTED), its codes summed against the weight's codes by `run(codes, weight)` (Conv
+    or Gemm, no bias), the sums scaled by weight scale * input scale, then the float bias added."""
+    conv = op.type != "FULLY_CONNECTED"
+    codes, input_scale = hybrid_codes(ctx, x, [1, 2, 3] if conv else [1], mode)
+    name = arg(op, 1) or ""
+    moved, qp = quant.weight(np.asarray(ctx.array(name)), ctx.source.quant[name], perm)
+    assert qp is not None  # hybrid_mode checked it
+    y = run(codes, ctx.b.int_weight(moved, QuantParams.unit("int8"), f"{name}_codes"))
+    shape = [1, -1, 1, 1] if conv else [1, -1]
+    weight_scale = ctx.b.const(qp.scale.astype(np.float32).reshape(shape if qp.scale.size > 1 else []), "weight_scale")
+    if op.type == "CONV_2D" and mode == "asymmetric":  # rounded as LiteRT's kernels write it:
+        y = ctx.b.op("Mul", [ctx.b.op("Mul", [y, weight_scale]), input_scale])  # (acc * w) * s
+    else:  # the per-tensor conv, depthwise and fully connected: acc * (s * w)
+        y = ctx.b.op("Mul", [y, ctx.b.op("Mul", [input_scale, weight_scale])])
+    bias = _bias(ctx, op, 2)
+    if bias is not None and conv:
+        bias = ctx.b.op("Reshape", [bias, ctx.b.ints(shape)])  # along the channel axis of NCHW
+    return ctx.b.op("Add", [y, bias]) if bias is not None else y
+
+
 def _conv_attrs(ctx: ConversionContext, op: SourceOp, kernel: tuple[int, int]) -> dict[str, Any]:
     strides = [op.int_attr("StrideH", default=1, low=1), op.int_attr("StrideW", default=1, low=1)]
     dilations = [op.int_attr("DilationHFactor", default=1, low=1), op.int_attr("DilationWFactor", default=1, low=1)]
@@ -69,9 +92,12 @@ def conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     shape = ctx.shape(arg(op, 1)) or ()  # OHWI
     in_channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
     group = in_channels // shape[3] if shape[3] and in_channels > 0 else 1
+    attrs = {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": group}
+    mode = hybrid_mode(ctx, op, group)
+    if mode:
+        return finish(ctx, op, _hybrid(ctx, op, x, mode, (0, 3, 1, 2), lambda codes, w: ctx.b.op("Conv", [codes, w], attrs)), NCHW)
     w = _conv_filter(ctx, op, (0, 3, 1, 2))
-    inputs = [x, w, _bias(ctx, op, 2)]
-    y = ctx.b.op("Conv", inputs, {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": group})
+    y = ctx.b.op("Conv", [x, w, _bias(ctx, op, 2)], attrs)
     return finish(ctx, op, y, NCHW)
 
 
@@ -106,8 +132,12 @@ def depthwise_conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
     if channels <= 0:
         raise QonvertError(f"op {op.label}: input channels unknown")
+    attrs = {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": channels}
+    mode = hybrid_mode(ctx, op)
+    if mode:
+        return finish(ctx, op, _hybrid(ctx, op, x, mode, (3, 0, 1, 2), lambda codes, w: ctx.b.op("Conv", [codes, w], attrs)), NCHW)
     w = _conv_filter(ctx, op, (3, 0, 1, 2))  # -> [C*m, 1, H, W]
-    y = ctx.b.op("Conv", [x, w, _bias(ctx, op, 2)], {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": channels})
+    y = ctx.b.op("Conv", [x, w, _bias(ctx, op, 2)], attrs)
     return finish(ctx, op, y, NCHW)
 
 
@@ -151,6 +181,8 @@ def fully_connected(ctx: ConversionContext, op: SourceOp) -> Any:
         y = ctx.b.op("MatMul", [x, w])
         b = _bias(ctx, op, 2)
         y = ctx.b.op("Add", [y, b]) if b is not None else y
+    elif mode := hybrid_mode(ctx, op):
+        y = _hybrid(ctx, op, x, mode, (0, 1), lambda codes, w: ctx.b.op("Gemm", [codes, w], {"transB": 1}))
     else:
         y = ctx.b.op("Gemm", [x, _conv_filter(ctx, op, (0, 1)), _bias(ctx, op, 2)], {"transB": 1})
     if op.attr("KeepNumDims", default=False) and len(in_shape) > 2:
