@@ -11,9 +11,10 @@ depthwise_conv.cc, fully_connected.cc; portable_tensor_utils.cc):
 - an all-zero input gives codes 0. Rounding is half away from zero (std::round).
 
 The graph computes the same codes in float, sums (code - zero point) * weight code as LiteRT does
-(whole numbers: a float sum is exact below 2^24) and scales the sums as LiteRT scales its int32
-accumulators, by weight scale * input scale, before the float bias: the converted model computes
-what LiteRT's hybrid kernels compute.
+(whole numbers: a float sum is exact below 2^24) and scales the sums as LiteRT's reference kernels
+scale their int32 accumulators, in their order ((acc * w) * s for a per-channel CONV_2D, acc * (s
+* w) otherwise), before the float bias (ops/conv.py `_hybrid`). Against LiteRT's own kernels that
+is exact op by op; XNNPACK, LiteRT's default delegate, quantizes on the fly its own way.
 """
 
 from __future__ import annotations

@@ -67,6 +67,8 @@ def _hybrid(ctx: ConversionContext, op: SourceOp, x: ir.Value, mode: str, perm: 
     name = arg(op, 1) or ""
     moved, qp = quant.weight(np.asarray(ctx.array(name)), ctx.source.quant[name], perm)
     assert qp is not None  # hybrid_mode checked it
+    if np.any(qp.zero_point != 0):  # LiteRT's hybrid kernels take symmetric weights only
+        raise QonvertError(f"op {op.label}: weight {name!r} has a zero point other than 0")
     y = run(codes, ctx.b.int_weight(moved, QuantParams.unit("int8"), f"{name}_codes"))
     shape = [1, -1, 1, 1] if conv else [1, -1]
     weight_scale = ctx.b.const(qp.scale.astype(np.float32).reshape(shape if qp.scale.size > 1 else []), "weight_scale")
