@@ -111,7 +111,7 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
     if w is None and node.op_type == "MatMul" and producer_op(node.inputs[1], "DequantizeLinear"):
         return out  # activation x activation (attention): both sides quantized at run time
     if w is None and producer_op(node.inputs[1], "DequantizeLinear") is None:
-        return []  # a float weight: the op runs in float on the dequantized activation, as the source does
+        return out  # a float weight: the op runs in float on the dequantized activation, as the source does
     if w is None:
         out.append(f"{where}: weight is not a DequantizeLinear of an integer initializer")
         return out

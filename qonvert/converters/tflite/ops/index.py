@@ -13,7 +13,7 @@ from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, out, rank_of, remap_axis
 from .math import reduced_perm
-from .shape import cast_to_source, constant_ints, shape_input
+from .shape import as_int64, cast_to_source, constant_ints, held_dtype, shape_input
 
 
 @register("tflite", "ARG_MAX", "ARG_MIN")
@@ -41,14 +41,10 @@ def top_k(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     return [Laid(values, perm), Laid(cast_to_source(ctx, indices, out(op, 1), produced="int64"), perm)]
 
 
-def _int64(ctx: ConversionContext, name: str | None) -> ir.Value:
-    return ctx.b.op("Cast", [ctx.laid_out(name or "")], {"to": ir.DataType.INT64})
-
-
 @register("tflite", "GATHER_ND")
 def gather_nd(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """In the source layout: the index tuples address source axes."""
-    return ctx.b.op("GatherND", [ctx.laid_out(arg(op, 0) or ""), _int64(ctx, arg(op, 1))])
+    return ctx.b.op("GatherND", [ctx.laid_out(arg(op, 0) or ""), as_int64(ctx, arg(op, 1))])
 
 
 @register("tflite", "SCATTER_ND", opset=16)
@@ -56,9 +52,8 @@ def scatter_nd(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """SCATTER_ND(indices, updates, shape): updates summed into zeros, duplicates adding up as in
     TensorFlow (ONNX ScatterND's reduction "add")."""
     updates = ctx.laid_out(arg(op, 1) or "")
-    dtype = "float32" if arg(op, 1) in ctx.source.quant else ctx.source.dtypes.get(arg(op, 1) or "", "float32")
-    zeros = ctx.b.op("Expand", [ctx.b.const(np.zeros(1, dtype=np.dtype(dtype)), "zero"), shape_input(ctx, op, 2)])
-    return ctx.b.op("ScatterND", [zeros, _int64(ctx, arg(op, 0)), updates], {"reduction": "add"})
+    zeros = ctx.b.op("Expand", [ctx.b.const(np.zeros(1, dtype=held_dtype(ctx, arg(op, 1))), "zero"), shape_input(ctx, op, 2)])
+    return ctx.b.op("ScatterND", [zeros, as_int64(ctx, arg(op, 0)), updates], {"reduction": "add"})
 
 
 @register("tflite", "REVERSE_V2")
@@ -87,5 +82,5 @@ def reverse_sequence(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     moved = order != list(range(rank))
     if moved:
         x = ctx.b.op("Transpose", [x], {"perm": order})
-    y = ctx.b.op("ReverseSequence", [x, _int64(ctx, arg(op, 1))], {"batch_axis": 0, "time_axis": 1})
+    y = ctx.b.op("ReverseSequence", [x, as_int64(ctx, arg(op, 1))], {"batch_axis": 0, "time_axis": 1})
     return ctx.b.op("Transpose", [y], {"perm": [order.index(a) for a in range(rank)]}) if moved else y

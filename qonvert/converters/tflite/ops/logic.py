@@ -16,7 +16,7 @@ from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, operands, out, rank_of, remap_axis
 from ..quant import comparison_values
 from .math import reduced_perm
-from .shape import cast_to_source, constant_ints
+from .shape import cast_to_source, code_steps, constant_ints
 
 _COMPARE = {"EQUAL": "Equal", "GREATER": "Greater", "GREATER_EQUAL": "GreaterOrEqual", "LESS": "Less", "LESS_EQUAL": "LessOrEqual"}
 
@@ -25,27 +25,20 @@ _COMPARE = {"EQUAL": "Equal", "GREATER": "Greater", "GREATER_EQUAL": "GreaterOrE
 def compare(ctx: ConversionContext, op: SourceOp) -> Laid:
     names = [arg(op, 0), arg(op, 1)]
     (a, b), perm = operands(ctx, names)
-    quant = [ctx.source.quant.get(n or "") for n in names]
-    tables = [comparison_values(qp) if qp is not None else None for qp in quant]
-    if tables[0] is not None and tables[1] is not None and not _same(quant[0], quant[1]):
-        # LiteRT compares fixed-point rescalings of the two (reals within its rounding are equal)
-        a, b = (_looked_up(ctx, v, qp, table) for v, qp, table in zip((a, b), quant, tables, strict=True))
+    qa, qb = (ctx.source.quant.get(n or "") for n in names)
+    if qa is not None and qb is not None and not qa.same_as(qb):
+        ta, tb = comparison_values(qa), comparison_values(qb)
+        if ta is not None and tb is not None:  # LiteRT compares fixed-point rescalings of the two
+            a, b = _looked_up(ctx, a, qa, ta), _looked_up(ctx, b, qb, tb)  # (reals within its rounding are equal)
     if op.type == "NOT_EQUAL":
         return Laid(ctx.b.op("Not", [ctx.b.op("Equal", [a, b])]), perm)
     return Laid(ctx.b.op(_COMPARE[op.type], [a, b]), perm)
 
 
-def _same(a: QuantParams | None, b: QuantParams | None) -> bool:
-    """Same per-tensor quantization: the codes order and tie as the reals do, so DQ'd values compare as LiteRT's do."""
-    return a is not None and b is not None and a.dtype == b.dtype and float(a.scale) == float(b.scale) and int(a.zero_point) == int(b.zero_point)
-
-
-def _looked_up(ctx: ConversionContext, value: ir.Value, qp: QuantParams | None, table: np.ndarray | None) -> ir.Value:
+def _looked_up(ctx: ConversionContext, value: ir.Value, qp: QuantParams, table: np.ndarray) -> ir.Value:
     """The value's code (recovered exactly from its DQ) indexing LiteRT's comparison value."""
-    assert qp is not None and table is not None  # checked by the caller
     lo, _ = qp.code_range
-    steps = ctx.b.op("Round", [ctx.b.op("Div", [value, ctx.b.const(np.float32(qp.scale), "scale")])])
-    index = ctx.b.op("Add", [steps, ctx.b.const(np.float32(int(qp.zero_point) - lo), "offset")])
+    index = ctx.b.op("Add", [code_steps(ctx, value, qp), ctx.b.const(np.float32(int(qp.zero_point) - lo), "offset")])
     return ctx.b.op("Gather", [ctx.b.const(table, "compared"), ctx.b.op("Cast", [index], {"to": ir.DataType.INT64})], {"axis": 0})
 
 

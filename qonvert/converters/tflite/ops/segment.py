@@ -10,7 +10,7 @@ from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, out
-from .shape import cast_to_source, codes_as_output, constant_ints, held_dtype, shape_input
+from .shape import as_int64, cast_to_source, codes_as_output, constant_ints, held_dtype, shape_input
 
 # what an empty segment holds, as TensorFlow fills it, and the reduction that fills the others
 _SEGMENT = {"SUM": ("add", "zero"), "PROD": ("mul", "one"), "MAX": ("max", "lowest"), "MIN": ("min", "highest")}
@@ -27,7 +27,7 @@ def _segments(ctx: ConversionContext, op: SourceOp, reduction: str, empty: str, 
     data = arg(op, 0)
     rows = ctx.b.op("Shape", [ctx.laid_out(data or "")], {"start": 1})
     shape = ctx.b.op("Concat", [count, rows], {"axis": 0})
-    ids = ctx.b.op("Unsqueeze", [ctx.b.op("Cast", [ctx.laid_out(arg(op, 1) or "")], {"to": ir.DataType.INT64}), ctx.b.ints([-1])])
+    ids = ctx.b.op("Unsqueeze", [as_int64(ctx, arg(op, 1)), ctx.b.ints([-1])])
     start = _filled(ctx, empty, held_dtype(ctx, data), shape)
     return ctx.b.op("ScatterND", [start, ids, ctx.laid_out(data or "")], {"reduction": reduction})
 
@@ -35,8 +35,7 @@ def _segments(ctx: ConversionContext, op: SourceOp, reduction: str, empty: str, 
 @register("tflite", "SEGMENT_SUM", opset=18)
 def segment_sum(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """Sorted segment ids: as many rows as the largest id + 1."""
-    ids = ctx.b.op("Cast", [ctx.laid_out(arg(op, 1) or "")], {"to": ir.DataType.INT64})
-    count = ctx.b.op("Add", [ctx.b.reduce("ReduceMax", ids, [0], True), ctx.b.ints([1])])
+    count = ctx.b.op("Add", [ctx.b.reduce("ReduceMax", as_int64(ctx, arg(op, 1)), [0], True), ctx.b.ints([1])])
     return _segments(ctx, op, "add", "zero", count)
 
 
@@ -51,7 +50,7 @@ def unsorted_segment(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def sparse_to_dense(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """SPARSE_TO_DENSE(indices, output_shape, values, default): the default everywhere, then the
     values (one, or one per index) written at the indices (a repeated index: the last write)."""
-    indices = ctx.b.op("Cast", [ctx.laid_out(arg(op, 0) or "")], {"to": ir.DataType.INT64})
+    indices = as_int64(ctx, arg(op, 0))
     if len(ctx.shape(arg(op, 0)) or ()) < 2:  # scalar or 1-D indices address the first axis
         indices = ctx.b.op("Reshape", [indices, ctx.b.ints([-1, 1])])
     default = ctx.b.op("Reshape", [codes_as_output(ctx, arg(op, 3) or "", out(op)), ctx.b.ints([])])

@@ -10,6 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.qparams import QuantParams
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -239,14 +240,24 @@ def held_dtype(ctx: ConversionContext, name: str | None) -> np.dtype:
     return np.dtype("float32" if name in ctx.source.quant else ctx.source.dtypes.get(name or "", "float32"))
 
 
+def as_int64(ctx: ConversionContext, name: str | None) -> ir.Value:
+    """An index or id operand in the source layout, as the int64 ONNX's indexing ops take."""
+    return ctx.b.op("Cast", [ctx.laid_out(name or "")], {"to": ir.DataType.INT64})
+
+
+def code_steps(ctx: ConversionContext, value: ir.Value, qp: QuantParams) -> ir.Value:
+    """A dequantized per-tensor value's code less its zero point, recovered exactly (as floats)."""
+    return ctx.b.op("Round", [ctx.b.op("Div", [value, ctx.b.const(np.float32(qp.scale), "scale")])])
+
+
 def codes_as_output(ctx: ConversionContext, name: str, output: str) -> ir.Value:
     """LiteRT's quantized ONE_HOT and SPARSE_TO_DENSE copy their value operands' codes into the
     output, whose quantization may differ: the reals they give are those codes read in the
     output's quantization."""
     given, written = ctx.source.quant.get(name), ctx.source.quant.get(output)
     value = ctx.laid_out(name)
-    if given is None or written is None or (float(given.scale), int(given.zero_point)) == (float(written.scale), int(written.zero_point)):
+    if given is None or written is None or given.same_as(written):
         return value
-    steps = ctx.b.op("Round", [ctx.b.op("Div", [value, ctx.b.const(np.float32(given.scale), "scale")])])  # code - its zero point
-    shifted = ctx.b.op("Add", [steps, ctx.b.const(np.float32(int(given.zero_point) - int(written.zero_point)), "zero_points")])
+    moved = ctx.b.const(np.float32(int(given.zero_point) - int(written.zero_point)), "zero_points")
+    shifted = ctx.b.op("Add", [code_steps(ctx, value, given), moved])
     return ctx.b.op("Mul", [shifted, ctx.b.const(np.float32(written.scale), "scale")])
