@@ -7,8 +7,10 @@ layer of 2.3 GB int8 weights, as a TFLite reader would give it; about 30 s, 5 GB
 from __future__ import annotations
 
 import resource
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,7 @@ def test_large_model_needs_an_output_path(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.slow
-def test_past_two_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_past_two_gib(big_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     k, n = 46_000, 50_000  # 2.3e9 int8 weights
     weights = np.ones((n, k), np.int8)
     graph = SourceGraph(
@@ -63,10 +65,10 @@ def test_past_two_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         dtypes={"x": "int8", "w": "int8", "y": "int8"},
     )
     monkeypatch.setattr(converters, "load_source", lambda *args, **kwargs: graph)
-    out = tmp_path / "big.onnx"
+    out = big_dir / "big.onnx"
     qonvert.convert("big.tflite", out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    assert (tmp_path / "big.onnx.data").stat().st_size >= weights.nbytes
+    assert (big_dir / "big.onnx.data").stat().st_size >= weights.nbytes
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -74,6 +76,21 @@ def test_past_two_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert y.shape == (1, n) and np.all(y == 92)  # 46000 * (0.1 * 0.01) / 0.5, exact
     # measured 4.6 GB peak for 2.3 GB of weights (2.0x, the test's own copy of them included)
     assert peak <= 2.1 * 2.3e9 + 0.6e9, peak
+
+
+@pytest.fixture
+def big_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder for multi-GB files, emptied after the test whatever its outcome: pytest keeps the
+    last three runs' temporary folders, and 13 GB a run filled CI's disk (a child's write failed)."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _run_child(*args: str) -> str:
+    """Runs a Python child; its stderr is the failure message, not a bare exit status."""
+    proc = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
 
 
 PADDLE = Path(__file__).resolve().parents[1] / "fixtures" / "paddle"
@@ -87,7 +104,7 @@ print("PEAK", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 
 
 @pytest.mark.slow
-def test_three_gb_paddle_model_streams_within_its_bytes(tmp_path: Path) -> None:
+def test_three_gb_paddle_model_streams_within_its_bytes(big_dir: Path) -> None:
     """A 3.1 GB quantized MLP written by Paddle itself (16 int8 weight matrices of 14000^2, per-channel
     scales; fixtures/paddle/make_fixtures.py `ptq_mlp_3gb_legacy`): converted in a fresh process
     within 1.5x the model's bytes, loaded by ORT from its file, and checked against Paddle on 2 inputs,
@@ -98,14 +115,13 @@ def test_three_gb_paddle_model_streams_within_its_bytes(tmp_path: Path) -> None:
     sys.path.insert(0, str(PADDLE))
     import make_fixtures
 
-    source = tmp_path / "mlp"
+    source = big_dir / "mlp"
     make_fixtures.make("ptq_mlp_3gb_legacy", source)
     model_bytes = sum(p.stat().st_size for p in source.iterdir() if p.suffix in (".pdmodel", ".pdiparams"))
     assert model_bytes > 3e9
-    out = tmp_path / "mlp.onnx"
-    proc = subprocess.run([sys.executable, "-c", _CONVERT_CHILD, str(source), str(out)], capture_output=True, text=True, check=True)
-    peak = int(proc.stdout.split("PEAK")[-1])
-    assert (tmp_path / "mlp.onnx.data").stat().st_size >= 3e9 and out.stat().st_size < 1e6
+    out = big_dir / "mlp.onnx"
+    peak = int(_run_child(_CONVERT_CHILD, str(source), str(out)).split("PEAK")[-1])
+    assert (big_dir / "mlp.onnx.data").stat().st_size >= 3e9 and out.stat().st_size < 1e6
     # the whole process, interpreter and imports (about 0.1 GB) included
     assert peak <= 1.5 * model_bytes, f"peak RSS {peak / 1e9:.2f} GB for {model_bytes / 1e9:.2f} GB"
     report = qonvert.verify(source, out, reference=source / "reference.npz", bar="per-layer", fusion=False)
@@ -133,20 +149,19 @@ torch.export.save(torch.export.export(layers.eval(), (torch.randn(1, 16000),)), 
 
 
 @pytest.mark.slow
-def test_torchao_weight_only_past_two_gib_streams(tmp_path: Path) -> None:
+def test_torchao_weight_only_past_two_gib_streams(big_dir: Path) -> None:
     """torchao's int8 weight-only linears, 2.3 GB in a .pt2: converted in a fresh process within
     1.5x the program's bytes (torch.export.load itself holds them once; the transposed weights stay
     views until each is written), loaded by ORT from its file, and exact against torchao's program
     (measured 2026-12-06: 3.17 GB peak, 1.37x; 50 s; before, 5.0 GB: every weight transposed as a
     copy)."""
     pytest.importorskip("torchao")
-    program = tmp_path / "deep.pt2"
-    subprocess.run([sys.executable, "-c", _TORCHAO_MAKER, str(program)], check=True, capture_output=True)
-    out = tmp_path / "deep.onnx"
-    proc = subprocess.run([sys.executable, "-c", _CONVERT_CHILD, str(program), str(out)], capture_output=True, text=True, check=True)
-    peak = int(proc.stdout.split("PEAK")[-1])
+    program = big_dir / "deep.pt2"
+    _run_child(_TORCHAO_MAKER, str(program))
+    out = big_dir / "deep.onnx"
+    peak = int(_run_child(_CONVERT_CHILD, str(program), str(out)).split("PEAK")[-1])
     model_bytes = program.stat().st_size
-    assert model_bytes > 2.2e9 and (tmp_path / "deep.onnx.data").stat().st_size >= 2.3e9
+    assert model_bytes > 2.2e9 and (big_dir / "deep.onnx.data").stat().st_size >= 2.3e9
     assert peak <= 1.5 * model_bytes, f"peak RSS {peak / 1e9:.2f} GB for {model_bytes / 1e9:.2f} GB"
     report = qonvert.verify(program, out, samples=2, fusion=False)
     stats = report.outputs[0]
