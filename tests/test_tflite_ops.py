@@ -17,8 +17,9 @@ from qonvert.opsets.canonical import check_canonical
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tflite"
 OPS = sorted(p.stem for p in (FIXTURES / "ops").glob("*.tflite"))
-# streaming_* are stateful (test_streaming.py); while_loop is refused (control flow)
-PATTERNS = sorted(p.stem for p in (FIXTURES / "patterns").glob("*.tflite") if not p.stem.startswith(("streaming", "while")))
+# streaming_* are stateful (test_streaming.py); the control-flow ones also run here, and at more
+# inputs in test_tflite_control_flow.py
+PATTERNS = sorted(p.stem for p in (FIXTURES / "patterns").glob("*.tflite") if not p.stem.startswith("streaming"))
 # TFLiteConverter 2.21 keeps these float in a full-integer model (no int8 kernel): the test still
 # runs them, between the DEQUANTIZE / QUANTIZE the converter puts around them.
 FLOAT_IN_TFLITE = {

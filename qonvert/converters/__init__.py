@@ -77,7 +77,7 @@ def quant_params(source: SourceGraph) -> dict[str, QuantParams]:
 def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     """Map the source graph once, at the lowest opset its ops (the registry's table) and its
     quantization (the frontend) allow, or the one asked for if higher."""
-    ops = {op.type for op in source.ops}
+    ops = {op.type for op in source.all_ops()}
     target = max(opset or 13, required_opset(source.framework, ops), FRONTENDS[source.framework].min_opset(source))
     builder = GraphBuilder(opset=target)
     ctx = run_mappers(source, builder)

@@ -182,25 +182,37 @@ class ConversionContext:
     def output(self, name: str) -> ir.Value:
         """A graph output as the source has it: in its source layout (or the io layout asked
         for) and, for an integer tensor, quantized again."""
-        value = self.laid_out(name, self.source.io_perms.get(name))
+        perm = self.source.io_perms.get(name)
+        own_q = self._own_q(name)
+        if own_q is not None and own_q.name == name and self.laid_out(name, perm) is not self.values[name]:
+            own_q.name = self.b.unique(f"{name}_held")  # the output Q takes the source name
+            self.name_map[name] = own_q.name
+            self.b._names.discard(name)
+        return self.codes(name, perm, q_name=name)
+
+    def codes(self, name: str, perm: Sequence[int] | None = None, q_name: str | None = None) -> ir.Value:
+        """The tensor as the source holds it, in layout `perm` (None: the source's): an integer
+        tensor's codes (its own Q where the layout is its own), any other its value."""
+        value = self.laid_out(name, perm)
         qp = self.source.quant.get(name)
         if qp is None:
             return value
-        dq = self.values[name].producer()
-        own_q = dq.inputs[0] if dq is not None and dq.op_type == "DequantizeLinear" else None
+        own_q = self._own_q(name)
         if own_q is not None and value is self.values[name]:
-            return own_q  # the tensor's own Q, already in the wanted layout
-        if own_q is not None and own_q.name == name:  # the output Q takes the source name
-            own_q.name = self.b.unique(f"{name}_held")
-            self.name_map[name] = own_q.name
-            self.b._names.discard(name)
-        return self.b.quantize(value, qp, name=name)
+            return own_q
+        return self.b.quantize(value, qp, name=q_name)
+
+    def _own_q(self, name: str) -> ir.Value | None:
+        """The Q an integer tensor's DQ reads (None for a float tensor)."""
+        dq = self.values[name].producer() if name in self.source.quant and name in self.values else None
+        return dq.inputs[0] if dq is not None and dq.op_type == "DequantizeLinear" else None
 
 
 def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext:
-    """Pre-flight every op (all unsupported ones in one error), then map them in order."""
+    """Pre-flight every op, the control-flow subgraphs' too (all unsupported ones in one error),
+    then map them in order."""
     missing: dict[str, list[str]] = {}
-    for op in source.ops:
+    for op in source.all_ops():
         if lookup(source.framework, op.type) is None:
             missing.setdefault(op.type, []).append(op.label)
     if missing:
@@ -219,6 +231,25 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
         ctx.values[info.name] = value if qp is None else builder.dequantize(value, qp, name=builder.unique(f"{info.name}_dq"))
         if perm:
             ctx.perms[info.name] = perm
+    _map_ops(ctx, where=f"{source.path}: ")
+    return ctx
+
+
+def inline_graph(parent: ConversionContext, source: SourceGraph, inputs: Sequence[ir.Value]) -> list[ir.Value]:
+    """Map a subgraph (a TFLite WHILE body, an IF branch) into the parent's builder, where its
+    nodes go wherever the builder's node list points: its inputs bound to `inputs`, its outputs
+    returned, each as the source holds it (an integer tensor's codes, in the source layout)."""
+    ctx = ConversionContext(source, parent.b)
+    for info, value in zip(source.inputs, inputs, strict=True):
+        qp = source.quant.get(info.name)
+        ctx.values[info.name] = value if qp is None else parent.b.dequantize(value, qp, name=parent.b.unique(f"{info.name}_dq"))
+    _map_ops(ctx, where="")  # an error names the file once, with the op running the subgraph
+    parent.remarks.extend(r for r in ctx.remarks if r not in parent.remarks)
+    return [ctx.codes(name) for name in source.outputs]
+
+
+def _map_ops(ctx: ConversionContext, where: str) -> None:
+    source, builder = ctx.source, ctx.b
     release = page_releaser(mapped_files(source.constants.values()))
     for op in source.ops:
         mapper = lookup(source.framework, op.type)
@@ -232,5 +263,4 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
         except QonvertError as exc:
             if op.type in str(exc):
                 raise
-            raise QonvertError(f"{source.path}: op {op.label}: {exc}") from exc
-    return ctx
+            raise QonvertError(f"{where}op {op.label}: {exc}") from exc

@@ -116,6 +116,13 @@ class SourceGraph:
     # Variables carried between runs (streaming models): each one's input is in `inputs` and its
     # output in `outputs`.
     states: list[StateVariable] = field(default_factory=list)
+    # Graphs that control-flow ops run (TFLite WHILE / IF name them by subgraph index), shared by
+    # the main graph and every one of them (a loop body may hold another loop).
+    subgraphs: dict[int, SourceGraph] = field(default_factory=dict)
+
+    def all_ops(self) -> list[SourceOp]:
+        """This graph's ops and those of the subgraphs its control flow runs."""
+        return self.ops + [op for sub in self.subgraphs.values() for op in sub.ops]
 
     def rename(self, old: str, new: str) -> None:
         """Give a tensor a new name everywhere the graph mentions it."""

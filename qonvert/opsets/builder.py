@@ -7,7 +7,8 @@ dtype, zero-point dtype (int4 included) and axis conventions (DESIGN contract it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,17 @@ class GraphBuilder:
             out.name = self.unique(name if (name and i == 0) else f"{op_type.lower()}_{len(self.nodes)}_{i}")
         self.nodes.append(node)
         return node.outputs[0] if outputs == 1 else tuple(node.outputs)
+
+    @contextmanager
+    def subgraph(self) -> Iterator[list[ir.Node]]:
+        """Nodes made inside go to the list yielded (a Loop body, an If branch), not this graph's;
+        names stay unique across both, and constants are this graph's initializers, which a
+        subgraph reads from the outer scope."""
+        outer, self.nodes = self.nodes, []
+        try:
+            yield self.nodes
+        finally:
+            self.nodes = outer
 
     def adopt(self, nodes: Sequence[ir.Node], base: str) -> None:
         """Append nodes another builder made (torchlib's recorder), named uniquely here."""

@@ -25,13 +25,13 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
     problems: list[str] = []
     if graph.opset_imports.get("", 0) < 13:
         problems.append(f"opset {graph.opset_imports.get('', 0)} is below 13")
-    for node in graph:
+    for node in ir.traversal.RecursiveGraphIterator(graph):  # Loop bodies and If branches too
         where = f"{node.op_type} {node.name!r}"
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             problems += _check_qparams(node, where)
         if node.op_type == "QuantizeLinear":
             for user in node.outputs[0].consumers():
-                if user.op_type != "DequantizeLinear":
+                if user.op_type != "DequantizeLinear" and not _passes_codes_on(user):
                     kind = "layout op" if user.op_type in LAYOUT_OPS else "op"
                     problems.append(f"{where}: feeds {kind} {user.op_type} {user.name!r} instead of a DequantizeLinear")
         if node.op_type == "DequantizeLinear" and node.inputs[0] is not None and node.inputs[0].const_value is None:
@@ -42,6 +42,12 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
         elif node.op_type in QUANTIZED_OPS and weight_dq(node.inputs[1]):
             problems += _check_weight(node, where)  # weight-only (dynamic-range) quantization
     return problems
+
+
+def _passes_codes_on(user: ir.Node) -> bool:
+    """A Loop taking a quantized tensor's codes as a loop value, or the Identity giving them as a
+    subgraph's output: TFLite's WHILE and IF pass integer tensors as codes."""
+    return user.op_type == "Loop" or (user.op_type == "Identity" and user.outputs[0].is_graph_output())
 
 
 def _check_qparams(node: ir.Node, where: str) -> list[str]:

@@ -135,7 +135,7 @@ def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
         return _quantize(value, cut)
     if value.dtype == np.int8 and cut.dtype == np.uint8:
         value = (value.astype(np.int16) + 128).astype(np.uint8)
-    return value
+    return np.asarray(value)  # a 0-d tensor's arithmetic gives a numpy scalar, which ORT refuses
 
 
 def _quantize(value: np.ndarray, cut: _Cut) -> np.ndarray:
@@ -145,7 +145,7 @@ def _quantize(value: np.ndarray, cut: _Cut) -> np.ndarray:
     scale = cut.scale.reshape(shape) if shape else cut.scale
     zp = np.zeros_like(scale) if cut.zero_point is None else (cut.zero_point.reshape(shape) if shape else cut.zero_point)
     info = np.iinfo(cut.dtype)
-    return np.clip(np.rint(value / scale) + zp, info.min, info.max).astype(cut.dtype)
+    return np.asarray(np.clip(np.rint(value / scale) + zp, info.min, info.max).astype(cut.dtype))
 
 
 def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelProto, list[_Cut]]:

@@ -165,13 +165,13 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
     """Optimise on ORT CPU (extended level: QDQ fusions, no layout transforms) and count kernels."""
 
     index = _GraphIndex(model)
-    quantized = sum(1 for n in index.graph if n.op_type in QUANTIZED_OPS and index.reads_dq(n))
+    quantized = sum(1 for n in index.nodes.values() if n.op_type in QUANTIZED_OPS and index.reads_dq(n))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(model, "cpu", optimized_path=path, level="extended")
         optimized = onnx.load(path)
     report = FusionReport(quantized_in_source=quantized)
-    for node in optimized.graph.node:
+    for node in _all_nodes(optimized.graph):
         int8_nbits = node.op_type == "MatMulNBits" and any(a.name == "accuracy_level" and a.i >= 4 for a in node.attribute)
         if node.op_type in INTEGER_KERNELS or int8_nbits:
             report.integer[node.op_type] = report.integer.get(node.op_type, 0) + 1
@@ -182,12 +182,23 @@ def fusion_report(model: onnx.ModelProto) -> FusionReport:
     return report
 
 
+def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The graph's nodes and, nested, those of its Loop / If subgraphs (ORT fuses inside them too)."""
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attr in node.attribute:
+            nodes += _all_nodes(attr.g) if attr.type == onnx.AttributeProto.GRAPH else []
+    return nodes
+
+
 class _GraphIndex:
-    """The converted graph (onnx_ir) with its nodes by name, which ORT's optimised graph refers to."""
+    """The converted graph (onnx_ir) with its nodes by name, subgraphs' included, which ORT's
+    optimised graph refers to."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.graph = ir.from_proto(model).graph
-        self.nodes = {n.name: n for n in self.graph}
+        self.nodes = {n.name: n for n in ir.traversal.RecursiveGraphIterator(self.graph)}
         self.outputs = {v.name for v in self.graph.outputs}
 
     @staticmethod

@@ -43,6 +43,8 @@ _NUMPY_TYPES = {
 _SKIP_GETTERS = ("GetRootAs",)  # and Init itself (InitSubgraphIndex is an option)
 # Ops that only appear with more than one subgraph (state and control flow), named in the error.
 _MULTI_SUBGRAPH_OPS = STATE_OPS | {"WHILE", "IF", "CALL", "STABLEHLO_COMPOSITE"}
+# The control-flow ops converted (ops/control.py), and the options naming the subgraphs each runs.
+CONTROL_FLOW = {"WHILE": ("CondSubgraphIndex", "BodySubgraphIndex"), "IF": ("ThenSubgraphIndex", "ElseSubgraphIndex")}
 
 
 def _raw_builtin_code(code: Any) -> int:
@@ -86,8 +88,13 @@ class _Reader:
         opcodes = [self._opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
         if model.SubgraphsLength() < 1:
             raise QonvertError(f"{self.path}: the model has no subgraph")
-        init_indexes = self._check_subgraphs(opcodes)
+        init_indexes, called = self._check_subgraphs(opcodes)
         main = self._read_subgraph(model.Subgraphs(0), opcodes)
+        main.subgraphs = {i: self._read_subgraph(model.Subgraphs(i), opcodes) for i in called}
+        for sub in main.subgraphs.values():
+            sub.subgraphs = main.subgraphs
+            if any(op.type in STATE_OPS for op in sub.ops):
+                raise QonvertError(f"{self.path}: a variable is read or written inside a WHILE or IF subgraph; not supported")
         outside = [t.name for t in main.inputs] + main.outputs + list(main.constants)
         complex_at_edge = [n for n in outside if main.dtypes.get(n) == "complex64"]
         if complex_at_edge:  # complex tensors live only between RFFT2D and COMPLEX_ABS (ops/spectral.py)
@@ -97,24 +104,36 @@ class _Reader:
         inits = [self._read_subgraph(model.Subgraphs(i), opcodes) for i in init_indexes]
         return lift_variables(main, inits)
 
-    def _check_subgraphs(self, opcodes: list[str]) -> list[int]:
-        """The init subgraphs that main's CALL_ONCE ops run; any other use of more than one
-        subgraph (control flow) is refused, naming every op that needs it."""
-        ops = [[self._op_type(s.Operators(k), opcodes, k) for k in range(s.OperatorsLength())] for s in self._subgraphs()]
-        control = sorted({t for sub in ops for t in sub} & (_MULTI_SUBGRAPH_OPS - STATE_OPS))
-        inits = []
-        for k in range(self.model.Subgraphs(0).OperatorsLength()):
-            if ops[0][k] == "CALL_ONCE":
-                index = int(self._options(self.model.Subgraphs(0).Operators(k)).get("InitSubgraphIndex", -1))
-                if not 0 < index < len(ops):
-                    raise QonvertError(f"{self.path}: CALL_ONCE runs subgraph {index}, but the model has {len(ops)}")
-                inits.append(index)
-        stray = [i for i in range(1, len(ops)) if i not in inits]
+    def _check_subgraphs(self, opcodes: list[str]) -> tuple[list[int], list[int]]:
+        """The init subgraphs that main's CALL_ONCE ops run, and those that WHILE / IF run (from
+        main, or from one another); any other use of more than one subgraph is refused, naming
+        every op that needs it."""
+        subgraphs = self._subgraphs()
+        ops = [[self._op_type(s.Operators(k), opcodes, k) for k in range(s.OperatorsLength())] for s in subgraphs]
+        control = sorted({t for sub in ops for t in sub} & (_MULTI_SUBGRAPH_OPS - STATE_OPS - set(CONTROL_FLOW)))
         if control:
             raise QonvertError(f"{self.path}: {len(ops)} subgraphs: control flow ({', '.join(control)}) is not supported")
+        inits = [self._subgraph_index(subgraphs[0], k, "InitSubgraphIndex", len(ops)) for k, t in enumerate(ops[0]) if t == "CALL_ONCE"]
+        runs = {
+            s: {self._subgraph_index(subgraphs[s], k, option, len(ops)) for k, t in enumerate(ops[s]) for option in CONTROL_FLOW.get(t, ())}
+            for s in range(len(ops))
+        }
+        called = _reachable(runs, 0)  # the subgraphs main runs through WHILE / IF, directly or not
+        recursive = [s for s in called if s in _reachable(runs, s)]
+        if recursive:  # LiteRT refuses it too; mapping it would never end
+            raise QonvertError(f"{self.path}: subgraph {recursive[0]} runs itself through WHILE / IF (recursion); not supported")
+        stray = [i for i in range(1, len(ops)) if i not in inits and i not in called]
         if stray:
-            raise QonvertError(f"{self.path}: subgraph {stray[0]} of {len(ops)} is not an init subgraph that CALL_ONCE runs; not supported")
-        return inits
+            raise QonvertError(f"{self.path}: subgraph {stray[0]} of {len(ops)} is run by no CALL_ONCE, WHILE or IF; not supported")
+        if set(inits) & set(called):
+            raise QonvertError(f"{self.path}: subgraph {sorted(set(inits) & set(called))[0]} is both an init subgraph and run by control flow")
+        return inits, sorted(called)
+
+    def _subgraph_index(self, sub: Any, k: int, option: str, count: int) -> int:
+        index = self._options(sub.Operators(k)).get(option, -1)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 < index < count:
+            raise QonvertError(f"{self.path}: operator {k} names subgraph {index} ({option}), but the model has {count}")
+        return index
 
     def _op_type(self, op: Any, opcodes: list[str], k: int) -> str:
         index = op.OpcodeIndex()
@@ -243,6 +262,18 @@ class _Reader:
             else:
                 attrs[attr] = getattr(options, attr)()
         return attrs
+
+
+def _reachable(runs: dict[int, set[int]], start: int) -> list[int]:
+    """The subgraphs `start` runs, directly or through others (itself only through a cycle)."""
+    seen: list[int] = []
+    pending = list(runs[start])
+    while pending:
+        s = pending.pop()
+        if s not in seen:
+            seen.append(s)
+            pending.extend(runs[s])
+    return seen
 
 
 @functools.cache

@@ -97,6 +97,12 @@ def _rounding_divide_by_pot(x: int, exponent: int) -> int:
     return (x >> exponent) + (1 if (x & mask) > threshold else 0)
 
 
+def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
+    """MultiplyByQuantizedMultiplier: how an integer kernel (FULLY_CONNECTED, BATCH_MATMUL, CONV)
+    rescales its int32 accumulator to the output's steps."""
+    return _rounding_divide_by_pot(_doubling_high_mul(x * (1 << max(shift, 0)), multiplier), max(-shift, 0))
+
+
 COMPARISON_LEFT_SHIFT = 8
 
 
