@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
-from onnx_ir.passes.common import _c_api_utils  # serialises without the large initializers' bytes
+
+# Private, on purpose: onnx_ir's own ShapeInferencePass and CheckerPass call onnx's C API through
+# it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
+from onnx_ir.passes.common import _c_api_utils
 
 from . import onnx_file
 from .errors import QonvertError

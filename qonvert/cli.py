@@ -279,7 +279,7 @@ def _main(args: argparse.Namespace) -> int:
             info = api.inspect(args.model)
             print(f"{'tensor':40} {'dtype':6} {'scale':>24} {'zero point':>18} {'axis':>5}")
             for t in info.quantized:
-                print(f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {t!s:.0}{'-' if t.axis in (None, -1) else t.axis!s:>5}")
+                print(f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {'-' if t.axis in (None, -1) else t.axis!s:>5}")
             print("ops: " + ", ".join(f"{k} x{n}" + ("" if ok else " (UNSUPPORTED)") for k, (n, ok) in sorted(info.ops.items())))
             if info.fusion is not None:
                 f = info.fusion

@@ -53,10 +53,6 @@ def frontend(path: Any, framework: str | None = None) -> Frontend:
     raise QonvertError(f"{path}: cannot tell the framework (expected a .tflite file, a Paddle .json/.pdmodel program or a PyTorch .pt2)")
 
 
-def detect(path: Path) -> str:
-    return frontend(path).name
-
-
 def as_source(model: Any) -> Any:
     """A path for str / PathLike, else the object itself (an in-memory PyTorch model)."""
     return Path(model) if isinstance(model, (str, os.PathLike)) else model

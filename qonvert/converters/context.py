@@ -167,9 +167,8 @@ class ConversionContext:
             if q.name != name:
                 self.name_map[name] = q.name or ""
         elif val.producer() is not None and id(val) not in self._bound and val.name not in self.b.initializers:
-            if val.name != name and name not in self.b._names:
-                self.b._names.discard(val.name)
-                val.name = self.b.claim(name)
+            if val.name != name:
+                self.b.rename(val, name)
             if val.name != name:
                 self.name_map[name] = val.name or ""
         elif val.name != name:
@@ -187,7 +186,7 @@ class ConversionContext:
         if own_q is not None and own_q.name == name and self.laid_out(name, perm) is not self.values[name]:
             own_q.name = self.b.unique(f"{name}_held")  # the output Q takes the source name
             self.name_map[name] = own_q.name
-            self.b._names.discard(name)
+            self.b.release(name)
         return self.codes(name, perm, q_name=name)
 
     def codes(self, name: str, perm: Sequence[int] | None = None, q_name: str | None = None) -> ir.Value:
@@ -225,7 +224,7 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
         perm = source.io_perms.get(info.name)
         shape = [info.shape[p] for p in perm] if perm else list(info.shape)
         dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(shape)]
-        value = ir.Value(name=builder.claim(info.name), shape=ir.Shape(dims), type=ir.TensorType(NP_TO_IR[info.dtype]))
+        value = ir.Value(name=builder.unique(info.name), shape=ir.Shape(dims), type=ir.TensorType(NP_TO_IR[info.dtype]))
         ctx.graph_inputs.append(value)
         qp = source.quant.get(info.name)
         ctx.values[info.name] = value if qp is None else builder.dequantize(value, qp, name=builder.unique(f"{info.name}_dq"))

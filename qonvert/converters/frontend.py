@@ -25,7 +25,8 @@ Samples = list[dict[str, np.ndarray]]
 @dataclasses.dataclass(frozen=True)
 class Options:
     """A frontend's conversion options: a frozen dataclass per framework. Each field's metadata
-    may carry "help" (and "choices"); the CLI makes a flag of every field from them."""
+    may carry "help" (and "choices"); the CLI makes a flag of every field from them, except those
+    whose metadata says "cli": False (Python-only values: example inputs, shapes by name)."""
 
 
 class Frontend(ABC):
@@ -39,7 +40,9 @@ class Frontend(ABC):
         """Whether `path` (a file, directory or path prefix) is a model of this framework."""
 
     @abstractmethod
-    def load(self, path: Path, options: Options) -> SourceGraph: ...
+    def load(self, path: Any, options: Options) -> SourceGraph:
+        """The model as a SourceGraph: `path` is what `detect` took (a Path; for PyTorch, also an
+        in-memory module)."""
 
     def options(self, **given: Any) -> Options:
         """The typed options from keywords; one naming the wrong framework is an error."""

@@ -6,7 +6,7 @@ A mapper is a pure function ``(ctx, op) -> Value | sequence of Values`` that bui
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
@@ -72,20 +72,8 @@ def is_fallback(framework: str, op_name: str) -> bool:
     return (framework, op_name) not in _REGISTRY and lookup(framework, op_name) is not None
 
 
-def supported_ops(framework: str) -> list[str]:
-    return sorted(name for fw, name in _REGISTRY if fw == framework)
-
-
 def mappers(framework: str) -> dict[str, Callable[..., Any]]:
     return {name: fn for (fw, name), fn in _REGISTRY.items() if fw == framework}
-
-
-def as_outputs(result: Any) -> Sequence[Any]:
-    if result is None:
-        return ()
-    if isinstance(result, (list, tuple)):
-        return result
-    return (result,)
 
 
 def support_matrix(framework: str) -> str:

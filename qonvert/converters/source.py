@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import QonvertError
 from ..metadata import StateVariable
+from ..naming import unique_name
 from ..opsets.qparams import QuantParams
 
 MAX_RANK = 8  # dims of any tensor a quantized model uses; longer attribute lists are corrupt
@@ -166,10 +167,7 @@ class SourceGraph:
                     if n in self.constants:
                         renamed.append(n)
                         continue
-                    new = n
-                    k = 1
-                    while new in defined:
-                        new, k = f"{n}#{k}", k + 1
+                    new = unique_name(n, defined, sep="#")
                     defined.add(new)
                     current[n] = new
                     if new != n and n in self.shapes:

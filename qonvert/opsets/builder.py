@@ -15,6 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import QonvertError
+from ..naming import unique_name
 from .qparams import NUMPY_DTYPES, QuantParams
 
 ONNX_QDTYPES = {
@@ -60,17 +61,22 @@ class GraphBuilder:
 
     # -- naming -----------------------------------------------------------------
     def unique(self, base: str) -> str:
-        base = base or "t"
-        name, i = base, 1
-        while name in self._names:
-            name = f"{base}_{i}"
-            i += 1
+        """Reserve `base` (a source name) for an ONNX value, or a suffixed one where it is taken."""
+        name = unique_name(base or "t", self._names)
         self._names.add(name)
         return name
 
-    def claim(self, name: str) -> str:
-        """Reserve a source name for an ONNX value (falls back to a suffixed name on clash)."""
-        return self.unique(name)
+    def release(self, name: str) -> None:
+        """Give a reserved name back (a value renamed away from it)."""
+        self._names.discard(name)
+
+    def rename(self, value: ir.Value, name: str) -> bool:
+        """Give the value `name` if no other value holds it; whether it did."""
+        if name in self._names:
+            return False
+        self.release(value.name or "")
+        value.name = self.unique(name)
+        return True
 
     # -- plain ops --------------------------------------------------------------
     def op(

@@ -9,6 +9,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..metadata import SOURCE_OP
+from ..naming import unique_name
 from .builder import QDTYPE_NAMES, qdq_tensors, quantized_tensor
 from .qparams import QuantParams
 
@@ -79,10 +80,7 @@ def weight_dq(value: ir.Value | None) -> tuple[ir.Node, np.ndarray, QuantParams]
 
 
 def initializer(graph: ir.Graph, array: np.ndarray | ir.TensorProtocol, name: str, dtype: ir.DataType | None = None) -> ir.Value:
-    base, i = name, 1
-    while name in graph.initializers:
-        name = f"{base}_{i}"
-        i += 1
+    name = unique_name(name, graph.initializers)
     tensor = ir.Tensor(array, dtype=dtype) if isinstance(array, np.ndarray) else array
     tensor.name = name
     value = ir.Value(name=name, shape=ir.Shape(tensor.shape.numpy()), type=ir.TensorType(tensor.dtype), const_value=tensor)
@@ -92,11 +90,8 @@ def initializer(graph: ir.Graph, array: np.ndarray | ir.TensorProtocol, name: st
 
 def fresh_name(graph: ir.Graph, base: str) -> str:
     """`base`, or `base_N`, not yet naming a value of the graph (ONNX names are graph-wide)."""
-    taken = {v.name for n in graph for v in n.outputs} | {v.name for v in graph.inputs} | set(graph.initializers)
-    name, i = base, 1
-    while name in taken:
-        name, i = f"{base}_{i}", i + 1
-    return name
+    taken: set[str | None] = {v.name for n in graph for v in n.outputs} | {v.name for v in graph.inputs} | set(graph.initializers)
+    return unique_name(base, taken)
 
 
 def insert_node(

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import QonvertError
 from ...metadata import StateVariable
+from ...naming import unique_name
 from ...opsets.qparams import QuantParams
 from ..source import SourceGraph, SourceOp, TensorInfo
 
@@ -132,9 +133,7 @@ def _text(raw: object) -> str:
 
 
 def _fresh(name: str, taken: set[str]) -> str:
-    new, k = name, 1
-    while new in taken:
-        new, k = f"{name}_{k}", k + 1
+    new = unique_name(name, taken)
     taken.add(new)
     return new
 

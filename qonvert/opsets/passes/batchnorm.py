@@ -54,8 +54,6 @@ def fold_batchnorm(graph: ir.Graph, float_outputs: bool = False) -> int:
             conv.resize_inputs(3)
             conv.replace_input_with(2, b_init)
         bn.outputs[0].replace_all_uses_with(conv.outputs[0], replace_graph_outputs=True)
-        if bn.outputs[0].is_graph_output():
-            continue
         graph.remove(bn, safe=True)
         folded += 1
     return folded

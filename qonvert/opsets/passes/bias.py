@@ -102,7 +102,8 @@ def _widen_starved_channels(
     new = np.where(need > old, need * (1 + 1e-6), old).astype(np.float32)
     moved = new != w_qp.scale
     data = w_data.astype(np.int64)
-    data[moved] = np.clip(np.rint(data[moved] * (old[moved] / new[moved]).reshape(-1, *([1] * (data.ndim - 1)))), -127, 127)
+    top = w_qp.dtype_range[1]  # symmetric weights: [-127, 127] for int8, [-7, 7] for int4
+    data[moved] = np.clip(np.rint(data[moved] * (old[moved] / new[moved]).reshape(-1, *([1] * (data.ndim - 1)))), -top, top)
     qp = w_qp.with_scale(new)
     node.replace_input_with(1, add_dq(graph, data, qp, f"{node.name}_w_widened", before=node))
     return qp

@@ -12,7 +12,10 @@ import logging
 
 import onnx
 import onnx_ir as ir
-from onnx_ir.passes.common import _c_api_utils  # serialises without the large initializers' bytes
+
+# Private, on purpose: onnx_ir's own ShapeInferencePass and CheckerPass call onnx's C API through
+# it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
+from onnx_ir.passes.common import _c_api_utils
 
 logger = logging.getLogger(__name__)
 

@@ -71,5 +71,5 @@ def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
             raise QonvertError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
         if data.size and (data.min() < qp.qmin or data.max() > qp.qmax):
             raise QonvertError(f"op {op.label}: weight {op.input('X')!r} exceeds [{qp.qmin}, {qp.qmax}]")
-        return ctx.b.int_weight(data if data.dtype.kind in "iu" else data.astype(np.int64), qp.with_axis(qp.axis), name)
+        return ctx.b.int_weight(data if data.dtype.kind in "iu" else data.astype(np.int64), qp, name)
     return ctx.b.dequantize(ctx.input(op, "X"), qp)
