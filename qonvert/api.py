@@ -20,6 +20,7 @@ from . import onnx_file
 from .errors import QonvertError
 from .metadata import SOURCE_OP, read_states
 from .onnx_file import save_atomic
+from .opsets import versions
 from .opsets.canonical import check_canonical
 from .opsets.qparams import QuantParams
 from .runtime.layers import LayerStats as LayerStats
@@ -87,8 +88,8 @@ def convert(
     from .converters import build, load_source
     from .converters.source import drop_pages, mapped_files, page_releaser
 
-    if opset is not None and not 13 <= opset <= 24:
-        raise QonvertError(f"opset {opset}: supported opsets are 13..24")
+    if opset is not None and not versions.MIN_OPSET <= opset <= versions.MAX_OPSET:
+        raise QonvertError(f"opset {opset}: supported opsets are {versions.MIN_OPSET}..{versions.MAX_OPSET}")
     if speed and target is not None:
         raise QonvertError(f"speed form and target {target!r}: choose one (the speed form is ORT CPU's)")
     if calibration is not None and not speed:

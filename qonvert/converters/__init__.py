@@ -12,6 +12,7 @@ import onnx_ir as ir
 
 from .. import __version__, metadata
 from ..errors import QonvertError
+from ..opsets import versions
 from ..opsets.builder import GraphBuilder
 from ..opsets.passes import canonicalize
 from ..opsets.qparams import QuantParams
@@ -74,7 +75,7 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     """Map the source graph once, at the lowest opset its ops (the registry's table) and its
     quantization (the frontend) allow, or the one asked for if higher."""
     ops = {op.type for op in source.all_ops()}
-    target = max(opset or 13, required_opset(source.framework, ops), FRONTENDS[source.framework].min_opset(source))
+    target = max(opset or versions.MIN_OPSET, required_opset(source.framework, ops), FRONTENDS[source.framework].min_opset(source))
     builder = GraphBuilder(opset=target)
     ctx = run_mappers(source, builder)
     if builder.min_opset > target:

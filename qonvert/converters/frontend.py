@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import QonvertError
+from ..opsets import versions
 from ..opsets.qparams import QuantParams
 from .source import SourceGraph
 
@@ -59,7 +60,7 @@ class Frontend(ABC):
 
     def min_opset(self, source: SourceGraph) -> int:
         """The opset the source's quantization needs (int16 and int4 need 21)."""
-        return max([13, *(qp.min_opset for qp in source.quant.values())])
+        return max([versions.MIN_OPSET, *(qp.min_opset for qp in source.quant.values())])
 
     # -- the reference runtime (verify) ---------------------------------------------
     runtime: ClassVar[str]  # what runs the source model, for messages

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ..opsets import versions
+
 if TYPE_CHECKING:
     from .context import ConversionContext
     from .source import SourceOp
@@ -23,9 +25,9 @@ _FALLBACKS: dict[str, tuple[Callable[[str], Callable[..., Any] | None], int]] = 
 _FALLBACK_LISTINGS: dict[str, tuple[str, Callable[[], list[str]]]] = {}  # (what it is, the ops it takes)
 
 
-def register(framework: str, *op_names: str, opset: int = 13) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register(framework: str, *op_names: str, opset: int = versions.MIN_OPSET) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a mapper for one or more source op names (aliases across format versions);
-    `opset`: the lowest opset that has the ONNX ops it emits (HardSwish 14, LayerNormalization 17)."""
+    `opset`: the lowest opset that has the ONNX ops it emits, from the table (versions.first_opset)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in op_names:
@@ -50,14 +52,14 @@ def register_fallback(
 
 def required_opset(framework: str, op_names: set[str]) -> int:
     """The opset a graph of these source ops needs: the conversion picks it before mapping."""
-    return max([13, *(_opset(framework, n) for n in op_names)])
+    return max([versions.MIN_OPSET, *(_opset(framework, n) for n in op_names)])
 
 
 def _opset(framework: str, op_name: str) -> int:
     if (framework, op_name) in _OPSETS:
         return _OPSETS[(framework, op_name)]
     fallback = _FALLBACKS.get(framework)
-    return fallback[1] if fallback is not None and fallback[0](op_name) is not None else 13
+    return fallback[1] if fallback is not None and fallback[0](op_name) is not None else versions.MIN_OPSET
 
 
 def lookup(framework: str, op_name: str) -> Callable[..., Any] | None:

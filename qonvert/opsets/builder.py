@@ -16,6 +16,7 @@ import onnx_ir as ir
 
 from ..errors import QonvertError
 from ..naming import unique_name
+from . import versions
 from .qparams import NUMPY_DTYPES, QuantParams
 
 ONNX_QDTYPES = {
@@ -52,7 +53,7 @@ def qdq_tensors(qp: QuantParams) -> tuple[ir.TensorProtocol, ir.TensorProtocol, 
 class GraphBuilder:
     """Accumulates nodes and initializers; names are unique within this builder only."""
 
-    def __init__(self, opset: int = 13) -> None:
+    def __init__(self, opset: int = versions.MIN_OPSET) -> None:
         self.nodes: list[ir.Node] = []
         self.initializers: dict[str, ir.Value] = {}
         self._names: set[str] = set()
@@ -97,6 +98,10 @@ class GraphBuilder:
         except (TypeError, ValueError):  # a value read from the file is no ONNX attribute (a nested list ...)
             shown = {k: (repr(v)[:40] + "…" if len(repr(v)) > 40 else repr(v)) for k, v in (attrs or {}).items()}
             raise QonvertError(f"{op_type}: attributes {shown} are not valid ONNX attribute values") from None
+        try:
+            versions.check_op(op_type, domain, self.opset, set(given), len(inputs))
+        except versions.OpsetError as exc:  # the registry's opset for the mapper is too low
+            raise QonvertError(f"internal error, {exc}: the graph is built at opset {self.opset}") from None
         node = ir.Node(
             domain,
             op_type,
@@ -144,11 +149,11 @@ class GraphBuilder:
         return self.const(np.asarray(list(values), dtype=np.int64), name)
 
     def reduce(self, op_type: str, x: ir.Value, axes: Sequence[int] | None, keepdims: bool) -> ir.Value:
-        """Reduce* with axes as an attribute (opset < 18) or an input (>= 18)."""
+        """Reduce* with axes as an attribute or, from opset 18 (ReduceSum: 13), an input."""
         attrs: dict[str, Any] = {"keepdims": int(keepdims)}
         if axes is None:
             return self.op(op_type, [x], attrs)
-        if self.opset >= 18 or op_type == "ReduceSum":
+        if self.opset >= versions.first_opset(op_type, inputs=2):
             return self.op(op_type, [x, self.ints(axes, "axes")], attrs)
         return self.op(op_type, [x], {**attrs, "axes": list(axes)})
 
@@ -199,11 +204,7 @@ class GraphBuilder:
         )
         return ir.Model(
             graph,
-            ir_version=IR_VERSION_FOR_OPSET.get(graph.opset_imports[""], 10),
+            ir_version=versions.ir_version(graph.opset_imports[""]),
             producer_name="qonvert",
             metadata_props=dict(metadata or {}),
         )
-
-
-# The IR version ORT and onnx.checker expect for each opset we emit.
-IR_VERSION_FOR_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 11}

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from . import versions
 from .graph_edit import LAYOUT_OPS, QUANTIZED_OPS, const_array, producer_op, qparams_of, run_time_scale, weight_dq
 from .qparams import QuantParams
 
@@ -23,8 +24,8 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
     m = ir.from_proto(model) if isinstance(model, onnx.ModelProto) else model
     graph = m.graph
     problems: list[str] = []
-    if graph.opset_imports.get("", 0) < 13:
-        problems.append(f"opset {graph.opset_imports.get('', 0)} is below 13")
+    if graph.opset_imports.get("", 0) < versions.MIN_OPSET:
+        problems.append(f"opset {graph.opset_imports.get('', 0)} is below {versions.MIN_OPSET}")
     for node in ir.traversal.RecursiveGraphIterator(graph):  # Loop bodies and If branches too
         where = f"{node.op_type} {node.name!r}"
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):

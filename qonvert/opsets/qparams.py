@@ -7,19 +7,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import QonvertError
+from . import versions
 
 DEAD_SCALE = 1e-30  # a weight channel quantized below this contributes nothing float32 can hold
 
-# Quantized dtypes we emit, with their integer range and the lowest opset that has them.
-QDTYPES: dict[str, tuple[int, int, int]] = {
-    "int8": (-128, 127, 13),
-    "uint8": (0, 255, 13),
-    "int16": (-32768, 32767, 21),
-    "uint16": (0, 65535, 21),
-    "int4": (-8, 7, 21),
-    "uint4": (0, 15, 21),
-    "int32": (-(2**31), 2**31 - 1, 13),  # biases only
+# Quantized dtypes we emit, with their integer range (the opset each needs: versions.py).
+QDTYPES: dict[str, tuple[int, int]] = {
+    "int8": (-128, 127),
+    "uint8": (0, 255),
+    "int16": (-32768, 32767),
+    "uint16": (0, 65535),
+    "int4": (-8, 7),
+    "uint4": (0, 15),
+    "int32": (-(2**31), 2**31 - 1),  # biases only
 }
+
+
+def dtype_opset(dtype: str) -> int:
+    """The first opset whose Q/DQ take `dtype` (an int32 bias is only ever dequantized)."""
+    return versions.quantized_type_opset(dtype, dequantize_only=dtype == "int32")
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,7 +49,7 @@ class QuantParams:
     def __post_init__(self) -> None:
         if self.dtype not in QDTYPES:
             raise QonvertError(f"quantized dtype {self.dtype!r} is not supported")
-        lo, hi, _ = QDTYPES[self.dtype]
+        lo, hi = QDTYPES[self.dtype]
         object.__setattr__(self, "scale", np.asarray(self.scale, dtype=np.float32))
         object.__setattr__(self, "zero_point", np.asarray(self.zero_point).astype(np.int64))
         try:
@@ -66,7 +72,7 @@ class QuantParams:
 
     @property
     def dtype_range(self) -> tuple[int, int]:
-        lo, hi, _ = QDTYPES[self.dtype]
+        lo, hi = QDTYPES[self.dtype]
         return lo, hi
 
     @property
@@ -80,7 +86,7 @@ class QuantParams:
 
     @property
     def min_opset(self) -> int:
-        return max(QDTYPES[self.dtype][2], 21 if self.blocked else 13)
+        return max(dtype_opset(self.dtype), versions.blocked_qdq_opset() if self.blocked else versions.MIN_OPSET)
 
     @property
     def narrow(self) -> bool:

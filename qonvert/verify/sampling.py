@@ -148,7 +148,7 @@ def _code_range(spec: InputSpec) -> tuple[int, int]:
     if spec.qparams is not None:
         return spec.qparams.code_range
     if spec.dtype.name in QDTYPES:
-        lo, hi, _ = QDTYPES[spec.dtype.name]
+        lo, hi = QDTYPES[spec.dtype.name]
         return lo, hi
     info = np.iinfo(spec.dtype)
     return max(int(info.min), -128), min(int(info.max), 127)  # an index or count input: small values

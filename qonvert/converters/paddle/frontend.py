@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import QonvertError
-from ...opsets.qparams import QDTYPES, QuantParams
+from ...opsets import versions
+from ...opsets.qparams import QuantParams, dtype_opset
 from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
 from . import find_program, load
@@ -49,7 +50,7 @@ class PaddleFrontend(Frontend):
 
     def min_opset(self, source: SourceGraph) -> int:
         bits = {bits_of(op) for op in source.ops if op.type in ("quantize_linear", "dequantize_linear")}
-        return max([13, *(QDTYPES[BITS_TO_DTYPE[b]][2] for b in bits)])
+        return max([versions.MIN_OPSET, *(dtype_opset(BITS_TO_DTYPE[b]) for b in bits)])
 
     def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
         from ...runtime.reference.paddle import run_reference

@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -40,7 +41,7 @@ def leaky_relu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("LeakyRelu", [ctx.input(op, "X")], {"alpha": op.float_attr("alpha", "negative_slope", default=0.02)})
 
 
-@register("paddle", "hardswish", "hard_swish", opset=14)
+@register("paddle", "hardswish", "hard_swish", opset=first_opset("HardSwish"))
 def hardswish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("HardSwish", [ctx.input(op, "X")])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -16,7 +17,7 @@ def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("BatchNormalization", ins, {"epsilon": op.float_attr("epsilon", default=1e-5)})
 
 
-@register("paddle", "layer_norm", opset=17)
+@register("paddle", "layer_norm", opset=first_opset("LayerNormalization"))
 def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.input(op, "X")
     axis = op.int_attr("begin_norm_axis", default=1)
@@ -28,7 +29,5 @@ def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         shape = ctx.shape(op.input("X")) or ()
         scale = ctx.b.op("Reshape", [scale, ctx.b.ints(shape[axis:])])
         bias = ctx.b.op("Reshape", [bias, ctx.b.ints(shape[axis:])])
-    if ctx.b.opset < 17:
-        return ctx.b.op("Identity", [x])  # rebuilt at opset 17
     attrs = {"axis": axis, "epsilon": op.float_attr("epsilon", default=1e-5)}
     return ctx.b.op("LayerNormalization", [x, scale, bias], attrs)

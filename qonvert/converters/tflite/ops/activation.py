@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ....opsets.versions import first_opset
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -24,7 +25,7 @@ def unary(ctx: ConversionContext, op: SourceOp) -> Laid:
 
 
 register("tflite", *(n for n in _UNARY if n != "HARD_SWISH"))(unary)
-register("tflite", "HARD_SWISH", opset=14)(unary)
+register("tflite", "HARD_SWISH", opset=first_opset("HardSwish"))(unary)
 
 
 @register("tflite", *_CLIPS)

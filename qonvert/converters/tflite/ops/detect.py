@@ -9,6 +9,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -20,7 +21,7 @@ def _scalar(ctx: ConversionContext, index: int, op: SourceOp, dtype: ir.DataType
     return ctx.b.op("Cast", [ctx.b.op("Reshape", [ctx.laid_out(arg(op, index) or ""), ctx.b.ints([1])])], {"to": dtype})
 
 
-@register("tflite", "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", opset=15)
+@register("tflite", "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", opset=first_opset("Shape", "start"))
 def non_max_suppression(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     if op.type.endswith("V5"):
         sigma = ctx.array(arg(op, 5))

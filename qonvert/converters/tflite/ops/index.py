@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -47,7 +48,7 @@ def gather_nd(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("GatherND", [ctx.laid_out(arg(op, 0) or ""), as_int64(ctx, arg(op, 1))])
 
 
-@register("tflite", "SCATTER_ND", opset=16)
+@register("tflite", "SCATTER_ND", opset=first_opset("ScatterND", "reduction"))
 def scatter_nd(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """SCATTER_ND(indices, updates, shape): updates summed into zeros, duplicates adding up as in
     TensorFlow (ONNX ScatterND's reduction "add")."""

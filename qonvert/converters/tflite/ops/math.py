@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -81,7 +82,7 @@ def floor_div_mod(ctx: ConversionContext, op: SourceOp) -> Laid:
     return Laid(ctx.b.op("Cast", [floor], {"to": NP_TO_IR[dtype]}) if integer else floor, perm)
 
 
-@register("tflite", "BITWISE_XOR", opset=18)
+@register("tflite", "BITWISE_XOR", opset=first_opset("BitwiseXor"))
 def bitwise_xor(ctx: ConversionContext, op: SourceOp) -> Laid:
     (a, b), perm = operands(ctx, [arg(op, 0), arg(op, 1)])
     return Laid(ctx.b.op("BitwiseXor", [a, b]), perm)

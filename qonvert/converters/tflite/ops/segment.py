@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ....opsets.versions import SCATTER_MIN_MAX_OPSET, first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -32,21 +33,21 @@ def _segments(ctx: ConversionContext, op: SourceOp, reduction: str, empty: str, 
     return ctx.b.op("ScatterND", [start, ids, ctx.laid_out(data or "")], {"reduction": reduction})
 
 
-@register("tflite", "SEGMENT_SUM", opset=18)
+@register("tflite", "SEGMENT_SUM", opset=first_opset("ScatterND", "reduction"))
 def segment_sum(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """Sorted segment ids: as many rows as the largest id + 1."""
     count = ctx.b.op("Add", [ctx.b.reduce("ReduceMax", as_int64(ctx, arg(op, 1)), [0], True), ctx.b.ints([1])])
     return _segments(ctx, op, "add", "zero", count)
 
 
-@register("tflite", *(f"UNSORTED_SEGMENT_{kind}" for kind in _SEGMENT), opset=18)
+@register("tflite", *(f"UNSORTED_SEGMENT_{kind}" for kind in _SEGMENT), opset=SCATTER_MIN_MAX_OPSET)
 def unsorted_segment(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     reduction, empty = _SEGMENT[op.type.rsplit("_", 1)[1]]
     count = ctx.b.ints(constant_ints(ctx, op, 2, "num_segments").ravel()[:1].tolist())
     return _segments(ctx, op, reduction, empty, count)
 
 
-@register("tflite", "SPARSE_TO_DENSE", opset=15)
+@register("tflite", "SPARSE_TO_DENSE", opset=first_opset("Shape", "start"))
 def sparse_to_dense(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """SPARSE_TO_DENSE(indices, output_shape, values, default): the default everywhere, then the
     values (one, or one per index) written at the indices (a repeated index: the last write)."""

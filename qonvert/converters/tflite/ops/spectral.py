@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -16,13 +17,13 @@ from .shape import constant_ints
 
 
 def _dft(ctx: ConversionContext, x: ir.Value, length: int, axis: int, onesided: bool) -> ir.Value:
-    """ONNX DFT along `axis` (zero-padded or cut to `length`); opset 20 moved the axis to an input."""
-    if ctx.b.opset >= 20:
+    """ONNX DFT along `axis` (zero-padded or cut to `length`); a later opset moved the axis to an input."""
+    if ctx.b.opset >= first_opset("DFT", inputs=3):
         return ctx.b.op("DFT", [x, ctx.b.const(np.int64(length), "length"), ctx.b.const(np.int64(axis), "axis")], {"onesided": int(onesided)})
     return ctx.b.op("DFT", [x, ctx.b.const(np.int64(length), "length")], {"axis": axis, "onesided": int(onesided)})
 
 
-@register("tflite", "RFFT2D", opset=17)
+@register("tflite", "RFFT2D", opset=first_opset("DFT"))
 def rfft2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """The 2-D FFT of a real signal over its last two axes, the last one onesided (fft_length
     pads with zeros or cuts, as ONNX's dft_length does)."""

@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -108,7 +109,7 @@ def mean(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.reduce("ReduceMean", tensor(ctx, op, 0, "input"), axes, bool(literal(op, 2, "keepdim", False)))
 
 
-@register("torch", "aten.layer_norm.default", opset=17)
+@register("torch", "aten.layer_norm.default", opset=first_opset("LayerNormalization"))
 def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     normalized = literal(op, 1, "normalized_shape")
     x = tensor(ctx, op, 0, "input")

@@ -13,6 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....opsets.builder import GraphBuilder
+from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -117,7 +118,7 @@ def cat(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("Concat", [ctx.value(n) for n in op.inputs.get("0", [])], {"axis": int(literal(op, 1, "dim", 0))})
 
 
-@register("torch", "quantized.hardswish.default", opset=14)
+@register("torch", "quantized.hardswish.default", opset=first_opset("HardSwish"))
 def hardswish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("HardSwish", [tensor(ctx, op, 0)])
 

@@ -7,6 +7,7 @@ import onnx_ir as ir
 
 from ....errors import QonvertError
 from ....opsets.qparams import QuantParams
+from ....opsets.versions import first_opset
 from ...context import NP_TO_IR, ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -41,7 +42,7 @@ def unary(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op(_UNARY[op.type], [x])
 
 
-@register("torch", "aten.hardswish.default", "aten.hardswish_.default", opset=14)
+@register("torch", "aten.hardswish.default", "aten.hardswish_.default", opset=first_opset("HardSwish"))
 def hardswish(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("HardSwish", [tensor(ctx, op, 0, "input")])
 

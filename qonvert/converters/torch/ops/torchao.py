@@ -28,6 +28,7 @@ from ....errors import QonvertError
 from ....opsets.builder import ONNX_QDTYPES
 from ....opsets.graph_edit import LAYOUT_OPS
 from ....opsets.qparams import QDTYPES, QuantParams
+from ....opsets.versions import blocked_qdq_opset
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -38,7 +39,7 @@ def code_dtype(op: SourceOp, qmin: int, qmax: int, container: str) -> str:
     """The ONNX dtype of torchao's codes: the narrowest that holds [qmin, qmax] (int4 in an int8
     container is INT4), else the container's."""
     for name in ("int4", "uint4", "int8", "uint8", "int16"):
-        lo, hi, _ = QDTYPES[name]
+        lo, hi = QDTYPES[name]
         if lo <= qmin and qmax <= hi and (name in ("int4", "uint4") or name == container):
             return name
     raise QonvertError(f"op {op.label}: codes in [{qmin}, {qmax}] as {container} are not supported")
@@ -90,7 +91,7 @@ def _unit_dq(ctx: ConversionContext, codes: ir.Value, dtype: str) -> ir.Value:
     return ctx.b.dequantize(codes, QuantParams.unit(dtype))
 
 
-@register("torch", "torchao.dequantize_affine.default", opset=21)
+@register("torch", "torchao.dequantize_affine.default", opset=blocked_qdq_opset())
 def dequantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """(input - zero_point) * scale per block: a weight's codes as an integer initializer behind
     a DQ; at run time (the codes of quantize_affine) the same Q's codes through a DQ."""
@@ -122,7 +123,7 @@ def _run_time_params(ctx: ConversionContext, op: SourceOp, x: str | None) -> tup
     return scale, zero_point, {"axis": axis, "block_size": block}
 
 
-@register("torch", "torchao.quantize_affine.default", opset=21)
+@register("torch", "torchao.quantize_affine.default", opset=blocked_qdq_opset())
 def quantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """clamp(round(x * (1 / scale)) + zero_point) per block, exactly as torchao rounds it: x times
     the scale's reciprocal (not x / scale, which differs at a row's extreme, where x / scale is
@@ -133,7 +134,7 @@ def quantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         raise QonvertError(f"op {op.label}: quantizes a constant at run time; not supported")
     qmin, qmax = _range(op, 5)
     dtype = code_dtype(op, qmin, qmax, str(literal(op, 4, "output_dtype")))
-    if (qmin, qmax) != QDTYPES[dtype][:2]:
+    if (qmin, qmax) != QDTYPES[dtype]:
         raise QonvertError(f"op {op.label}: run-time codes in [{qmin}, {qmax}], narrower than {dtype}; not supported")
     scale, zero_point, attrs = _run_time_params(ctx, op, x)
     scaled = ctx.b.op("Mul", [ctx.value(x), ctx.b.op("Reciprocal", [scale])])
@@ -142,7 +143,7 @@ def quantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return _unit_dq(ctx, q, dtype)
 
 
-@register("torch", "torchao.choose_qparams_affine.default", opset=21)
+@register("torch", "torchao.choose_qparams_affine.default", opset=blocked_qdq_opset())
 def choose_qparams_affine(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     """torchao's own per-block parameters, in the graph: min/max over each block (kept dims, the
     blocks shape), then SYMMETRIC max(|min|, max) / ((qmax - qmin) / 2) with zero point

@@ -18,11 +18,12 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import QonvertError
+from ....opsets.versions import TORCHLIB_OPSET
 from ...context import NP_TO_IR, ConversionContext
 from ...registry import register_fallback
 from ...source import SourceOp
 
-OPSET = 18  # torchlib's (torch.onnx._internal.exporter._constants.TORCHLIB_OPSET)
+OPSET = TORCHLIB_OPSET
 
 
 @functools.cache
