@@ -34,7 +34,7 @@ def test_since_versions_come_from_onnx_defs() -> None:
 def test_ir_version_is_the_first_release_s() -> None:
     assert [versions.ir_version(o) for o in (13, 15, 19, 21, 23)] == [7, 8, 9, 10, 11]
     for opset in range(versions.MIN_OPSET, versions.MAX_OPSET + 1):
-        release = [row for row in onnx.helper.VERSION_TABLE if row[2] == opset][0]
+        release = next(row for row in onnx.helper.VERSION_TABLE if row[2] == opset)
         assert versions.ir_version(opset) == release[1]
 
 

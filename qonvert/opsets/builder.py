@@ -2,7 +2,7 @@
 
 Everything quantized goes through `quantize`, `dequantize` and `int_weight` here, and through
 graph_edit's `add_q` / `add_dq` in the passes; both write Q/DQ with `qdq_inputs` below, so scale
-dtype, zero-point dtype (int4 included) and axis conventions (DESIGN contract item 2) live here only.
+dtype, zero-point dtype (int4 included) and axis conventions (docs/design.md, "Scales and zero points") live here only.
 """
 
 from __future__ import annotations

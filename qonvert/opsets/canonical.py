@@ -1,4 +1,4 @@
-"""check_canonical: every violation of the canonical QDQ contract (DESIGN), as messages."""
+"""check_canonical: every violation of the canonical QDQ contract (docs/design.md, "The canonical QDQ contract"), as messages."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ class QuantParams:
         return self.qmin > lo or self.qmax < hi  # type: ignore[operator]
 
     def validate(self, tensor: str, shape: tuple[int, ...] | None = None) -> QuantParams:
-        """Check the contract's item 2; `tensor` names the tensor in the error."""
+        """Check the contract (docs/design.md, "Scales and zero points"); `tensor` names the tensor in the error."""
         s = self.scale
         if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
             bad = s[~(np.isfinite(s) & (s > 0))] if s.size else s
@@ -140,7 +140,7 @@ class QuantParams:
         return np.take(self.scale, take, axis=axis), np.take(self.zero_point, take, axis=axis)
 
     def revive_dead_channels(self, data: np.ndarray, tensor: str) -> tuple[QuantParams, np.ndarray, str | None]:
-        """Contract item 9: trained weights have dead output channels, all zero (abs-max scale 0) or
+        """The contract's "Dead channels" (docs/design.md): trained weights have dead output channels, all zero (abs-max scale 0) or
         below DEAD_SCALE (PTQ of a channel BN drove to ~1e-37: its int32 bias at s_x * s_w would
         overflow). Such a channel gets the largest live scale and integer values equal to its zero
         point: exact for scale 0, and for a tiny scale a change far below float32's resolution of

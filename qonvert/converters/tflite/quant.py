@@ -27,7 +27,7 @@ def tensor_qparams(
     quant: Any, name: str, shape: tuple[int, ...], type_name: str, data: np.ndarray | None = None
 ) -> tuple[QuantParams | None, np.ndarray | None, str | None]:
     """The tensor's QuantParams, validated (None for a float tensor or one with min/max only), its
-    constant data (dead channels of scale 0 revived, contract item 9) and a remark if they were."""
+    constant data (dead channels of scale 0 revived: docs/design.md, "Dead channels") and a remark if they were."""
     if quant is None or not quant.ScaleLength() or type_name not in _QDTYPES:
         return None, data, None
     scale = quant.ScaleAsNumpy().astype(np.float32)

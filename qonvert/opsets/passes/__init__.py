@@ -1,4 +1,4 @@
-"""The whole-graph canonicalisation stage: exact rewrites only (DESIGN item 6)."""
+"""The whole-graph canonicalisation stage: exact rewrites only (docs/design.md, "Passes" and "Exact rewrites")."""
 
 from __future__ import annotations
 

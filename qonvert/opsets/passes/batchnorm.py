@@ -1,4 +1,4 @@
-"""Fold an inference BatchNormalization into the preceding quantized Conv (DESIGN item 6):
+"""Fold an inference BatchNormalization into the preceding quantized Conv (docs/design.md, "Exact rewrites"):
 only the per-channel weight scale changes (its sign goes into the int8 values), plus the bias."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Q/DQ placement passes of DESIGN item 6 and contract item 3."""
+"""The Q/DQ placement passes (docs/design.md, "Exact rewrites" and "No layout op between Q and DQ")."""
 
 from __future__ import annotations
 
