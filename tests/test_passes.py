@@ -1,6 +1,7 @@
-"""Each canonical rewrite (DESIGN item 6) on a small graph: it fires, it leaves the intended
-structure, and on random data the rewritten graph computes what the original computes
-(ORT with its own optimisations off, so only our rewrite is under test)."""
+"""Each canonical rewrite (docs/design.md, "Exact rewrites") on a small graph: run alone, it fires
+and keeps its promises, and on random data the rewritten graph computes what the original
+computes (ORT with its own optimisations off, so only our rewrite is under test); run as the whole
+canonicalisation, it leaves the intended structure and the contract holds."""
 
 from __future__ import annotations
 
@@ -13,11 +14,23 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import qonvert
 from qonvert.opsets.canonical import check_canonical
-from qonvert.opsets.passes import canonicalize
+from qonvert.opsets.passes import CanonicalPass, canonical_passes, canonicalize, run_passes
+from qonvert.opsets.passes.qdq import SplitSharedDQ
+from qonvert.opsets.passes.shapes import Cleanup
 from qonvert.runtime.ort import fusion_report, run, session
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Each test draws its weights and inputs from the same seed, whatever ran before it."""
+    global RNG
+    RNG = np.random.default_rng(0)
+
+
 S_X, S_Y = np.float32(0.05), np.float32(0.08)  # input / output activation steps
 
 
@@ -300,6 +313,70 @@ def _outputs(m: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], level: str 
     return np.stack([run(sess, f)[0] for f in feeds])
 
 
+def _assert_exact(before: onnx.ModelProto, after: onnx.ModelProto, max_lsb: float) -> None:
+    shape = [d.dim_value for d in before.graph.input[0].type.tensor_type.shape.dim]
+    feeds = [{"x": (RNG.standard_normal(shape) * 2).astype(np.float32)} for _ in range(20)]
+    want, got = _outputs(before, feeds), _outputs(after, feeds)
+    diff = np.abs(want - got) / S_Y
+    assert diff.max() <= max_lsb + 1e-4, f"max {diff.max():.3f} output steps"
+    if max_lsb:
+        assert (diff < 1e-3).mean() >= 0.99, f"only {(diff < 1e-3).mean():.2%} exact"
+
+
+def _pass_counting(name: str) -> type[CanonicalPass]:
+    return next(type(p) for p in canonical_passes() if isinstance(p, CanonicalPass) and name in p.counts_as)
+
+
+def _with_prerequisites(chosen: type[CanonicalPass]) -> list[CanonicalPass]:
+    """The pass, after those it builds on (its `after`, and theirs), in the pipeline's order."""
+    pipeline = [p for p in canonical_passes() if isinstance(p, CanonicalPass)]
+    needed, pending = {chosen.__name__}, list(chosen.after)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += next(p for p in pipeline if type(p).__name__ == name).after
+    kept: list[CanonicalPass] = []
+    for p in pipeline:  # each once (the pipeline's closing Cleanup follows)
+        if type(p).__name__ in needed and type(p) not in {type(k) for k in kept}:
+            kept.append(p)
+    return kept
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_pass_alone_is_exact(case: Case) -> None:
+    """The pass that counts `case.fired`, run under a PassManager with only the passes it builds
+    on before it: it fires, its promises hold (checked by its `ensures`), and the graph computes
+    what it did."""
+    before = case.build()
+    ir_model = ir.from_proto(before)
+    chosen = _with_prerequisites(_pass_counting(case.fired))
+    assert len(chosen) <= 4, [type(p).__name__ for p in chosen]  # alone, or nearly
+    counts = run_passes(ir_model, [*chosen, Cleanup(shapes=None)])  # the last: the pipeline's own close
+    after = ir.to_proto(ir_model)
+    onnx.checker.check_model(after, full_check=True)
+    assert counts[case.fired] > 0, counts
+    _assert_exact(before, after, case.max_lsb)
+
+
+def test_pass_order_is_required() -> None:
+    """A pass run before one it builds on is an internal error naming both."""
+    ir_model = ir.from_proto(_bn_then_relu_q())
+    with pytest.raises(qonvert.QonvertError, match="internal error, FoldBatchnorm runs after FoldBiasAdd"):
+        run_passes(ir_model, [_pass_counting("batchnorm_folded")()])
+
+
+def test_pass_promise_is_checked() -> None:
+    """A pass that leaves what it promises (here: a shared activation DQ) is an internal error."""
+
+    class Idle(SplitSharedDQ):
+        def rewrite(self, graph: ir.Graph) -> int:
+            return 0
+
+    with pytest.raises(qonvert.QonvertError, match=r"internal error, Idle left DequantizeLinear .* shared by 2 consumers"):
+        run_passes(ir.from_proto(_shared_dq()), [Idle()])
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rewrite_is_exact(case: Case) -> None:
     before = case.build()
@@ -311,13 +388,7 @@ def test_rewrite_is_exact(case: Case) -> None:
     assert counts[case.fired] > 0, counts
     assert case.check(after), _ops(after)
     assert check_canonical(after) == []
-    shape = [d.dim_value for d in before.graph.input[0].type.tensor_type.shape.dim]
-    feeds = [{"x": (RNG.standard_normal(shape) * 2).astype(np.float32)} for _ in range(20)]
-    want, got = _outputs(before, feeds), _outputs(after, feeds)
-    diff = np.abs(want - got) / S_Y
-    assert diff.max() <= case.max_lsb + 1e-4, f"max {diff.max():.3f} output steps"
-    if case.max_lsb:
-        assert (diff < 1e-3).mean() >= 0.99, f"only {(diff < 1e-3).mean():.2%} exact"
+    _assert_exact(before, after, case.max_lsb)
 
 
 def test_twinned_q_lets_ort_fuse_both_convs() -> None:

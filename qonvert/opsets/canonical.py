@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -26,23 +28,60 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
     problems: list[str] = []
     if graph.opset_imports.get("", 0) < versions.MIN_OPSET:
         problems.append(f"opset {graph.opset_imports.get('', 0)} is below {versions.MIN_OPSET}")
-    for node in ir.traversal.RecursiveGraphIterator(graph):  # Loop bodies and If branches too
-        where = f"{node.op_type} {node.name!r}"
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            problems += _check_qparams(node, where)
-        if node.op_type == "QuantizeLinear":
-            for user in node.outputs[0].consumers():
-                if user.op_type != "DequantizeLinear" and not _passes_codes_on(user):
-                    kind = "layout op" if user.op_type in LAYOUT_OPS else "op"
-                    problems.append(f"{where}: feeds {kind} {user.op_type} {user.name!r} instead of a DequantizeLinear")
-        if node.op_type == "DequantizeLinear" and node.inputs[0] is not None and node.inputs[0].const_value is None:
-            if len(node.outputs[0].consumers()) > 1:
-                problems.append(f"{where}: activation DQ shared by {len(node.outputs[0].consumers())} consumers")
-        if node.op_type in QUANTIZED_OPS and producer_op(node.inputs[0], "DequantizeLinear"):
-            problems += _check_quantized_op(node, where)
-        elif node.op_type in QUANTIZED_OPS and weight_dq(node.inputs[1]):
-            problems += _check_weight(node, where)  # weight-only (dynamic-range) quantization
+    rules = (qdq_params, q_feeds_only_dqs, dq_not_shared, quantized_op_inputs)
+    return problems + violations(ir.traversal.RecursiveGraphIterator(graph), *rules)  # Loop bodies and If branches too
+
+
+Rule = Callable[[ir.Node, str], list[str]]
+
+
+def violations(nodes: Iterable[ir.Node], *rules: Rule) -> list[str]:
+    """What the given rules of the contract find on these nodes (a pass's `ensures` takes its slice)."""
+    return [problem for node in nodes for rule in rules for problem in rule(node, f"{node.op_type} {node.name!r}")]
+
+
+def qdq_params(node: ir.Node, where: str) -> list[str]:
+    """Scales and zero points."""
+    return _check_qparams(node, where) if node.op_type in ("QuantizeLinear", "DequantizeLinear") else []
+
+
+def q_feeds_only_dqs(node: ir.Node, where: str) -> list[str]:
+    """No layout op between Q and DQ: every consumer of a Q is a DQ (or takes the codes on)."""
+    if node.op_type != "QuantizeLinear":
+        return []
+    problems = []
+    for user in node.outputs[0].consumers():
+        if user.op_type != "DequantizeLinear" and not _passes_codes_on(user):
+            kind = "layout op" if user.op_type in LAYOUT_OPS else "op"
+            problems.append(f"{where}: feeds {kind} {user.op_type} {user.name!r} instead of a DequantizeLinear")
     return problems
+
+
+def q_not_into_layout(node: ir.Node, where: str) -> list[str]:
+    """No layout op between a Q and its DQ (a slice of q_feeds_only_dqs)."""
+    return [p for p in q_feeds_only_dqs(node, where) if " layout op " in p]
+
+
+def dq_not_shared(node: ir.Node, where: str) -> list[str]:
+    """Every consumer of an activation has its own DQ."""
+    if node.op_type == "DequantizeLinear" and node.inputs[0] is not None and node.inputs[0].const_value is None:
+        if len(node.outputs[0].consumers()) > 1:
+            return [f"{where}: activation DQ shared by {len(node.outputs[0].consumers())} consumers"]
+    return []
+
+
+def quantized_op_inputs(node: ir.Node, where: str) -> list[str]:
+    """Quantized ops: activation, weight and bias through their DQs."""
+    if node.op_type in QUANTIZED_OPS and producer_op(node.inputs[0], "DequantizeLinear"):
+        return _check_quantized_op(node, where)
+    if node.op_type in QUANTIZED_OPS and weight_dq(node.inputs[1]):
+        return _check_weight(node, where)  # weight-only (dynamic-range) quantization
+    return []
+
+
+def quantized_op_bias(node: ir.Node, where: str) -> list[str]:
+    """Quantized ops: the bias through a DQ of int32 at s_x * s_w (a slice of quantized_op_inputs)."""
+    return [p for p in quantized_op_inputs(node, where) if ": bias " in p]
 
 
 def _passes_codes_on(user: ir.Node) -> bool:

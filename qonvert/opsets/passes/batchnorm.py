@@ -7,6 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import add_dq, const_array, initializer, producer_op, single_consumer, weight_dq
+from .base import CanonicalPass
 from .qdq import next_quantize
 
 
@@ -70,3 +71,11 @@ def _float_bias(conv: ir.Node) -> np.ndarray | None:
         raise ValueError("conv bias is neither constant nor dequantized constant")
     _, data, qp = wdq
     return qp.dequantize(data).astype(np.float64)
+
+
+class FoldBatchnorm(CanonicalPass):
+    counts_as = ("batchnorm_folded",)
+    after = ("FoldBiasAdd",)  # it needs Conv -> BatchNormalization adjacent: the bias Adds between folded
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return fold_batchnorm(graph)

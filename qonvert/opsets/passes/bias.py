@@ -7,9 +7,10 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import QonvertError
-from ..canonical import input_channel_weight
+from ..canonical import input_channel_weight, quantized_op_bias
 from ..graph_edit import add_dq, const_array, fresh_name, producer_op, qparams_of, single_consumer, source_label, weight_dq
 from ..qparams import QuantParams
+from .base import CanonicalPass
 
 
 def _channel_vector(add: ir.Node, out: ir.Value, channels: int, channel_axis: int, rank: int) -> np.ndarray | None:
@@ -143,3 +144,20 @@ def quantize_biases(graph: ir.Graph) -> int:
         node.replace_input_with(2, new)
         done += 1
     return done
+
+
+class FoldBiasAdd(CanonicalPass):
+    counts_as = ("bias_add_folded",)
+    after = ("Cleanup",)  # it reads the Add's operand ranks: those shape inference gives
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return fold_bias_add(graph)
+
+
+class QuantizeBiases(CanonicalPass):
+    counts_as = ("bias_quantized",)
+    after = ("FoldBatchnorm",)  # BN folding rewrites the float bias it quantizes
+    promises = (quantized_op_bias,)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return quantize_biases(graph)

@@ -9,6 +9,7 @@ import onnx_ir as ir
 
 from ...errors import QonvertError
 from ..graph_edit import add_dq, const_array, initializer, weight_dq
+from .base import CanonicalPass
 
 
 def _apply(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | None] | None:
@@ -108,3 +109,18 @@ def _reroute(graph: ir.Graph, node: ir.Node, new: ir.Value) -> None:
         user.replace_input_with(index, new)
     if not out.is_graph_output():
         graph.remove(node, safe=True)
+
+
+class FoldConstantLayout(CanonicalPass):
+    counts_as = ("constant_layout_folded",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return fold_constant_layout(graph)
+
+
+class DropNoopReshapes(CanonicalPass):
+    counts_as = ("noop_reshape_dropped",)
+    after = ("Cleanup",)  # it compares shapes: those shape inference gives
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return drop_noop_reshapes(graph)

@@ -13,6 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import const_array, fresh_name, non_negative, single_consumer
+from .base import CanonicalPass
 
 _THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose")
 
@@ -60,3 +61,10 @@ def _within_window(pool: ir.Node, begin: list[int], end: list[int]) -> bool:
     """Every window still holds a real value: each pad narrower than the kernel."""
     kernel = list(pool.attributes.get_ints("kernel_shape", []))
     return len(kernel) == len(begin) - 2 and all(max(b, e) < k for b, e, k in zip(begin[2:], end[2:], kernel, strict=True))
+
+
+class FoldZeroPad(CanonicalPass):
+    counts_as = ("pad_folded",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return fold_zero_pad(graph)

@@ -6,8 +6,10 @@ import numpy as np
 import onnx_ir as ir
 
 from ...metadata import TWIN
+from ..canonical import dq_not_shared, q_not_into_layout
 from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, fresh_name, initializer, producer_op, qparams_of, single_consumer
 from ..qparams import QuantParams
+from .base import CanonicalPass
 
 
 def next_quantize(value: ir.Value) -> ir.Node | None:
@@ -231,3 +233,68 @@ def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
         node.outputs[0].type = ir.TensorType(ir.DataType.UINT8)
         done += 1
     return done
+
+
+# The Q/DQ placement passes also run on control-flow subgraphs: what the contract checks there and
+# what ORT's fusions need (the float folds stay on the main graph: docs/design.md, "Passes").
+
+
+class QuantizeOpOutputs(CanonicalPass):
+    counts_as = ("output_q_added",)
+    in_subgraphs = True
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return quantize_op_outputs(graph)
+
+
+class PushDQThroughLayout(CanonicalPass):
+    counts_as = ("dq_pushed_through_layout",)
+    in_subgraphs = True
+    promises = (q_not_into_layout,)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return push_dq_through_layout(graph)
+
+
+class QuantizeLayoutOutputs(CanonicalPass):
+    counts_as = ("layout_output_quantized",)
+    in_subgraphs = True
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return quantize_layout_outputs(graph)
+
+
+class SplitSharedDQ(CanonicalPass):
+    counts_as = ("dq_split",)
+    in_subgraphs = True
+    promises = (dq_not_shared,)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return split_shared_dq(graph)
+
+
+class SettleRequantizations(CanonicalPass):
+    counts_as = ("requantize_removed", "requantize_kept")
+    in_subgraphs = True
+
+    def rewrite(self, graph: ir.Graph) -> tuple[int, int]:
+        return settle_requantizations(graph)
+
+
+class ActivationsToUint8(CanonicalPass):
+    counts_as = ("activations_to_uint8",)
+    in_subgraphs = True
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return asymmetric_activations_to_uint8(graph)
+
+
+class TwinSharedQ(CanonicalPass):
+    counts_as = ("q_twinned",)
+    in_subgraphs = True
+    # a Q read by two DQs is what splitting a shared DQ leaves; only int8 Qs need twins (those
+    # re-stored as uint8 do not)
+    after = ("SplitSharedDQ", "ActivationsToUint8")
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return twin_shared_q(graph)

@@ -12,10 +12,14 @@ import logging
 
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes as ir_passes
+import onnx_ir.passes.common as common
 
 # Private, on purpose: onnx_ir's own ShapeInferencePass and CheckerPass call onnx's C API through
 # it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
 from onnx_ir.passes.common import _c_api_utils
+
+from .base import CanonicalPass
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +49,26 @@ def infer_shapes(model: ir.Model) -> None:
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
             if value.shape is None or list(value.shape) != dims:
                 value.shape = ir.Shape(dims)
+
+
+class Cleanup(CanonicalPass):
+    """Identities and unused nodes out, nodes in topological order, and (`shapes`) each value's
+    dtype and shape inferred; `shapes=None`: only where a graph output lacks them (ONNX requires
+    them there; the values the passes add inside carry none, as ORT needs none)."""
+
+    counts_as = ()
+
+    def __init__(self, shapes: bool | None = True) -> None:
+        super().__init__()
+        self.shapes = shapes
+
+    def call(self, model: ir.Model) -> ir_passes.PassResult:
+        common.IdentityEliminationPass()(model)
+        common.RemoveUnusedNodesPass()(model)
+        common.TopologicalSortPass()(model)
+        if self.shapes or (self.shapes is None and any(out.type is None or out.shape is None for out in model.graph.outputs)):
+            infer_shapes(model)
+        return super().call(model)
+
+    def rewrite(self, graph: ir.Graph) -> tuple[()]:
+        return ()
