@@ -16,16 +16,16 @@ import onnx_ir as ir
 # it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
 from onnx_ir.passes.common import _c_api_utils
 
-from . import onnx_file
+from . import onnx_file, targets
 from .errors import QonvertError
 from .metadata import SOURCE_OP, read_states
-from .onnx_file import save_atomic
+from .onnx_file import load_onnx, save_atomic
 from .opsets import versions
 from .opsets.canonical import check_canonical
 from .opsets.qparams import QuantParams
 from .runtime.layers import LayerStats as LayerStats
 from .runtime.ort import FusionReport, fusion_report
-from .verify.core import load_onnx
+from .targets import Target
 from .verify.core import random_inputs as random_inputs  # the public verbs and their reports, here
 from .verify.core import verify as verify
 from .verify.report import InputCoverage as InputCoverage
@@ -90,10 +90,7 @@ def convert(
 
     if opset is not None and not versions.MIN_OPSET <= opset <= versions.MAX_OPSET:
         raise QonvertError(f"opset {opset}: supported opsets are {versions.MIN_OPSET}..{versions.MAX_OPSET}")
-    if speed and target is not None:
-        raise QonvertError(f"speed form and target {target!r}: choose one (the speed form is ORT CPU's)")
-    if calibration is not None and not speed:
-        raise QonvertError("calibration inputs are for the speed form: give speed=True (--speed)")
+    chosen, target_options = _target(target, speed, symmetric=symmetric, calibration=calibration)
     source = load_source(model, framework, **options)
     where, fw = str(source.path), source.framework
     conv = build(source, opset)
@@ -120,7 +117,7 @@ def convert(
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise _checker_error(where, built, exc) from None
 
-    if target is None and not speed and out_path is not None:
+    if chosen is None and out_path is not None:
         # Streamed from the IR: no protobuf copy of the model is built (ConvertResult.model reads
         # the file back if asked); past 2 GiB its weights go to `<name>.data`.
         save_atomic(built, out_path, release=page_releaser(mapped))
@@ -130,19 +127,17 @@ def convert(
     proto = ir.to_proto(built)
     drop_pages(mapped)  # serialising read the int8 weights' pages again
     del built, mapped
-    if target is None and not speed:
+    if chosen is None:
         return done(proto)
-    if target is not None:
-        derived, form = _for_target(proto, target, symmetric, where, remarks), "the TensorRT form"
-    else:
-        derived, form = _speed_form(proto, calibration, where, remarks), "the speed form"
+    derived, changes = chosen.derive(proto, where, **target_options)
+    remarks += changes
 
     def derived_checked(model: str | bytes) -> None:
         """The canonical model passed already: a derived form that fails is a qonvert bug."""
         try:
             onnx.checker.check_model(model, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise QonvertError(f"{where}: internal error, {form} fails onnx.checker: {exc}") from None
+            raise QonvertError(f"{where}: internal error, {chosen.form} fails onnx.checker: {exc}") from None
 
     if out_path is None:
         derived_checked(derived.SerializeToString())
@@ -168,40 +163,55 @@ def _checker_error(where: str, model: ir.Model, exc: Exception) -> QonvertError:
     return QonvertError(f"{where}: internal error, the converted model fails onnx.checker: {text[:500]}")
 
 
-TARGETS = ("tensorrt",)
+def _target(name: str | None, speed: bool, **options: Any) -> tuple[Target | None, dict[str, Any]]:
+    """The target asked for (speed=True: ort-speed) and the options it takes; an option given
+    for a target that does not take it is an error naming the target that does."""
+    if speed and name not in (None, "ort-speed"):
+        raise QonvertError(f"speed form and target {name!r}: choose one (the speed form is ORT CPU's)")
+    wanted = "ort-speed" if speed else name
+    chosen = targets.target(wanted) if wanted is not None else None
+    for option, value in options.items():
+        if value and (chosen is None or option not in chosen.options):
+            owner = next(t.name for t in targets.all_targets() if option in t.options)
+            given = f"target {chosen.name!r}" if chosen else "the canonical form"
+            raise QonvertError(f"{option} is an option of target {owner!r} (--target {owner}), not of {given}")
+    return chosen, {k: v for k, v in options.items() if chosen is not None and k in chosen.options}
 
 
-def _for_target(proto: onnx.ModelProto, target: str, symmetric: bool, where: str, remarks: list[str]) -> onnx.ModelProto:
-    from .targets.tensorrt import LOSSY, findings, make_symmetric
+def derivation_costs(
+    source: str | os.PathLike[str] | Any,
+    result: ConvertResult,
+    target: str,
+    target_options: dict[str, Any],
+    derived_report: VerifyReport | None = None,
+    **verify_options: Any,
+) -> list[str]:
+    """What each stage of a target's derivation costs, against the source: the canonical model
+    and each stage verified on the same inputs (`derived_report`: the derived model's, if already
+    made), in the canonical model's output steps."""
+    if result.canonical is None:
+        return []
+    stages = targets.target(target).stages(result.canonical, result.model, **target_options)
+    if not stages:
+        return []
+    previous = verify(source, result.canonical, fusion=False, **verify_options)
+    lines = []
+    for k, (what, model) in enumerate(stages):
+        last = k == len(stages) - 1 and derived_report is not None
+        report = derived_report if last else verify(source, model, fusion=False, **verify_options)
+        assert report is not None
+        lines.append(_cost(what, previous, report))
+        previous = report
+    return lines
 
-    if target not in TARGETS:
-        raise QonvertError(f"target {target!r}: expected one of {', '.join(TARGETS)}")
-    lossy = sorted((f for f in findings(proto) if f.kind in LOSSY), key=lambda f: LOSSY.index(f.kind))
-    if lossy and not symmetric:
-        listed = "; ".join(str(f) for f in lossy[:20]) + (f"; ... {len(lossy) - 20} more" if len(lossy) > 20 else "")
-        raise QonvertError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
-    model, changes = make_symmetric(proto, lossy=symmetric)
-    remarks += [f"tensorrt: {c}" for c in changes]
-    remarks += [f"tensorrt: {f}" for f in findings(model)]  # what stays: float layers, placements, the interface
-    return model
 
-
-def _speed_form(proto: onnx.ModelProto, calibration: str | os.PathLike[str] | None, where: str, remarks: list[str]) -> onnx.ModelProto:
-    from .runtime import refio
-    from .targets.ort_speed import speed_form
-    from .verify.sampling import check_feeds, input_specs
-
-    feeds = None
-    if calibration is not None:
-        feeds, _, _ = refio.load(Path(calibration))
-        if not feeds:
-            raise QonvertError(f"{calibration}: holds no input samples")
-        state = {s.input: s.initial for s in read_states(proto)}  # a streaming model: its first step
-        check_feeds(str(calibration), [spec for spec in input_specs(proto, None) if spec.name not in state], feeds)
-        feeds = [state | feed for feed in feeds]
-    model, changes = speed_form(proto, feeds)
-    remarks += [f"speed: {line}" for line in changes.lines()]
-    return model
+def _cost(what: str, before: VerifyReport, after: VerifyReport) -> str:
+    """Both against the source, in `before`'s output steps (a re-derived model's may be coarser)."""
+    parts = []
+    for a, b in zip(before.outputs, after.outputs, strict=True):
+        exact = f", exact {a.pct_exact:.1f}% -> {b.pct_exact:.1f}%" if a.lsb == b.lsb else ""
+        parts.append(f"{a.name}: max {a.max_diff_lsb:.3g} -> {b.max_abs_diff / a.lsb:.3g} LSB{exact}, top-1 {a.top1_agreement} -> {b.top1_agreement}")
+    return f"cost of {what} (against the source, canonical LSB): " + "; ".join(parts)
 
 
 def initial_state(model: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -232,11 +242,15 @@ class InspectReport:
     quantized: list[QuantizedTensor]
     ops: dict[str, tuple[int, bool]]  # op type -> (count, supported)
     fusion: FusionReport | None = None
+    target_findings: list[str] | None = None  # what the target asked for would change or reject
 
 
-def inspect(model: str | os.PathLike[str]) -> InspectReport:
-    """Quantized tensors (scale, zero point, axis, dtype), op support, and ORT fusion of ONNX files."""
+def inspect(model: str | os.PathLike[str], target: str | None = None) -> InspectReport:
+    """Quantized tensors (scale, zero point, axis, dtype), op support, and ORT fusion of ONNX files;
+    with `target`, what that target would change, reject or run outside int8 (ONNX files)."""
     path = Path(model)
+    if target is not None and path.suffix != ".onnx":
+        raise QonvertError(f"{model}: --target checks a converted .onnx model")
     if path.suffix == ".onnx":
         proto = load_onnx(path)
         graph = ir.from_proto(proto).graph
@@ -252,7 +266,8 @@ def inspect(model: str | os.PathLike[str]) -> InspectReport:
         ops: dict[str, tuple[int, bool]] = {}
         for node in graph:
             ops[node.op_type] = (ops.get(node.op_type, (0, True))[0] + 1, True)
-        return InspectReport("onnx", tensors, ops, fusion_report(proto))
+        found = targets.target(target).findings(proto) if target is not None else None
+        return InspectReport("onnx", tensors, ops, fusion_report(proto), found)
     from .converters import load_source, quant_params
     from .converters.registry import lookup
 

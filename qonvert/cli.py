@@ -10,17 +10,19 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import api
 from .errors import QonvertError
+from .targets import TARGET_NAMES
 from .verify.report import BARS
 
 PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch, Paddle ProgramDesc)"
 BAR = "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1) or per-layer (every op within 1 step)"
 REPORT = "also write the report as one self-contained HTML page"
 SPEED = "ORT CPU's speed form: non-negative int8 activations as uint8 (differs where the source saturates)"
+TARGET = "write the deployment target's form (tensorrt: signed int8, zero point 0, float biases; ort-speed: " + SPEED + ")"
 INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, others 64); repeatable"
 
 
@@ -32,10 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output .onnx path (written atomically)")
     c.add_argument("--opset", type=int, default=None, help="ask for a higher opset than the lowest that fits")
     _add_frontend_options(c)
-    c.add_argument("--target", choices=api.TARGETS, help="write the deployment target's form (tensorrt: signed int8, zero point 0, float biases)")
-    c.add_argument("--symmetric", action="store_true", help="with --target tensorrt: re-quantize asymmetric activations symmetrically (range kept)")
-    c.add_argument("--speed", action="store_true", help=SPEED)
-    c.add_argument("--calibration", metavar="CALIB.npz", help="with --speed: input samples to calibrate a Q on the outputs the source leaves float")
+    c.add_argument("--target", choices=TARGET_NAMES, help=TARGET)
+    c.add_argument("--symmetric", action="store_true", help="tensorrt: re-quantize asymmetric activations symmetrically (range kept)")
+    c.add_argument("--speed", action="store_true", help=f"the same as --target ort-speed: {SPEED}")
+    c.add_argument("--calibration", metavar="CALIB.npz", help="ort-speed: input samples to calibrate a Q on the outputs the source leaves float")
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
@@ -69,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     zr.add_argument("--update-golden", action="store_true", help="write this run's results as the golden reports")
     i = sub.add_parser("inspect", help="quantized tensors, op support, ORT fusion coverage")
     i.add_argument("model", help="a source model or an .onnx file")
-    i.add_argument("--target", choices=api.TARGETS, help="also list what the target would reject or run outside int8 (.onnx files)")
+    i.add_argument("--target", choices=TARGET_NAMES, help="also list what the target would change, reject or run outside int8 (.onnx files)")
     return p
 
 
@@ -86,35 +88,6 @@ def _busy(text: str, echo: bool = False) -> Iterator[None]:
 
     with Console(stderr=True).status(text):
         yield
-
-
-def _cost(what: str, before: api.VerifyReport, after: api.VerifyReport) -> str:
-    """Both against the source, in the canonical model's output steps (a re-derived model's may be coarser)."""
-    parts = []
-    for a, b in zip(before.outputs, after.outputs, strict=True):
-        exact = f", exact {a.pct_exact:.1f}% -> {b.pct_exact:.1f}%" if a.lsb == b.lsb else ""
-        parts.append(f"{a.name}: max {a.max_diff_lsb:.3g} -> {b.max_abs_diff / a.lsb:.3g} LSB{exact}, top-1 {a.top1_agreement} -> {b.top1_agreement}")
-    return f"cost of {what} (against the source, canonical LSB): " + "; ".join(parts)
-
-
-def _costs(args: argparse.Namespace, options: dict[str, Any], result: api.ConvertResult, report: api.VerifyReport) -> list[str]:
-    """What re-deriving the canonical model cost, against the source. With calibration the speed
-    form's two kinds of change are told apart: the uint8 storage alone, then the rest."""
-    assert result.canonical is not None
-
-    def check(model: Any) -> api.VerifyReport:
-        shapes = _input_shapes(args.input_shape)
-        return api.verify(args.model, model, samples=args.samples, input_shapes=shapes, fusion=False, **api.source_options(options))
-
-    canonical = check(result.canonical)
-    if not args.speed:
-        return [_cost("the symmetric re-derivation", canonical, report)]
-    if not args.calibration:
-        return [_cost("the speed form", canonical, report)]
-    from .targets.ort_speed import speed_form
-
-    uint8_only = check(speed_form(result.canonical)[0])
-    return [_cost("the uint8 storage", canonical, uint8_only), _cost("the calibrated quantization on top", uint8_only, report)]
 
 
 def _render(report: api.VerifyReport, html_path: str | None, quiet: bool = False) -> None:
@@ -186,126 +159,106 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         for category in (RuntimeWarning, DeprecationWarning, FutureWarning, UserWarning):
             warnings.simplefilter("ignore", category)
-        return _main(args)
+        try:
+            return _COMMANDS[args.command](args)
+        except QonvertError as exc:
+            print(f"qonvert: error: {exc}", file=sys.stderr)
+            return 2
 
 
-def _main(args: argparse.Namespace) -> int:
-    try:
-        if args.command == "convert":
-            start = time.perf_counter()
-            print(f"converting {args.model} ...", file=sys.stderr)
-            options = _frontend_options(args)
-            shapes = _input_shapes(args.input_shape)
-            if shapes and _takes(args.model, "input_shapes"):  # TorchScript records no input shapes
-                options["input_shapes"] = shapes
-            if args.symmetric and not args.target:
-                raise QonvertError("--symmetric needs --target tensorrt")
-            if args.calibration and not args.speed:
-                raise QonvertError("--calibration needs --speed")
-            result = api.convert(
-                args.model,
-                args.output,
-                opset=args.opset,
-                target=args.target,
-                symmetric=args.symmetric,
-                speed=args.speed,
-                calibration=args.calibration,
-                **options,
-            )
-            counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
-            print(
-                f"wrote {args.output} ({result.framework}, opset {result.opset}) in {time.perf_counter() - start:.2f} s"
-                + (f"; rewrites: {counts}" if counts else "")
-            )
-            for remark in result.remarks:
-                print(f"note: {remark}")
-            if args.verify:
-                with _busy(f"verifying on {args.samples} inputs ...", echo=True):
-                    report = api.verify(
-                        args.model,
-                        result.model,
-                        samples=args.samples,
-                        per_layer=args.per_layer,
-                        input_shapes=_input_shapes(args.input_shape),
-                        bar=args.bar,
-                        **api.source_options(options),
-                    )
-                _render(report, args.report)
-                if result.canonical is not None and (args.symmetric or args.speed):  # what the re-derivation costs
-                    for line in _costs(args, options, result, report):
-                        print(line)
-                return 0 if report.equivalent else 1
-            return 0
-        if args.command == "verify":
-            with _busy(f"verifying {args.model} ..."):
-                report = api.verify(
-                    args.model,
-                    args.onnx,
-                    device=args.device,
-                    samples=args.samples,
-                    inputs=args.inputs,
-                    reference=args.reference,
-                    save_reference=args.save_reference,
-                    per_layer=args.per_layer,
-                    input_shapes=_input_shapes(args.input_shape),
-                    bar=args.bar,
-                    **_frontend_options(args),
-                )
-            if args.json:
-                print(json.dumps(report.as_dict(), indent=2))
-            else:
-                _render(report, None)
-            if args.report:
-                _render(report, args.report, quiet=True)
-            return 0 if report.equivalent else 1
-        if args.command == "zoo":
-            from pathlib import Path
+def _convert(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    print(f"converting {args.model} ...", file=sys.stderr)
+    options = _frontend_options(args)
+    shapes = _input_shapes(args.input_shape)
+    if shapes and _takes(args.model, "input_shapes"):  # TorchScript records no input shapes
+        options["input_shapes"] = shapes
+    target_options = {"symmetric": args.symmetric, "calibration": args.calibration}
+    result = api.convert(args.model, args.output, opset=args.opset, target=args.target, speed=args.speed, **target_options, **options)
+    counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)
+    took = f"in {time.perf_counter() - start:.2f} s" + (f"; rewrites: {counts}" if counts else "")
+    print(f"wrote {args.output} ({result.framework}, opset {result.opset}) {took}")
+    for remark in result.remarks:
+        print(f"note: {remark}")
+    if not args.verify:
+        return 0
+    verify_options = {"samples": args.samples, "input_shapes": shapes, **api.source_options(options)}
+    with _busy(f"verifying on {args.samples} inputs ...", echo=True):
+        report = api.verify(args.model, result.model, per_layer=args.per_layer, bar=args.bar, **verify_options)
+    _render(report, args.report)
+    target = "ort-speed" if args.speed else args.target
+    if target is not None:  # what each stage of the derivation costs, against the source
+        for line in api.derivation_costs(args.model, result, target, target_options, report, **verify_options):
+            print(line)
+    return 0 if report.equivalent else 1
 
-            from .zoo.render import zoo_run
 
-            if args.update_golden and not args.golden:
-                raise QonvertError("--update-golden needs --golden DIR")
-            return zoo_run(
-                Path(args.manifest),
-                args.filter,
-                args.jobs,
-                Path(args.report) if args.report else None,
-                Path(args.golden) if args.golden else None,
-                args.update_golden,
-                ray_address=args.ray,
-                html_dir=Path(args.report_html) if args.report_html else None,
-            )
-        if args.command == "inspect":
-            info = api.inspect(args.model)
-            print(f"{'tensor':40} {'dtype':6} {'scale':>24} {'zero point':>18} {'axis':>5}")
-            for t in info.quantized:
-                print(f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {'-' if t.axis in (None, -1) else t.axis!s:>5}")
-            print("ops: " + ", ".join(f"{k} x{n}" + ("" if ok else " (UNSUPPORTED)") for k, (n, ok) in sorted(info.ops.items())))
-            if info.fusion is not None:
-                f = info.fusion
-                print(
-                    f"ORT CPU fusion: {f.fused}/{f.quantized_in_source} quantized Conv/MatMul/Gemm became integer kernels "
-                    f"({', '.join(f'{k} x{n}' for k, n in sorted(f.integer.items())) or 'none'})"
-                )
-                for name in f.float_ops:
-                    print(f"  stays float: {name}")
-            if args.target:
-                from pathlib import Path
+def _verify(args: argparse.Namespace) -> int:
+    with _busy(f"verifying {args.model} ..."):
+        report = api.verify(
+            args.model,
+            args.onnx,
+            device=args.device,
+            samples=args.samples,
+            inputs=args.inputs,
+            reference=args.reference,
+            save_reference=args.save_reference,
+            per_layer=args.per_layer,
+            input_shapes=_input_shapes(args.input_shape),
+            bar=args.bar,
+            **_frontend_options(args),
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        _render(report, None)
+    if args.report:
+        _render(report, args.report, quiet=True)
+    return 0 if report.equivalent else 1
 
-                from .targets.tensorrt import findings
 
-                if Path(args.model).suffix != ".onnx":
-                    raise QonvertError(f"{args.model}: --target checks a converted .onnx model")
-                found = findings(api.load_onnx(Path(args.model)))
-                print(f"{args.target}: {len(found)} finding(s)" + ("" if found else ": ready"))
-                for finding in found:
-                    print(f"  {finding}")
-            return 0
-    except QonvertError as exc:
-        print(f"qonvert: error: {exc}", file=sys.stderr)
-        return 2
-    return 2
+def _zoo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .zoo.render import zoo_run
+
+    if args.update_golden and not args.golden:
+        raise QonvertError("--update-golden needs --golden DIR")
+    return zoo_run(
+        Path(args.manifest),
+        args.filter,
+        args.jobs,
+        Path(args.report) if args.report else None,
+        Path(args.golden) if args.golden else None,
+        args.update_golden,
+        ray_address=args.ray,
+        html_dir=Path(args.report_html) if args.report_html else None,
+    )
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    info = api.inspect(args.model, target=args.target)
+    print(f"{'tensor':40} {'dtype':6} {'scale':>24} {'zero point':>18} {'axis':>5}")
+    for t in info.quantized:
+        print(f"{t.name[:40]:40} {t.dtype:6} {t.scale:>24} {t.zero_point:>18} {'-' if t.axis in (None, -1) else t.axis!s:>5}")
+    print("ops: " + ", ".join(f"{k} x{n}" + ("" if ok else " (UNSUPPORTED)") for k, (n, ok) in sorted(info.ops.items())))
+    if info.fusion is not None:
+        f = info.fusion
+        print(
+            f"ORT CPU fusion: {f.fused}/{f.quantized_in_source} quantized Conv/MatMul/Gemm became integer kernels "
+            f"({', '.join(f'{k} x{n}' for k, n in sorted(f.integer.items())) or 'none'})"
+        )
+        for name in f.float_ops:
+            print(f"  stays float: {name}")
+    if info.target_findings is not None:
+        print(f"{args.target}: {len(info.target_findings)} finding(s)" + ("" if info.target_findings else ": ready"))
+        for finding in info.target_findings:
+            print(f"  {finding}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"convert": _convert, "verify": _verify, "zoo": _zoo, "inspect": _inspect}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -23,6 +23,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from .errors import QonvertError
+
 EXTERNAL_DATA_BYTES = (1 << 31) - (1 << 24)  # protobuf's 2 GiB limit, less room for the graph
 _GRAPH_FIELD = 7  # ModelProto.graph
 _INITIALIZER_FIELD = 5  # GraphProto.initializer
@@ -148,3 +150,30 @@ def save_atomic(
             os.unlink(tmp)
         if external and not done and data_file.exists():
             data_file.unlink()
+
+
+LOAD_EXTERNAL_BYTES = 1 << 30  # external weights up to this are read in; past it they stay in the file
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """The model, its external weights read in unless they pass LOAD_EXTERNAL_BYTES (a model past
+    protobuf's 2 GiB): those stay in the file, located absolutely so that the IR reads them on
+    demand (runtime.ort.session gives ORT their folder)."""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+        external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        base = path.resolve().parent
+        if sum(_external_length(t) for t in external) <= LOAD_EXTERNAL_BYTES:
+            onnx.load_external_data_for_model(proto, str(base))
+            return proto
+        for tensor in external:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = str(base / entry.value)
+        return proto
+    except Exception as exc:
+        raise QonvertError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:300]})") from None
+
+
+def _external_length(tensor: onnx.TensorProto) -> int:
+    return next((int(e.value) for e in tensor.external_data if e.key == "length"), 1 << 62)

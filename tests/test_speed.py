@@ -116,7 +116,7 @@ def test_cli_prints_the_cost_against_the_source(tmp_path: Path, capsys: pytest.C
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--calibration", "c.npz"], "--calibration needs --speed"),
+        (["--calibration", "c.npz"], "calibration is an option of target 'ort-speed' (--target ort-speed)"),
         (["--speed", "--target", "tensorrt"], "choose one"),
         (["--speed", "--calibration", "bad.npz"], "bad.npz"),
     ],
@@ -129,3 +129,12 @@ def test_cli_refuses_bad_speed_options(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err.strip().splitlines()
     assert needle in err[-1] and err[-1].startswith("qonvert: error:") and len(err) <= 2
     assert not out.exists()
+
+
+def test_inspect_lists_what_the_speed_form_would_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["convert", str(PADDLE_RESIDUAL), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--target", "ort-speed"]) == 0
+    printed = capsys.readouterr().out
+    assert "ort-speed: " in printed and "non-negative int8 activations stored as uint8" in printed, printed

@@ -66,3 +66,17 @@ def test_symmetric_re_derivation_verified_with_its_cost(tmp_path: Path, capsys: 
     lsb = qonvert.verify(TORCH_X86, canonical, samples=20, fusion=False).outputs[0].lsb
     after = qonvert.verify(TORCH_X86, model, samples=20, fusion=False).outputs[0]
     assert after.max_abs_diff / lsb <= SYMMETRIC_COST_LSB and after.top1_agreement == 1.0, after
+
+
+def test_symmetric_without_its_target_names_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o.onnx"
+    assert main(["convert", str(TORCH_X86), "-o", str(out), "--speed", "--symmetric"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "qonvert: error: symmetric is an option of target 'tensorrt' (--target tensorrt), not of target 'ort-speed'", err
+    assert not out.exists()
+
+
+def test_targets_table_matches_its_names() -> None:
+    from qonvert.targets import TARGET_NAMES, all_targets
+
+    assert tuple(t.name for t in all_targets()) == TARGET_NAMES

@@ -88,7 +88,7 @@ def session(
         opts.optimized_model_filepath = optimized_path
     if isinstance(model, onnx.ModelProto):
         model, folder = _relative_external_data(model)
-        if folder is not None:  # weights left in their file (verify.core.load_onnx): ORT reads them there
+        if folder is not None:  # weights left in their file (onnx_file.load_onnx): ORT reads them there
             opts.add_session_config_entry("session.model_external_initializers_file_folder_path", folder)
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:

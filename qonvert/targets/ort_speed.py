@@ -23,20 +23,25 @@ kernels (and the NHWC transposes cannot cancel across them). The changes, in thi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
-from ..metadata import SPEED_UINT8, TWIN
+from ..errors import QonvertError
+from ..metadata import SPEED_UINT8, TWIN, read_states
 from ..opsets.graph_edit import QUANTIZED_OPS, add_dq_of, add_q, initializer, non_negative, producer_op, qparams_of
 from ..opsets.passes.batchnorm import fold_batchnorm
 from ..opsets.passes.bias import quantize_biases
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
 from ..opsets.qparams import QuantParams
 from ..runtime import refio
+from . import Target
 from .ort_matmul import MS, blocked_weights
 
 MULTI_INPUT = ("Add", "Mul", "Concat")  # ORT runs them quantized only where every input is a DQ
@@ -233,3 +238,50 @@ def _probe(model: onnx.ModelProto, names: list[str], elem_type: int) -> onnx.Mod
     del probe.graph.output[:]
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, elem_type, None) for n in names)
     return probe
+
+
+class OrtSpeed(Target):
+    """ORT CPU's speed form (`--speed`); `calibration`: an .npz of input feeds (the ONNX model's
+    layout) to calibrate a Q on the outputs the source leaves in float."""
+
+    name = "ort-speed"
+    form = "the speed form"
+    options = ("calibration",)
+
+    def derive(self, model: onnx.ModelProto, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+        derived, changes = speed_form(model, _calibration_feeds(model, options.get("calibration")))
+        return derived, [f"speed: {line}" for line in changes.lines()]
+
+    def findings(self, model: onnx.ModelProto) -> list[str]:
+        return speed_form(model)[1].lines()  # what it would change, uncalibrated
+
+    def stages(self, canonical: onnx.ModelProto, derived: onnx.ModelProto, **options: Any) -> list[tuple[str, onnx.ModelProto]]:
+        if not options.get("calibration"):
+            return [(self.form, derived)]
+        # the two kinds of change told apart: the uint8 storage alone, then the calibrated Qs
+        return [("the uint8 storage", speed_form(canonical)[0]), ("the calibrated quantization on top", derived)]
+
+    def verify_remark(self, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> str:
+        over, total, tensors = saturated(model, feeds)
+        if not tensors:
+            return ""
+        share = f"{100.0 * over / total:.3g}%" if total else "0%"
+        return (
+            f"speed form: {over} of {total} elements ({share}) of its {tensors} uint8-stored activations pass 127 steps "
+            "on these inputs, where the source saturates at 127"
+        )
+
+
+def _calibration_feeds(model: onnx.ModelProto, calibration: str | os.PathLike[str] | None) -> refio.Samples | None:
+    """The calibration file's input feeds, checked against the model's inputs (a streaming model's
+    state inputs fed their initial values: its first step)."""
+    if calibration is None:
+        return None
+    from ..verify.sampling import check_feeds, input_specs
+
+    feeds, _, _ = refio.load(Path(calibration))
+    if not feeds:
+        raise QonvertError(f"{calibration}: holds no input samples")
+    state = {s.input: s.initial for s in read_states(model)}
+    check_feeds(str(calibration), [spec for spec in input_specs(model, None) if spec.name not in state], feeds)
+    return [state | feed for feed in feeds]

@@ -14,13 +14,16 @@ codes of -128 become -127 (one step on those values).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
+from ..errors import QonvertError
 from ..opsets.graph_edit import const_array, initializer
+from . import Target
 
 # Layers TensorRT runs in int8 between a DQ and a Q (data movement included), as its QDQ
 # placement recommendations describe; any other op reading a DQ runs in float.
@@ -150,3 +153,30 @@ def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.Mod
         f"{counts['weights']} weights with codes of -128 clipped to -127 (one step on those codes)",
     ]
     return ir.to_proto(ir_model), [c for c, n in zip(changes, counts.values(), strict=True) if n]
+
+
+class TensorRT(Target):
+    """TensorRT's explicit-quantization form: signed int8, zero point 0, weight codes in [-127,
+    127], float biases. The exact changes are always made; `symmetric` also re-quantizes what
+    needs a lossy change (asymmetric activations, codes of -128), with each range kept."""
+
+    name = "tensorrt"
+    form = "the TensorRT form"
+    options = ("symmetric",)
+
+    def derive(self, model: onnx.ModelProto, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+        symmetric = bool(options.get("symmetric"))
+        lossy = sorted((f for f in findings(model) if f.kind in LOSSY), key=lambda f: LOSSY.index(f.kind))
+        if lossy and not symmetric:
+            listed = "; ".join(str(f) for f in lossy[:20]) + (f"; ... {len(lossy) - 20} more" if len(lossy) > 20 else "")
+            raise QonvertError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
+        derived, changes = make_symmetric(model, lossy=symmetric)
+        remarks = [f"tensorrt: {c}" for c in changes]
+        remarks += [f"tensorrt: {f}" for f in findings(derived)]  # what stays: float layers, placements, the interface
+        return derived, remarks
+
+    def findings(self, model: onnx.ModelProto) -> list[str]:
+        return [str(f) for f in findings(model)]
+
+    def stages(self, canonical: onnx.ModelProto, derived: onnx.ModelProto, **options: Any) -> list[tuple[str, onnx.ModelProto]]:
+        return [("the symmetric re-derivation", derived)] if options.get("symmetric") else []  # without it: exact

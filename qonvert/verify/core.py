@@ -13,6 +13,7 @@ import onnx
 
 from ..errors import QonvertError
 from ..metadata import SOURCE_FRAMEWORK, StateVariable, metadata, read_states
+from ..onnx_file import load_onnx
 from ..runtime import refio
 from ..runtime.compare import OutputStats, compare, output_lsb
 from ..runtime.layers import compare_layers, outputs_from_reference
@@ -106,9 +107,7 @@ def verify(
     remarks = feed_notes + ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
     if float_parts:
         remarks.append(f"with every quantized tensor set to the reference's own, the float outputs differ by: {', '.join(float_parts)}")
-    saturation = _saturation_remark(proto, feeds, states)
-    if saturation:
-        remarks.insert(0, saturation)
+    remarks[:0] = _target_remarks(proto, feeds, states)
     if states:
         remarks.insert(0, f"{len(feeds)} streaming steps, state carried on both sides: {', '.join(s.variable for s in states)}")
     meta = metadata(proto)
@@ -138,19 +137,14 @@ def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: lis
     return full
 
 
-def _saturation_remark(proto: onnx.ModelProto, feeds: refio.Samples, states: list[StateVariable]) -> str:
-    """The speed form's uint8-stored activations past 127 steps (targets.ort_speed); "" for any other model."""
-    from ..targets.ort_speed import saturated
+def _target_remarks(proto: onnx.ModelProto, feeds: refio.Samples, states: list[StateVariable]) -> list[str]:
+    """What the targets say of a model in their form on these inputs (the speed form: its
+    uint8-stored activations past 127 steps); none for a canonical model."""
+    from ..targets import all_targets
 
     state = {s.input: s.initial for s in states}
-    over, total, tensors = saturated(proto, [state | feed for feed in feeds])
-    if not tensors:
-        return ""
-    share = f"{100.0 * over / total:.3g}%" if total else "0%"
-    return (
-        f"speed form: {over} of {total} elements ({share}) of its {tensors} uint8-stored activations pass 127 steps "
-        "on these inputs, where the source saturates at 127"
-    )
+    remarks = [t.verify_remark(proto, [state | feed for feed in feeds]) for t in all_targets()]
+    return [r for r in remarks if r]
 
 
 MIN_OUTPUT_LEVELS = 8  # a reference spanning fewer quantization levels proves little
@@ -176,30 +170,3 @@ def _check_intermediates(source: Any) -> None:
     if not chosen.intermediates:
         able = ", ".join(f.runtime for f in FRONTENDS.values() if f.intermediates)
         raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
-
-
-LOAD_EXTERNAL_BYTES = 1 << 30  # external weights up to this are read in; past it they stay in the file
-
-
-def load_onnx(path: Path) -> onnx.ModelProto:
-    """The model, its external weights read in unless they pass LOAD_EXTERNAL_BYTES (a model past
-    protobuf's 2 GiB): those stay in the file, located absolutely so that the IR reads them on
-    demand (runtime.ort.session gives ORT their folder)."""
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-        external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-        base = path.resolve().parent
-        if sum(_external_length(t) for t in external) <= LOAD_EXTERNAL_BYTES:
-            onnx.load_external_data_for_model(proto, str(base))
-            return proto
-        for tensor in external:
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    entry.value = str(base / entry.value)
-        return proto
-    except Exception as exc:
-        raise QonvertError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:300]})") from None
-
-
-def _external_length(tensor: onnx.TensorProto) -> int:
-    return next((int(e.value) for e in tensor.external_data if e.key == "length"), 1 << 62)
