@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnx_ir as ir
@@ -12,6 +11,7 @@ import onnx_ir as ir
 from ..errors import QonvertError, UnsupportedOpsError
 from ..metadata import SOURCE_OP
 from ..opsets.builder import GraphBuilder
+from ..opsets.qparams import QuantParams
 from .registry import lookup
 from .source import SourceGraph, SourceOp, mapped_files, page_releaser
 
@@ -49,6 +49,11 @@ def compose(held: tuple[int, ...] | None, want: tuple[int, ...] | None, rank: in
     return None if perm == list(identity) else perm
 
 
+# What a mapper returns, bound to its op's outputs in order (a dict: by output slot).
+Bound = ir.Value | Laid
+MapperResult = Bound | Sequence[Bound] | dict[str, Bound | Sequence[Bound]] | None
+
+
 class ConversionContext:
     """What a mapper sees: the source graph's values as ONNX values, and the builder."""
 
@@ -62,6 +67,20 @@ class ConversionContext:
         self._layouts: dict[tuple[str, tuple[int, ...] | None], ir.Value] = {}
         self._bound: set[int] = set()
         self.graph_inputs: list[ir.Value] = []
+
+    # -- what a mapper may say and make beside its outputs --------------------------
+    def remark(self, text: str | None) -> None:
+        """A remark for the user (shown by convert and kept in the result), each once."""
+        if text and text not in self.remarks:
+            self.remarks.append(text)
+
+    def int_weight(self, codes: np.ndarray, qp: QuantParams, tensor: str, name: str) -> ir.Value:
+        """A weight's integer codes behind a DQ: dead channels (scale 0) revived and remarked, the
+        parameters validated against the codes (`tensor` names the weight in errors)."""
+        qp, codes, revived = qp.revive_dead_channels(codes, tensor)
+        self.remark(revived)
+        qp.validate(tensor, codes.shape)
+        return self.b.int_weight(codes if codes.dtype.kind in "iu" else codes.astype(np.int64), qp, name)
 
     # -- reading inputs -----------------------------------------------------------
     def array(self, name: str | None) -> np.ndarray | None:
@@ -137,7 +156,7 @@ class ConversionContext:
         return len(shape)
 
     # -- binding outputs ----------------------------------------------------------
-    def bind(self, op: SourceOp, result: Any) -> None:
+    def bind(self, op: SourceOp, result: MapperResult) -> None:
         if result is None:
             return
         if isinstance(result, dict):
@@ -149,7 +168,7 @@ class ConversionContext:
             items = [(slot, result)]
         for slot, res in items:
             names = op.outputs.get(slot) or []
-            vals = list(res) if isinstance(res, (list, tuple)) else [res]
+            vals = [res] if isinstance(res, (ir.Value, Laid)) else list(res)
             for name, val in zip(names, vals, strict=False):
                 self._bind_one(name, val)
 
@@ -243,7 +262,8 @@ def inline_graph(parent: ConversionContext, source: SourceGraph, inputs: Sequenc
         qp = source.quant.get(info.name)
         ctx.values[info.name] = value if qp is None else parent.b.dequantize(value, qp, name=parent.b.unique(f"{info.name}_dq"))
     _map_ops(ctx, where="")  # an error names the file once, with the op running the subgraph
-    parent.remarks.extend(r for r in ctx.remarks if r not in parent.remarks)
+    for text in ctx.remarks:
+        parent.remark(text)
     return [ctx.codes(name) for name in source.outputs]
 
 

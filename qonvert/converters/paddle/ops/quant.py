@@ -63,13 +63,9 @@ def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     data = ctx.array(op.input("X"))
     qp = _params(ctx, op, validate=data is None)
     if data is not None:  # weight: integer values stored as float (QAT) or int8 (PTQ)
-        qp, data, remark = qp.revive_dead_channels(data, op.input("X") or "?")
-        qp.validate(op.input("X") or "?", data.shape)
-        if remark:
-            ctx.remarks.append(remark)
         if data.dtype.kind == "f" and not np.array_equal(data, np.rint(data)):
             raise QonvertError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
         if data.size and (data.min() < qp.qmin or data.max() > qp.qmax):
             raise QonvertError(f"op {op.label}: weight {op.input('X')!r} exceeds [{qp.qmin}, {qp.qmax}]")
-        return ctx.b.int_weight(data if data.dtype.kind in "iu" else data.astype(np.int64), qp, name)
+        return ctx.int_weight(data, qp, op.input("X") or "?", name)
     return ctx.b.dequantize(ctx.input(op, "X"), qp)

@@ -107,10 +107,6 @@ def dequantize(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     data = ctx.array(x)
     name = op.output("out") or "dq"
     if data is not None:  # an integer weight
-        qp, data, remark = qp.revive_dead_channels(data, x or "?")
-        if remark:
-            ctx.remarks.append(remark)
-        qp.validate(x or "?", data.shape)
-        return ctx.b.int_weight(data.astype(np.int64), qp, name)
+        return ctx.int_weight(data.astype(np.int64), qp, x or "?", name)
     qp.validate(x or "?", ctx.shape(x))
     return ctx.b.dequantize(ctx.value(x), qp)

@@ -148,7 +148,7 @@ def prelu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     one = 1.0 if qp is None or qp.per_axis else float(qp.dequantize(np.clip(np.rint(1.0 / qp.scale) + qp.zero_point, qp.qmin, qp.qmax)))
     if one == 1.0:
         return ctx.b.op("PRelu", [x, slope])
-    ctx.remarks.append(f"{op.label}: PyTorch's quantized prelu scales positive inputs by {one:.6g} (1.0 in the slope's quantization); kept")
+    ctx.remark(f"{op.label}: PyTorch's quantized prelu scales positive inputs by {one:.6g} (1.0 in the slope's quantization); kept")
     positive = ctx.b.op("Greater", [x, ctx.b.const(np.float32(0.0))])
     return ctx.b.op("Where", [positive, ctx.b.op("Mul", [x, ctx.b.const(np.float32(one))]), ctx.b.op("Mul", [x, slope])])
 

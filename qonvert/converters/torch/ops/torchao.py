@@ -98,12 +98,7 @@ def dequantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     name = tensor_name(op, 0, "input")
     codes = ctx.array(name)
     if codes is not None:
-        qp = _weight_params(ctx, op, codes)
-        qp, codes, remark = qp.revive_dead_channels(codes, name or "?")
-        if remark:
-            ctx.remarks.append(remark)
-        qp.validate(name or "?", codes.shape)
-        return ctx.b.int_weight(codes.astype(np.int64), qp, op.output("out") or "weight")
+        return ctx.int_weight(codes.astype(np.int64), _weight_params(ctx, op, codes), name or "?", op.output("out") or "weight")
     unit = ctx.value(name).producer()
     q = unit.inputs[0] if unit is not None and unit.op_type == "DequantizeLinear" else None
     if q is None or q.producer() is None or q.producer().op_type != "QuantizeLinear":  # type: ignore[union-attr]
