@@ -124,13 +124,14 @@ def convert(
         return done(None)
     if onnx_file.initializer_bytes(built) >= onnx_file.EXTERNAL_DATA_BYTES:
         raise QonvertError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
-    proto = ir.to_proto(built)
+    proto = ir.to_proto(built)  # the canonical form, kept beside a target's
     drop_pages(mapped)  # serialising read the int8 weights' pages again
-    del built, mapped
+    del mapped
     if chosen is None:
         return done(proto)
-    derived, changes = chosen.derive(proto, where, **target_options)
+    derived, changes = chosen.derive(built, where, **target_options)  # in place: no parse of the proto
     remarks += changes
+    del built
 
     def derived_checked(model: str | bytes) -> None:
         """The canonical model passed already: a derived form that fails is a qonvert bug."""

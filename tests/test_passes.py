@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import qonvert
 from qonvert.opsets.canonical import check_canonical
-from qonvert.opsets.passes import CanonicalPass, canonical_passes, canonicalize, run_passes
+from qonvert.opsets.passes import RewritePass, canonical_passes, canonicalize, run_passes
 from qonvert.opsets.passes.qdq import SplitSharedDQ
 from qonvert.opsets.passes.shapes import Cleanup
 from qonvert.runtime.ort import fusion_report, run, session
@@ -323,20 +323,20 @@ def _assert_exact(before: onnx.ModelProto, after: onnx.ModelProto, max_lsb: floa
         assert (diff < 1e-3).mean() >= 0.99, f"only {(diff < 1e-3).mean():.2%} exact"
 
 
-def _pass_counting(name: str) -> type[CanonicalPass]:
-    return next(type(p) for p in canonical_passes() if isinstance(p, CanonicalPass) and name in p.counts_as)
+def _pass_counting(name: str) -> type[RewritePass]:
+    return next(type(p) for p in canonical_passes() if isinstance(p, RewritePass) and name in p.counts_as)
 
 
-def _with_prerequisites(chosen: type[CanonicalPass]) -> list[CanonicalPass]:
+def _with_prerequisites(chosen: type[RewritePass]) -> list[RewritePass]:
     """The pass, after those it builds on (its `after`, and theirs), in the pipeline's order."""
-    pipeline = [p for p in canonical_passes() if isinstance(p, CanonicalPass)]
+    pipeline = [p for p in canonical_passes() if isinstance(p, RewritePass)]
     needed, pending = {chosen.__name__}, list(chosen.after)
     while pending:
         name = pending.pop()
         if name not in needed:
             needed.add(name)
             pending += next(p for p in pipeline if type(p).__name__ == name).after
-    kept: list[CanonicalPass] = []
+    kept: list[RewritePass] = []
     for p in pipeline:  # each once (the pipeline's closing Cleanup follows)
         if type(p).__name__ in needed and type(p) not in {type(k) for k in kept}:
             kept.append(p)

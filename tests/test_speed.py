@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import helper
 
 import qonvert
 from qonvert.cli import main
+from qonvert.opsets.passes import run_passes
 from qonvert.runtime import refio
 from qonvert.runtime.ort import fusion_report, run, session
-from qonvert.targets.ort_speed import saturated, speed_form
+from qonvert.targets.ort_speed import MergeRequantizationBeforeRelu, saturated, speed_form
 
 from .test_passes import S_X, S_Y, model, qdq, weight
 
@@ -138,3 +140,16 @@ def test_inspect_lists_what_the_speed_form_would_change(tmp_path: Path, capsys: 
     assert main(["inspect", str(out), "--target", "ort-speed"]) == 0
     printed = capsys.readouterr().out
     assert "ort-speed: " in printed and "non-negative int8 activations stored as uint8" in printed, printed
+
+
+def test_requantization_merge_alone_is_exact() -> None:
+    """The speed form's first pass, run alone under a PassManager: the Q before the Relu goes, and
+    the graph computes what it did (the relu and the clip commute)."""
+    canonical = _conv_relu_conv()
+    changed = ir.from_proto(canonical)
+    assert run_passes(changed, [MergeRequantizationBeforeRelu()])["merged"] == 1
+    merged = ir.to_proto(changed)
+    assert [n.op_type for n in merged.graph.node].count("QuantizeLinear") == 3
+    for feed in _feeds(5.0):
+        want, got = (run(session(m, "cpu", level="disabled"), feed)[0] for m in (canonical, merged))
+        np.testing.assert_array_equal(got, want)

@@ -5,15 +5,19 @@ against the source with the cost measured."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 
 import qonvert
 from qonvert.cli import main
-from qonvert.targets.tensorrt import findings
+from qonvert.opsets.passes import RewritePass, run_passes
+from qonvert.runtime.ort import run, session
+from qonvert.targets.tensorrt import FloatBiases, SymmetricActivations, findings
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures"
 PADDLE_QAT = ROOT / "paddle" / "qat_cnn_perchannel_legacy"  # symmetric int8 throughout
@@ -80,3 +84,19 @@ def test_targets_table_matches_its_names() -> None:
     from qonvert.targets import TARGET_NAMES, all_targets
 
     assert tuple(t.name for t in all_targets()) == TARGET_NAMES
+
+
+@pytest.mark.parametrize(("make", "count"), [(lambda: FloatBiases(), "bias"), (lambda: SymmetricActivations(lossy=False), "restored")])
+def test_exact_pass_alone_computes_the_same(make: Callable[[], RewritePass], count: str) -> None:
+    """Each exact TensorRT pass, run alone under a PassManager on the canonical model of the Paddle
+    QAT net (int32 biases) or the x86 ResNet (uint8 activations), changes the model and not what it
+    computes."""
+    canonical = qonvert.convert(PADDLE_QAT if count == "bias" else TORCH_X86).model
+    changed = ir.from_proto(canonical)
+    counts = run_passes(changed, [make()])
+    assert counts[count] > 0, counts
+    derived = ir.to_proto(changed)
+    feeds = qonvert.api.random_inputs(canonical, 3)
+    for before, after in zip(*([run(session(m, level="disabled"), feed) for feed in feeds] for m in (canonical, derived)), strict=True):
+        for a, b in zip(before, after, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from ..errors import QonvertError
 
@@ -24,9 +25,10 @@ class Target(ABC):
     options: ClassVar[tuple[str, ...]] = ()  # the convert options it takes
 
     @abstractmethod
-    def derive(self, model: onnx.ModelProto, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
-        """The target's form of a canonical model, and its changes as remarks; QonvertError for
-        a model the target cannot take without changes the options do not allow."""
+    def derive(self, model: ir.Model, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+        """The target's form of a canonical model, made in place by its passes (an onnx_ir
+        PassManager), serialised, and its changes as remarks; QonvertError for a model the target
+        cannot take without changes the options do not allow."""
 
     @abstractmethod
     def findings(self, model: onnx.ModelProto) -> list[str]:

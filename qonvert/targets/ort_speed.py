@@ -31,11 +31,14 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes as ir_passes
 import onnx_ir.passes.common as common
 
 from ..errors import QonvertError
 from ..metadata import SPEED_UINT8, TWIN, read_states
+from ..opsets.canonical import quantized_op_bias
 from ..opsets.graph_edit import QUANTIZED_OPS, add_dq_of, add_q, initializer, non_negative, producer_op, qparams_of
+from ..opsets.passes import RewritePass, run_passes
 from ..opsets.passes.batchnorm import fold_batchnorm
 from ..opsets.passes.bias import quantize_biases
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
@@ -76,46 +79,114 @@ class SpeedChanges:
         return lines
 
 
-def speed_form(model: onnx.ModelProto, calibration: refio.Samples | None = None) -> tuple[onnx.ModelProto, SpeedChanges]:
-    """The speed form of a canonical model; calibration: input feeds (ONNX layout) for step 3."""
-    ir_model = ir.from_proto(model)
-    graph = ir_model.graph
+def speed_form(model: onnx.ModelProto | ir.Model, calibration: refio.Samples | None = None) -> tuple[onnx.ModelProto, SpeedChanges]:
+    """The speed form of a canonical model (a proto: left as it is; an IR model: changed in place);
+    calibration: input feeds (ONNX layout) for step 3."""
+    ir_model = ir.from_proto(model) if isinstance(model, onnx.ModelProto) else model
     changes = SpeedChanges()
-    changes.merged = _merge_requantization_before_relu(graph)
-    changes.uint8 = _non_negative_to_uint8(graph)
-    changes.nbits = blocked_weights(graph)
-    if changes.nbits:
-        ir_model.opset_imports.setdefault(MS, 1)
-        common.RemoveUnusedNodesPass()(ir_model)
+    passes: list[ir_passes.PassBase] = [MergeRequantizationBeforeRelu(), NonNegativeToUint8(), BlockedWeightsToNBits()]
+    if calibration:
+        # The BNs the source keeps after a float conv go into it first, so the calibrated Q follows them.
+        passes += [FoldFloatBatchnorm(), QuantizeFoldedBiases(), CalibrateFloatOutputs(calibration), TwinRerouted()]
+    passes += [common.RemoveUnusedNodesPass(), common.TopologicalSortPass()]  # the weight DQs replaced: ORT would run them
+    counts = run_passes(ir_model, passes)
+    for field_name in ("merged", "uint8", "nbits", "folded", "rerouted", "beyond_range", "calibrated"):
+        setattr(changes, field_name, counts.get(field_name, 0))
     if not calibration:
-        changes.float_left = sum(1 for node in graph if _float_output(node) is not None)
-        return ir.to_proto(ir_model), changes
-    # The BNs the source keeps after a float conv go into it first, so the calibrated Q follows them.
-    changes.folded = fold_batchnorm(graph, float_outputs=True)
-    quantize_biases(graph)
-    outputs = [out for node in graph if (out := _float_output(node)) is not None]
-    reads = _float_reads_of_quantized(graph)
-    names = {v.name for v in outputs} | {q.inputs[0].name for q, _, _ in reads if q.inputs[0] is not None}
-    ranges = _ranges(ir.to_proto(ir_model), sorted(n for n in names if n), calibration)
-    for q, user, index in reads:
-        data, qp = q.inputs[0], qparams_of(q)
-        if data is None or qp is None or not _within(ranges[str(data.name)], qp):
-            changes.beyond_range += 1  # rounding it to the Q's grid would clip it: the float read stays
-            continue
-        user.replace_input_with(index, add_dq_of(graph, q.outputs[0], qp, f"{q.outputs[0].name}_speed_dq", before=user))
-        changes.rerouted += 1
-    for out in outputs:
-        users = list(out.uses())
-        qp = _uint8_params(*ranges[str(out.name)])
-        q_value = add_q(graph, out, qp, f"{out.name}_speed_q", before=users[0][0])
-        dq = add_dq_of(graph, q_value, qp, f"{out.name}_speed_dq", before=users[0][0])
-        for user, index in users:
-            user.replace_input_with(index, dq)
-        changes.calibrated += 1
-    twin_shared_q(graph)  # a rerouted int8 Q now has two DQs
-    common.RemoveUnusedNodesPass()(ir_model)  # the weight DQs the BN folding replaced: ORT would run them
-    graph.sort()
+        changes.float_left = sum(1 for node in ir_model.graph if _float_output(node) is not None)
     return ir.to_proto(ir_model), changes
+
+
+class MergeRequantizationBeforeRelu(RewritePass):
+    counts_as = ("merged",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return _merge_requantization_before_relu(graph)
+
+
+class NonNegativeToUint8(RewritePass):
+    counts_as = ("uint8",)
+    after = ("MergeRequantizationBeforeRelu",)  # a merged pair leaves the Relu's Q to re-store
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return _non_negative_to_uint8(graph)
+
+
+class BlockedWeightsToNBits(RewritePass):
+    counts_as = ("nbits",)
+
+    def call(self, model: ir.Model) -> ir_passes.PassResult:
+        result = super().call(model)
+        if self.counts["nbits"]:
+            model.opset_imports.setdefault(MS, 1)
+        return result
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return blocked_weights(graph)
+
+
+class FoldFloatBatchnorm(RewritePass):
+    """The BatchNorms after float convs too (float rounding only): the calibrated Q follows them."""
+
+    counts_as = ("folded",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return fold_batchnorm(graph, float_outputs=True)
+
+
+class QuantizeFoldedBiases(RewritePass):
+    counts_as = ("bias_quantized",)
+    after = ("FoldFloatBatchnorm",)  # the folding rewrites the float biases
+    promises = (quantized_op_bias,)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return quantize_biases(graph)
+
+
+class TwinRerouted(RewritePass):
+    counts_as = ("q_twinned",)
+    after = ("CalibrateFloatOutputs",)  # a rerouted int8 Q now has two DQs
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return twin_shared_q(graph)
+
+
+class CalibrateFloatOutputs(RewritePass):
+    """Step 3: the float outputs of quantized ops get a uint8 Q/DQ over their calibrated range, and
+    float readers of a quantized value read its DQ where the value stays within the Q's range."""
+
+    counts_as = ("rerouted", "beyond_range", "calibrated")
+    after = ("FoldFloatBatchnorm",)
+
+    def __init__(self, calibration: refio.Samples) -> None:
+        super().__init__()
+        self.calibration = calibration
+
+    def call(self, model: ir.Model) -> ir_passes.PassResult:
+        self.model = model  # the ranges are measured on the model as it stands (ORT runs a proto of it)
+        return super().call(model)
+
+    def rewrite(self, graph: ir.Graph) -> tuple[int, int, int]:
+        outputs = [out for node in graph if (out := _float_output(node)) is not None]
+        reads = _float_reads_of_quantized(graph)
+        names = {v.name for v in outputs} | {q.inputs[0].name for q, _, _ in reads if q.inputs[0] is not None}
+        ranges = _ranges(ir.to_proto(self.model), sorted(n for n in names if n), self.calibration)
+        rerouted = beyond = 0
+        for q, user, index in reads:
+            data, qp = q.inputs[0], qparams_of(q)
+            if data is None or qp is None or not _within(ranges[str(data.name)], qp):
+                beyond += 1  # rounding it to the Q's grid would clip it: the float read stays
+                continue
+            user.replace_input_with(index, add_dq_of(graph, q.outputs[0], qp, f"{q.outputs[0].name}_speed_dq", before=user))
+            rerouted += 1
+        for out in outputs:
+            users = list(out.uses())
+            qp = _uint8_params(*ranges[str(out.name)])
+            q_value = add_q(graph, out, qp, f"{out.name}_speed_q", before=users[0][0])
+            dq = add_dq_of(graph, q_value, qp, f"{out.name}_speed_dq", before=users[0][0])
+            for user, index in users:
+                user.replace_input_with(index, dq)
+        return rerouted, beyond, len(outputs)
 
 
 def _float_output(node: ir.Node) -> ir.Value | None:
@@ -248,7 +319,7 @@ class OrtSpeed(Target):
     form = "the speed form"
     options = ("calibration",)
 
-    def derive(self, model: onnx.ModelProto, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+    def derive(self, model: ir.Model, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
         derived, changes = speed_form(model, _calibration_feeds(model, options.get("calibration")))
         return derived, [f"speed: {line}" for line in changes.lines()]
 
@@ -272,7 +343,7 @@ class OrtSpeed(Target):
         )
 
 
-def _calibration_feeds(model: onnx.ModelProto, calibration: str | os.PathLike[str] | None) -> refio.Samples | None:
+def _calibration_feeds(model: ir.Model, calibration: str | os.PathLike[str] | None) -> refio.Samples | None:
     """The calibration file's input feeds, checked against the model's inputs (a streaming model's
     state inputs fed their initial values: its first step)."""
     if calibration is None:

@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes as ir_passes
 import onnx_ir.passes.common as common
 
 from ..errors import QonvertError
 from ..opsets.graph_edit import const_array, initializer
+from ..opsets.passes import RewritePass, run_passes
 from . import Target
 
 # Layers TensorRT runs in int8 between a DQ and a Q (data movement included), as its QDQ
@@ -48,9 +50,9 @@ class Finding:
         return f"{self.kind}: {self.tensor}: {self.detail}"
 
 
-def findings(model: onnx.ModelProto) -> list[Finding]:
+def findings(model: onnx.ModelProto | ir.Model) -> list[Finding]:
     """Everything TensorRT would reject or run outside int8, in graph order."""
-    graph = ir.from_proto(model).graph
+    graph = (model if isinstance(model, ir.Model) else ir.from_proto(model)).graph
     found: list[Finding] = []
     float_layers: set[str] = set()
     for node in graph:
@@ -102,57 +104,95 @@ def _check_weight_axis(node: ir.Node, name: str, found: list[Finding]) -> None:
 LOSSY = ("asymmetric", "weight_range")  # re-derived only when the user asks (symmetric=True)
 
 
-def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.ModelProto, list[str]]:
-    """The model with the re-derivable findings fixed (see the module docstring), and what
-    changed, one line per kind; lossy=False: only the exact ones (uint8 storage, int32 biases).
-    Graph inputs and outputs keep their dtypes (the interface)."""
-    ir_model = ir.from_proto(model)
-    graph = ir_model.graph
-    counts = {"requantized": 0, "restored": 0, "bias": 0, "weights": 0}
-    interface = {v.name for v in (*graph.inputs, *graph.outputs)}
-    for node in list(graph):
-        if node.op_type != "QuantizeLinear" or node.outputs[0].name in interface:
-            continue
-        scale, zp = const_array(node.inputs[1]), const_array(node.inputs[2]) if len(node.inputs) > 2 else None
-        if scale is None or scale.size != 1 or (zp is not None and zp.dtype == np.int8 and int(zp) == 0):
-            continue
-        dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
-        zero = int(zp) if zp is not None else 0
-        if not lossy and not (dtype == np.uint8 and zero == 128):
-            continue
-        info = np.iinfo(dtype)
-        low, high = float(scale) * (info.min - zero), float(scale) * (info.max - zero)
-        new_scale = np.float32(scale) if dtype == np.uint8 and zero == 128 else np.float32(max(abs(low), abs(high)) / 127.0)
-        counts["restored" if dtype == np.uint8 and zero == 128 else "requantized"] += 1
-        s_value, z_value = (
-            initializer(graph, np.asarray(new_scale), f"{node.name}_trt_scale"),
-            initializer(graph, np.asarray(np.int8(0)), f"{node.name}_trt_zp"),
-        )
-        for user in [node, *node.outputs[0].consumers()]:
-            if user.op_type in ("QuantizeLinear", "DequantizeLinear"):
-                user.replace_input_with(1, s_value)
-                user.replace_input_with(2, z_value)
-        node.outputs[0].type = ir.TensorType(ir.DataType.INT8)
-    for node in list(graph):
-        codes = const_array(node.inputs[0]) if node.op_type == "DequantizeLinear" else None
-        if codes is None:
-            continue
-        if codes.dtype == np.int32:  # a bias: its float value, as the DQ computes it
-            value = (codes.astype(np.float32) * const_array(node.inputs[1]).astype(np.float32)).astype(np.float32)  # type: ignore[union-attr]
+def make_symmetric(model: onnx.ModelProto | ir.Model, lossy: bool = True) -> tuple[onnx.ModelProto, list[str]]:
+    """The model (a proto: left as it is; an IR model: changed in place) with the re-derivable
+    findings fixed (see the module docstring), and what changed, one line per kind; lossy=False:
+    only the exact ones (uint8 storage, int32 biases). Graph inputs and outputs keep their dtypes
+    (the interface)."""
+    ir_model = ir.from_proto(model) if isinstance(model, onnx.ModelProto) else model
+    passes: list[ir_passes.PassBase] = [SymmetricActivations(lossy), FloatBiases(), *([ClipWeightCodes()] if lossy else [])]
+    counts = run_passes(ir_model, [*passes, common.RemoveUnusedNodesPass()])  # the scales, zero points and codes replaced
+    changes = {
+        "requantized": "asymmetric activations re-quantized symmetrically (range kept, coarser steps)",
+        "restored": "uint8 activations with zero point 128 stored as int8 (exact)",
+        "bias": "int32 biases made float constants (exact)",
+        "weights": "weights with codes of -128 clipped to -127 (one step on those codes)",
+    }
+    return ir.to_proto(ir_model), [f"{counts[kind]} {text}" for kind, text in changes.items() if counts.get(kind)]
+
+
+class SymmetricActivations(RewritePass):
+    """Activation Qs as int8 with zero point 0: uint8 ones with zero point 128 re-stored (exact)
+    and, `lossy`, asymmetric ones re-quantized over the same range."""
+
+    counts_as = ("requantized", "restored")
+
+    def __init__(self, lossy: bool) -> None:
+        super().__init__()
+        self.lossy = lossy
+
+    def rewrite(self, graph: ir.Graph) -> tuple[int, int]:
+        requantized = restored = 0
+        interface = {v.name for v in (*graph.inputs, *graph.outputs)}
+        for node in list(graph):
+            if node.op_type != "QuantizeLinear" or node.outputs[0].name in interface:
+                continue
+            scale, zp = const_array(node.inputs[1]), const_array(node.inputs[2]) if len(node.inputs) > 2 else None
+            if scale is None or scale.size != 1 or (zp is not None and zp.dtype == np.int8 and int(zp) == 0):
+                continue
+            dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
+            zero = int(zp) if zp is not None else 0
+            exact = dtype == np.uint8 and zero == 128
+            if not self.lossy and not exact:
+                continue
+            info = np.iinfo(dtype)
+            low, high = float(scale) * (info.min - zero), float(scale) * (info.max - zero)
+            new_scale = np.float32(scale) if exact else np.float32(max(abs(low), abs(high)) / 127.0)
+            restored, requantized = restored + exact, requantized + (not exact)
+            s_value, z_value = (
+                initializer(graph, np.asarray(new_scale), f"{node.name}_trt_scale"),
+                initializer(graph, np.asarray(np.int8(0)), f"{node.name}_trt_zp"),
+            )
+            for user in [node, *node.outputs[0].consumers()]:
+                if user.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                    user.replace_input_with(1, s_value)
+                    user.replace_input_with(2, z_value)
+            node.outputs[0].type = ir.TensorType(ir.DataType.INT8)
+        return requantized, restored
+
+
+class FloatBiases(RewritePass):
+    """int32 biases as float constants, their value as the DQ computes it (exact)."""
+
+    counts_as = ("bias",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        done = 0
+        for node in list(graph):
+            codes = const_array(node.inputs[0]) if node.op_type == "DequantizeLinear" else None
+            scale = const_array(node.inputs[1]) if codes is not None and codes.dtype == np.int32 else None
+            if codes is None or scale is None:
+                continue
+            value = (codes.astype(np.float32) * scale.astype(np.float32)).astype(np.float32)
             ir.convenience.replace_all_uses_with(node.outputs[0], initializer(graph, value, f"{node.name}_float"))
             graph.remove(node, safe=True)
-            counts["bias"] += 1
-        elif lossy and codes.dtype == np.int8 and codes.size and codes.min() == -128:
-            node.replace_input_with(0, initializer(graph, np.maximum(codes, -127).astype(np.int8), f"{node.name}_trt_codes"))
-            counts["weights"] += 1
-    common.RemoveUnusedNodesPass()(ir_model)  # the scales, zero points and codes replaced above
-    changes = [
-        f"{counts['requantized']} asymmetric activations re-quantized symmetrically (range kept, coarser steps)",
-        f"{counts['restored']} uint8 activations with zero point 128 stored as int8 (exact)",
-        f"{counts['bias']} int32 biases made float constants (exact)",
-        f"{counts['weights']} weights with codes of -128 clipped to -127 (one step on those codes)",
-    ]
-    return ir.to_proto(ir_model), [c for c, n in zip(changes, counts.values(), strict=True) if n]
+            done += 1
+        return done
+
+
+class ClipWeightCodes(RewritePass):
+    """int8 weight codes of -128 clipped to -127 (one step on those codes): TensorRT's range."""
+
+    counts_as = ("weights",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        done = 0
+        for node in list(graph):
+            codes = const_array(node.inputs[0]) if node.op_type == "DequantizeLinear" else None
+            if codes is not None and codes.dtype == np.int8 and codes.size and codes.min() == -128:
+                node.replace_input_with(0, initializer(graph, np.maximum(codes, -127).astype(np.int8), f"{node.name}_trt_codes"))
+                done += 1
+        return done
 
 
 class TensorRT(Target):
@@ -164,7 +204,7 @@ class TensorRT(Target):
     form = "the TensorRT form"
     options = ("symmetric",)
 
-    def derive(self, model: onnx.ModelProto, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+    def derive(self, model: ir.Model, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
         symmetric = bool(options.get("symmetric"))
         lossy = sorted((f for f in findings(model) if f.kind in LOSSY), key=lambda f: LOSSY.index(f.kind))
         if lossy and not symmetric:
@@ -172,7 +212,7 @@ class TensorRT(Target):
             raise QonvertError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
         derived, changes = make_symmetric(model, lossy=symmetric)
         remarks = [f"tensorrt: {c}" for c in changes]
-        remarks += [f"tensorrt: {f}" for f in findings(derived)]  # what stays: float layers, placements, the interface
+        remarks += [f"tensorrt: {f}" for f in findings(model)]  # what stays: float layers, placements, the interface
         return derived, remarks
 
     def findings(self, model: onnx.ModelProto) -> list[str]:

@@ -39,11 +39,11 @@ class InputSpec:
 DYNAMIC_DIM = 64  # a dynamic dimension other than the batch, unless input_shapes says otherwise
 
 
-def input_specs(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> list[InputSpec]:
+def input_specs(model: onnx.ModelProto | ir.Model, input_shapes: dict[str, list[int]] | None = None) -> list[InputSpec]:
     """The graph inputs, less state inputs (verify carries those from step to step); a dynamic
     batch becomes 1 and any other dynamic dimension DYNAMIC_DIM (a real image or sequence size,
     not a degenerate 1x1), or what `input_shapes` names."""
-    graph = ir.from_proto(model).graph
+    graph = (model if isinstance(model, ir.Model) else ir.from_proto(model)).graph
     specs = []
     given = dict(input_shapes or {})
     state_inputs = {s.input for s in read_states(model)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx_ir as ir
 import onnx_ir.passes as ir_passes
 
-from .base import CanonicalPass, run_passes, subgraphs
+from .base import RewritePass, run_passes, subgraphs
 from .batchnorm import FoldBatchnorm
 from .bias import FoldBiasAdd, QuantizeBiases
 from .constants import DropNoopReshapes, FoldConstantLayout
@@ -21,7 +21,7 @@ from .qdq import (
 )
 from .shapes import Cleanup
 
-__all__ = ["CanonicalPass", "canonical_passes", "canonicalize", "run_passes", "subgraphs"]
+__all__ = ["RewritePass", "canonical_passes", "canonicalize", "run_passes", "subgraphs"]
 
 
 def canonical_passes() -> list[ir_passes.PassBase]:

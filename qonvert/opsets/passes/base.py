@@ -22,7 +22,7 @@ from ..canonical import Rule, violations
 _RAN = "qonvert.passes_ran"  # model.meta: the names of the passes the model has been through
 
 
-class CanonicalPass(ir_passes.InPlacePass):
+class RewritePass(ir_passes.InPlacePass):
     """One exact rewrite of the main graph (and, `in_subgraphs`, of each Loop body and If branch)."""
 
     counts_as: ClassVar[tuple[str, ...]]  # the count(s) `rewrite` returns, by name
@@ -75,7 +75,7 @@ def run_passes(model: ir.Model, passes: Sequence[ir_passes.PassBase]) -> dict[st
             if isinstance(error, (ir_passes.PreconditionError, ir_passes.PostconditionError)):
                 raise QonvertError(f"internal error, {error}") from exc
         raise chain[-1] from None  # the pass's own exception, as it raised it
-    return {name: count for p in passes if isinstance(p, CanonicalPass) for name, count in p.counts.items()}
+    return {name: count for p in passes if isinstance(p, RewritePass) for name, count in p.counts.items()}
 
 
 def subgraphs(graph: ir.Graph) -> list[ir.Graph]:

@@ -7,7 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import add_dq, const_array, initializer, producer_op, single_consumer, weight_dq
-from .base import CanonicalPass
+from .base import RewritePass
 from .qdq import next_quantize
 
 
@@ -73,7 +73,7 @@ def _float_bias(conv: ir.Node) -> np.ndarray | None:
     return qp.dequantize(data).astype(np.float64)
 
 
-class FoldBatchnorm(CanonicalPass):
+class FoldBatchnorm(RewritePass):
     counts_as = ("batchnorm_folded",)
     after = ("FoldBiasAdd",)  # it needs Conv -> BatchNormalization adjacent: the bias Adds between folded
 

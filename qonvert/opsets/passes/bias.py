@@ -10,7 +10,7 @@ from ...errors import QonvertError
 from ..canonical import input_channel_weight, quantized_op_bias
 from ..graph_edit import add_dq, const_array, fresh_name, producer_op, qparams_of, single_consumer, source_label, weight_dq
 from ..qparams import QuantParams
-from .base import CanonicalPass
+from .base import RewritePass
 
 
 def _channel_vector(add: ir.Node, out: ir.Value, channels: int, channel_axis: int, rank: int) -> np.ndarray | None:
@@ -146,7 +146,7 @@ def quantize_biases(graph: ir.Graph) -> int:
     return done
 
 
-class FoldBiasAdd(CanonicalPass):
+class FoldBiasAdd(RewritePass):
     counts_as = ("bias_add_folded",)
     after = ("Cleanup",)  # it reads the Add's operand ranks: those shape inference gives
 
@@ -154,7 +154,7 @@ class FoldBiasAdd(CanonicalPass):
         return fold_bias_add(graph)
 
 
-class QuantizeBiases(CanonicalPass):
+class QuantizeBiases(RewritePass):
     counts_as = ("bias_quantized",)
     after = ("FoldBatchnorm",)  # BN folding rewrites the float bias it quantizes
     promises = (quantized_op_bias,)

@@ -9,7 +9,7 @@ import onnx_ir as ir
 
 from ...errors import QonvertError
 from ..graph_edit import add_dq, const_array, initializer, weight_dq
-from .base import CanonicalPass
+from .base import RewritePass
 
 
 def _apply(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | None] | None:
@@ -111,14 +111,14 @@ def _reroute(graph: ir.Graph, node: ir.Node, new: ir.Value) -> None:
         graph.remove(node, safe=True)
 
 
-class FoldConstantLayout(CanonicalPass):
+class FoldConstantLayout(RewritePass):
     counts_as = ("constant_layout_folded",)
 
     def rewrite(self, graph: ir.Graph) -> int:
         return fold_constant_layout(graph)
 
 
-class DropNoopReshapes(CanonicalPass):
+class DropNoopReshapes(RewritePass):
     counts_as = ("noop_reshape_dropped",)
     after = ("Cleanup",)  # it compares shapes: those shape inference gives
 

@@ -13,7 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import const_array, fresh_name, non_negative, single_consumer
-from .base import CanonicalPass
+from .base import RewritePass
 
 _THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose")
 
@@ -63,7 +63,7 @@ def _within_window(pool: ir.Node, begin: list[int], end: list[int]) -> bool:
     return len(kernel) == len(begin) - 2 and all(max(b, e) < k for b, e, k in zip(begin[2:], end[2:], kernel, strict=True))
 
 
-class FoldZeroPad(CanonicalPass):
+class FoldZeroPad(RewritePass):
     counts_as = ("pad_folded",)
 
     def rewrite(self, graph: ir.Graph) -> int:

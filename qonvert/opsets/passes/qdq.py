@@ -9,7 +9,7 @@ from ...metadata import TWIN
 from ..canonical import dq_not_shared, q_not_into_layout
 from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, fresh_name, initializer, producer_op, qparams_of, single_consumer
 from ..qparams import QuantParams
-from .base import CanonicalPass
+from .base import RewritePass
 
 
 def next_quantize(value: ir.Value) -> ir.Node | None:
@@ -239,7 +239,7 @@ def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
 # what ORT's fusions need (the float folds stay on the main graph: docs/design.md, "Passes").
 
 
-class QuantizeOpOutputs(CanonicalPass):
+class QuantizeOpOutputs(RewritePass):
     counts_as = ("output_q_added",)
     in_subgraphs = True
 
@@ -247,7 +247,7 @@ class QuantizeOpOutputs(CanonicalPass):
         return quantize_op_outputs(graph)
 
 
-class PushDQThroughLayout(CanonicalPass):
+class PushDQThroughLayout(RewritePass):
     counts_as = ("dq_pushed_through_layout",)
     in_subgraphs = True
     promises = (q_not_into_layout,)
@@ -256,7 +256,7 @@ class PushDQThroughLayout(CanonicalPass):
         return push_dq_through_layout(graph)
 
 
-class QuantizeLayoutOutputs(CanonicalPass):
+class QuantizeLayoutOutputs(RewritePass):
     counts_as = ("layout_output_quantized",)
     in_subgraphs = True
 
@@ -264,7 +264,7 @@ class QuantizeLayoutOutputs(CanonicalPass):
         return quantize_layout_outputs(graph)
 
 
-class SplitSharedDQ(CanonicalPass):
+class SplitSharedDQ(RewritePass):
     counts_as = ("dq_split",)
     in_subgraphs = True
     promises = (dq_not_shared,)
@@ -273,7 +273,7 @@ class SplitSharedDQ(CanonicalPass):
         return split_shared_dq(graph)
 
 
-class SettleRequantizations(CanonicalPass):
+class SettleRequantizations(RewritePass):
     counts_as = ("requantize_removed", "requantize_kept")
     in_subgraphs = True
 
@@ -281,7 +281,7 @@ class SettleRequantizations(CanonicalPass):
         return settle_requantizations(graph)
 
 
-class ActivationsToUint8(CanonicalPass):
+class ActivationsToUint8(RewritePass):
     counts_as = ("activations_to_uint8",)
     in_subgraphs = True
 
@@ -289,7 +289,7 @@ class ActivationsToUint8(CanonicalPass):
         return asymmetric_activations_to_uint8(graph)
 
 
-class TwinSharedQ(CanonicalPass):
+class TwinSharedQ(RewritePass):
     counts_as = ("q_twinned",)
     in_subgraphs = True
     # a Q read by two DQs is what splitting a shared DQ leaves; only int8 Qs need twins (those

@@ -19,7 +19,7 @@ import onnx_ir.passes.common as common
 # it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
 from onnx_ir.passes.common import _c_api_utils
 
-from .base import CanonicalPass
+from .base import RewritePass
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def infer_shapes(model: ir.Model) -> None:
                 value.shape = ir.Shape(dims)
 
 
-class Cleanup(CanonicalPass):
+class Cleanup(RewritePass):
     """Identities and unused nodes out, nodes in topological order, and (`shapes`) each value's
     dtype and shape inferred; `shapes=None`: only where a graph output lacks them (ONNX requires
     them there; the values the passes add inside carry none, as ORT needs none)."""
