@@ -269,7 +269,7 @@ def inspect(model: str | os.PathLike[str], target: str | None = None) -> Inspect
             ops[node.op_type] = (ops.get(node.op_type, (0, True))[0] + 1, True)
         found = targets.target(target).findings(proto) if target is not None else None
         return InspectReport("onnx", tensors, ops, fusion_report(proto), found)
-    from .converters import load_source, quant_params
+    from .converters import load_source, qparams
     from .converters.registry import lookup
 
     source = load_source(path)
@@ -277,7 +277,7 @@ def inspect(model: str | os.PathLike[str], target: str | None = None) -> Inspect
     for op in source.ops:
         n, _ = counts.get(op.type, (0, True))
         counts[op.type] = (n + 1, lookup(source.framework, op.type) is not None)
-    tensors = [_quantized(name, qp) for name, qp in quant_params(source).items()]
+    tensors = [_quantized(name, qp) for name, qp in qparams(source).items()]
     return InspectReport(source.framework, tensors, counts)
 
 

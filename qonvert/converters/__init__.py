@@ -66,9 +66,9 @@ def load_source(path: Any, framework: str | None = None, **options: Any) -> Sour
     return chosen.load(path, chosen.options(**options))
 
 
-def quant_params(source: SourceGraph) -> dict[str, QuantParams]:
+def qparams(source: SourceGraph) -> dict[str, QuantParams]:
     """Every quantized tensor's parameters as the reader parsed them, in ONNX terms (inspect)."""
-    return FRONTENDS[source.framework].quant_params(source)
+    return FRONTENDS[source.framework].qparams(source)
 
 
 def build(source: SourceGraph, opset: int | None = None) -> Conversion:

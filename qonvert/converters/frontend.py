@@ -54,7 +54,7 @@ class Frontend(ABC):
             raise QonvertError(f"option {unknown[0]!r} does not apply to {self.name} models (options: {takes})")
         return self.options_type(**given)
 
-    def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
+    def qparams(self, source: SourceGraph) -> dict[str, QuantParams]:
         """Every quantized tensor's parameters as the reader parsed them, in ONNX terms."""
         return dict(source.quant)
 

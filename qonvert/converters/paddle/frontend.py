@@ -45,7 +45,7 @@ class PaddleFrontend(Frontend):
         assert isinstance(options, PaddleOptions)
         return load(path, options.observers)
 
-    def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
+    def qparams(self, source: SourceGraph) -> dict[str, QuantParams]:
         return parsed_params(source)
 
     def min_opset(self, source: SourceGraph) -> int:

@@ -39,7 +39,7 @@ def bits_of(op: SourceOp) -> int:
     return bits
 
 
-def quant_params(
+def qparams(
     op: SourceOp, abs_max: np.ndarray, zero_point: np.ndarray | None, shape: tuple[int, ...] | None, tensor: str, validate: bool = True
 ) -> QuantParams:
     """QuantParams of a quantize_linear/dequantize_linear op acting on a tensor of `shape`
@@ -81,7 +81,7 @@ def parsed_params(graph: SourceGraph) -> dict[str, QuantParams]:
             continue
         zp = graph.constants.get(op.input("ZeroPoint") or "")
         shape = graph.constants[x].shape if x in graph.constants else graph.shapes.get(x)
-        found[x] = quant_params(op, scale, zp, tuple(shape) if shape is not None else None, x, validate=False)
+        found[x] = qparams(op, scale, zp, tuple(shape) if shape is not None else None, x, validate=False)
     return found
 
 

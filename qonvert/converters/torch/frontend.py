@@ -181,7 +181,7 @@ class TorchFrontend(Frontend):
         fallback = any(is_fallback("torch", str(n.target)) for n in program.graph.nodes if n.op == "call_function")
         return read_exported(program, str(path) if isinstance(path, Path) else type(path).__name__, promote=fallback)
 
-    def quant_params(self, source: SourceGraph) -> dict[str, QuantParams]:
+    def qparams(self, source: SourceGraph) -> dict[str, QuantParams]:
         """Each quantize/dequantize op's parameters, by the tensor it (de)quantizes (PT2E), and
         every quantized tensor's own (TorchScript)."""
         from .ops.args import tensor_name

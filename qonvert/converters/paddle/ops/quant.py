@@ -10,16 +10,16 @@ from ....opsets.qparams import QuantParams
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
-from ..quant import fold_quantize, quant_params
+from ..quant import fold_quantize, qparams
 
 
-def _params(ctx: ConversionContext, op: SourceOp, validate: bool = True) -> QuantParams:
+def _qparams(ctx: ConversionContext, op: SourceOp, validate: bool = True) -> QuantParams:
     x = op.input("X")
     scale = ctx.array(op.input("Scale"))
     if scale is None:
         raise QonvertError(f"op {op.label}: scale is not a constant")
     zp = ctx.array(op.input("ZeroPoint"))
-    return quant_params(op, scale, zp, ctx.shape(x), x or "?", validate)
+    return qparams(op, scale, zp, ctx.shape(x), x or "?", validate)
 
 
 def _zero_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value | None:
@@ -38,7 +38,7 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if zeros is not None:
         return zeros
     data = ctx.array(op.input("X"))
-    qp = _params(ctx, op, validate=data is None)
+    qp = _qparams(ctx, op, validate=data is None)
     if data is not None:  # a float weight: fold as Paddle computes it
         folded = fold_quantize(op, data, qp)
         return ctx.b.const(folded.astype(np.float32), f"{op.output('Y')}_folded")
@@ -61,7 +61,7 @@ def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         return zeros
     name = op.output("Y") or "dq"
     data = ctx.array(op.input("X"))
-    qp = _params(ctx, op, validate=data is None)
+    qp = _qparams(ctx, op, validate=data is None)
     if data is not None:  # weight: integer values stored as float (QAT) or int8 (PTQ)
         if data.dtype.kind == "f" and not np.array_equal(data, np.rint(data)):
             raise QonvertError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
