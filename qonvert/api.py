@@ -17,7 +17,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import _c_api_utils
 
 from . import onnx_file, targets
-from .errors import QonvertError
+from .errors import InputError, InternalError, QonvertError
 from .metadata import SOURCE_OP, read_states
 from .onnx_file import load_onnx, save_atomic
 from .opsets import versions
@@ -48,7 +48,7 @@ class ConvertResult:
         back from the output on first use (weights past 2 GiB stay in their `.data` file)."""
         if self._model is None:
             if self.output is None:
-                raise QonvertError("internal error, a conversion without an output kept no model")
+                raise InternalError("internal error, a conversion without an output kept no model")
             self._model = onnx.load(str(self.output), load_external_data=False)
         return self._model
 
@@ -89,7 +89,7 @@ def convert(
     from .converters.source import drop_pages, mapped_files, page_releaser
 
     if opset is not None and not versions.MIN_OPSET <= opset <= versions.MAX_OPSET:
-        raise QonvertError(f"opset {opset}: supported opsets are {versions.MIN_OPSET}..{versions.MAX_OPSET}")
+        raise InputError(f"opset {opset}: supported opsets are {versions.MIN_OPSET}..{versions.MAX_OPSET}")
     chosen, target_options = _target(target, speed, symmetric=symmetric, calibration=calibration)
     source = load_source(model, framework, **options)
     where, fw = str(source.path), source.framework
@@ -103,9 +103,9 @@ def convert(
     problems = check_canonical(built)
     from_file = [p for p in problems if "weight zero point is not 0" in p]  # qonvert never makes one
     if from_file:
-        raise QonvertError(f"{where}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
+        raise InputError(f"{where}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
     if problems:
-        raise QonvertError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
+        raise InternalError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None
 
     def done(proto: onnx.ModelProto | None, canonical: onnx.ModelProto | None = None) -> ConvertResult:
@@ -123,7 +123,7 @@ def convert(
         save_atomic(built, out_path, release=page_releaser(mapped))
         return done(None)
     if onnx_file.initializer_bytes(built) >= onnx_file.EXTERNAL_DATA_BYTES:
-        raise QonvertError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
+        raise InputError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
     proto = ir.to_proto(built)  # the canonical form, kept beside a target's
     drop_pages(mapped)  # serialising read the int8 weights' pages again
     del mapped
@@ -138,7 +138,7 @@ def convert(
         try:
             onnx.checker.check_model(model, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise QonvertError(f"{where}: internal error, {chosen.form} fails onnx.checker: {exc}") from None
+            raise InternalError(f"{where}: internal error, {chosen.form} fails onnx.checker: {exc}") from None
 
     if out_path is None:
         derived_checked(derived.SerializeToString())
@@ -157,25 +157,25 @@ def _checker_error(where: str, model: ir.Model, exc: Exception) -> QonvertError:
         node = next((n for n in model.graph if n.name == match.group(1)), None)
         source_op = node.metadata_props.get(SOURCE_OP) if node is not None else None
         if source_op:
-            return QonvertError(f"{where}: op {source_op}: the file's tensor types or shapes do not fit the op ({match.group(2)[:200]})")
+            return InputError(f"{where}: op {source_op}: the file's tensor types or shapes do not fit the op ({match.group(2)[:200]})")
         if node is not None and "existing shape differ" in match.group(2):  # a declared shape, read from the file
             tensor = node.outputs[0].name if node.outputs else "?"
-            return QonvertError(f"{where}: tensor {tensor!r}: the file declares a shape that its ops do not compute ({match.group(2)[:200]})")
-    return QonvertError(f"{where}: internal error, the converted model fails onnx.checker: {text[:500]}")
+            return InputError(f"{where}: tensor {tensor!r}: the file declares a shape that its ops do not compute ({match.group(2)[:200]})")
+    return InternalError(f"{where}: internal error, the converted model fails onnx.checker: {text[:500]}")
 
 
 def _target(name: str | None, speed: bool, **options: Any) -> tuple[Target | None, dict[str, Any]]:
     """The target asked for (speed=True: ort-speed) and the options it takes; an option given
     for a target that does not take it is an error naming the target that does."""
     if speed and name not in (None, "ort-speed"):
-        raise QonvertError(f"speed form and target {name!r}: choose one (the speed form is ORT CPU's)")
+        raise InputError(f"speed form and target {name!r}: choose one (the speed form is ORT CPU's)")
     wanted = "ort-speed" if speed else name
     chosen = targets.target(wanted) if wanted is not None else None
     for option, value in options.items():
         if value and (chosen is None or option not in chosen.options):
             owner = next(t.name for t in targets.all_targets() if option in t.options)
             given = f"target {chosen.name!r}" if chosen else "the canonical form"
-            raise QonvertError(f"{option} is an option of target {owner!r} (--target {owner}), not of {given}")
+            raise InputError(f"{option} is an option of target {owner!r} (--target {owner}), not of {given}")
     return chosen, {k: v for k, v in options.items() if chosen is not None and k in chosen.options}
 
 
@@ -251,7 +251,7 @@ def inspect(model: str | os.PathLike[str], target: str | None = None) -> Inspect
     with `target`, what that target would change, reject or run outside int8 (ONNX files)."""
     path = Path(model)
     if target is not None and path.suffix != ".onnx":
-        raise QonvertError(f"{model}: --target checks a converted .onnx model")
+        raise InputError(f"{model}: --target checks a converted .onnx model")
     if path.suffix == ".onnx":
         proto = load_onnx(path)
         graph = ir.from_proto(proto).graph

@@ -1,4 +1,5 @@
-"""The qonvert command: convert, verify, inspect. Exit 0 ok / equivalent, 1 not equivalent, 2 error."""
+"""The qonvert command: convert, verify, inspect. Exit 0 ok / equivalent, 1 not equivalent, 2 bad
+input, 3 a bug in qonvert (--debug shows its traceback)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import gc
 import json
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import api
-from .errors import QonvertError
+from .errors import InputError, InternalError, QonvertError
 from .targets import TARGET_NAMES
 from .verify.report import BARS
 
@@ -28,6 +31,7 @@ INPUT_SHAPE = "shape of an input with dynamic dimensions (default: batch 1, othe
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qonvert", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback (for reporting a bug in qonvert)")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("convert", help="convert a quantized model to canonical QDQ ONNX")
     c.add_argument("model", help="model file, directory or path prefix")
@@ -96,8 +100,6 @@ def _render(report: api.VerifyReport, html_path: str | None, quiet: bool = False
 
         print_report(report)
     if html_path:
-        from pathlib import Path
-
         from .verify.html import write_html
 
         write_html(report, Path(html_path))
@@ -143,9 +145,9 @@ def _input_shapes(items: list[str]) -> dict[str, list[int]]:
         try:
             shapes[name] = [int(d) for d in dims.split(",")]
         except ValueError:
-            raise QonvertError(f"--input-shape {item!r}: expected NAME=D,D,...") from None
+            raise InputError(f"--input-shape {item!r}: expected NAME=D,D,...") from None
         if not name or any(d < 1 for d in shapes[name]):
-            raise QonvertError(f"--input-shape {item!r}: expected NAME=D,D,... with positive dimensions")
+            raise InputError(f"--input-shape {item!r}: expected NAME=D,D,... with positive dimensions")
     return shapes
 
 
@@ -161,9 +163,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("ignore", category)
         try:
             return _COMMANDS[args.command](args)
-        except QonvertError as exc:
-            print(f"qonvert: error: {exc}", file=sys.stderr)
-            return 2
+        except Exception as exc:
+            if args.debug:
+                raise
+            print(f"qonvert: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_INPUT if isinstance(exc, QonvertError) and not isinstance(exc, InternalError) else EXIT_INTERNAL
+
+
+EXIT_INPUT, EXIT_INTERNAL = 2, 3
+
+
+def _one_line(exc: Exception) -> str:
+    """A QonvertError's own line; anything else is qonvert's bug, named with where it was raised."""
+    if isinstance(exc, QonvertError):
+        return str(exc)
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    return str(InternalError(f"{type(exc).__name__}: {exc}{at}"))
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -218,12 +234,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .zoo.render import zoo_run
 
     if args.update_golden and not args.golden:
-        raise QonvertError("--update-golden needs --golden DIR")
+        raise InputError("--update-golden needs --golden DIR")
     return zoo_run(
         Path(args.manifest),
         args.filter,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class QonvertError(Exception):
-    """A problem with the user's input (file, op, tensor, option); the CLI exits 2 on it."""
+    """What qonvert raises: an InputError (the user's file or options; exit 2) or an InternalError
+    (qonvert's own bug; exit 3). Always one line."""
 
     max_message = 1000  # characters of a whole message
 
@@ -24,7 +25,31 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 150]} … {text[-140:]}"
 
 
-class UnsupportedOpsError(QonvertError):
+class InputError(QonvertError):
+    """A problem with the user's input (file, op, tensor, option): the CLI exits 2."""
+
+
+REPORT = "a bug in qonvert: please report this line, with the model if you can"
+
+
+class InternalError(QonvertError):
+    """qonvert's own bug (a broken contract on a valid model, an op newer than the opset, an
+    exception a mapper or pass did not expect): one line naming the source op or pass, and what
+    to do with it. The CLI exits 3."""
+
+    def __init__(self, message: str) -> None:
+        text = str(message)
+        text = text if "internal error" in text else f"internal error, {text}"
+        super().__init__(text if REPORT in text else f"{text} ({REPORT})")
+
+
+def located(error: QonvertError, where: str) -> QonvertError:
+    """The same kind of error, its message prefixed with where it happened (a file, an op)."""
+    kind = InternalError if isinstance(error, InternalError) else InputError
+    return kind(f"{where}: {error}")
+
+
+class UnsupportedOpsError(InputError):
     """Every unsupported op of a model, listed at once before any conversion work."""
 
     max_message = 8000  # every op type is named, however many

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .errors import QonvertError
+from .errors import InputError
 
 VERSION = "qonvert.version"
 SOURCE_FRAMEWORK = "qonvert.source_framework"
@@ -76,4 +76,4 @@ def read_states(model: onnx.ModelProto | ir.Model) -> list[StateVariable]:
             for e in json.loads(raw)
         ]
     except (ValueError, TypeError, KeyError) as exc:
-        raise QonvertError(f"metadata {STATE!r} is malformed ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"metadata {STATE!r} is malformed ({type(exc).__name__}: {exc})") from None

@@ -11,7 +11,7 @@ from typing import Any
 import onnx_ir as ir
 
 from .. import __version__, metadata
-from ..errors import QonvertError
+from ..errors import InputError, InternalError, QonvertError, located
 from ..opsets import versions
 from ..opsets.builder import GraphBuilder
 from ..opsets.passes import canonicalize
@@ -42,16 +42,16 @@ def frontend(path: Any, framework: str | None = None) -> Frontend:
     """The frontend named, or the first whose `detect` takes the path (or in-memory model)."""
     if framework is not None:
         if framework not in FRONTENDS:
-            raise QonvertError(f"framework {framework!r} is not supported: {', '.join(FRONTENDS)}")
+            raise InputError(f"framework {framework!r} is not supported: {', '.join(FRONTENDS)}")
         return FRONTENDS[framework]
     for candidate in FRONTENDS.values():
         if candidate.detect(path):
             return candidate
     if not isinstance(path, Path):
-        raise QonvertError(f"{type(path).__name__}: not a model qonvert can read (a path, or a PyTorch module)")
+        raise InputError(f"{type(path).__name__}: not a model qonvert can read (a path, or a PyTorch module)")
     if not path.exists():
-        raise QonvertError(f"{path}: no such file or directory (nor a path prefix of a model)")
-    raise QonvertError(f"{path}: cannot tell the framework (expected a .tflite file, a Paddle .json/.pdmodel program or a PyTorch .pt2)")
+        raise InputError(f"{path}: no such file or directory (nor a path prefix of a model)")
+    raise InputError(f"{path}: cannot tell the framework (expected a .tflite file, a Paddle .json/.pdmodel program or a PyTorch .pt2)")
 
 
 def as_source(model: Any) -> Any:
@@ -79,12 +79,12 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     builder = GraphBuilder(opset=target)
     ctx = run_mappers(source, builder)
     if builder.min_opset > target:
-        raise QonvertError(f"{source.path}: internal error, the graph needs opset {builder.min_opset}, built for {target}")
+        raise InternalError(f"{source.path}: internal error, the graph needs opset {builder.min_opset}, built for {target}")
     outputs = [ctx.output(n) for n in source.outputs]
     inputs = ctx.graph_inputs
     for out_name, value in zip(source.outputs, outputs, strict=True):
         if value.is_graph_input() or value.const_value is not None or value in outputs[: outputs.index(value)]:
-            raise QonvertError(f"{source.path}: output {out_name!r} is an input or constant; not supported")
+            raise InputError(f"{source.path}: output {out_name!r} is an input or constant; not supported")
     meta = {
         metadata.VERSION: __version__,
         metadata.SOURCE_FRAMEWORK: source.framework,
@@ -94,8 +94,8 @@ def build(source: SourceGraph, opset: int | None = None) -> Conversion:
     model = builder.finish(inputs, outputs, opset=target, metadata=meta)
     try:
         counts = canonicalize(model)
-    except QonvertError as exc:  # a pass meeting what the file says (a bias past int32 ...)
-        raise QonvertError(f"{source.path}: {exc}") from None
+    except QonvertError as exc:  # a pass meeting what the file says (a bias past int32 ...), or a pass's bug
+        raise located(exc, str(source.path)) from None
     _restore_output_names(model, source.outputs)
     _declare_output_types(model, source)
     names = {k: v for k, v in ctx.name_map.items() if v}
@@ -116,12 +116,12 @@ def _declare_output_types(model: ir.Model, source: SourceGraph) -> None:
         if value.type is None and source.dtypes.get(name) in NP_TO_IR and name not in source.quant:
             value.type = ir.TensorType(NP_TO_IR[source.dtypes[name]])
         if value.type is None:  # neither the file nor shape inference says (a corrupt declaration)
-            raise QonvertError(f"{source.path}: output {name!r} has no declared type, and none can be inferred")
+            raise InputError(f"{source.path}: output {name!r} has no declared type, and none can be inferred")
         shape = source.shapes.get(name)
         inferred = list(value.shape) if value.shape is not None else None
         if shape is None:
             if inferred is None:
-                raise QonvertError(f"{source.path}: the shape of output {name!r} is unknown, in the source and after conversion")
+                raise InputError(f"{source.path}: the shape of output {name!r} is unknown, in the source and after conversion")
             continue
         perm = source.io_perms.get(name)
         dims: list[int | str] = [shape[p] for p in perm] if perm else list(shape)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ..errors import QonvertError, UnsupportedOpsError
+from ..errors import InputError, InternalError, QonvertError, UnsupportedOpsError, located
 from ..metadata import SOURCE_OP
 from ..opsets.builder import GraphBuilder
 from ..opsets.qparams import QuantParams
@@ -43,7 +43,7 @@ def compose(held: tuple[int, ...] | None, want: tuple[int, ...] | None, rank: in
     identity = tuple(range(rank))
     held, want = held or identity, want or identity
     if sorted(held) != list(identity) or sorted(want) != list(identity):  # the file's ranks disagree with each other
-        raise QonvertError(f"a tensor of rank {rank} is held or wanted in layout {list(held)} -> {list(want)}: the ranks in the file disagree")
+        raise InputError(f"a tensor of rank {rank} is held or wanted in layout {list(held)} -> {list(want)}: the ranks in the file disagree")
     inverse = [held.index(i) for i in range(rank)]
     perm = [inverse[w] for w in want]
     return None if perm == list(identity) else perm
@@ -96,10 +96,10 @@ class ConversionContext:
 
     def value(self, name: str | None) -> ir.Value:
         if name is None:
-            raise QonvertError("missing input")
+            raise InputError("missing input")
         if name not in self.values:
             if name not in self.source.constants:
-                raise QonvertError(f"{self.source.path}: tensor {name!r} is used before it is produced")
+                raise InputError(f"{self.source.path}: tensor {name!r} is used before it is produced")
             qp = self.source.quant.get(name)
             data = self.source.constants[name]
             self.values[name] = self.b.const(data, name) if qp is None else self.b.int_weight(data, qp, name)
@@ -139,7 +139,7 @@ class ConversionContext:
     def input(self, op: SourceOp, slot: str, index: int = 0) -> ir.Value:
         name = op.input(slot, index)
         if name is None:
-            raise QonvertError(f"op {op.label}: missing input {slot}")
+            raise InputError(f"op {op.label}: missing input {slot}")
         return self.value(name)
 
     def shape(self, name: str | None) -> tuple[int, ...] | None:
@@ -152,7 +152,7 @@ class ConversionContext:
     def rank(self, op: SourceOp, slot: str) -> int:
         shape = self.shape(op.input(slot))
         if shape is None:
-            raise QonvertError(f"op {op.label}: rank of input {slot} is unknown")
+            raise InputError(f"op {op.label}: rank of input {slot} is unknown")
         return len(shape)
 
     # -- binding outputs ----------------------------------------------------------
@@ -239,7 +239,7 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
     ctx = ConversionContext(source, builder)
     for info in source.inputs:
         if info.dtype not in NP_TO_IR:
-            raise QonvertError(f"{source.path}: input {info.name!r} has dtype {info.dtype!r:.40}, not a tensor type")
+            raise InputError(f"{source.path}: input {info.name!r} has dtype {info.dtype!r:.40}, not a tensor type")
         perm = source.io_perms.get(info.name)
         shape = [info.shape[p] for p in perm] if perm else list(info.shape)
         dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(shape)]
@@ -282,4 +282,8 @@ def _map_ops(ctx: ConversionContext, where: str) -> None:
         except QonvertError as exc:
             if op.type in str(exc):
                 raise
-            raise QonvertError(f"{where}op {op.label}: {exc}") from exc
+            raise located(exc, f"{where}op {op.label}") from exc
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # what the mapper did not expect: qonvert's bug, named by the op
+            raise InternalError(f"{where}op {op.label}: internal error, {type(exc).__name__}: {exc}") from exc

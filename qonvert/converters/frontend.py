@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..opsets import versions
 from ..opsets.qparams import QuantParams
 from .source import SourceGraph
@@ -51,7 +51,7 @@ class Frontend(ABC):
         unknown = sorted(set(given) - fields)
         if unknown:
             takes = ", ".join(sorted(fields)) or "none"
-            raise QonvertError(f"option {unknown[0]!r} does not apply to {self.name} models (options: {takes})")
+            raise InputError(f"option {unknown[0]!r} does not apply to {self.name} models (options: {takes})")
         return self.options_type(**given)
 
     def qparams(self, source: SourceGraph) -> dict[str, QuantParams]:
@@ -78,4 +78,4 @@ class Frontend(ABC):
 
     def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
         """Every tensor the runtime computes, by source name, one dict per feed."""
-        raise QonvertError(f"{path}: {self.runtime} does not give intermediate tensors")
+        raise InputError(f"{path}: {self.runtime} does not give intermediate tensors")

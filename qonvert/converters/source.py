@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..metadata import StateVariable
 from ..naming import unique_name
 from ..opsets.qparams import QuantParams
@@ -70,13 +70,13 @@ class SourceOp:
     def int_attr(self, *names: str, default: int, low: int | None = None, high: int | None = None) -> int:
         value = self.attr(*names, default=default)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not _within(int(value), low, high):
-            raise QonvertError(f"op {self.label}: attribute {names[0]}={_short(value)} is not an integer{_bounds(low, high)}")
+            raise InputError(f"op {self.label}: attribute {names[0]}={_short(value)} is not an integer{_bounds(low, high)}")
         return int(value)
 
     def float_attr(self, *names: str, default: float) -> float:
         value = self.attr(*names, default=default)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or np.isnan(float(value)):
-            raise QonvertError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a number")
+            raise InputError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a number")
         return float(value)
 
     def ints_attr(self, *names: str, default: list[int], low: int | None = None, high: int | None = None) -> list[int]:
@@ -87,7 +87,7 @@ class SourceOp:
             or len(items) > MAX_RANK
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and _within(int(v), low, high) for v in items)
         ):
-            raise QonvertError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a list of integers{_bounds(low, high)}")
+            raise InputError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a list of integers{_bounds(low, high)}")
         return [int(v) for v in items]
 
     @property
@@ -186,7 +186,7 @@ def map_file(path: Path, what: str) -> memoryview:
                 return memoryview(b"")
             return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
     except OSError as exc:
-        raise QonvertError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
 def mapped_files(arrays: Iterable[np.ndarray]) -> list[mmap.mmap]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ..errors import QonvertError
+from ..errors import InputError, InternalError
 from ..naming import unique_name
 from . import versions
 from .qparams import NUMPY_DTYPES, QuantParams
@@ -97,11 +97,11 @@ class GraphBuilder:
             attributes = ir.convenience.convert_attributes(given)
         except (TypeError, ValueError):  # a value read from the file is no ONNX attribute (a nested list ...)
             shown = {k: (repr(v)[:40] + "…" if len(repr(v)) > 40 else repr(v)) for k, v in (attrs or {}).items()}
-            raise QonvertError(f"{op_type}: attributes {shown} are not valid ONNX attribute values") from None
+            raise InputError(f"{op_type}: attributes {shown} are not valid ONNX attribute values") from None
         try:
             versions.check_op(op_type, domain, self.opset, set(given), len(inputs))
         except versions.OpsetError as exc:  # the registry's opset for the mapper is too low
-            raise QonvertError(f"internal error, {exc}: the graph is built at opset {self.opset}") from None
+            raise InternalError(f"internal error, {exc}: the graph is built at opset {self.opset}") from None
         node = ir.Node(
             domain,
             op_type,
@@ -169,7 +169,7 @@ class GraphBuilder:
         that torch.onnx drops."""
         if qp.narrow:
             if qp.per_axis:
-                raise QonvertError(f"tensor {x.name!r}: a per-axis quantization with a narrow range is not supported")
+                raise InputError(f"tensor {x.name!r}: a per-axis quantization with a narrow range is not supported")
             lo, hi = ((np.asarray(q) - qp.zero_point) * qp.scale for q in qp.code_range)
             x = self.op("Clip", [x, self.const(np.float32(lo)), self.const(np.float32(hi))])
         return self._qdq("QuantizeLinear", x, qp, name or f"{x.name}_q")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import QonvertError
+from ..errors import InputError
 from . import versions
 
 DEAD_SCALE = 1e-30  # a weight channel quantized below this contributes nothing float32 can hold
@@ -48,16 +48,16 @@ class QuantParams:
 
     def __post_init__(self) -> None:
         if self.dtype not in QDTYPES:
-            raise QonvertError(f"quantized dtype {self.dtype!r} is not supported")
+            raise InputError(f"quantized dtype {self.dtype!r} is not supported")
         lo, hi = QDTYPES[self.dtype]
         object.__setattr__(self, "scale", np.asarray(self.scale, dtype=np.float32))
         object.__setattr__(self, "zero_point", np.asarray(self.zero_point).astype(np.int64))
         try:
             qmin, qmax = (lo if self.qmin is None else int(self.qmin)), (hi if self.qmax is None else int(self.qmax))
         except (TypeError, ValueError, OverflowError):
-            raise QonvertError(f"quantization range [{self.qmin!r:.40}, {self.qmax!r:.40}] is not a pair of integers") from None
+            raise InputError(f"quantization range [{self.qmin!r:.40}, {self.qmax!r:.40}] is not a pair of integers") from None
         if not lo <= qmin <= qmax <= hi:
-            raise QonvertError(f"quantization range [{qmin}, {qmax}] is outside {self.dtype}'s [{lo}, {hi}]")
+            raise InputError(f"quantization range [{qmin}, {qmax}] is outside {self.dtype}'s [{lo}, {hi}]")
         object.__setattr__(self, "qmin", qmin)
         object.__setattr__(self, "qmax", qmax)
 
@@ -99,36 +99,36 @@ class QuantParams:
         s = self.scale
         if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
             bad = s[~(np.isfinite(s) & (s > 0))] if s.size else s
-            raise QonvertError(f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}")
+            raise InputError(f"tensor {tensor!r}: quantization scale must be finite and > 0, got {bad.ravel()[:4].tolist()}")
         lo, hi = self.dtype_range
         if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):  # type: ignore[operator]
-            raise QonvertError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
+            raise InputError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
         if self.blocked:
             self._validate_blocks(tensor, shape)
         elif self.per_axis:
             if s.ndim != 1 or self.zero_point.shape != s.shape:
-                raise QonvertError(f"tensor {tensor!r}: per-axis scale and zero point must be 1-D of one length")
+                raise InputError(f"tensor {tensor!r}: per-axis scale and zero point must be 1-D of one length")
             if shape is not None:
                 axis = self.axis if self.axis is not None else 0
                 if not -len(shape) <= axis < len(shape):
-                    raise QonvertError(f"tensor {tensor!r}: quant axis {axis} out of range for rank {len(shape)}")
+                    raise InputError(f"tensor {tensor!r}: quant axis {axis} out of range for rank {len(shape)}")
                 if shape[axis] != s.size:
-                    raise QonvertError(f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}")
+                    raise InputError(f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}")
         elif s.ndim != 0 or self.zero_point.ndim != 0:
-            raise QonvertError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
+            raise InputError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
         return self
 
     def _validate_blocks(self, tensor: str, shape: tuple[int, ...] | None) -> None:
         s, axis, block = self.scale, self.axis or 0, int(self.block_size or 0)
         if block < 1 or self.zero_point.shape != s.shape or s.ndim == 0:
-            raise QonvertError(f"tensor {tensor!r}: block quantization needs a block size >= 1 and scale / zero point of one shape")
+            raise InputError(f"tensor {tensor!r}: block quantization needs a block size >= 1 and scale / zero point of one shape")
         if shape is None:
             return
         if s.ndim != len(shape) or not -len(shape) <= axis < len(shape):
-            raise QonvertError(f"tensor {tensor!r}: block scales of rank {s.ndim} (axis {axis}) for a tensor of rank {len(shape)}")
+            raise InputError(f"tensor {tensor!r}: block scales of rank {s.ndim} (axis {axis}) for a tensor of rank {len(shape)}")
         expect = tuple(-(-d // block) if i == axis % len(shape) else d for i, d in enumerate(shape))
         if s.shape != expect:
-            raise QonvertError(f"tensor {tensor!r}: block scales of shape {list(s.shape)} for shape {list(shape)} in blocks of {block}")
+            raise InputError(f"tensor {tensor!r}: block scales of shape {list(s.shape)} for shape {list(shape)} in blocks of {block}")
 
     def expanded(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """scale, zero point broadcast against a tensor of `shape` (a block's repeated along its axis)."""
@@ -151,7 +151,7 @@ class QuantParams:
         if not self.per_axis or s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0):
             return self, data, None
         axis = self.axis if self.axis is not None else 0
-        if not -data.ndim <= axis < data.ndim or data.shape[axis] != s.size:
+        if not -data.ndim <= axis < data.ndim or data.shape[axis] != s.size or self.zero_point.size != s.size:
             return self, data, None  # validate() names the mismatch
         zero_point = self.zero_point.reshape(-1).astype(np.int64)
         dead = s < DEAD_SCALE

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from ..errors import QonvertError
+from ..errors import InputError
 
 
 @dataclass
@@ -80,7 +80,7 @@ def compare(name: str, ours: list[np.ndarray], ref: list[np.ndarray], lsb: float
     a = np.concatenate([np.asarray(x, np.float64).ravel() for x in ours])
     b = np.concatenate([np.asarray(x, np.float64).ravel() for x in ref])
     if a.shape != b.shape:
-        raise QonvertError(f"output {name!r}: ours has {a.size} values, the reference {b.size}")
+        raise InputError(f"output {name!r}: ours has {a.size} values, the reference {b.size}")
     diff = np.abs(a - b) / lsb
     if _on_grid(a / lsb) and _on_grid(b / lsb):  # both quantized at this step: count whole steps
         diff = np.abs(np.rint(a / lsb) - np.rint(b / lsb))

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, SOURCE_OP, TWIN, metadata
 from .ort import run, session
 
@@ -58,7 +58,7 @@ def compare_layers(
     """One LayerStats per quantized source tensor the reference exposes, in graph order."""
     cut_model, cuts = _cut(model, set(reference[0]) if reference else set())
     if not cuts:
-        raise QonvertError("per-layer: no quantized tensor of the ONNX model is named as a tensor of the reference")
+        raise InputError("per-layer: no quantized tensor of the ONNX model is named as a tensor of the reference")
     sess = session(cut_model, device)
     worst: dict[str, list[int]] = {c.value: [0, 0, 0] for c in cuts}  # max steps, exact, elements
     shapes = {c.value: tuple(int(d) for d in np.shape(reference[0][c.source])) for c in cuts} if reference else {}
@@ -128,7 +128,7 @@ def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
     if cut.shape is not None and not _fits(value.shape, cut.shape):
         held = f" (transposed {list(cut.perm)}: {value.shape})" if cut.perm is not None else ""
         where = f"per-layer: tensor {cut.source!r} is {ref.shape} in the reference{held}, {cut.shape} in ONNX"
-        raise QonvertError(f"{where}: not this model's reference?")
+        raise InputError(f"{where}: not this model's reference?")
     if ref.dtype.kind == "f" and np.array_equal(value, np.rint(value)):
         value = value.astype(np.int8 if cut.dtype == np.uint8 else cut.dtype)  # Paddle's codes, as floats
     elif ref.dtype.kind == "f":  # a real value (Paddle's observer-only points): as this Q quantizes it
@@ -140,7 +140,7 @@ def _to_onnx(ref: np.ndarray, cut: _Cut) -> np.ndarray:
 
 def _quantize(value: np.ndarray, cut: _Cut) -> np.ndarray:
     if cut.scale is None:
-        raise QonvertError(f"per-layer: tensor {cut.source!r} holds real values in the reference and its Q has no constant scale")
+        raise InputError(f"per-layer: tensor {cut.source!r} holds real values in the reference and its Q has no constant scale")
     shape = [-1 if i == cut.axis else 1 for i in range(value.ndim)] if cut.scale.size > 1 else []
     scale = cut.scale.reshape(shape) if shape else cut.scale
     zp = np.zeros_like(scale) if cut.zero_point is None else (cut.zero_point.reshape(shape) if shape else cut.zero_point)
@@ -153,7 +153,7 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     to_source = {v: k for k, v in json.loads(meta.get(NAME_MAP, "{}")).items()}
     layouts = {k: tuple(v) for k, v in json.loads(meta.get(LAYOUTS, "{}")).items()}
     if SOURCE_FRAMEWORK not in meta:
-        raise QonvertError("per-layer: the ONNX model was not made by qonvert (no qonvert metadata to map its tensors)")
+        raise InputError("per-layer: the ONNX model was not made by qonvert (no qonvert metadata to map its tensors)")
     zero_points = {i.name: i.data_type for i in model.graph.initializer}
     constants = {i.name: i for i in model.graph.initializer}
     shapes = {vi.name: _dims(vi) for vi in (*model.graph.value_info, *model.graph.output)}

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from ..errors import QonvertError
+from ..errors import InputError, QonvertError
 from ..metadata import StateVariable
 from ..opsets.graph_edit import MONOTONE_OPS, QUANTIZED_OPS, producer_op, run_time_scale
 
@@ -33,7 +33,7 @@ def _ort() -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise QonvertError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
+        raise InputError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
     return ort
 
 
@@ -50,12 +50,12 @@ def providers(device: str) -> list[str]:
                 pass
             available = ort.get_available_providers()
         if "CUDAExecutionProvider" not in available:
-            raise QonvertError(
+            raise InputError(
                 f"device cuda: CUDAExecutionProvider is not available (providers: {', '.join(available)}); "
                 "install onnxruntime-gpu instead of onnxruntime"
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise QonvertError(f"unknown device {device!r} (cpu or cuda)")
+    raise InputError(f"unknown device {device!r} (cpu or cuda)")
 
 
 MATMULNBITS_ACCURACY = "1"  # float32 activations (see session())
@@ -96,9 +96,9 @@ def session(
     except QonvertError:
         raise
     except Exception as exc:
-        raise QonvertError(f"ONNX Runtime could not load the model: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"ONNX Runtime could not load the model: {str(exc).splitlines()[0]}") from None
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():  # never CPU figures as CUDA ones
-        raise QonvertError(f"device cuda: the session fell back to {', '.join(sess.get_providers())} (CUDA libraries missing?)")
+        raise InputError(f"device cuda: the session fell back to {', '.join(sess.get_providers())} (CUDA libraries missing?)")
     return sess
 
 
@@ -128,7 +128,7 @@ def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     try:
         return list(sess.run(None, feeds))
     except Exception as exc:  # ORT raises its own exception types, one per failure kind
-        raise QonvertError(f"ONNX Runtime failed to run the model: {str(exc).splitlines()[0][:300]}") from None
+        raise InputError(f"ONNX Runtime failed to run the model: {str(exc).splitlines()[0][:300]}") from None
 
 
 def run_steps(sess: Any, feeds: list[dict[str, np.ndarray]], states: list[StateVariable]) -> list[list[np.ndarray]]:

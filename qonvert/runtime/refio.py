@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import QonvertError
+from ..errors import InputError
 
 Samples = list[dict[str, np.ndarray]]
 
@@ -32,7 +32,7 @@ def load(path: Path) -> tuple[Samples, list[list[np.ndarray]], list[str]]:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise QonvertError(f"{path}: not a readable .npz file ({exc})") from None
+        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
     inputs: dict[int, dict[str, np.ndarray]] = {}
     outputs: dict[int, dict[int, np.ndarray]] = {}
     names = [str(n) for n in data["meta/outputs"]] if "meta/outputs" in data else []

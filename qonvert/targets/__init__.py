@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from ..errors import QonvertError
+from ..errors import InputError
 
 
 class Target(ABC):
@@ -58,7 +58,7 @@ TARGET_NAMES = ("tensorrt", "ort-speed")  # the table's names, known without imp
 def target(name: str) -> Target:
     table = _table()
     if name not in table:
-        raise QonvertError(f"target {name!r}: expected one of {', '.join(table)}")
+        raise InputError(f"target {name!r}: expected one of {', '.join(table)}")
     return table[name]
 
 

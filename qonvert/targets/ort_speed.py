@@ -34,7 +34,7 @@ import onnx_ir as ir
 import onnx_ir.passes as ir_passes
 import onnx_ir.passes.common as common
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..metadata import SPEED_UINT8, TWIN, read_states
 from ..opsets.canonical import quantized_op_bias
 from ..opsets.graph_edit import QUANTIZED_OPS, add_dq_of, add_q, initializer, non_negative, producer_op, qparams_of
@@ -352,7 +352,7 @@ def _calibration_feeds(model: ir.Model, calibration: str | os.PathLike[str] | No
 
     feeds, _, _ = refio.load(Path(calibration))
     if not feeds:
-        raise QonvertError(f"{calibration}: holds no input samples")
+        raise InputError(f"{calibration}: holds no input samples")
     state = {s.input: s.initial for s in read_states(model)}
     check_feeds(str(calibration), [spec for spec in input_specs(model, None) if spec.name not in state], feeds)
     return [state | feed for feed in feeds]

@@ -22,7 +22,7 @@ import onnx_ir as ir
 import onnx_ir.passes as ir_passes
 import onnx_ir.passes.common as common
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..opsets.graph_edit import const_array, initializer
 from ..opsets.passes import RewritePass, run_passes
 from . import Target
@@ -209,7 +209,7 @@ class TensorRT(Target):
         lossy = sorted((f for f in findings(model) if f.kind in LOSSY), key=lambda f: LOSSY.index(f.kind))
         if lossy and not symmetric:
             listed = "; ".join(str(f) for f in lossy[:20]) + (f"; ... {len(lossy) - 20} more" if len(lossy) > 20 else "")
-            raise QonvertError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
+            raise InputError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
         derived, changes = make_symmetric(model, lossy=symmetric)
         remarks = [f"tensorrt: {c}" for c in changes]
         remarks += [f"tensorrt: {f}" for f in findings(model)]  # what stays: float layers, placements, the interface

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..metadata import SOURCE_FRAMEWORK, StateVariable, metadata, read_states
 from ..onnx_file import load_onnx
 from ..runtime import refio
@@ -55,7 +55,7 @@ def verify(
     from ..converters import as_source, frontend
 
     if bar not in BARS:
-        raise QonvertError(f"--bar {bar!r}: expected one of {', '.join(BARS)}")
+        raise InputError(f"--bar {bar!r}: expected one of {', '.join(BARS)}")
     per_layer = per_layer or bar == "per-layer"
     src = as_source(source)
     chosen = frontend(src)
@@ -70,7 +70,7 @@ def verify(
     if reference is not None:
         feeds, ref_outputs, _ = refio.load(Path(reference))
         if not ref_outputs:
-            raise QonvertError(f"{reference}: holds no reference outputs")
+            raise InputError(f"{reference}: holds no reference outputs")
         check_feeds(str(reference), specs, feeds)
     elif inputs is not None:
         feeds, _, _ = refio.load(Path(inputs))
@@ -79,7 +79,7 @@ def verify(
     else:
         feeds = random_inputs(proto, samples, input_shapes=input_shapes)
     if not feeds:
-        raise QonvertError(f"{reference or inputs}: holds no input samples")
+        raise InputError(f"{reference or inputs}: holds no input samples")
     states = read_states(proto)
     if not ref_outputs:
         ref_outputs = chosen.run_reference(src, feeds, [s.source_output for s in states], framework_options)
@@ -90,7 +90,7 @@ def verify(
     lsbs = output_lsb(proto)
     stats = []
     if any(len(r) != len(proto.graph.output) for r in ref_outputs):
-        raise QonvertError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
+        raise InputError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
     for j, out in enumerate(proto.graph.output):
         lsb = lsbs[out.name]
         stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
@@ -169,4 +169,4 @@ def _check_intermediates(source: Any) -> None:
     chosen = frontend(source)
     if not chosen.intermediates:
         able = ", ".join(f.runtime for f in FRONTENDS.values() if f.intermediates)
-        raise QonvertError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")
+        raise InputError(f"{source}: --per-layer needs the reference runtime's intermediate tensors; only {able} gives them")

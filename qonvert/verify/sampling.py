@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from ..errors import QonvertError
+from ..errors import InputError
 from ..metadata import read_states
 from ..opsets.graph_edit import LAYOUT_OPS, qparams_of
 from ..opsets.qparams import QDTYPES, QuantParams
@@ -54,14 +54,14 @@ def input_specs(model: onnx.ModelProto | ir.Model, input_shapes: dict[str, list[
         if value.name in given:
             dims = tuple(int(d) for d in given.pop(value.name))
             if len(dims) != len(declared) or any(isinstance(w, int) and w > 0 and w != d for w, d in zip(declared, dims, strict=False)):
-                raise QonvertError(f"input {value.name!r}: shape {list(dims)} does not fit the model's {[str(d) for d in declared]}")
+                raise InputError(f"input {value.name!r}: shape {list(dims)} does not fit the model's {[str(d) for d in declared]}")
         else:
             dims = tuple(d if isinstance(d, int) and d > 0 else (1 if i == 0 else DYNAMIC_DIM) for i, d in enumerate(declared))
         dtype = np.dtype(value.dtype.numpy()) if value.dtype is not None else np.dtype(np.float32)
         static = tuple(d if isinstance(d, int) and d > 0 else None for d in declared)
         specs.append(InputSpec(value.name or "", dims, dtype, _quantization_of(value), static))
     if given:
-        raise QonvertError(f"input_shapes names {', '.join(map(repr, given))}, not an input of the model")
+        raise InputError(f"input_shapes names {', '.join(map(repr, given))}, not an input of the model")
     return specs
 
 
@@ -108,13 +108,13 @@ def check_feeds(path: str, specs: list[InputSpec], feeds: Samples) -> None:
     for i, feed in enumerate(feeds):
         for spec in specs:
             if spec.name not in feed:
-                raise QonvertError(f"{path}: sample {i} has no value for input {spec.name!r}")
+                raise InputError(f"{path}: sample {i} has no value for input {spec.name!r}")
             got = feed[spec.name]
             if got.ndim != len(spec.declared) or any(w is not None and g != w for g, w in zip(got.shape, spec.declared, strict=True)):
                 want = ["?" if w is None else w for w in spec.declared]
-                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {want}")
+                raise InputError(f"{path}: input {spec.name!r} of sample {i} has shape {list(got.shape)}, the model takes {want}")
             if got.dtype.kind != spec.dtype.kind and not (got.dtype.kind in "iu" and spec.dtype.kind in "iu"):
-                raise QonvertError(f"{path}: input {spec.name!r} of sample {i} is {got.dtype}, the model takes {spec.dtype}")
+                raise InputError(f"{path}: input {spec.name!r} of sample {i} is {got.dtype}, the model takes {spec.dtype}")
 
 
 def sample_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> Samples:

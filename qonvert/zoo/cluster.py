@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import QonvertError
+from ..errors import InputError
 from .manifest import ZooEntry
 from .run import run_all
 
@@ -28,12 +28,12 @@ def connect(address: str) -> None:
     try:
         import ray
     except ImportError:
-        raise QonvertError("zoo run --ray needs ray (pip install 'qonvert[ray]')") from None
+        raise InputError("zoo run --ray needs ray (pip install 'qonvert[ray]')") from None
     _check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise QonvertError(f"--ray {address}: cannot join the Ray cluster: {str(exc).strip().splitlines()[0][:200]}") from None
+        raise InputError(f"--ray {address}: cannot join the Ray cluster: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
 def run_on_ray(entries: list[ZooEntry], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
@@ -66,8 +66,8 @@ def _check_reachable(address: str) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise QonvertError(f"--ray {address}: expected 'local', 'auto' or host:port")
+        raise InputError(f"--ray {address}: expected 'local', 'auto' or host:port")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise QonvertError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+        raise InputError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None

@@ -28,7 +28,7 @@ from typing import Any
 
 import tomllib
 
-from ..errors import QonvertError
+from ..errors import InputError
 
 
 def _option_types() -> dict[str, type]:
@@ -74,18 +74,18 @@ def load_manifest(path: Path) -> list[ZooEntry]:
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
-        raise QonvertError(f"{path}: cannot read the manifest ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot read the manifest ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise QonvertError(f"{path}: not valid TOML ({exc})") from None
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
     models = data.get("models")
     if not isinstance(models, list) or not models:
-        raise QonvertError(f"{path}: expected one or more [[models]] tables")
+        raise InputError(f"{path}: expected one or more [[models]] tables")
     entries: list[ZooEntry] = []
     seen: set[str] = set()
     for i, raw in enumerate(models):
         entry = _entry(path, i, raw)
         if entry.name in seen:
-            raise QonvertError(f"{path}: entry {entry.name!r}: the name is used twice")
+            raise InputError(f"{path}: entry {entry.name!r}: the name is used twice")
         seen.add(entry.name)
         entries.append(entry)
     return entries
@@ -94,17 +94,17 @@ def load_manifest(path: Path) -> list[ZooEntry]:
 def _entry(path: Path, index: int, raw: Any) -> ZooEntry:
     where = f"{path}: entry {index + 1}"
     if not isinstance(raw, dict):
-        raise QonvertError(f"{where}: not a table")
+        raise InputError(f"{where}: not a table")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        raise QonvertError(f"{where}: key 'name' is required (a non-empty string)")
+        raise InputError(f"{where}: key 'name' is required (a non-empty string)")
     where = f"{path}: entry {name!r}"
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise QonvertError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
     source = raw.get("source")
     if not isinstance(source, str) or not source:
-        raise QonvertError(f"{where}: key 'source' is required (a path)")
+        raise InputError(f"{where}: key 'source' is required (a path)")
     root = path.parent.resolve()
     entry = ZooEntry(name=name, source=root / source, root=root)
     entry.framework = _typed(where, raw, "framework", str, None)
@@ -114,14 +114,14 @@ def _entry(path: Path, index: int, raw: Any) -> ZooEntry:
         setattr(entry, key, root / value if value else None)
     shapes = raw.get("input_shapes", {})
     if not isinstance(shapes, dict) or not all(isinstance(v, list) and all(isinstance(d, int) and d > 0 for d in v) for v in shapes.values()):
-        raise QonvertError(f"{where}: key 'input_shapes' must map input names to lists of positive integers")
+        raise InputError(f"{where}: key 'input_shapes' must map input names to lists of positive integers")
     entry.input_shapes = shapes
     entry.samples = _typed(where, raw, "samples", int, 20)
     entry.make = _typed(where, raw, "make", str, None)
     entry.timeout_s = float(_typed(where, raw, "timeout_s", (int, float), 600))
     entry.memory_mb = _typed(where, raw, "memory_mb", int, 8192)
     if entry.samples < 1 or entry.timeout_s <= 0 or entry.memory_mb < 64:
-        raise QonvertError(f"{where}: samples, timeout_s and memory_mb must be positive (memory_mb >= 64)")
+        raise InputError(f"{where}: samples, timeout_s and memory_mb must be positive (memory_mb >= 64)")
     entry.expect = {"max_lsb": 1.0, "min_levels": 2, **_table(where, raw.get("expect", {}), "expect", _EXPECT)}
     return entry
 
@@ -129,22 +129,22 @@ def _entry(path: Path, index: int, raw: Any) -> ZooEntry:
 def _typed(where: str, raw: dict[str, Any], key: str, kind: Any, default: Any) -> Any:
     value = raw.get(key, default)
     if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise QonvertError(f"{where}: key {key!r} has the wrong type ({type(value).__name__})")
+        raise InputError(f"{where}: key {key!r} has the wrong type ({type(value).__name__})")
     return value
 
 
 def _table(where: str, value: Any, key: str, allowed: dict[str, type]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise QonvertError(f"{where}: key {key!r} must be a table")
+        raise InputError(f"{where}: key {key!r} must be a table")
     out = {}
     for k, v in value.items():
         if k not in allowed:
-            raise QonvertError(f"{where}: unknown key '{key}.{k}' (known: {', '.join(allowed)})")
+            raise InputError(f"{where}: unknown key '{key}.{k}' (known: {', '.join(allowed)})")
         kind = allowed[k]
         ok = (isinstance(v, kind) and not (isinstance(v, bool) and kind is not bool)) or (
             kind is float and isinstance(v, int) and not isinstance(v, bool)
         )
         if not ok:
-            raise QonvertError(f"{where}: key '{key}.{k}' must be {kind.__name__}")
+            raise InputError(f"{where}: key '{key}.{k}' must be {kind.__name__}")
         out[k] = v
     return out

@@ -10,10 +10,11 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import QonvertError
+from ..errors import InternalError, QonvertError
 from .manifest import ZooEntry
 
 SCHEMA = 1
@@ -70,13 +71,15 @@ def _worker(entry: ZooEntry, conn: Any, runner: Callable[[ZooEntry], dict[str, A
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         result = runner(entry)
-    except QonvertError as exc:
-        result = {"name": entry.name, "status": "error", "error": str(exc)}
+    except QonvertError as exc:  # whose fault, as the CLI's exit code says (2 input, 3 internal)
+        kind = "internal" if isinstance(exc, InternalError) else "input"
+        result = {"name": entry.name, "status": "error", "error": str(exc), "error_kind": kind}
     except MemoryError:
-        result = {"name": entry.name, "status": "error", "error": f"out of memory (cap {entry.memory_mb} MB)"}
+        result = {"name": entry.name, "status": "error", "error": f"out of memory (cap {entry.memory_mb} MB)", "error_kind": "memory"}
     except Exception as exc:  # a qonvert bug: say where
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        result = {"name": entry.name, "status": "error", "error": f"internal error: {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})"}
+        error = InternalError(f"{type(exc).__name__}: {exc} at {Path(where.filename).name}:{where.lineno}")
+        result = {"name": entry.name, "status": "error", "error": str(error), "error_kind": "internal"}
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     conn.send(result)
     conn.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..source import SourceGraph
 from . import ops  # noqa: F401  (registers the mappers)
 from .legacy import read_legacy
@@ -24,7 +24,7 @@ def find_program(path: Path) -> Path | None:
         found = sorted(p for p in path.iterdir() if p.suffix in PROGRAM_SUFFIXES and p.is_file())
         if len(found) > 1:
             names = ", ".join(p.name for p in found)
-            raise QonvertError(f"{path}: several Paddle programs ({names}); name one")
+            raise InputError(f"{path}: several Paddle programs ({names}); name one")
         return found[0] if found else None
     for suffix in PROGRAM_SUFFIXES:
         candidate = path.with_name(path.name + suffix)
@@ -36,7 +36,7 @@ def find_program(path: Path) -> Path | None:
 def load(path: Path, observers: str = "skip") -> SourceGraph:
     program = find_program(path)
     if program is None:
-        raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
+        raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
     params = program.with_suffix(".pdiparams")
     reader = read_pir if program.suffix == ".json" else read_legacy
     graph = reader(program, params if params.is_file() else None)

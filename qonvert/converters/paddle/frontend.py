@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ...opsets import versions
 from ...opsets.qparams import QuantParams, dtype_opset
 from ..frontend import Frontend, Options, Samples
@@ -28,7 +28,7 @@ class PaddleOptions(Options):
 
     def __post_init__(self) -> None:
         if self.observers not in OBSERVER_MODES:
-            raise QonvertError(f"observers mode {self.observers!r}: expected one of {', '.join(OBSERVER_MODES)}")
+            raise InputError(f"observers mode {self.observers!r}: expected one of {', '.join(OBSERVER_MODES)}")
 
 
 class PaddleFrontend(Frontend):
@@ -56,10 +56,10 @@ class PaddleFrontend(Frontend):
         from ...runtime.reference.paddle import run_reference
 
         if extra:
-            raise QonvertError(f"{path}: Paddle models have no state variables to follow")
+            raise InputError(f"{path}: Paddle models have no state variables to follow")
         program = find_program(path)
         if program is None:
-            raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
+            raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
         return run_reference(program, feeds)
 
     def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
@@ -67,5 +67,5 @@ class PaddleFrontend(Frontend):
 
         program = find_program(path)
         if program is None:
-            raise QonvertError(f"{path}: no Paddle program (.json or .pdmodel) found")
+            raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
         return run_intermediates(program, feeds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..source import SourceGraph, SourceOp, TensorInfo
 from .params import PADDLE_DTYPES, _size, read_params
 from .protobuf import Message
@@ -67,12 +67,12 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
     try:
         data = program.read_bytes()
     except OSError as exc:
-        raise QonvertError(f"{program}: cannot read program ({exc.strerror})") from None
+        raise InputError(f"{program}: cannot read program ({exc.strerror})") from None
     where = str(program)
     desc = Message(data, where)
     blocks = desc.messages(1, where)
     if not blocks:
-        raise QonvertError(f"{program}: not a Paddle ProgramDesc (no blocks)")
+        raise InputError(f"{program}: not a Paddle ProgramDesc (no blocks)")
     block = blocks[0]
 
     shapes: dict[str, tuple[int, ...]] = {}
@@ -102,12 +102,12 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
         outs = {v.string(1): v.strings(2) for v in opd.messages(2, where)}
         attrs = dict(_attr(a) for a in opd.messages(4, where))
         if not op_type:
-            raise QonvertError(f"{program}: op without a type")
+            raise InputError(f"{program}: op without a type")
         if op_type in ("feed", "fetch"):
             slot = outs.get("Out") if op_type == "feed" else ins.get("X")
             col = attrs.get("col", 0)
             if not slot or not isinstance(col, int):
-                raise QonvertError(f"{program}: a {op_type} op without its {'Out' if op_type == 'feed' else 'X'} variable or column")
+                raise InputError(f"{program}: a {op_type} op without its {'Out' if op_type == 'feed' else 'X'} variable or column")
             (feeds if op_type == "feed" else fetches).append((col, slot[0]))
         else:
             ops.append(SourceOp(op_type, {k: v for k, v in ins.items() if v}, {k: v for k, v in outs.items() if v}, attrs))
@@ -117,10 +117,10 @@ def read_legacy(program: Path, params: Path | None) -> SourceGraph:
     if params is not None:
         constants = read_params(params, sorted(param_names))
     elif param_names:
-        raise QonvertError(f"{program}: program has {len(param_names)} parameters but no .pdiparams file was found")
+        raise InputError(f"{program}: program has {len(param_names)} parameters but no .pdiparams file was found")
     else:
         constants = {}
     for name, arr in constants.items():
         if name in shapes and arr.size != _size(shapes[name]):
-            raise QonvertError(f"{params}: parameter {name!r} has shape {arr.shape}, program says {shapes[name]}")
+            raise InputError(f"{params}: parameter {name!r} has shape {arr.shape}, program says {shapes[name]}")
     return SourceGraph("paddle", where, ops, inputs, outputs, constants, shapes)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..source import map_file
 from .protobuf import Message
 
@@ -39,9 +39,9 @@ def read_params(path: Path, names: list[str]) -> dict[str, np.ndarray]:
         try:
             out[name], pos = _read_tensor(buf, pos)
         except (struct.error, ValueError, IndexError) as exc:
-            raise QonvertError(f"{path}: truncated or corrupt at tensor {name!r} (byte {pos} of {len(buf)}): {exc}") from None
+            raise InputError(f"{path}: truncated or corrupt at tensor {name!r} (byte {pos} of {len(buf)}): {exc}") from None
     if pos != len(buf):
-        raise QonvertError(f"{path}: {len(buf) - pos} bytes left after {len(names)} tensors: the file does not match the program")
+        raise InputError(f"{path}: {len(buf) - pos} bytes left after {len(names)} tensors: the file does not match the program")
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo
 from .params import _size, read_params
 
@@ -125,9 +125,9 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
         if not isinstance(raw_ops, list):
             raise TypeError("ops is not a list")
     except (OSError, UnicodeDecodeError) as exc:
-        raise QonvertError(f"{program}: cannot read PIR program ({exc})") from None
+        raise InputError(f"{program}: cannot read PIR program ({exc})") from None
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise QonvertError(f"{program}: not a Paddle PIR program ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{program}: not a Paddle PIR program ({type(exc).__name__}: {exc})") from None
 
     names: dict[int, str] = {}
     shapes: dict[str, tuple[int, ...]] = {}
@@ -210,15 +210,15 @@ def read_pir(program: Path, params: Path | None) -> SourceGraph:
                 continue
             ops.append(SourceOp(op_type, op_inputs, op_outputs, attrs))
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise QonvertError(f"{program}: malformed PIR program ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{program}: malformed PIR program ({type(exc).__name__}: {exc})") from None
 
     if params is not None:
         constants.update(read_params(params, sorted(param_names)))
     elif param_names:
-        raise QonvertError(f"{program}: program has {len(param_names)} parameters but no .pdiparams file was found")
+        raise InputError(f"{program}: program has {len(param_names)} parameters but no .pdiparams file was found")
     for name in param_names:
         if name in constants and name in shapes and constants[name].size != _size(shapes[name]) and shapes[name]:
-            raise QonvertError(f"{params}: parameter {name!r} has shape {constants[name].shape}, program says {shapes[name]}")
+            raise InputError(f"{params}: parameter {name!r} has shape {constants[name].shape}, program says {shapes[name]}")
     return SourceGraph("paddle", str(program), ops, inputs, outputs, constants, shapes)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ...errors import QonvertError
+from ...errors import InputError
 
 
 class Message:
@@ -41,14 +41,14 @@ class Message:
                     raise ValueError("truncated")
                 self.fields.setdefault(number, []).append(val)
         except (ValueError, IndexError) as exc:
-            raise QonvertError(f"{where}: not a valid protobuf message ({exc})") from None
+            raise InputError(f"{where}: not a valid protobuf message ({exc})") from None
 
     def _typed(self, number: int, kind: type | tuple[type, ...], what: str) -> list[Any]:
         """The field's values, each of the wire type the schema gives it (a file can say another:
         bytes(n) of a varint would allocate n bytes)."""
         vals = self.fields.get(number, [])
         if any(not isinstance(v, kind) for v in vals):
-            raise QonvertError(f"{self.where}: field {number} is not {what} (corrupt protobuf)")
+            raise InputError(f"{self.where}: field {number} is not {what} (corrupt protobuf)")
         return vals
 
     def messages(self, number: int, where: str) -> list[Message]:
@@ -81,7 +81,7 @@ class Message:
     def float(self, number: int, default: float = 0.0) -> float:
         vals = [v for v in self._typed(number, bytes, "a float") if len(v) == 4]
         if len(vals) != len(self.fields.get(number, [])):
-            raise QonvertError(f"{self.where}: field {number} is not a float (corrupt protobuf)")
+            raise InputError(f"{self.where}: field {number} is not a float (corrupt protobuf)")
         return float(struct.unpack("<f", vals[-1])[0]) if vals else default
 
     def floats(self, number: int, fmt: str = "f") -> list[float]:
@@ -95,7 +95,7 @@ class Message:
     def double(self, number: int, default: float = 0.0) -> float:
         vals = [v for v in self._typed(number, bytes, "a double") if len(v) == 8]
         if len(vals) != len(self.fields.get(number, [])):
-            raise QonvertError(f"{self.where}: field {number} is not a double (corrupt protobuf)")
+            raise InputError(f"{self.where}: field {number} is not a double (corrupt protobuf)")
         return float(struct.unpack("<d", vals[-1])[0]) if vals else default
 
     def has(self, number: int) -> bool:

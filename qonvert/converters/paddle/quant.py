@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ...opsets.qparams import QuantParams
 from ..source import SourceGraph, SourceOp
 
@@ -26,7 +26,7 @@ BITS_TO_DTYPE = {8: "int8", 16: "int16", 4: "int4"}
 
 def bin_count(bit_length: int) -> int:
     if not 2 <= bit_length <= 32:  # 2**(2**63) would never finish: bounds before arithmetic
-        raise QonvertError(f"bit_length {bit_length} is not a quantization width")
+        raise InputError(f"bit_length {bit_length} is not a quantization width")
     return 2 ** (bit_length - 1) - 1
 
 
@@ -35,7 +35,7 @@ def bits_of(op: SourceOp) -> int:
     if isinstance(bits, list):
         bits = bits[0]
     if not isinstance(bits, int) or bits not in BITS_TO_DTYPE:
-        raise QonvertError(f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet")
+        raise InputError(f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet")
     return bits
 
 
@@ -49,6 +49,8 @@ def qparams(
     zp = np.zeros(scale.shape, np.int64) if zero_point is None else np.asarray(zero_point).astype(np.int64).ravel()
     if zp.size == 1 and scale.size > 1:
         zp = np.repeat(zp, scale.size)
+    if zp.size != scale.size or scale.size == 0:
+        raise InputError(f"op {op.label}: tensor {tensor!r}: {scale.size} scales and {zp.size} zero points")
     axis = op.int_attr("quant_axis", default=-1)
     rank = len(shape) if shape is not None else None
     if axis == -1 and scale.size == 1:
@@ -64,7 +66,7 @@ def qparams(
         if rank == 1:
             axis = 0
         if rank is not None and not 0 <= axis < rank:
-            raise QonvertError(f"op {op.label}: quant_axis {axis} out of range for tensor {tensor!r} of rank {rank}")
+            raise InputError(f"op {op.label}: quant_axis {axis} out of range for tensor {tensor!r} of rank {rank}")
         qp = QuantParams(scale.astype(np.float32), zp, BITS_TO_DTYPE[bits], axis, op.attr("qmin"), op.attr("qmax"))
     return qp.validate(tensor, shape) if validate else qp
 
@@ -154,7 +156,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
         if in_scale is not None and in_scale in c:
             return c[in_scale].astype(np.float32).ravel()
         if x not in c:
-            raise QonvertError(f"op {op.label}: scale is computed at run time from a non-constant tensor")
+            raise InputError(f"op {op.label}: scale is computed at run time from a non-constant tensor")
         axis = op.attr("quant_axis", default=None)
         if op.type.startswith("fake_channel_wise") and axis is not None:
             data = np.moveaxis(np.abs(c[x]), axis, 0).reshape(c[x].shape[axis], -1)
@@ -170,8 +172,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
     for op in graph.ops:
         op.inputs = {k: [rename.get(n, n) for n in v] for k, v in op.inputs.items()}
         if op.type in FAKE_QDQ or op.type in FAKE_Q:
-            x, out = op.input("X"), op.output("Out")
-            assert x is not None and out is not None
+            x, out = _operands(op)
             scale = op_scale(op, x)
             per_channel = op.type.startswith("fake_channel_wise")
             attrs = qdq_attrs(op, per_channel)
@@ -187,8 +188,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
                 act_scale[out] = (scale, bits_of(op))
             continue
         if op.type in FAKE_DQ:
-            x, out = op.input("X"), op.output("Out")
-            assert x is not None and out is not None
+            x, out = _operands(op)
             total = _dequant_factor(op, c)
             producer = producers.get(_through_reshapes(x, producers, lambda n: n in act_scale))
             if x in act_scale:  # a plain dequantization of a quantized activation
@@ -204,7 +204,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
                 )
                 continue
             if producer is None or producer.type not in _WEIGHT_SLOTS:
-                raise QonvertError(f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output")
+                raise InputError(f"op {op.label}: dequantizes a tensor that is neither quantized nor a conv/matmul output")
             _dequantize_frozen(producer, op, total, act_scale, new_ops, c, producers)
             rename[out] = x
             continue
@@ -252,7 +252,7 @@ def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
         return (scale / op.float_attr("max_range", default=float("nan"))).astype(np.float64)
     missing = [n for n in op.inputs.get("Scales", []) if n not in c]
     if missing:
-        raise QonvertError(f"op {op.label}: scale {missing[0]!r} is computed at run time, not a constant")
+        raise InputError(f"op {op.label}: scale {missing[0]!r} is computed at run time, not a constant")
     scales = [c[n].astype(np.float64).ravel() for n in op.inputs.get("Scales", [])]
     bits = op.attr("quant_bits", default=[8] * len(scales))
     factor = np.ones(1)
@@ -280,7 +280,7 @@ def _dequantize_frozen(
         reader, slot = producers[weight], "X"
         weight = reader.input("X") or ""
     if act not in act_scale or weight not in c:
-        raise QonvertError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
+        raise InputError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
     a_scale, a_bits = act_scale[act]
     w_factor = total / (float(a_scale.ravel()[0]) / bin_count(a_bits))
     w_bits = 8
@@ -313,7 +313,7 @@ def resolve_observers(graph: SourceGraph, mode: str) -> int:
     and rounding in between would add error no int8 backend has. Returns the number made real.
     """
     if mode not in OBSERVER_MODES:
-        raise QonvertError(f"observers mode {mode!r}: expected one of {', '.join(OBSERVER_MODES)}")
+        raise InputError(f"observers mode {mode!r}: expected one of {', '.join(OBSERVER_MODES)}")
     observers = [op for op in graph.ops if op.type == "quantize_linear" and op.attr("only_observer", default=False)]
     if not observers:
         return 0
@@ -367,3 +367,11 @@ def _resolve(alias: dict[str, str], name: str) -> str:
     while name in alias:
         name = alias[name]
     return name
+
+
+def _operands(op: SourceOp) -> tuple[str, str]:
+    """A fake quantization op's input X and output Out, which the file must name."""
+    x, out = op.input("X"), op.output("Out")
+    if x is None or out is None:
+        raise InputError(f"op {op.label}: a fake quantization op without {'input X' if x is None else 'output Out'}")
+    return x, out

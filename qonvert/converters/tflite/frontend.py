@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
 from . import is_tflite, load
@@ -30,7 +30,7 @@ class TFLiteFrontend(Frontend):
     def load(self, path: Path, options: Options) -> SourceGraph:
         assert isinstance(options, TFLiteOptions)
         if not path.is_file():
-            raise QonvertError(f"{path}: no such file")
+            raise InputError(f"{path}: no such file")
         return load(path, options.nchw_io)
 
     def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..context import ConversionContext, Laid
 from ..source import SourceOp
 
@@ -30,21 +30,32 @@ def arg(op: SourceOp, index: int) -> str | None:
 def out(op: SourceOp, index: int = 0) -> str:
     names = op.outputs.get("out") or []
     if index >= len(names):
-        raise QonvertError(f"op {op.label}: has no output {index}")
+        raise InputError(f"op {op.label}: has no output {index}")
     return names[index]
 
 
 def axis_in(axis: int, rank: int) -> int:
     """`axis` (negative from the end) as a position in a rank-`rank` tensor, checked."""
     if not -rank <= axis < rank:
-        raise QonvertError(f"axis {axis} is outside a tensor of rank {rank}")
+        raise InputError(f"axis {axis} is outside a tensor of rank {rank}")
     return axis % rank
+
+
+def declared_shape(ctx: ConversionContext, op: SourceOp, index: int, rank: int, what: str) -> tuple[int, ...]:
+    """The shape the file declares for the op's input `index`, of `rank` dims: what the mappers
+    index (a filter's OHWI, an input's channels) is checked against the file first."""
+    name = arg(op, index)
+    shape = ctx.shape(name)
+    if shape is None or len(shape) != rank:
+        declared = "no shape" if shape is None else f"shape {list(shape)}"
+        raise InputError(f"op {op.label}: {what} {name!r} has {declared}, expected {rank} dimensions")
+    return shape
 
 
 def rank_of(ctx: ConversionContext, name: str | None) -> int:
     shape = ctx.shape(name)
     if shape is None:
-        raise QonvertError(f"tensor {name!r}: rank unknown")
+        raise InputError(f"tensor {name!r}: rank unknown")
     return len(shape)
 
 
@@ -61,7 +72,7 @@ def spatial(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """The op's first input in NCHW."""
     name = arg(op, 0)
     if rank_of(ctx, name) != 4:
-        raise QonvertError(f"op {op.label}: expected a 4-D NHWC input")
+        raise InputError(f"op {op.label}: expected a 4-D NHWC input")
     return ctx.laid_out(name or "", NCHW)
 
 
@@ -80,7 +91,7 @@ def operands(ctx: ConversionContext, names: Sequence[str | None]) -> tuple[list[
             continue
         shape = ctx.shape(n) or ()
         if any(d < 0 for d in shape):
-            raise QonvertError(f"tensor {n!r}: broadcasting a dynamic {list(shape)} against an NHWC tensor")
+            raise InputError(f"tensor {n!r}: broadcasting a dynamic {list(shape)} against an NHWC tensor")
         full = (1,) * (len(perm) - r) + tuple(shape)
         v = ctx.b.op("Reshape", [ctx.value(n), ctx.b.ints(full)]) if r else ctx.value(n)
         values.append(ctx.b.op("Transpose", [v], {"perm": list(perm)}) if r and max(full) > 1 else v)
@@ -122,7 +133,7 @@ def fused_activation(ctx: ConversionContext, op: SourceOp, y: ir.Value) -> ir.Va
         return clip(ctx, y, *((-1.0, 1.0) if act == 2 else (0.0, 6.0)))
     if act == 4:
         return ctx.b.op("Tanh", [y])
-    raise QonvertError(f"op {op.label}: fused activation {act} is not supported")
+    raise InputError(f"op {op.label}: fused activation {act} is not supported")
 
 
 def finish(ctx: ConversionContext, op: SourceOp, y: ir.Value, perm: tuple[int, ...] | None) -> Laid:

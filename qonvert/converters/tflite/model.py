@@ -16,7 +16,7 @@ import flatbuffers
 import numpy as np
 import tflite
 
-from ...errors import QonvertError
+from ...errors import InputError, QonvertError
 from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo, map_file
 from .quant import tensor_qparams
 from .state import RESOURCE, STATE_OPS, lift_variables
@@ -65,13 +65,13 @@ def read_tflite(path: Path) -> SourceGraph:
     data = map_file(path, "model")
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         found = data[4:8] if len(data) >= 8 else b""
-        raise QonvertError(f"{path}: not a TFLite flatbuffer (file identifier {found!r}, expected {FILE_IDENTIFIER!r})")
+        raise InputError(f"{path}: not a TFLite flatbuffer (file identifier {found!r}, expected {FILE_IDENTIFIER!r})")
     try:
         return _Reader(path, data).graph()
     except QonvertError:
         raise
     except (struct.error, IndexError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-        raise QonvertError(f"{path}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
 
 
 MAX_NAME_BYTES = 4096  # TF's longest joined names are a few hundred bytes
@@ -87,18 +87,18 @@ class _Reader:
         model = self.model
         opcodes = [self._opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
         if model.SubgraphsLength() < 1:
-            raise QonvertError(f"{self.path}: the model has no subgraph")
+            raise InputError(f"{self.path}: the model has no subgraph")
         init_indexes, called = self._check_subgraphs(opcodes)
         main = self._read_subgraph(model.Subgraphs(0), opcodes)
         main.subgraphs = {i: self._read_subgraph(model.Subgraphs(i), opcodes) for i in called}
         for sub in main.subgraphs.values():
             sub.subgraphs = main.subgraphs
             if any(op.type in STATE_OPS for op in sub.ops):
-                raise QonvertError(f"{self.path}: a variable is read or written inside a WHILE or IF subgraph; not supported")
+                raise InputError(f"{self.path}: a variable is read or written inside a WHILE or IF subgraph; not supported")
         outside = [t.name for t in main.inputs] + main.outputs + list(main.constants)
         complex_at_edge = [n for n in outside if main.dtypes.get(n) == "complex64"]
         if complex_at_edge:  # complex tensors live only between RFFT2D and COMPLEX_ABS (ops/spectral.py)
-            raise QonvertError(f"{self.path}: tensor {complex_at_edge[0]!r} is complex64 as a graph input, output or constant; not supported")
+            raise InputError(f"{self.path}: tensor {complex_at_edge[0]!r} is complex64 as a graph input, output or constant; not supported")
         if not any(op.type in STATE_OPS for op in main.ops):
             return main
         inits = [self._read_subgraph(model.Subgraphs(i), opcodes) for i in init_indexes]
@@ -112,7 +112,7 @@ class _Reader:
         ops = [[self._op_type(s.Operators(k), opcodes, k) for k in range(s.OperatorsLength())] for s in subgraphs]
         control = sorted({t for sub in ops for t in sub} & (_MULTI_SUBGRAPH_OPS - STATE_OPS - set(CONTROL_FLOW)))
         if control:
-            raise QonvertError(f"{self.path}: {len(ops)} subgraphs: control flow ({', '.join(control)}) is not supported")
+            raise InputError(f"{self.path}: {len(ops)} subgraphs: control flow ({', '.join(control)}) is not supported")
         inits = [self._subgraph_index(subgraphs[0], k, "InitSubgraphIndex", len(ops)) for k, t in enumerate(ops[0]) if t == "CALL_ONCE"]
         runs = {
             s: {self._subgraph_index(subgraphs[s], k, option, len(ops)) for k, t in enumerate(ops[s]) for option in CONTROL_FLOW.get(t, ())}
@@ -121,24 +121,24 @@ class _Reader:
         called = _reachable(runs, 0)  # the subgraphs main runs through WHILE / IF, directly or not
         recursive = [s for s in called if s in _reachable(runs, s)]
         if recursive:  # LiteRT refuses it too; mapping it would never end
-            raise QonvertError(f"{self.path}: subgraph {recursive[0]} runs itself through WHILE / IF (recursion); not supported")
+            raise InputError(f"{self.path}: subgraph {recursive[0]} runs itself through WHILE / IF (recursion); not supported")
         stray = [i for i in range(1, len(ops)) if i not in inits and i not in called]
         if stray:
-            raise QonvertError(f"{self.path}: subgraph {stray[0]} of {len(ops)} is run by no CALL_ONCE, WHILE or IF; not supported")
+            raise InputError(f"{self.path}: subgraph {stray[0]} of {len(ops)} is run by no CALL_ONCE, WHILE or IF; not supported")
         if set(inits) & set(called):
-            raise QonvertError(f"{self.path}: subgraph {sorted(set(inits) & set(called))[0]} is both an init subgraph and run by control flow")
+            raise InputError(f"{self.path}: subgraph {sorted(set(inits) & set(called))[0]} is both an init subgraph and run by control flow")
         return inits, sorted(called)
 
     def _subgraph_index(self, sub: Any, k: int, option: str, count: int) -> int:
         index = self._options(sub.Operators(k)).get(option, -1)
         if isinstance(index, bool) or not isinstance(index, int) or not 0 < index < count:
-            raise QonvertError(f"{self.path}: operator {k} names subgraph {index} ({option}), but the model has {count}")
+            raise InputError(f"{self.path}: operator {k} names subgraph {index} ({option}), but the model has {count}")
         return index
 
     def _op_type(self, op: Any, opcodes: list[str], k: int) -> str:
         index = op.OpcodeIndex()
         if index >= len(opcodes):
-            raise QonvertError(f"{self.path}: operator {k} uses opcode index {index}, but the model has {len(opcodes)} opcodes")
+            raise InputError(f"{self.path}: operator {k} uses opcode index {index}, but the model has {len(opcodes)} opcodes")
         return opcodes[index]
 
     def _read_subgraph(self, sub: Any, opcodes: list[str]) -> SourceGraph:
@@ -178,7 +178,7 @@ class _Reader:
         for i in range(sub.TensorsLength()):
             raw = sub.Tensors(i).Name()
             if raw and len(raw) > MAX_NAME_BYTES:  # a corrupt string offset: the name would be copied into every node
-                raise QonvertError(f"{self.path}: tensor {i}: a name of {len(raw)} bytes (corrupt string?)")
+                raise InputError(f"{self.path}: tensor {i}: a name of {len(raw)} bytes (corrupt string?)")
             name = raw.decode("utf-8", "replace") if raw else f"tensor_{i}"
             if name in seen:
                 name = f"{name}#{i}"
@@ -191,7 +191,7 @@ class _Reader:
         if kind == "RESOURCE":  # a variable handle (VAR_HANDLE); lift_variables removes it
             return RESOURCE
         if kind not in _NUMPY_TYPES:
-            raise QonvertError(f"{self.path}: tensor {name!r} has unsupported type {kind}")
+            raise InputError(f"{self.path}: tensor {name!r} has unsupported type {kind}")
         return _NUMPY_TYPES[kind]
 
     def _read_tensor(self, tensor: Any, name: str, graph: SourceGraph) -> None:
@@ -199,7 +199,7 @@ class _Reader:
         if tensor.ShapeSignatureLength():
             shape = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy())
         if len(shape) > MAX_RANK or any(d < -1 or d >= 1 << 31 for d in shape):
-            raise QonvertError(f"{self.path}: tensor {name!r}: shape {list(shape)[:10]} is not a tensor shape")
+            raise InputError(f"{self.path}: tensor {name!r}: shape {list(shape)[:10]} is not a tensor shape")
         graph.shapes[name] = shape
         graph.dtypes[name] = self._dtype(tensor, name)
         if graph.dtypes[name] == RESOURCE:
@@ -210,7 +210,7 @@ class _Reader:
             dtype = np.dtype(graph.dtypes[name])
             count = int(np.prod(shape)) if shape else 1
             if len(raw) != count * dtype.itemsize or any(d < 0 for d in shape):
-                raise QonvertError(
+                raise InputError(
                     f"{self.path}: tensor {name!r}: buffer holds {len(raw)} bytes, shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
                 )
             data = np.frombuffer(raw, dtype=dtype).reshape(shape)  # a read-only view of the mapped file
@@ -228,12 +228,12 @@ class _Reader:
         if index == 0:  # buffer 0 is the empty sentinel
             return None
         if index >= self.model.BuffersLength():
-            raise QonvertError(f"{self.path}: tensor {name!r} refers to buffer {index}, but the model has {self.model.BuffersLength()}")
+            raise InputError(f"{self.path}: tensor {name!r} refers to buffer {index}, but the model has {self.model.BuffersLength()}")
         buf = self.model.Buffers(index)
         offset, size = buf.Offset(), buf.Size()
         if offset > 1:  # models past 2 GB keep data after the flatbuffer, addressed from the file start
             if offset + size > len(self.data):
-                raise QonvertError(
+                raise InputError(
                     f"{self.path}: tensor {name!r}: buffer {index} [{offset}, {offset + size}) lies past the file end ({len(self.data)})"
                 )
             return self.data[offset : offset + size] if size else None  # memoryview slices: no copy
@@ -241,7 +241,7 @@ class _Reader:
             return None
         start = buf._tab.Vector(buf._tab.Offset(4))
         if start + buf.DataLength() > len(self.data):
-            raise QonvertError(f"{self.path}: tensor {name!r}: buffer {index} data lies past the file end")
+            raise InputError(f"{self.path}: tensor {name!r}: buffer {index} data lies past the file end")
         return self.data[start : start + buf.DataLength()]
 
     def _options(self, op: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ...opsets.qparams import QuantParams
 
 _QDTYPES = {"INT8": "int8", "UINT8": "uint8", "INT16": "int16", "INT32": "int32", "INT64": "int64"}
@@ -33,17 +33,17 @@ def tensor_qparams(
     scale = quant.ScaleAsNumpy().astype(np.float32)
     zp = quant.ZeroPointAsNumpy() if quant.ZeroPointLength() else np.zeros(scale.shape, np.int64)
     if zp.size != scale.size:
-        raise QonvertError(f"tensor {name!r}: {scale.size} scales but {zp.size} zero points")
+        raise InputError(f"tensor {name!r}: {scale.size} scales but {zp.size} zero points")
     dtype = _QDTYPES[type_name]
     if dtype == "int64":  # 16x8 biases: checked here, made int32 by `bias`
         dtype = "int32"
     if dtype == "int32" and np.any(zp != 0):  # biases: TFLite's kernels take zero point 0 only
-        raise QonvertError(f"tensor {name!r}: an int32 (bias) quantization with zero point {int(np.ravel(zp)[np.ravel(zp) != 0][0])}, not 0")
+        raise InputError(f"tensor {name!r}: an int32 (bias) quantization with zero point {int(np.ravel(zp)[np.ravel(zp) != 0][0])}, not 0")
     if scale.size == 1:
         return QuantParams(scale.reshape(()), zp.reshape(()), dtype).validate(name), data, None
     axis = int(quant.QuantizedDimension())
     if not 0 <= axis < len(shape):
-        raise QonvertError(f"tensor {name!r}: quantized_dimension {axis} out of range for shape {list(shape)}")
+        raise InputError(f"tensor {name!r}: quantized_dimension {axis} out of range for shape {list(shape)}")
     qp, remark = QuantParams(scale, zp, dtype, axis), None
     if data is not None:
         qp, data, remark = qp.revive_dead_channels(data, name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ...metadata import StateVariable
 from ...naming import unique_name
 from ...opsets.qparams import QuantParams
@@ -64,7 +64,7 @@ def lift_variables(main: SourceGraph, inits: list[SourceGraph]) -> SourceGraph:
             if value_qp is not None:
                 main.quant[name] = value_qp
         if value is None and var in first_read and reads[first_read[var]] == name:
-            raise QonvertError(f"{main.path}: variable {var!r} is read before anything assigns it (no CALL_ONCE init value)")
+            raise InputError(f"{main.path}: variable {var!r} is read before anything assigns it (no CALL_ONCE init value)")
         if value is None:  # written before it is read: its value before the step is never used
             value = np.zeros([max(d, 1) for d in main.shapes.get(name, ())], main.dtypes.get(name, "float32"))
         value = _fit(value, main.shapes.get(name), main.dtypes.get(name), var, main.path)
@@ -97,10 +97,10 @@ def _initial_values(inits: list[SourceGraph]) -> dict[str, tuple[np.ndarray, Qua
                 var = _variable(op, handles, init.path)
                 value = _operand(op.inputs["in"], 1, op, init.path)
                 if value not in init.constants:
-                    raise QonvertError(f"{init.path}: the init subgraph assigns variable {var!r} a computed value; only constants are supported")
+                    raise InputError(f"{init.path}: the init subgraph assigns variable {var!r} a computed value; only constants are supported")
                 values[var] = (init.constants[value], init.quant.get(value))
             elif op.type != "VAR_HANDLE":
-                raise QonvertError(f"{init.path}: the CALL_ONCE init subgraph runs {op.type}; only VAR_HANDLE and ASSIGN_VARIABLE are supported")
+                raise InputError(f"{init.path}: the CALL_ONCE init subgraph runs {op.type}; only VAR_HANDLE and ASSIGN_VARIABLE are supported")
     return values
 
 
@@ -118,13 +118,13 @@ def _handles(graph: SourceGraph) -> dict[str, str]:
 def _variable(op: SourceOp, handles: dict[str, str], path: str) -> str:
     handle = _operand(op.inputs.get("in", []), 0, op, path)
     if handle not in handles:
-        raise QonvertError(f"{path}: op {op.label}: input {handle!r} is not a VAR_HANDLE")
+        raise InputError(f"{path}: op {op.label}: input {handle!r} is not a VAR_HANDLE")
     return handles[handle]
 
 
 def _operand(names: list[str], index: int, op: SourceOp, path: str) -> str:
     if index >= len(names) or not names[index]:
-        raise QonvertError(f"{path}: op {op.type} has no operand {index}")
+        raise InputError(f"{path}: op {op.type} has no operand {index}")
     return names[index]
 
 
@@ -141,17 +141,17 @@ def _fresh(name: str, taken: set[str]) -> str:
 def _fit(value: np.ndarray, shape: tuple[int, ...] | None, dtype: str | None, var: str, path: str) -> np.ndarray:
     """The initial value in the shape and dtype the main graph reads."""
     if shape is not None and all(d >= 0 for d in shape) and value.size != int(np.prod(shape, dtype=np.int64)):
-        raise QonvertError(f"{path}: variable {var!r}: initial value has shape {list(value.shape)}, the graph reads {list(shape)}")
+        raise InputError(f"{path}: variable {var!r}: initial value has shape {list(value.shape)}, the graph reads {list(shape)}")
     if dtype is not None and value.dtype.name != dtype:
-        raise QonvertError(f"{path}: variable {var!r}: initial value is {value.dtype.name}, the graph reads {dtype}")
+        raise InputError(f"{path}: variable {var!r}: initial value is {value.dtype.name}, the graph reads {dtype}")
     return value.reshape(shape) if shape is not None and all(d >= 0 for d in shape) else value
 
 
 def _check_written(graph: SourceGraph, var: str, written: str, last_write: dict[str, str]) -> None:
     """The next value must be a computed tensor of its own: ONNX gives each output one name."""
     if written in graph.constants:
-        raise QonvertError(f"{graph.path}: variable {var!r} is assigned a constant ({written!r}); not supported")
+        raise InputError(f"{graph.path}: variable {var!r} is assigned a constant ({written!r}); not supported")
     if written in graph.outputs or written in {t.name for t in graph.inputs}:
-        raise QonvertError(f"{graph.path}: variable {var!r} is assigned {written!r}, which is also a graph input or output; not supported")
+        raise InputError(f"{graph.path}: variable {var!r} is assigned {written!r}, which is also a graph input or output; not supported")
     if sum(1 for w in last_write.values() if w == written) > 1:
-        raise QonvertError(f"{graph.path}: several variables are assigned the same tensor {written!r}; not supported")
+        raise InputError(f"{graph.path}: several variables are assigned the same tensor {written!r}; not supported")

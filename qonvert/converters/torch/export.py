@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..source import SourceGraph, SourceOp, TensorInfo
 
 _DTYPES = {
@@ -34,7 +34,7 @@ _DTYPES = {
 def dtype_name(dtype: Any) -> str:
     name = _DTYPES.get(str(dtype))
     if name is None:
-        raise QonvertError(f"torch dtype {dtype} is not supported")
+        raise InputError(f"torch dtype {dtype} is not supported")
     return name
 
 
@@ -138,11 +138,11 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
             graph.constants[node.name] = _attr(owner, node.target)
             graph.shapes[node.name] = graph.constants[node.name].shape
         elif node.op == "call_module" and "activation_post_process" in str(node.target):
-            raise QonvertError(f"{path}: the model holds observers ({node.target}): prepared but not converted (run convert_pt2e)")
+            raise InputError(f"{path}: the model holds observers ({node.target}): prepared but not converted (run convert_pt2e)")
         elif not (node.op == "call_module" and not node.users):  # e.g. an unused _guards_fn
-            raise QonvertError(f"{path}: node {node.name!r} ({node.op} {node.target}) is not supported")
+            raise InputError(f"{path}: node {node.name!r} ({node.op} {node.target}) is not supported")
     if not subclasses and not any(op.type.startswith(QUANTIZE_NAMESPACES) for op in graph.ops):
-        raise QonvertError(f"{path}: no quantize/dequantize op: a float model (quantize it with prepare_pt2e / convert_pt2e, or torchao's quantize_)")
+        raise InputError(f"{path}: no quantize/dequantize op: a float model (quantize it with prepare_pt2e / convert_pt2e, or torchao's quantize_)")
     return graph
 
 
@@ -153,7 +153,7 @@ def _subclass_used_as_is(node: Any, value: Any, path: str) -> None:
     for user in node.users:
         if str(user.target) != _INNER or user.args[1] not in inner:
             kind = type(value).__name__
-            raise QonvertError(f"{path}: parameter {node.name!r} is a {kind} (a tensor subclass) that op {user.target} reads whole; not supported")
+            raise InputError(f"{path}: parameter {node.name!r} is a {kind} (a tensor subclass) that op {user.target} reads whole; not supported")
 
 
 def _attr(program: Any, target: str) -> np.ndarray:

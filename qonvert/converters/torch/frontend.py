@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ...opsets.qparams import QuantParams
 from ...runtime.quiet import native_stderr_silenced
 from ..frontend import Frontend, Options, Samples
@@ -42,7 +42,7 @@ def engine(name: str | None) -> Iterator[None]:
     previous = torch.backends.quantized.engine
     if name is not None:
         if name not in torch.backends.quantized.supported_engines:
-            raise QonvertError(f"quantized engine {name!r} is not available here: {', '.join(torch.backends.quantized.supported_engines)}")
+            raise InputError(f"quantized engine {name!r} is not available here: {', '.join(torch.backends.quantized.supported_engines)}")
         torch.backends.quantized.engine = name
     try:
         with native_stderr_silenced():
@@ -68,7 +68,7 @@ def _torch() -> Any:
         import torch
         import torch.ao.quantization.fx._decomposed
     except ImportError:
-        raise QonvertError("PyTorch models need torch (pip install 'qonvert[torch]')") from None
+        raise InputError("PyTorch models need torch (pip install 'qonvert[torch]')") from None
     _import_torchao_quietly()
     return torch
 
@@ -132,21 +132,21 @@ class TorchFrontend(Frontend):
             return source
         if isinstance(source, Path):
             if not source.is_file():
-                raise QonvertError(f"{source}: no such file")
+                raise InputError(f"{source}: no such file")
             kind = _archive_kind(source)
             if kind == "exported":
                 try:
                     return torch.export.load(str(source))
                 except Exception as exc:  # torch raises many kinds on a bad archive
-                    raise QonvertError(f"{source}: not a loadable ExportedProgram ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                    raise InputError(f"{source}: not a loadable ExportedProgram ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
             source = _unpickled(source, options)
         if isinstance(source, torch.nn.Module):
             examples = _module_examples(source, options, "exported")
             try:
                 return torch.export.export(source, examples)
             except Exception as exc:
-                raise QonvertError(f"torch.export failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        raise QonvertError(f"{type(source).__name__}: not a PyTorch model")
+                raise InputError(f"torch.export failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"{type(source).__name__}: not a PyTorch model")
 
     def script(self, source: Any) -> Any:
         """The TorchScript module of a torch.jit.save archive or an in-memory ScriptModule, else None."""
@@ -157,7 +157,7 @@ class TorchFrontend(Frontend):
             try:
                 return torch.jit.load(str(source), map_location="cpu").eval()
             except Exception as exc:
-                raise QonvertError(f"{source}: not a loadable TorchScript archive ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                raise InputError(f"{source}: not a loadable TorchScript archive ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         return None
 
     def load(self, path: Any, options: Options) -> SourceGraph:
@@ -196,7 +196,7 @@ class TorchFrontend(Frontend):
 
     def run_reference(self, path: Any, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
         if extra:
-            raise QonvertError(f"{path}: PyTorch models have no state variables to follow")
+            raise InputError(f"{path}: PyTorch models have no state variables to follow")
         torch = _torch()
         outputs = []
         with engine(getattr(options, "engine", None)), torch.no_grad():
@@ -244,7 +244,7 @@ class TorchFrontend(Frontend):
                 inputs = [tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in names) for f in feeds]
                 return _script_intermediates(module, inputs, str(path))
         if not isinstance(module, torch.fx.GraphModule):
-            raise QonvertError(f"{type(path).__name__}: per-layer needs a GraphModule or an ExportedProgram")
+            raise InputError(f"{type(path).__name__}: per-layer needs a GraphModule or an ExportedProgram")
         values: dict[str, np.ndarray] = {}
 
         interpreter: Any = torch.fx.Interpreter
@@ -283,7 +283,7 @@ def _module_examples(module: Any, options: TorchOptions, purpose: str) -> tuple[
     if shapes and all(n in shapes for n in names):
         return tuple(torch.zeros(shapes[n]) for n in names)
     given = ", ".join(f"{n}=D,D,.." for n in names)
-    raise QonvertError(f"{type(module).__name__}: a PyTorch module needs example_inputs=(x, ...) (CLI: --input-shape {given}) to be {purpose}")
+    raise InputError(f"{type(module).__name__}: a PyTorch module needs example_inputs=(x, ...) (CLI: --input-shape {given}) to be {purpose}")
 
 
 def _converted(source: Any, options: TorchOptions) -> Any:
@@ -302,20 +302,20 @@ def _unpickled(path: Path, options: TorchOptions) -> Any:
     torch = _torch()
     kind = _archive_kind(path)
     if kind in ("corrupt", "unknown"):
-        raise QonvertError(f"{path}: {'a truncated or corrupt archive' if kind == 'corrupt' else 'not a PyTorch file'}")
+        raise InputError(f"{path}: {'a truncated or corrupt archive' if kind == 'corrupt' else 'not a PyTorch file'}")
     if not options.trust_pickle:
-        raise QonvertError(f"{path}: a pickled PyTorch object; loading it runs code from the file: pass --trust-pickle if you trust it")
+        raise InputError(f"{path}: a pickled PyTorch object; loading it runs code from the file: pass --trust-pickle if you trust it")
     try:
         module = torch.load(str(path), weights_only=False)
     except Exception as exc:
-        raise QonvertError(f"{path}: cannot unpickle ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"{path}: cannot unpickle ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     if not isinstance(module, torch.nn.Module):
-        raise QonvertError(f"{path}: the pickle holds a {type(module).__name__}, not an nn.Module")
+        raise InputError(f"{path}: the pickle holds a {type(module).__name__}, not an nn.Module")
     try:
         list(module.named_modules())
     except Exception as exc:  # PyTorch's quantized modules do not survive torch.save / torch.load
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        raise QonvertError(f"{path}: the unpickled module is broken ({detail}); save it with torch.jit.save or torch.export.save instead") from None
+        raise InputError(f"{path}: the unpickled module is broken ({detail}); save it with torch.jit.save or torch.export.save instead") from None
     return module
 
 
@@ -329,7 +329,7 @@ def _examples(script: Any, options: TorchOptions, where: str, input_names: Calla
     missing = [n for n in names if n not in shapes]
     if missing:
         given = ", ".join(f"{n}=D,D,.." for n in missing)
-        raise QonvertError(f"{where}: a TorchScript archive records no input shapes: pass --input-shape {given} (or example_inputs)")
+        raise InputError(f"{where}: a TorchScript archive records no input shapes: pass --input-shape {given} (or example_inputs)")
     return tuple(torch.zeros(shapes[n]) for n in names)
 
 
@@ -371,4 +371,4 @@ def _traced(module: Any, options: TorchOptions) -> Any:
         with torch.no_grad():
             return torch.jit.trace(module.eval(), _module_examples(module, options, "traced"))
     except Exception as exc:
-        raise QonvertError(f"torch.jit.trace failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"torch.jit.trace failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ...errors import QonvertError
+from ...errors import InputError
 
 
 def _observers(module: Any) -> list[tuple[str, Any]]:
@@ -43,7 +43,7 @@ def _check_calibrated(module: Any) -> None:
         low = getattr(observer, "min_val", None)
         if isinstance(low, torch.Tensor) and (low.numel() == 0 or not bool(torch.isfinite(low).all())):
             where = name or type(module).__name__
-            raise QonvertError(f"{where}: an observer that has seen no data: run the prepared model on calibration data first")
+            raise InputError(f"{where}: an observer that has seen no data: run the prepared model on calibration data first")
 
 
 def convert_prepared(module: Any) -> Any:
@@ -55,7 +55,7 @@ def convert_prepared(module: Any) -> Any:
         converted = copy.deepcopy(module)
     except Exception as exc:
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        raise QonvertError(f"{type(module).__name__}: cannot copy the prepared module to convert it ({detail})") from None
+        raise InputError(f"{type(module).__name__}: cannot copy the prepared module to convert it ({detail})") from None
     try:
         graph = getattr(converted, "graph", None)
         if graph is not None and any(isinstance(n.target, torch._ops.OpOverload) for n in graph.nodes):  # PT2E: aten ops
@@ -71,9 +71,9 @@ def convert_prepared(module: Any) -> Any:
 
         return convert(converted.eval(), inplace=False)
     except ImportError:
-        raise QonvertError("a PT2E-prepared module needs torchao (pip install 'qonvert[torch]')") from None
+        raise InputError("a PT2E-prepared module needs torchao (pip install 'qonvert[torch]')") from None
     except Exception as exc:  # PyTorch's convert raises many kinds on a module it cannot take
-        raise QonvertError(f"PyTorch's convert failed on the prepared module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"PyTorch's convert failed on the prepared module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
 
 
 def reference_remark(module: Any) -> str:

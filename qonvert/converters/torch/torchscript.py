@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ...opsets.qparams import QuantParams
 from ..source import SourceGraph, SourceOp, TensorInfo
 from .export import dtype_name
@@ -38,7 +38,7 @@ def interpret(module: Any, inputs: tuple[Any, ...], path: str, on_op: OnOp) -> d
     fx = module.inlined_graph
     params = list(fx.inputs())
     if len(params) - 1 != len(inputs):
-        raise QonvertError(f"{path}: the model takes {len(params) - 1} inputs, {len(inputs)} given")
+        raise InputError(f"{path}: the model takes {len(params) - 1} inputs, {len(inputs)} given")
     env: dict[str, Any] = {params[0].debugName(): module}
     env.update({p.debugName(): x for p, x in zip(params[1:], inputs, strict=True)})
     for node in fx.nodes():
@@ -56,13 +56,13 @@ def interpret(module: Any, inputs: tuple[Any, ...], path: str, on_op: OnOp) -> d
         elif kind == "prim::NumToTensor":  # shape arithmetic (x.shape in forward): static here
             env[outs[0]] = torch.scalar_tensor(env[ins[0]], dtype=torch.int64)
         elif kind.startswith("prim::"):
-            raise QonvertError(f"{path}: TorchScript {kind} (control flow or a Python call) is not supported")
+            raise InputError(f"{path}: TorchScript {kind} (control flow or a Python call) is not supported")
         else:
             args = [env[i] for i in ins]
             try:
                 result = _call(torch, node, args)
             except Exception as exc:  # the model's own op failed on these inputs: say which
-                raise QonvertError(f"{path}: running {kind} ({outs[0]}) failed: {str(exc).splitlines()[0][:200]}") from None
+                raise InputError(f"{path}: running {kind} ({outs[0]}) failed: {str(exc).splitlines()[0][:200]}") from None
             results = [result] if len(outs) == 1 else list(result)
             env.update(zip(outs, results, strict=True))
             on_op(node, ins, outs, args, results)
@@ -132,7 +132,7 @@ def read_torchscript(module: Any, example_inputs: tuple[Any, ...], path: str) ->
         names = [i.debugName() for i in producer.inputs()] if producer.kind() == "prim::TupleConstruct" else [value.debugName()]
         graph.outputs += names
     if not graph.quant:
-        raise QonvertError(f"{path}: no quantized tensor: a float TorchScript model (convert it with torch.ao.quantization first)")
+        raise InputError(f"{path}: no quantized tensor: a float TorchScript model (convert it with torch.ao.quantization first)")
     _plain_input_names(graph)
     return graph
 
@@ -208,7 +208,7 @@ def _unpack(graph: SourceGraph, base: str, packed: Any, inputs: dict[str, list[s
     try:
         weight, bias = packed.unpack()
     except Exception as exc:
-        raise QonvertError(f"{base}: packed parameters that cannot be unpacked ({exc})") from None
+        raise InputError(f"{base}: packed parameters that cannot be unpacked ({exc})") from None
     if one_d and weight.dim() == 4:
         weight = weight.squeeze(2)
     qp, codes, remark = _qparams(weight, f"{base}.weight", validate=False).revive_dead_channels(weight.int_repr().numpy(), f"{base}.weight")
@@ -244,9 +244,9 @@ def _unpack_cells(graph: SourceGraph, base: str, cells: list[Any], inputs: dict[
         try:
             kind, _biases, _doubles, longs, packed = cell.__getstate__()[0]
         except Exception as exc:
-            raise QonvertError(f"{base}: RNN cell parameters that cannot be read ({type(exc).__name__})") from None
+            raise InputError(f"{base}: RNN cell parameters that cannot be read ({type(exc).__name__})") from None
         if kind != "quantized_dynamic" or len(packed) != 2:
-            raise QonvertError(f"{base}: RNN cell parameters of kind {kind!r} are not supported (only dynamic quantization)")
+            raise InputError(f"{base}: RNN cell parameters of kind {kind!r} are not supported (only dynamic quantization)")
         reduce_range = bool(longs and longs[0])
         for gate, weights in zip(("ih", "hh"), packed, strict=True):
             unpacked: dict[str, list[str]] = {}  # int8 codes `.weight` (quantized), float `.bias`

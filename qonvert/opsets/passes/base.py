@@ -16,7 +16,7 @@ from typing import ClassVar
 import onnx_ir as ir
 import onnx_ir.passes as ir_passes
 
-from ...errors import QonvertError
+from ...errors import InternalError, QonvertError
 from ..canonical import Rule, violations
 
 _RAN = "qonvert.passes_ran"  # model.meta: the names of the passes the model has been through
@@ -47,7 +47,14 @@ class RewritePass(ir_passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir_passes.PassResult:
         for graph in self.graphs(model):
-            fired = self.rewrite(graph)
+            try:
+                fired = self.rewrite(graph)
+            except QonvertError:
+                raise
+            except (MemoryError, RecursionError):
+                raise
+            except Exception as exc:  # what the pass did not expect: qonvert's bug, named by the pass
+                raise InternalError(f"pass {type(self).__name__}: internal error, {type(exc).__name__}: {exc}") from exc
             for name, count in zip(self.counts_as, fired if isinstance(fired, tuple) else (fired,), strict=True):
                 self.counts[name] += count
         model.meta[_RAN] = model.meta.get(_RAN, set()) | {type(self).__name__}
@@ -73,7 +80,7 @@ def run_passes(model: ir.Model, passes: Sequence[ir_passes.PassBase]) -> dict[st
             if isinstance(error, QonvertError):  # a pass meeting what the file says (a bias past int32 ...)
                 raise error from None
             if isinstance(error, (ir_passes.PreconditionError, ir_passes.PostconditionError)):
-                raise QonvertError(f"internal error, {error}") from exc
+                raise InternalError(f"internal error, {error}") from exc
         raise chain[-1] from None  # the pass's own exception, as it raised it
     return {name: count for p in passes if isinstance(p, RewritePass) for name, count in p.counts.items()}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..canonical import input_channel_weight, quantized_op_bias
 from ..graph_edit import add_dq, const_array, fresh_name, producer_op, qparams_of, single_consumer, source_label, weight_dq
 from ..qparams import QuantParams
@@ -128,14 +128,14 @@ def quantize_biases(graph: ir.Graph) -> int:
         if input_channel_weight(node, w_qp):
             continue  # no s_x * s_w per output channel: the bias stays float (canonical.py)
         if not np.all(np.isfinite(bias)):
-            raise QonvertError(f"op {source_label(node)}: its bias holds non-finite values")
+            raise InputError(f"op {source_label(node)}: its bias holds non-finite values")
         scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
         q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
         if np.any(np.abs(q) > INT32_MAX):
             widened = _widen_starved_channels(graph, node, w_dq, w_data, w_qp, x_qp, bias)
             if widened is None:
                 big = float(np.abs(bias).max())
-                raise QonvertError(f"op {source_label(node)}: a bias of {big:.3g} does not fit int32 at s_x * s_w (per-tensor weight scale)")
+                raise InputError(f"op {source_label(node)}: a bias of {big:.3g} does not fit int32 at s_x * s_w (per-tensor weight scale)")
             w_qp = widened
             scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
             q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))

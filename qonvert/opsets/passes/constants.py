@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import QonvertError
+from ...errors import InputError
 from ..graph_edit import add_dq, const_array, initializer, weight_dq
 from .base import RewritePass
 
@@ -18,7 +18,7 @@ def _apply(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | Non
     try:
         return _apply_unchecked(node, data)
     except (ValueError, IndexError, TypeError) as exc:
-        raise QonvertError(f"{node.op_type} {node.name}: does not fit its constant input of shape {list(data.shape)} ({exc})") from None
+        raise InputError(f"{node.op_type} {node.name}: does not fit its constant input of shape {list(data.shape)} ({exc})") from None
 
 
 def _apply_unchecked(node: ir.Node, data: np.ndarray) -> tuple[np.ndarray, list[int] | None] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from .. import refio
 from ..quiet import native_stderr_silenced
 
@@ -16,13 +16,13 @@ def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignor
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        raise QonvertError("verifying a TFLite model needs ai-edge-litert (pip install 'qonvert[tflite]')") from None
+        raise InputError("verifying a TFLite model needs ai-edge-litert (pip install 'qonvert[tflite]')") from None
     try:
         with native_stderr_silenced():  # its delegate's INFO line
             interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=preserve_all_tensors)
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise QonvertError(f"{model}: LiteRT cannot load it: {exc}") from None
+        raise InputError(f"{model}: LiteRT cannot load it: {exc}") from None
     return interp
 
 
@@ -36,7 +36,7 @@ def run_reference(model: Path, inputs: refio.Samples, extra: list[str] | None = 
     by_name = {d["name"]: d["index"] for d in interp.get_tensor_details()}
     missing = [n for n in extra or [] if n not in by_name]
     if missing:
-        raise QonvertError(f"{model}: LiteRT has no tensor {missing[0]!r}: not the model this ONNX was converted from?")
+        raise InputError(f"{model}: LiteRT has no tensor {missing[0]!r}: not the model this ONNX was converted from?")
     fetch = [d["index"] for d in interp.get_output_details()] + [by_name[n] for n in extra or []]
     outputs = []
     for feed in inputs:
@@ -69,13 +69,13 @@ def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: 
     resized = False
     for d in interp.get_input_details():
         if d["name"] not in feed:
-            raise QonvertError(f"{model}: no value for input {d['name']!r}")
+            raise InputError(f"{model}: no value for input {d['name']!r}")
         shape = list(np.shape(feed[d["name"]]))
         if shape != list(d["shape"]):  # a dynamic dimension (-1 in the signature) takes the feed's size
             try:
                 interp.resize_tensor_input(d["index"], shape, strict=True)
             except (RuntimeError, ValueError) as exc:
-                raise QonvertError(f"{model}: LiteRT refuses input {d['name']!r} of shape {shape}: {str(exc).splitlines()[0][:200]}") from None
+                raise InputError(f"{model}: LiteRT refuses input {d['name']!r} of shape {shape}: {str(exc).splitlines()[0][:200]}") from None
             resized = True
     if resized:
         interp.allocate_tensors()
@@ -83,8 +83,8 @@ def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: 
         try:
             interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
         except ValueError as exc:
-            raise QonvertError(f"{model}: LiteRT refuses input {d['name']!r}: {str(exc).splitlines()[0][:200]}") from None
+            raise InputError(f"{model}: LiteRT refuses input {d['name']!r}: {str(exc).splitlines()[0][:200]}") from None
     try:
         interp.invoke()
     except (RuntimeError, ValueError) as exc:
-        raise QonvertError(f"{model}: LiteRT failed on these inputs: {str(exc).strip().splitlines()[0][:200]}") from None
+        raise InputError(f"{model}: LiteRT failed on these inputs: {str(exc).strip().splitlines()[0][:200]}") from None

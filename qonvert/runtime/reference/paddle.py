@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import QonvertError
+from ...errors import InputError
 from .. import refio
 
 
@@ -28,7 +28,7 @@ def run_intermediates(program: Path, inputs: refio.Samples) -> list[dict[str, np
     dict per input. ProgramDesc only: Paddle 3.3's executor cannot fetch a PIR program's
     intermediate values (FetchTensors fails on every one of them, measured)."""
     if program.suffix == ".json":
-        raise QonvertError(
+        raise InputError(
             f"{program}: per-layer on a PIR program: Paddle's executor cannot fetch its intermediate values; use the ProgramDesc (.pdmodel) form"
         )
     outputs, names = _run(program, inputs, everything=True)
@@ -49,7 +49,7 @@ def _run(program: Path, inputs: refio.Samples, everything: bool) -> tuple[list[l
         )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise QonvertError(f"{program}: Paddle Inference failed: {tail[0]}")
+            raise InputError(f"{program}: Paddle Inference failed: {tail[0]}")
         _, outputs, names = refio.load(dst)
         return outputs, names
 

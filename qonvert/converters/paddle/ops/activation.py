@@ -7,7 +7,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
@@ -92,7 +92,7 @@ def scale(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     arr = ctx.array(op.input("ScaleTensor"))
     s = float(arr.ravel()[0]) if arr is not None else op.float_attr("scale", default=1.0)
     if op.input("ScaleTensor") is not None and arr is None:
-        raise QonvertError(f"op {op.label}: run-time scale tensor is not supported")
+        raise InputError(f"op {op.label}: run-time scale tensor is not supported")
     bias = op.float_attr("bias", default=0.0)
     x, b = ctx.input(op, "X"), ctx.b
     if op.attr("bias_after_scale", default=True):

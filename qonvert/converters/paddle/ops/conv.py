@@ -6,7 +6,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -24,13 +24,13 @@ def _pads(op: SourceOp, spatial: int = 2) -> dict[str, Any]:
         return {"pads": pads + pads}
     if len(pads) == 2 * spatial:
         return {"pads": pads[0::2] + pads[1::2]}
-    raise QonvertError(f"op {op.label}: unsupported paddings {pads}")
+    raise InputError(f"op {op.label}: unsupported paddings {pads}")
 
 
 def _check_nchw(op: SourceOp) -> None:
     fmt = op.attr("data_format", "data_layout", default="NCHW")
     if fmt not in ("NCHW", "AnyLayout"):
-        raise QonvertError(f"op {op.label}: data_format {fmt} is not supported (NCHW only)")
+        raise InputError(f"op {op.label}: data_format {fmt} is not supported (NCHW only)")
 
 
 @register("paddle", "conv2d", "depthwise_conv2d")
@@ -80,18 +80,18 @@ def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         return ctx.b.op("GlobalMaxPool" if kind == "max" else "GlobalAveragePool", [x])
     if adaptive:
         if in_shape is None or any(d <= 0 for d in in_shape[2:]) or any(d % k for d, k in zip(in_shape[2:], ksize or [], strict=False)):
-            raise QonvertError(f"op {op.label}: adaptive pooling to {ksize} needs input sizes divisible by it")
+            raise InputError(f"op {op.label}: adaptive pooling to {ksize} needs input sizes divisible by it")
         stride = [d // k for d, k in zip(in_shape[2:], ksize or [], strict=False)]
         attrs: dict[str, Any] = {"kernel_shape": stride, "strides": stride}
     else:
         if ksize is None:
-            raise QonvertError(f"op {op.label}: kernel size is not a constant")
+            raise InputError(f"op {op.label}: kernel size is not a constant")
         attrs = {"kernel_shape": list(ksize), "strides": op.ints_attr("strides", default=[1, 1], low=1), **_pads(op)}
         if op.attr("ceil_mode", default=False):
             attrs["ceil_mode"] = 1
     if kind == "max":
         return ctx.b.op("MaxPool", [x], attrs)
     if kind != "avg":
-        raise QonvertError(f"op {op.label}: pooling_type {kind!r} is not supported")
+        raise InputError(f"op {op.label}: pooling_type {kind!r} is not supported")
     attrs["count_include_pad"] = 0 if op.attr("exclusive", default=True) else 1
     return ctx.b.op("AveragePool", [x], attrs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -43,6 +43,8 @@ for _name in _BINARY:
 
 
 def _transpose_last2(ctx: ConversionContext, v: ir.Value, rank: int) -> ir.Value:
+    if rank < 2:  # the file asks to transpose a vector (its declared rank)
+        raise InputError(f"tensor {v.name!r}: transpose_x / transpose_y of a rank-{rank} input")
     perm = list(range(rank))
     perm[-2], perm[-1] = perm[-1], perm[-2]
     return ctx.b.op("Transpose", [v], {"perm": perm})
@@ -65,10 +67,10 @@ def mul(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     xn, yn = op.int_attr("x_num_col_dims", default=1), op.int_attr("y_num_col_dims", default=1)
     xs, ys = ctx.shape(op.input("X")), ctx.shape(op.input("Y"))
     if xs is None or ys is None:
-        raise QonvertError(f"op {op.label}: input shapes unknown")
+        raise InputError(f"op {op.label}: input shapes unknown")
     x, y = ctx.input(op, "X"), ctx.input(op, "Y")
     if len(ys) != yn + 1 or yn != 1:
-        raise QonvertError(f"op {op.label}: mul with y_num_col_dims={yn} on rank {len(ys)} is not supported")
+        raise InputError(f"op {op.label}: mul with y_num_col_dims={yn} on rank {len(ys)} is not supported")
     if len(xs) != xn + 1:
         x = ctx.b.op("Reshape", [x, ctx.b.ints([0] * xn + [-1])])
     return ctx.b.op("MatMul", [x, y])

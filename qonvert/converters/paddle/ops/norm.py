@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
@@ -23,7 +23,7 @@ def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     axis = op.int_attr("begin_norm_axis", default=1)
     rank = ctx.rank(op, "X")
     if op.input("Scale") is None or op.input("Bias") is None:
-        raise QonvertError(f"op {op.label}: layer_norm without scale and bias is not supported")
+        raise InputError(f"op {op.label}: layer_norm without scale and bias is not supported")
     scale, bias = ctx.input(op, "Scale"), ctx.input(op, "Bias")
     if rank - axis != 1:  # Paddle stores flattened [prod(normalized dims)] scale/bias
         shape = ctx.shape(op.input("X")) or ()

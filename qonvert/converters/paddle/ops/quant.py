@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import ConversionContext
 from ...registry import register
@@ -17,7 +17,7 @@ def _qparams(ctx: ConversionContext, op: SourceOp, validate: bool = True) -> Qua
     x = op.input("X")
     scale = ctx.array(op.input("Scale"))
     if scale is None:
-        raise QonvertError(f"op {op.label}: scale is not a constant")
+        raise InputError(f"op {op.label}: scale is not a constant")
     zp = ctx.array(op.input("ZeroPoint"))
     return qparams(op, scale, zp, ctx.shape(x), x or "?", validate)
 
@@ -48,7 +48,7 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if y not in ctx.source.outputs and readers <= {"dequantize_linear"}:
         return codes
     if "dequantize_linear" in readers:
-        raise QonvertError(f"op {op.label}: its codes are read both by dequantize_linear and as values ({', '.join(sorted(readers))}); not supported")
+        raise InputError(f"op {op.label}: its codes are read both by dequantize_linear and as values ({', '.join(sorted(readers))}); not supported")
     # Paddle's quantize_linear gives the codes as floats, and these are read as such (a Cast, the
     # program's output): a DQ of scale 1 gives exactly them
     return ctx.b.dequantize(codes, QuantParams.unit(qp.dtype))
@@ -64,8 +64,8 @@ def dequantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     qp = _qparams(ctx, op, validate=data is None)
     if data is not None:  # weight: integer values stored as float (QAT) or int8 (PTQ)
         if data.dtype.kind == "f" and not np.array_equal(data, np.rint(data)):
-            raise QonvertError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
+            raise InputError(f"op {op.label}: weight {op.input('X')!r} is not integer-valued")
         if data.size and (data.min() < qp.qmin or data.max() > qp.qmax):
-            raise QonvertError(f"op {op.label}: weight {op.input('X')!r} exceeds [{qp.qmin}, {qp.qmax}]")
+            raise InputError(f"op {op.label}: weight {op.input('X')!r} exceeds [{qp.qmin}, {qp.qmax}]")
         return ctx.int_weight(data, qp, op.input("X") or "?", name)
     return ctx.b.dequantize(ctx.input(op, "X"), qp)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
@@ -22,7 +22,7 @@ def _const_list(ctx: ConversionContext, op: SourceOp, slot: str, *attr_names: st
     if names:
         parts = [ctx.array(n) for n in names]
         if any(p is None for p in parts):
-            raise QonvertError(f"op {op.label}: {slot} is computed at run time; only constants are supported")
+            raise InputError(f"op {op.label}: {slot} is computed at run time; only constants are supported")
         return [int(v) for p in parts for v in np.atleast_1d(p)]  # type: ignore[arg-type]
     value = op.attr(*attr_names, default=None)
     return None if value is None else [int(v) for v in np.atleast_1d(value)]
@@ -50,11 +50,12 @@ def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.input(op, "X")
     if any(ctx.array(n) is None for slot in ("ShapeTensor", "Shape") for n in op.inputs.get(slot) or []):
         target = _runtime_ints(ctx, op, "ShapeTensor") or _runtime_ints(ctx, op, "Shape")
-        assert target is not None
+        if target is None:
+            raise InputError(f"op {op.label}: a run-time shape that is neither ShapeTensor nor Shape")
         return ctx.b.op("Reshape", [x, target])
     shape = _const_list(ctx, op, "ShapeTensor", "shape") or _const_list(ctx, op, "Shape")
     if shape is None:
-        raise QonvertError(f"op {op.label}: no target shape")
+        raise InputError(f"op {op.label}: no target shape")
     return ctx.b.op("Reshape", [x, ctx.b.ints(shape, "shape")])
 
 
@@ -103,7 +104,7 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     n_out = len(op.outputs.get("Out", []))
     sections = _const_list(ctx, op, "SectionsTensor", "sections") or []
     if shape is None or shape[axis] < 0:
-        raise QonvertError(f"op {op.label}: split axis size is unknown")
+        raise InputError(f"op {op.label}: split axis size is unknown")
     dim = shape[axis]
     if not sections:
         sections = [dim // n_out] * n_out
@@ -140,12 +141,12 @@ def _fill_dtype(op: SourceOp, *names: str) -> Any:
     dtype_attr = op.attr(*(names or ("dtype",)), default=5)
     if isinstance(dtype_attr, int):
         if dtype_attr not in _FILL_DTYPES:
-            raise QonvertError(f"op {op.label}: dtype {dtype_attr} is not supported")
+            raise InputError(f"op {op.label}: dtype {dtype_attr} is not supported")
         return _FILL_DTYPES[dtype_attr]
     try:
         return np.dtype(str(dtype_attr).removeprefix("paddle."))
     except TypeError:
-        raise QonvertError(f"op {op.label}: dtype {dtype_attr!r} is not supported") from None
+        raise InputError(f"op {op.label}: dtype {dtype_attr!r} is not supported") from None
 
 
 @register("paddle", "cast")
@@ -173,7 +174,7 @@ def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         return ctx.b.op("ConstantOfShape", [shape_value], {"value": fill})
     shape = _const_list(ctx, op, slot, "shape") or []
     if any(d < 0 for d in shape):
-        raise QonvertError(f"op {op.label}: run-time shaped constant is not supported")
+        raise InputError(f"op {op.label}: run-time shaped constant is not supported")
     return ctx.b.const(np.full(shape, float(value)).astype(dtype), "fill")
 
 
@@ -213,4 +214,4 @@ def interp(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if scale and all(s > 0 for s in scale):
         scales = b.const(np.asarray([1.0, 1.0, *scale], np.float32), "scales")
         return b.op("Resize", [x, empty, scales], attrs)
-    raise QonvertError(f"op {op.label}: output size is computed at run time")
+    raise InputError(f"op {op.label}: output size is computed at run time")

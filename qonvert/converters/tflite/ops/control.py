@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.builder import ONNX_QDTYPES
 from ...context import NP_TO_IR, ConversionContext, inline_graph
 from ...registry import register
@@ -29,7 +29,7 @@ def while_loop(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     cond, body = (_subgraph(ctx, op, option) for option in CONTROL_FLOW["WHILE"])
     names = list(op.inputs.get("in", []))
     if "" in names:
-        raise QonvertError(f"op {op.label}: a loop value is left out")
+        raise InputError(f"op {op.label}: a loop value is left out")
     _check_arity(op, cond, len(names), 1)
     _check_arity(op, body, len(names), len(names))
     _check_arity(op, None, len(names), len(op.outputs.get("out", [])))
@@ -51,7 +51,7 @@ def while_loop(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
 def if_then_else(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     condition = arg(op, 0)
     if condition is None:
-        raise QonvertError(f"op {op.label}: no condition")
+        raise InputError(f"op {op.label}: no condition")
     operands = [ctx.codes(n) for n in op.inputs["in"][1:]]
     count = len(op.outputs.get("out", []))
     branches: dict[str, ir.Graph] = {}
@@ -68,7 +68,7 @@ def if_then_else(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
 def _subgraph(ctx: ConversionContext, op: SourceOp, option: str) -> SourceGraph:
     index = op.attrs.get(option)
     if index not in ctx.source.subgraphs:  # the reader reads every subgraph an op names
-        raise QonvertError(f"op {op.label}: {option}={index} names no subgraph of the model")
+        raise InputError(f"op {op.label}: {option}={index} names no subgraph of the model")
     return ctx.source.subgraphs[index]
 
 
@@ -76,11 +76,11 @@ def _check_arity(op: SourceOp, graph: SourceGraph | None, inputs: int, outputs: 
     """The subgraph (None: the op's outputs) takes and gives as many tensors as the op passes."""
     if graph is None:
         if inputs != outputs:
-            raise QonvertError(f"op {op.label}: {inputs} loop values in, {outputs} out")
+            raise InputError(f"op {op.label}: {inputs} loop values in, {outputs} out")
         return
     if len(graph.inputs) != inputs or len(graph.outputs) != outputs:
         given = f"{len(graph.inputs)} inputs and gives {len(graph.outputs)} outputs"
-        raise QonvertError(f"op {op.label}: its subgraph takes {given}; the op needs {inputs} and {outputs}")
+        raise InputError(f"op {op.label}: its subgraph takes {given}; the op needs {inputs} and {outputs}")
 
 
 def _scalar(ctx: ConversionContext, flag: ir.Value) -> ir.Value:
@@ -101,7 +101,7 @@ def _graph_input(ctx: ConversionContext, graph: SourceGraph, name: str) -> ir.Va
     left open, as a loop value's may change between iterations."""
     onnx_type = _source_type(graph, name)
     if onnx_type is None:
-        raise QonvertError(f"tensor {name!r}: a loop value of type {graph.dtypes.get(name)!r}; not supported")
+        raise InputError(f"tensor {name!r}: a loop value of type {graph.dtypes.get(name)!r}; not supported")
     return ir.Value(name=ctx.b.unique(name), type=onnx_type)
 
 

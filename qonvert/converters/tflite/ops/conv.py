@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from .. import quant
 from ..hybrid import hybrid_codes, hybrid_mode
-from ..layout import NCHW, arg, conv_pads, finish, rank_of, same_pads, spatial
+from ..layout import NCHW, arg, conv_pads, declared_shape, finish, rank_of, same_pads, spatial
 
 
 def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, ...]) -> ir.Value:
@@ -25,7 +25,7 @@ def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, .
         return ctx.laid_out(name or "", perm)  # computed at run time: transposed as a tensor
     moved, qp = quant.weight(data, ctx.source.quant.get(name or ""), perm)
     if qp is not None and qp.dtype in ("int8", "int4", "int16") and np.any(qp.zero_point != 0):  # TFLite's kernels check this too
-        raise QonvertError(f"op {op.label}: weight {name!r} has zero point {int(np.ravel(qp.zero_point)[np.ravel(qp.zero_point) != 0][0])}, not 0")
+        raise InputError(f"op {op.label}: weight {name!r} has zero point {int(np.ravel(qp.zero_point)[np.ravel(qp.zero_point) != 0][0])}, not 0")
     if qp is None:
         return ctx.b.const(moved, f"{name}_onnx")
     return ctx.b.int_weight(moved, qp, f"{name}_onnx")
@@ -35,7 +35,7 @@ def _conv_filter(ctx: ConversionContext, op: SourceOp, perm: tuple[int, ...]) ->
     """A conv or fully-connected filter: TFLite's quantized kernels take a constant integer one."""
     name = arg(op, 1) or ""
     if arg(op, 0) in ctx.source.quant and (ctx.array(name) is None or name not in ctx.source.quant):
-        raise QonvertError(f"op {op.label}: a quantized input with a filter that is not a constant quantized tensor")
+        raise InputError(f"op {op.label}: a quantized input with a filter that is not a constant quantized tensor")
     return _weight(ctx, op, 1, perm)
 
 
@@ -68,7 +68,7 @@ def _hybrid(ctx: ConversionContext, op: SourceOp, x: ir.Value, mode: str, perm: 
     moved, qp = quant.weight(np.asarray(ctx.array(name)), ctx.source.quant[name], perm)
     assert qp is not None  # hybrid_mode checked it
     if np.any(qp.zero_point != 0):  # LiteRT's hybrid kernels take symmetric weights only
-        raise QonvertError(f"op {op.label}: weight {name!r} has a zero point other than 0")
+        raise InputError(f"op {op.label}: weight {name!r} has a zero point other than 0")
     y = run(codes, ctx.b.int_weight(moved, QuantParams.unit("int8"), f"{name}_codes"))
     shape = [1, -1, 1, 1] if conv else [1, -1]
     weight_scale = ctx.b.const(qp.scale.astype(np.float32).reshape(shape if qp.scale.size > 1 else []), "weight_scale")
@@ -91,8 +91,8 @@ def _conv_attrs(ctx: ConversionContext, op: SourceOp, kernel: tuple[int, int]) -
 @register("tflite", "CONV_2D")
 def conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     x = spatial(ctx, op)
-    shape = ctx.shape(arg(op, 1)) or ()  # OHWI
-    in_channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
+    shape = declared_shape(ctx, op, 1, 4, "filter")  # OHWI
+    in_channels = declared_shape(ctx, op, 0, 4, "input")[3]
     group = in_channels // shape[3] if shape[3] and in_channels > 0 else 1
     attrs = {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": group}
     mode = hybrid_mode(ctx, op, group)
@@ -112,13 +112,13 @@ def conv_3d(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0)
     shape, kernel = ctx.shape(name) or (), (ctx.shape(arg(op, 1)) or ())[:3]
     if len(shape) != 5 or len(kernel) != 3:
-        raise QonvertError(f"op {op.label}: expected a 5-D NDHWC input and a DHWIO filter")
+        raise InputError(f"op {op.label}: expected a 5-D NDHWC input and a DHWIO filter")
     strides = [op.int_attr(f"Stride{axis}", default=1, low=1) for axis in "DHW"]
     dilations = [op.int_attr(f"Dilation{axis}Factor", default=1, low=1) for axis in "DHW"]
     if op.attr("Padding", default=1) == 1:
         pads = [0] * 6
     elif min(shape[1:4]) < 0:
-        raise QonvertError(f"op {op.label}: SAME padding of a dynamic size")
+        raise InputError(f"op {op.label}: SAME padding of a dynamic size")
     else:
         begin, end = zip(*(same_pads(shape[1 + i], kernel[i], strides[i], dilations[i]) for i in range(3)), strict=True)
         pads = [*begin, *end]
@@ -130,10 +130,10 @@ def conv_3d(ctx: ConversionContext, op: SourceOp) -> Laid:
 @register("tflite", "DEPTHWISE_CONV_2D")
 def depthwise_conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
     x = spatial(ctx, op)
-    shape = ctx.shape(arg(op, 1)) or ()  # 1, H, W, C*multiplier
-    channels = (ctx.shape(arg(op, 0)) or (0,) * 4)[3]
+    shape = declared_shape(ctx, op, 1, 4, "filter")  # 1, H, W, C*multiplier
+    channels = declared_shape(ctx, op, 0, 4, "input")[3]
     if channels <= 0:
-        raise QonvertError(f"op {op.label}: input channels unknown")
+        raise InputError(f"op {op.label}: input channels unknown")
     attrs = {**_conv_attrs(ctx, op, (shape[1], shape[2])), "group": channels}
     mode = hybrid_mode(ctx, op)
     if mode:
@@ -147,10 +147,11 @@ def depthwise_conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
 def transpose_conv(ctx: ConversionContext, op: SourceOp) -> Laid:
     """Inputs: output_shape (NHWC), weights OHWI, input, optional bias."""
     out_shape = ctx.array(arg(op, 0))
-    in_shape = ctx.shape(arg(op, 2)) or ()
-    w_shape = ctx.shape(arg(op, 1)) or ()
-    if out_shape is None or len(in_shape) != 4 or min(in_shape[1:]) <= 0:
-        raise QonvertError(f"op {op.label}: needs a constant output shape and a static input shape")
+    in_shape = declared_shape(ctx, op, 2, 4, "input")
+    w_shape = declared_shape(ctx, op, 1, 4, "filter")
+    if out_shape is None or out_shape.size != 4 or min(in_shape[1:]) <= 0:
+        raise InputError(f"op {op.label}: needs a constant 4-entry output shape and a static input shape")
+    out_shape = out_shape.ravel()
     x = ctx.laid_out(arg(op, 2) or "", NCHW)
     w = _weight(ctx, op, 1, (3, 0, 1, 2))  # OHWI -> [I, O, H, W]; per-channel O -> axis 1
     strides = [op.int_attr("StrideH", default=1, low=1), op.int_attr("StrideW", default=1, low=1)]
@@ -171,14 +172,14 @@ def transpose_conv(ctx: ConversionContext, op: SourceOp) -> Laid:
 def fully_connected(ctx: ConversionContext, op: SourceOp) -> Any:
     """x [..., I] (flattened to [-1, I] unless KeepNumDims), weights [O, I] -> Gemm(transB=1)."""
     name = arg(op, 0) or ""
-    w_shape = ctx.shape(arg(op, 1)) or ()
+    w_shape = declared_shape(ctx, op, 1, 2, "weights")  # [O, I]
     in_shape = ctx.shape(name) or ()
     x = ctx.laid_out(name)
     if len(in_shape) != 2 or in_shape[-1] != w_shape[1]:
         x = ctx.b.op("Reshape", [x, ctx.b.ints([-1, w_shape[1]])])
     if ctx.array(arg(op, 1)) is None:
         if arg(op, 0) in ctx.source.quant and arg(op, 1) not in ctx.source.quant:
-            raise QonvertError(f"op {op.label}: a quantized input with a float weight computed at run time")
+            raise InputError(f"op {op.label}: a quantized input with a float weight computed at run time")
         w = ctx.b.op("Transpose", [ctx.laid_out(arg(op, 1) or "")], {"perm": [1, 0]})
         y = ctx.b.op("MatMul", [x, w])
         b = _bias(ctx, op, 2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
@@ -26,7 +26,7 @@ def non_max_suppression(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     if op.type.endswith("V5"):
         sigma = ctx.array(arg(op, 5))
         if sigma is None or float(np.ravel(sigma)[0]) != 0.0:
-            raise QonvertError(f"op {op.label}: soft NMS (soft_nms_sigma not a constant 0) is not supported")
+            raise InputError(f"op {op.label}: soft NMS (soft_nms_sigma not a constant 0) is not supported")
     # LiteRT takes the later of two boxes of equal score first, ONNX the earlier: the boxes go in
     # reversed, and the positions come back as N - 1 - position
     last = ctx.b.op("Sub", [ctx.b.op("Shape", [ctx.laid_out(arg(op, 1) or "")]), ctx.b.ints([1])])

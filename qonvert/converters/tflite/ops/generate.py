@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -61,7 +61,7 @@ def _eye(ctx: ConversionContext, op: SourceOp, name: str | None) -> ir.Value:
     """Where the main diagonal is, as wide as `name`'s last axis (the size must be known)."""
     size = (ctx.shape(name) or (-1,))[-1]
     if size < 0:
-        raise QonvertError(f"op {op.label}: a diagonal of dynamic length")
+        raise InputError(f"op {op.label}: a diagonal of dynamic length")
     return ctx.b.const(np.eye(size, dtype=bool), "eye")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import ConversionContext, Laid
 from ...registry import register
@@ -35,7 +35,7 @@ def top_k(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     name = arg(op, 0)
     k = int(constant_ints(ctx, op, 1, "k").ravel()[0])
     if k < 1:
-        raise QonvertError(f"op {op.label}: k = {k}")
+        raise InputError(f"op {op.label}: k = {k}")
     x, perm = as_held(ctx, name)
     axis = remap_axis(-1, rank_of(ctx, name), perm)
     values, indices = ctx.b.op("TopK", [x, ctx.b.ints([k])], {"axis": axis, "largest": 1, "sorted": 1}, outputs=2)
@@ -77,7 +77,7 @@ def reverse_sequence(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     rank = rank_of(ctx, name)
     time, batch = axis_in(op.int_attr("SeqDim", default=1), rank), axis_in(op.int_attr("BatchDim", default=0), rank)
     if time == batch:
-        raise QonvertError(f"op {op.label}: seq_dim and batch_dim are both {time}")
+        raise InputError(f"op {op.label}: seq_dim and batch_dim are both {time}")
     order = [batch, time, *(a for a in range(rank) if a not in (batch, time))]
     x = ctx.laid_out(name or "")
     moved = order != list(range(rank))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import ConversionContext, Laid
 from ...registry import register
@@ -74,7 +74,7 @@ def where(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """The coordinates of the true (non-zero) elements, one row each, in row-major order of the
     source layout (ONNX NonZero gives them one column each)."""
     if arg(op, 1) is not None:
-        raise QonvertError(f"op {op.label}: WHERE with x and y (write it as SELECT_V2)")
+        raise InputError(f"op {op.label}: WHERE with x and y (write it as SELECT_V2)")
     coords = ctx.b.op("Transpose", [ctx.b.op("NonZero", [ctx.laid_out(arg(op, 0) or "")])], {"perm": [1, 0]})
     return cast_to_source(ctx, coords, out(op), produced="int64")
 

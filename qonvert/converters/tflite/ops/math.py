@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
@@ -149,7 +149,7 @@ def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
     axes_arr = ctx.array(arg(op, 1))
     if axes_arr is None:
-        raise QonvertError(f"op {op.label}: reduction axes are not a constant")
+        raise InputError(f"op {op.label}: reduction axes are not a constant")
     rank = rank_of(ctx, name)
     axes = sorted({axis_in(int(a), rank) for a in np.ravel(axes_arr)})
     x, perm = as_held(ctx, name)

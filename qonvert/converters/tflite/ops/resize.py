@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -30,7 +30,7 @@ def resize(ctx: ConversionContext, op: SourceOp) -> Laid:
     size = ctx.array(arg(op, 1))
     in_shape = ctx.shape(arg(op, 0)) or ()
     if size is None or in_shape[0] < 0 or in_shape[3] < 0:
-        raise QonvertError(f"op {op.label}: needs a constant size and static batch and channels")
+        raise InputError(f"op {op.label}: needs a constant size and static batch and channels")
     sizes = ctx.b.ints([in_shape[0], in_shape[3], int(size[0]), int(size[1])])
     attrs = {"mode": "nearest" if nearest else "linear", **_mode(op, nearest)}
     empty = ctx.b.const(np.zeros(0, np.float32), "no_scales")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
@@ -22,7 +22,7 @@ _INT_MAX = 2**63 - 1
 def constant_ints(ctx: ConversionContext, op: SourceOp, index: int, what: str) -> np.ndarray:
     data = ctx.array(arg(op, index))
     if data is None:
-        raise QonvertError(f"op {op.label}: {what} is not a constant")
+        raise InputError(f"op {op.label}: {what} is not a constant")
     return np.asarray(data).astype(np.int64)
 
 
@@ -54,7 +54,7 @@ def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if not dims:
         dims = [i for i, d in enumerate(shape) if d == 1]
     if shape and any(shape[d] not in (1, -1) for d in dims):
-        raise QonvertError(f"op {op.label}: squeezes dims {dims} of shape {list(shape)}, not all of size 1")
+        raise InputError(f"op {op.label}: squeezes dims {dims} of shape {list(shape)}, not all of size 1")
     return ctx.b.op("Squeeze", [x, ctx.b.ints(dims)])
 
 
@@ -96,7 +96,7 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     n = op.int_attr("NumSplits", default=len(op.outputs["out"]), low=1)
     length = shape[axis]
     if length < 0 or length % n:
-        raise QonvertError(f"op {op.label}: cannot split length {length} in {n}")
+        raise InputError(f"op {op.label}: cannot split length {length} in {n}")
     return _split(ctx, op, name, axis, [length // n] * n)
 
 
@@ -107,7 +107,7 @@ def split_v(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     sizes = [int(s) for s in constant_ints(ctx, op, 1, "size_splits")]
     axis = int(constant_ints(ctx, op, 2, "axis").ravel()[0])
     if -1 in sizes:
-        length = (ctx.shape(name) or ())[axis]
+        length = (ctx.shape(name) or ())[axis_in(axis, rank_of(ctx, name))]
         sizes[sizes.index(-1)] = length - sum(s for s in sizes if s != -1)
     return _split(ctx, op, name, axis, sizes)
 
@@ -129,7 +129,7 @@ def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
     name = arg(op, 0) or ""
     begin, end, steps = (constant_ints(ctx, op, i, what).tolist() for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
     if op.attr("EllipsisMask", default=0) or op.attr("NewAxisMask", default=0):
-        raise QonvertError(f"op {op.label}: ellipsis and new-axis masks are not supported")
+        raise InputError(f"op {op.label}: ellipsis and new-axis masks are not supported")
     if op.attr("Offset", default=False):
         end = [b + e for b, e in zip(begin, end, strict=True)]
     bmask, emask, smask = (op.attr(k, default=0) for k in ("BeginMask", "EndMask", "ShrinkAxisMask"))
@@ -162,7 +162,7 @@ def pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     # TFLite pads are [rank, 2] and non-negative; ONNX's native shape inference aborts the whole
     # process on some others, so nothing else gets that far.
     if raw.size != 2 * rank or raw.min(initial=0) < 0 or raw.max(initial=0) >= 1 << 31:
-        raise QonvertError(f"op {op.label}: paddings {raw.ravel().tolist()[:16]} are not [{rank}, 2] non-negative sizes")
+        raise InputError(f"op {op.label}: paddings {raw.ravel().tolist()[:16]} are not [{rank}, 2] non-negative sizes")
     pads = raw.reshape(-1, 2)
     x, perm = as_held(ctx, name)
     order = list(perm) if perm else list(range(len(pads)))
@@ -180,7 +180,7 @@ def pad(ctx: ConversionContext, op: SourceOp) -> Laid:
 def gather(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
     if op.attr("BatchDims", default=0):
-        raise QonvertError(f"op {op.label}: batch_dims is not supported")
+        raise InputError(f"op {op.label}: batch_dims is not supported")
     rank = rank_of(ctx, name)
     indices = arg(op, 1)
     idx_rank = rank_of(ctx, indices)

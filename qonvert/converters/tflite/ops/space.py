@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -20,7 +20,7 @@ def depth_space(ctx: ConversionContext, op: SourceOp) -> Laid:
     """TFLite's channel order (i * block + j) * C + c is ONNX's DCR order."""
     block = op.int_attr("BlockSize", default=0)
     if block < 1:
-        raise QonvertError(f"op {op.label}: block size {block}")
+        raise InputError(f"op {op.label}: block size {block}")
     x = spatial(ctx, op)
     if op.type == "DEPTH_TO_SPACE":
         return Laid(ctx.b.op("DepthToSpace", [x], {"blocksize": block, "mode": "DCR"}), NCHW)
@@ -30,7 +30,7 @@ def depth_space(ctx: ConversionContext, op: SourceOp) -> Laid:
 def _static_nhwc(ctx: ConversionContext, op: SourceOp) -> tuple[int, ...]:
     shape = ctx.shape(arg(op, 0)) or ()
     if len(shape) != 4 or min(shape) < 1:
-        raise QonvertError(f"op {op.label}: needs a static 4-D NHWC input, got {list(shape)}")
+        raise InputError(f"op {op.label}: needs a static 4-D NHWC input, got {list(shape)}")
     return shape
 
 
@@ -39,7 +39,7 @@ def _block(ctx: ConversionContext, op: SourceOp, what: str) -> tuple[int, int, n
     block = constant_ints(ctx, op, 1, "block shape").ravel()
     edges = constant_ints(ctx, op, 2, what)
     if block.size != 2 or min(block) < 1 or edges.size != 4 or edges.min() < 0:
-        raise QonvertError(f"op {op.label}: expected a 2-D block shape >= 1 and 2x2 {what} >= 0, got {block.tolist()} and {edges.tolist()}")
+        raise InputError(f"op {op.label}: expected a 2-D block shape >= 1 and 2x2 {what} >= 0, got {block.tolist()} and {edges.tolist()}")
     return int(block[0]), int(block[1]), edges.reshape(2, 2)
 
 
@@ -51,7 +51,7 @@ def space_to_batch(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     bh, bw, pads = _block(ctx, op, "paddings")
     hp, wp = h + int(pads[0].sum()), w + int(pads[1].sum())
     if hp % bh or wp % bw:
-        raise QonvertError(f"op {op.label}: padded size {hp}x{wp} is not a multiple of block {bh}x{bw}")
+        raise InputError(f"op {op.label}: padded size {hp}x{wp} is not a multiple of block {bh}x{bw}")
     x = ctx.laid_out(arg(op, 0) or "")
     onnx_pads = [0, int(pads[0, 0]), int(pads[1, 0]), 0, 0, int(pads[0, 1]), int(pads[1, 1]), 0]
     x = ctx.b.op("Pad", [x, ctx.b.ints(onnx_pads), ctx.b.const(np.float32(0.0), "pad_value")])
@@ -66,7 +66,7 @@ def batch_to_space(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     n, h, w, c = _static_nhwc(ctx, op)
     bh, bw, crops = _block(ctx, op, "crops")
     if n % (bh * bw) or crops[0].sum() >= h * bh or crops[1].sum() >= w * bw:
-        raise QonvertError(f"op {op.label}: batch {n} and crops {crops.tolist()} do not fit block {bh}x{bw} of {h}x{w}")
+        raise InputError(f"op {op.label}: batch {n} and crops {crops.tolist()} do not fit block {bh}x{bw} of {h}x{w}")
     x = ctx.laid_out(arg(op, 0) or "")
     x = ctx.b.op("Reshape", [x, ctx.b.ints([bh, bw, n // (bh * bw), h, w, c])])
     x = ctx.b.op("Transpose", [x], {"perm": [2, 3, 0, 4, 1, 5]})
@@ -84,7 +84,7 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     shape = ctx.shape(name) or ()
     pads = constant_ints(ctx, op, 1, "paddings")
     if pads.size != 2 * len(shape):
-        raise QonvertError(f"op {op.label}: {pads.size} padding values for a rank-{len(shape)} input")
+        raise InputError(f"op {op.label}: {pads.size} padding values for a rank-{len(shape)} input")
     pads = pads.reshape(-1, 2)
     symmetric = op.int_attr("Mode", default=0) == 1
     x, perm = as_held(ctx, name)
@@ -94,7 +94,7 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
         size = shape[axis]
         limit = size if symmetric else size - 1
         if size < 1 or before > limit or after > limit or min(before, after) < 0:
-            raise QonvertError(f"op {op.label}: padding {before, after} does not fit axis {axis} of length {size}")
+            raise InputError(f"op {op.label}: padding {before, after} does not fit axis {axis} of length {size}")
         shift = 0 if symmetric else 1
         index = [before - 1 - i + shift for i in range(before)] + list(range(size))
         index += [size - 1 - i - shift for i in range(after)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
@@ -42,7 +42,7 @@ def _check_complex_readers(ctx: ConversionContext, op: SourceOp, name: str) -> N
     readers = [o for o in ctx.source.ops if name in o.inputs.get("in", [])[:1]]
     others = sorted({o.type for o in readers} - {"COMPLEX_ABS", "RESHAPE"})
     if name in ctx.source.outputs or others:
-        raise QonvertError(f"op {op.label}: a complex tensor read by {', '.join(others) or 'the graph output'} (only RESHAPE, COMPLEX_ABS)")
+        raise InputError(f"op {op.label}: a complex tensor read by {', '.join(others) or 'the graph output'} (only RESHAPE, COMPLEX_ABS)")
     for reader in readers:
         if reader.type == "RESHAPE":
             _check_complex_readers(ctx, op, out(reader))

@@ -7,7 +7,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ...context import ConversionContext
 from ...source import SourceOp
 
@@ -23,7 +23,7 @@ def tensor(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") -> 
     for key in (str(index), name):
         if op.inputs.get(key):
             return ctx.value(op.inputs[key][0])
-    raise QonvertError(f"op {op.label}: argument {index} ({name or '?'}) is not a tensor")
+    raise InputError(f"op {op.label}: argument {index} ({name or '?'}) is not a tensor")
 
 
 def tensor_name(op: SourceOp, index: int, name: str = "") -> str | None:
@@ -41,7 +41,7 @@ def operand(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") ->
         return tensor(ctx, op, index, name)
     value = literal(op, index, name)
     if not isinstance(value, (int, float)):
-        raise QonvertError(f"op {op.label}: argument {index} ({name or '?'}) is neither a tensor nor a number")
+        raise InputError(f"op {op.label}: argument {index} ({name or '?'}) is neither a tensor nor a number")
     import numpy as np
 
     other = next((names[0] for names in op.inputs.values() if names), None)
@@ -54,5 +54,5 @@ def operand(ctx: ConversionContext, op: SourceOp, index: int, name: str = "") ->
 def rank(ctx: ConversionContext, op: SourceOp, index: int = 0) -> int:
     shape = ctx.shape(tensor_name(op, index))
     if shape is None:
-        raise QonvertError(f"op {op.label}: the rank of argument {index} is unknown")
+        raise InputError(f"op {op.label}: the rank of argument {index} is unknown")
     return len(shape)

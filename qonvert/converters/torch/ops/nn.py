@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import ConversionContext
 from ...registry import register
@@ -79,7 +79,7 @@ def max_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def avg_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)."""
     if literal(op, 6, "divisor_override") is not None:
-        raise QonvertError(f"op {op.label}: divisor_override is not supported")
+        raise InputError(f"op {op.label}: divisor_override is not supported")
     attrs = {
         **_window(op),
         "ceil_mode": int(bool(literal(op, 4, "ceil_mode", False))),
@@ -97,7 +97,7 @@ def adaptive_avg_pool(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         return ctx.b.op("GlobalAveragePool", [x])
     shape = ctx.shape(tensor_name(op, 0))
     if shape is None or any(d < 0 or d % s for d, s in zip(shape[-2:], size, strict=True)):
-        raise QonvertError(f"op {op.label}: adaptive pooling to {size} from {shape} (not a divisor) is not supported")
+        raise InputError(f"op {op.label}: adaptive pooling to {size} from {shape} (not a divisor) is not supported")
     kernel = [d // s for d, s in zip(shape[-2:], size, strict=True)]
     return ctx.b.op("AveragePool", [x], {"kernel_shape": kernel, "strides": kernel})
 
@@ -126,7 +126,7 @@ def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, ...),
     inference only (a traced reference model keeps BN after a conv-transpose)."""
     if literal(op, 5, "training", False):
-        raise QonvertError(f"op {op.label}: batch norm in training mode (call model.eval() first)")
+        raise InputError(f"op {op.label}: batch norm in training mode (call model.eval() first)")
     channels = (ctx.shape(tensor_name(op, 0)) or (0, 0))[1]
     weight = tensor(ctx, op, 1, "weight") if tensor_name(op, 1, "weight") else ctx.b.const(np.ones(channels, np.float32))
     bias = tensor(ctx, op, 2, "bias") if tensor_name(op, 2, "bias") else ctx.b.const(np.zeros(channels, np.float32))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import ConversionContext
 from ...registry import register
@@ -29,7 +29,7 @@ def _number_or_constant(array: Callable[[str | None], np.ndarray | None], op: So
     if value is None:
         value = array(tensor_name(op, index, name))
     if value is None:
-        raise QonvertError(f"op {op.label}: {name} is computed at run time, and not by choose_qparams")
+        raise InputError(f"op {op.label}: {name} is computed at run time, and not by choose_qparams")
     return np.asarray(value)
 
 
@@ -44,7 +44,7 @@ def qparams(op: SourceOp, array: Callable[[str | None], np.ndarray | None], shap
     qmin, qmax = (int(literal(op, 3 + offset + k, names[2 + offset + k])) for k in range(2))
     dtype = literal(op, 5 + offset, "dtype")
     if dtype not in ("int8", "uint8", "int16", "uint16"):
-        raise QonvertError(f"op {op.label}: quantized dtype {dtype} is not supported")
+        raise InputError(f"op {op.label}: quantized dtype {dtype} is not supported")
     if axis is not None and axis < 0 and shape is not None:
         axis += len(shape)
     return QuantParams(
@@ -64,7 +64,7 @@ def choose_qparams(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     (the same reals). Returns (scale, zero point); the quantize that uses them takes the codes."""
     qmin, qmax, dtype = literal(op, 1, "quant_min"), literal(op, 2, "quant_max"), literal(op, 4, "dtype")
     if (qmin, qmax, dtype) not in ((-128, 127, "int8"), (0, 255, "uint8")):
-        raise QonvertError(f"op {op.label}: dynamic quantization to [{qmin}, {qmax}] {dtype} is not supported (only the full 8-bit range)")
+        raise InputError(f"op {op.label}: dynamic quantization to [{qmin}, {qmax}] {dtype} is not supported (only the full 8-bit range)")
     _, scale, zero_point = ctx.b.op("DynamicQuantizeLinear", [ctx.value(tensor_name(op, 0, "input"))], outputs=3)
     return [scale, zero_point]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.builder import GraphBuilder
 from ...context import ConversionContext
 from ...registry import register
@@ -35,13 +35,13 @@ def quantized_lstm(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     bidirectional, batch_first, *, dtype, use_dynamic) -> (output, h_n, c_n)."""
     has_biases, layers, _dropout, train, bidirectional, batch_first = (literal(op, i, "") for i in range(3, 9))
     if bidirectional or train or not literal(op, 10, "use_dynamic", False):
-        raise QonvertError(f"op {op.label}: only a unidirectional, dynamically quantized LSTM in inference is supported")
+        raise InputError(f"op {op.label}: only a unidirectional, dynamically quantized LSTM in inference is supported")
     if not isinstance(layers, int) or not all(op.inputs.get(f"w_ih{k}") for k in range(layers)):
-        raise QonvertError(f"op {op.label}: {layers!r} layers, but not as many cell parameters")
+        raise InputError(f"op {op.label}: {layers!r} layers, but not as many cell parameters")
     reduce_range = bool(op.attrs.get("reduce_range_applied"))
     states = op.inputs.get("1") or []
     if len(states) != 2:
-        raise QonvertError(f"op {op.label}: expects the initial (h, c), got {len(states)} tensors")
+        raise InputError(f"op {op.label}: expects the initial (h, c), got {len(states)} tensors")
     h0_name, c0_name = states
     hidden = (ctx.shape(h0_name) or (0, 0, 0))[-1]
     sequence = tensor(ctx, op, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ....opsets.versions import first_opset
 from ...context import NP_TO_IR, ConversionContext
@@ -56,7 +56,7 @@ def identity(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def gelu(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """0.5 x (1 + erf(x / sqrt 2)); tanh approximation refused."""
     if literal(op, 1, "approximate", "none") != "none":
-        raise QonvertError(f"op {op.label}: gelu approximate='tanh' is not supported")
+        raise InputError(f"op {op.label}: gelu approximate='tanh' is not supported")
     x = tensor(ctx, op, 0, "input")
     erf = ctx.b.op("Erf", [ctx.b.op("Div", [x, ctx.b.const(np.float32(np.sqrt(2.0)))])])
     return ctx.b.op("Mul", [ctx.b.op("Mul", [x, ctx.b.op("Add", [erf, ctx.b.const(np.float32(1.0))])]), ctx.b.const(np.float32(0.5))])
@@ -118,7 +118,7 @@ def to(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     value = tensor(ctx, op, 0)
     source = ctx.source.dtypes.get(x or "", "float32")
     if dtype not in NP_TO_IR:
-        raise QonvertError(f"op {op.label}: a cast to {dtype} is not supported")
+        raise InputError(f"op {op.label}: a cast to {dtype} is not supported")
     if dtype == "float32" and (source == "float32" or value.dtype == ir.DataType.FLOAT or x in ctx.source.quant):
         return ctx.b.op("Identity", [value])
     if dtype == "float32" and source in ("int8", "uint8"):
@@ -179,7 +179,7 @@ def upsample_nearest(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if size:
         sizes = ctx.b.ints([*(shape or (1, 1))[:2], *[int(s) for s in size]]) if shape and shape[0] > 0 else None
         if sizes is None:
-            raise QonvertError(f"op {op.label}: output_size with a dynamic batch is not supported")
+            raise InputError(f"op {op.label}: output_size with a dynamic batch is not supported")
         return ctx.b.op("Resize", [x, None, None, sizes], attrs)
     scales = ctx.b.const(np.asarray([1.0, 1.0, *[float(f) for f in factors or []]], np.float32))
     return ctx.b.op("Resize", [x, None, scales], attrs)

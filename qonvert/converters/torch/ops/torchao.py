@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.builder import ONNX_QDTYPES
 from ....opsets.graph_edit import LAYOUT_OPS
 from ....opsets.qparams import QDTYPES, QuantParams
@@ -42,13 +42,13 @@ def code_dtype(op: SourceOp, qmin: int, qmax: int, container: str) -> str:
         lo, hi = QDTYPES[name]
         if lo <= qmin and qmax <= hi and (name in ("int4", "uint4") or name == container):
             return name
-    raise QonvertError(f"op {op.label}: codes in [{qmin}, {qmax}] as {container} are not supported")
+    raise InputError(f"op {op.label}: codes in [{qmin}, {qmax}] as {container} are not supported")
 
 
 def _range(op: SourceOp, first: int) -> tuple[int, int]:
     qmin, qmax = literal(op, first, "quant_min"), literal(op, first + 1, "quant_max")
     if not isinstance(qmin, int) or not isinstance(qmax, int):
-        raise QonvertError(f"op {op.label}: quant_min / quant_max must be given as integers, got {qmin!r}, {qmax!r}")
+        raise InputError(f"op {op.label}: quant_min / quant_max must be given as integers, got {qmin!r}, {qmax!r}")
     return qmin, qmax
 
 
@@ -58,12 +58,12 @@ def _blocks(op: SourceOp, shape: tuple[int, ...] | None, index: int = 1) -> tupl
     dim in blocks of 1 (per-token rows, per-channel weights, PerGroup groups)."""
     block = literal(op, index, "block_size")
     if shape is None or not isinstance(block, list) or len(block) != len(shape) or any(not isinstance(b, int) or b < 1 for b in block):
-        raise QonvertError(f"op {op.label}: block_size {block!r} does not fit a tensor of shape {list(shape or [])}")
+        raise InputError(f"op {op.label}: block_size {block!r} does not fit a tensor of shape {list(shape or [])}")
     wide = [i for i, b in enumerate(block) if b > 1]
     if all(b == d for b, d in zip(block, shape, strict=True)):
         return None, None
     if len(wide) > 1:
-        raise QonvertError(f"op {op.label}: block_size {block} spans more than one axis of {list(shape)}; not supported")
+        raise InputError(f"op {op.label}: block_size {block} spans more than one axis of {list(shape)}; not supported")
     return (wide[0], block[wide[0]]) if wide else (len(shape) - 1, 1)
 
 
@@ -71,7 +71,7 @@ def _weight_params(ctx: ConversionContext, op: SourceOp, codes: np.ndarray) -> Q
     scale = ctx.array(tensor_name(op, 2, "scale"))
     zero_point = ctx.array(tensor_name(op, 3, "zero_point")) if tensor_name(op, 3, "zero_point") else None
     if scale is None:
-        raise QonvertError(f"op {op.label}: the weight's scale is computed at run time; not supported")
+        raise InputError(f"op {op.label}: the weight's scale is computed at run time; not supported")
     qmin, qmax = _range(op, 5)
     dtype = code_dtype(op, qmin, qmax, str(codes.dtype))
     zero_point = np.zeros(scale.shape, np.int64) if zero_point is None else zero_point
@@ -102,7 +102,7 @@ def dequantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     unit = ctx.value(name).producer()
     q = unit.inputs[0] if unit is not None and unit.op_type == "DequantizeLinear" else None
     if q is None or q.producer() is None or q.producer().op_type != "QuantizeLinear":  # type: ignore[union-attr]
-        raise QonvertError(f"op {op.label}: dequantizes codes that no quantize_affine made; not supported")
+        raise InputError(f"op {op.label}: dequantizes codes that no quantize_affine made; not supported")
     scale, zero_point, attrs = _run_time_params(ctx, op, name)
     return ctx.b.op("DequantizeLinear", [q, scale, zero_point], attrs)
 
@@ -126,11 +126,11 @@ def quantize_affine(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     named as the source tensor (per-layer cuts there); the codes go on as floats (a unit DQ)."""
     x = tensor_name(op, 0, "input")
     if ctx.array(x) is not None:
-        raise QonvertError(f"op {op.label}: quantizes a constant at run time; not supported")
+        raise InputError(f"op {op.label}: quantizes a constant at run time; not supported")
     qmin, qmax = _range(op, 5)
     dtype = code_dtype(op, qmin, qmax, str(literal(op, 4, "output_dtype")))
     if (qmin, qmax) != QDTYPES[dtype]:
-        raise QonvertError(f"op {op.label}: run-time codes in [{qmin}, {qmax}], narrower than {dtype}; not supported")
+        raise InputError(f"op {op.label}: run-time codes in [{qmin}, {qmax}], narrower than {dtype}; not supported")
     scale, zero_point, attrs = _run_time_params(ctx, op, x)
     scaled = ctx.b.op("Mul", [ctx.value(x), ctx.b.op("Reciprocal", [scale])])
     unit = ctx.b.op("Expand", [ctx.b.const(np.float32(1.0)), ctx.b.op("Shape", [zero_point])])  # ONNX: scale shaped as the zero point
@@ -149,10 +149,11 @@ def choose_qparams_affine(ctx: ConversionContext, op: SourceOp) -> list[ir.Value
     mapping = literal(op, 1, "mapping_type")
     qmin, qmax = _range(op, 4)
     dtype = code_dtype(op, qmin, qmax, str(literal(op, 3, "target_dtype")))
+    if shape is None:
+        raise InputError(f"op {op.label}: the shape of {x!r} is unknown")
     axis, block = _blocks(op, shape, 2)
-    assert shape is not None
     if axis is not None and block != shape[axis]:
-        raise QonvertError(f"op {op.label}: run-time blocks of {block} along axis {axis} (only whole rows); not supported")
+        raise InputError(f"op {op.label}: run-time blocks of {block} along axis {axis} (only whole rows); not supported")
     axes = list(range(len(shape))) if axis is None else [axis]
     value = ctx.value(x)
     zero = ctx.b.const(np.float32(0.0))
@@ -171,7 +172,7 @@ def choose_qparams_affine(ctx: ConversionContext, op: SourceOp) -> list[ir.Value
         zp = ctx.b.op("Sub", [ctx.b.const(np.float32(qmin)), ctx.b.op("Round", [ctx.b.op("Div", [low, scale])])])
         zp = ctx.b.op("Clip", [zp, ctx.b.const(np.float32(qmin)), ctx.b.const(np.float32(qmax))])
     else:
-        raise QonvertError(f"op {op.label}: mapping type {mapping!r} is not supported")
+        raise InputError(f"op {op.label}: mapping type {mapping!r} is not supported")
     return [scale, ctx.b.op("Cast", [zp], {"to": ONNX_QDTYPES[dtype]})]  # the codes' own dtype (Q saturates to it)
 
 
@@ -186,7 +187,7 @@ def _as_float(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
         return value
     dtype = ctx.source.dtypes.get(tensor_name(op, index) or "", "")
     if dtype not in ("int8", "uint8"):
-        raise QonvertError(f"op {op.label}: argument {index} is {dtype or 'of unknown dtype'}, not int8 codes")
+        raise InputError(f"op {op.label}: argument {index} is {dtype or 'of unknown dtype'}, not int8 codes")
     return _unit_dq(ctx, value, dtype)
 
 

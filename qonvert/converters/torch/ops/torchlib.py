@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import QonvertError
+from ....errors import InputError
 from ....opsets.versions import TORCHLIB_OPSET
 from ...context import NP_TO_IR, ConversionContext
 from ...registry import register_fallback
@@ -135,9 +135,9 @@ def torchlib_op(ctx: ConversionContext, op: SourceOp) -> Any:
     except Exception as exc:  # torchlib refuses these arguments (an unsupported mode ...)
         cause = exc.__cause__ or exc
         detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''}"
-        raise QonvertError(f"op {op.label}: torchlib cannot translate these arguments ({detail})") from None
+        raise InputError(f"op {op.label}: torchlib cannot translate these arguments ({detail})") from None
     if recorder.functions:
-        raise QonvertError(f"op {op.label}: torchlib translates it as an ONNX function, which qonvert does not inline yet")
+        raise InputError(f"op {op.label}: torchlib translates it as an ONNX function, which qonvert does not inline yet")
     ctx.b.adopt(recorder.nodes, op.type.split(".")[1])
     if isinstance(outputs, (tuple, list)):
         return list(outputs)

@@ -1,0 +1,96 @@
+"""Errors say whose fault they are: an InputError (a bad or unsupported file, a wrong option) exits
+2, an InternalError or any exception qonvert did not expect (its own bug) exits 3, each as one line
+naming the op or pass and what to do with it; --debug shows the traceback instead. The zoo records
+the same kinds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import qonvert
+from qonvert.cli import main
+from qonvert.converters import registry
+from qonvert.errors import REPORT
+from qonvert.zoo.manifest import ZooEntry
+from qonvert.zoo.run import run_all
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TFLITE = FIXTURES / "tflite" / "small_cnn_int8.tflite"
+
+
+def _broken_mapper(monkeypatch: pytest.MonkeyPatch, op_type: str = "CONV_2D") -> None:
+    """A mapper with a bug: an exception no file should cause."""
+
+    def broken(ctx: object, op: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(registry._REGISTRY, ("tflite", op_type), broken)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and "Traceback" not in "\n".join(lines), lines
+    return lines[-1]
+
+
+def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "m.tflite"
+    bad.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 40)
+    assert main(["convert", str(bad), "-o", str(tmp_path / "m.onnx")]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"qonvert: error: {bad}") and "internal error" not in line and REPORT not in line, line
+
+
+def test_a_mapper_s_bug_exits_3_naming_the_op(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _broken_mapper(monkeypatch)
+    out = tmp_path / "m.onnx"
+    assert main(["convert", str(TFLITE), "-o", str(out)]) == 3
+    line = _error_line(capsys)
+    assert ": op CONV_2D -> " in line and ": internal error, ZeroDivisionError: division by zero" in line and line.endswith(f"({REPORT})"), line
+    assert not out.exists()
+    with pytest.raises(qonvert.InternalError):  # the API raises it as such
+        qonvert.convert(TFLITE)
+
+
+def test_an_unexpected_exception_outside_the_mappers_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(qonvert.api, "check_canonical", crash)
+    assert main(["convert", str(TFLITE), "-o", str(tmp_path / "m.onnx")]) == 3
+    line = _error_line(capsys)
+    assert "internal error, KeyError: 'oops' at test_exit_codes.py:" in line and REPORT in line, line
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _broken_mapper(monkeypatch)
+    with pytest.raises(qonvert.InternalError) as caught:
+        main(["--debug", "convert", str(TFLITE), "-o", str(tmp_path / "m.onnx")])
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+
+
+def test_a_broken_contract_is_internal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qonvert.api, "check_canonical", lambda model: ["Conv 'c': activation does not come through a DequantizeLinear"])
+    with pytest.raises(qonvert.InternalError, match="internal error, output breaks the QDQ contract"):
+        qonvert.convert(TFLITE)
+
+
+def _runner_with_faults(entry: ZooEntry) -> dict[str, object]:
+    """A zoo runner (module level: the zoo spawns its workers) meeting one fault of each kind."""
+    if entry.name == "bad":
+        raise qonvert.InputError(f"{entry.source}: not a model")
+    if entry.name == "bug":
+        raise qonvert.InternalError("op X: internal error, ValueError: oops")
+    raise ZeroDivisionError("division by zero")  # unexpected: a bug too
+
+
+def test_the_zoo_records_whose_fault() -> None:
+    entries = [ZooEntry(name, TFLITE, memory_mb=4096) for name in ("bad", "bug", "crash")]
+    results = {r["name"]: r for r in run_all(entries, runner=_runner_with_faults)}
+    assert {name: r["error_kind"] for name, r in results.items()} == {"bad": "input", "bug": "internal", "crash": "internal"}
+    assert results["crash"]["error"].startswith("internal error, ZeroDivisionError: division by zero at test_exit_codes.py:"), results["crash"]
+    assert all(r["status"] == "error" and REPORT in r["error"] for name, r in results.items() if name != "bad")
