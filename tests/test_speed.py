@@ -17,7 +17,7 @@ from qonvert.cli import main
 from qonvert.opsets.passes import run_passes
 from qonvert.runtime import refio
 from qonvert.runtime.ort import fusion_report, run, session
-from qonvert.targets.ort_speed import MergeRequantizationBeforeRelu, saturated, speed_form
+from qonvert.targets.ort_speed import MergeRequantizationBeforeRelu, NonNegativeToUint8, saturated, speed_form
 
 from .test_passes import S_X, S_Y, model, qdq, weight
 
@@ -153,3 +153,19 @@ def test_requantization_merge_alone_is_exact() -> None:
     for feed in _feeds(5.0):
         want, got = (run(session(m, "cpu", level="disabled"), feed)[0] for m in (canonical, merged))
         np.testing.assert_array_equal(got, want)
+
+
+def test_uint8_restoring_alone_is_exact_below_127_steps() -> None:
+    """NonNegativeToUint8 after the merge it builds on (its `after`), nothing else: the Relu's
+    int8 Q becomes uint8 of the same scale, and on inputs below 127 steps nothing changes."""
+    canonical = _conv_relu_conv()
+    changed = ir.from_proto(canonical)
+    counts = run_passes(changed, [MergeRequantizationBeforeRelu(), NonNegativeToUint8()])
+    assert counts["uint8"] == 1, counts
+    restored = ir.to_proto(changed)
+    assert any(i.data_type == onnx.TensorProto.UINT8 for i in restored.graph.initializer)
+    for feed in _feeds(0.1):
+        want, got = (run(session(m, "cpu", level="disabled"), feed)[0] for m in (canonical, restored))
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(qonvert.InternalError, match="NonNegativeToUint8 runs after MergeRequantizationBeforeRelu"):
+        run_passes(ir.from_proto(canonical), [NonNegativeToUint8()])

@@ -17,7 +17,7 @@ import qonvert
 from qonvert.cli import main
 from qonvert.opsets.passes import RewritePass, run_passes
 from qonvert.runtime.ort import run, session
-from qonvert.targets.tensorrt import FloatBiases, SymmetricActivations, findings
+from qonvert.targets.tensorrt import ClipWeightCodes, FloatBiases, SymmetricActivations, findings
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures"
 PADDLE_QAT = ROOT / "paddle" / "qat_cnn_perchannel_legacy"  # symmetric int8 throughout
@@ -100,3 +100,18 @@ def test_exact_pass_alone_computes_the_same(make: Callable[[], RewritePass], cou
     for before, after in zip(*([run(session(m, level="disabled"), feed) for feed in feeds] for m in (canonical, derived)), strict=True):
         for a, b in zip(before, after, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_weight_code_clipping_alone() -> None:
+    """ClipWeightCodes alone: a weight holding a -128 code (one planted in the Paddle QAT net's
+    first conv) gets -127 there, and only there."""
+    changed = ir.from_proto(qonvert.convert(PADDLE_QAT).model)
+    dq = next(
+        n for n in changed.graph if n.op_type == "DequantizeLinear" and n.inputs[0].const_value is not None and n.inputs[0].dtype == ir.DataType.INT8
+    )
+    codes = dq.inputs[0].const_value.numpy().copy()
+    codes.flat[0] = -128
+    dq.inputs[0].const_value = ir.Tensor(codes)
+    assert run_passes(changed, [ClipWeightCodes()])["weights"] == 1
+    clipped = dq.inputs[0].const_value.numpy()
+    assert clipped.flat[0] == -127 and np.array_equal(clipped.flat[1:], codes.flat[1:])
