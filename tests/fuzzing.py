@@ -11,6 +11,7 @@ import random
 import resource
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ SEEDS = {
     "pir": (FIXTURES / "paddle" / "qat_cnn_perchannel_pir", "model.json"),
     "pdiparams": (FIXTURES / "paddle" / "qat_cnn_perchannel_legacy", "model.pdiparams"),
     "tflite": (FIXTURES / "tflite" / "op_zoo_int8.tflite", ""),
+    "tflite-fields": (FIXTURES / "tflite" / "op_zoo_int8.tflite", ""),  # structure-aware: tflite_fields
 }
 MEMORY_CAP = 2 << 30  # bytes of address space a case may add to the worker's
 TIMEOUT_S = 20.0
@@ -52,6 +54,69 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
             if digits:
                 i = rng.choice(digits)
                 out[i : i + 1] = rng.choice([b"99999999999", b"-7", b"0", b"1e308", b"-1"])
+    return bytes(out)
+
+
+INTERESTING_INTS = (-1, 0, 1, 2, 3, 4, 5, 7, 8, 127, 128, 255, 1 << 16, (1 << 31) - 1, -(1 << 31))
+
+
+def tflite_fields(data: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of the fields a structure-aware mutation edits in a .tflite file: each
+    tensor's shape entries and the shape's length, its type, buffer index and quantized dimension;
+    each operator's opcode index, its input and output indices and the lengths of those lists,
+    and every field its builtin options table holds (found through the table's vtable)."""
+    import tflite
+
+    model = tflite.Model.GetRootAs(data, 0)
+    fields: list[tuple[int, int]] = []
+
+    def vector(table: Any, slot: int, item: int) -> None:
+        offset = table._tab.Offset(slot)
+        if offset:
+            start = table._tab.Vector(offset)
+            fields.append((start - 4, 4))  # the length
+            fields.extend((start + k * item, item) for k in range(table._tab.VectorLen(offset)))
+
+    def scalar(table: Any, slot: int, size: int) -> None:
+        offset = table._tab.Offset(slot)
+        if offset:
+            fields.append((table._tab.Pos + offset, size))
+
+    for s in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(s)
+        for t in range(sub.TensorsLength()):
+            tensor = sub.Tensors(t)
+            vector(tensor, 4, 4)  # shape
+            scalar(tensor, 6, 1)  # type
+            scalar(tensor, 8, 4)  # buffer
+            vector(tensor, 18, 4)  # shape_signature
+            quant = tensor.Quantization()
+            if quant is not None:
+                scalar(quant, 16, 4)  # quantized_dimension
+        for k in range(sub.OperatorsLength()):
+            op = sub.Operators(k)
+            scalar(op, 4, 4)  # opcode_index
+            vector(op, 6, 4)  # inputs
+            vector(op, 8, 4)  # outputs
+            options = op.BuiltinOptions()
+            if options is not None:
+                vtable = options.Pos - int.from_bytes(data[options.Pos : options.Pos + 4], "little", signed=True)
+                size = int.from_bytes(data[vtable : vtable + 2], "little")
+                for entry in range(4, size, 2):
+                    at = int.from_bytes(data[vtable + entry : vtable + entry + 2], "little")
+                    if at:
+                        fields.append((options.Pos + at, 1))  # a bool, enum or the low byte of an int
+    return [(at, size) for at, size in fields if 0 <= at and at + size <= len(data)]
+
+
+def mutate_tflite_fields(data: bytes, rng: random.Random, fields: list[tuple[int, int]]) -> bytes:
+    """One to three fields of the file set to interesting values (in range of their width)."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        at, size = rng.choice(fields)
+        old = int.from_bytes(out[at : at + size], "little", signed=True)
+        value = rng.choice([*INTERESTING_INTS, old - 1, old + 1])
+        out[at : at + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
     return bytes(out)
 
 
@@ -152,6 +217,14 @@ def _judge(kind: str, detail: str) -> Outcome:
     return Outcome(kind, detail)
 
 
+def mutator_for(fmt: str, data: bytes) -> Callable[[random.Random], bytes]:
+    """The format's mutation of its seed: byte-level, or (tflite-fields) structure-aware."""
+    if fmt == "tflite-fields":
+        fields = tflite_fields(data)
+        return lambda rng: mutate_tflite_fields(data, rng, fields)
+    return lambda rng: mutate(data, rng)
+
+
 def seed_bytes(fmt: str) -> bytes:
     seed, member = SEEDS[fmt]
     return (seed / member).read_bytes() if member else seed.read_bytes()
@@ -164,10 +237,11 @@ def campaign(fmt: str, cases: int, seed: int = 0, harness: Harness | None = None
     harness = harness or Harness()
     rng = random.Random(seed)
     data = seed_bytes(fmt)
+    mutator = mutator_for(fmt, data)
     findings: dict[str, list[str]] = {}
     try:
         for k in range(cases):
-            mutant = mutate(data, rng)
+            mutant = mutator(rng)
             outcome = harness.run(fmt, mutant)
             if outcome.kind not in ("ok", "error"):
                 findings.setdefault(outcome.kind, []).append(outcome.detail)

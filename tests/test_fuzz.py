@@ -24,7 +24,7 @@ from qonvert.errors import QonvertError
 from qonvert.opsets.builder import GraphBuilder
 from qonvert.opsets.qparams import QuantParams
 
-from .fuzzing import SEEDS, Harness, campaign, mutate, seed_bytes
+from .fuzzing import SEEDS, Harness, campaign, mutator_for, seed_bytes
 
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 FORMATS = sorted(SEEDS)
@@ -39,12 +39,12 @@ def harness() -> Iterator[Harness]:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_fast_slice(fmt: str, harness: Harness) -> None:
-    data = seed_bytes(fmt)
+    mutator = mutator_for(fmt, seed_bytes(fmt))
 
     @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(st.randoms(use_true_random=False))
     def case(rng):  # type: ignore[no-untyped-def]
-        outcome = harness.run(fmt, mutate(data, rng))
+        outcome = harness.run(fmt, mutator(rng))
         assert outcome.kind in ("ok", "error"), outcome
 
     case()

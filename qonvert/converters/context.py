@@ -279,10 +279,12 @@ def _map_ops(ctx: ConversionContext, where: str) -> None:
             ctx.bind(op, mapper(ctx, op))
             for node in builder.nodes[first:]:  # what verify names a diverging layer by
                 node.metadata_props[SOURCE_OP] = op.label[:200]
-        except QonvertError as exc:
-            if op.type in str(exc):
+        except QonvertError as exc:  # named by the file and the op, each once
+            text, path = str(exc), where.rstrip(": ")
+            place = ": ".join(p for p in (path if path not in text else "", "" if op.type in text else f"op {op.label}") if p)
+            if not place:
                 raise
-            raise located(exc, f"{where}op {op.label}") from exc
+            raise located(exc, place) from exc
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # what the mapper did not expect: qonvert's bug, named by the op

@@ -129,6 +129,8 @@ def quantize_biases(graph: ir.Graph) -> int:
             continue  # no s_x * s_w per output channel: the bias stays float (canonical.py)
         if not np.all(np.isfinite(bias)):
             raise InputError(f"op {source_label(node)}: its bias holds non-finite values")
+        if bias.ndim != 1 or w_qp.scale.size not in (1, bias.size):  # the file's bias and weight disagree
+            raise InputError(f"op {source_label(node)}: a bias of shape {list(bias.shape)} for {w_qp.scale.size} weight channels")
         scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
         q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
         if np.any(np.abs(q) > INT32_MAX):

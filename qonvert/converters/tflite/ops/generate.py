@@ -12,7 +12,7 @@ from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, out, rank_of
-from .shape import codes_as_output, constant_ints, held_dtype, shape_input
+from .shape import codes_as_output, constant_int, held_dtype, shape_input
 
 
 @register("tflite", "FILL")
@@ -44,7 +44,7 @@ def one_hot(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """ONE_HOT(indices, depth, on, off); an index outside [0, depth) gives a row of `off` in both."""
     indices = arg(op, 0)
     axis = axis_in(op.int_attr("Axis", default=-1), rank_of(ctx, indices) + 1)
-    depth = ctx.b.ints(constant_ints(ctx, op, 1, "depth").ravel()[:1].tolist())
+    depth = ctx.b.ints([constant_int(ctx, op, 1, "depth")])
     on, off = (ctx.b.op("Reshape", [codes_as_output(ctx, arg(op, i) or "", out(op)), ctx.b.ints([1])]) for i in (2, 3))
     values = ctx.b.op("Concat", [off, on], {"axis": 0})
     # ONNX counts a negative index from the end; TFLite gives it a row of `off`

@@ -14,7 +14,7 @@ from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, out, rank_of, remap_axis
 from .math import reduced_perm
-from .shape import as_int64, cast_to_source, constant_ints, held_dtype, shape_input
+from .shape import as_int64, cast_to_source, constant_int, constant_ints, held_dtype, shape_input
 
 
 @register("tflite", "ARG_MAX", "ARG_MIN")
@@ -22,7 +22,7 @@ def arg_max_min(ctx: ConversionContext, op: SourceOp) -> Laid:
     """Both return the first index of the extreme value, as ONNX does by default."""
     name = arg(op, 0)
     rank = rank_of(ctx, name)
-    axis = axis_in(int(constant_ints(ctx, op, 1, "axis").ravel()[0]), rank)
+    axis = axis_in(constant_int(ctx, op, 1, "axis"), rank)
     x, perm = as_held(ctx, name)
     onnx_op = "ArgMax" if op.type == "ARG_MAX" else "ArgMin"
     y = ctx.b.op(onnx_op, [x], {"axis": remap_axis(axis, rank, perm), "keepdims": 0})
@@ -33,7 +33,7 @@ def arg_max_min(ctx: ConversionContext, op: SourceOp) -> Laid:
 def top_k(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """The k largest along the last axis, sorted, ties to the lower index (TFLite and ONNX alike)."""
     name = arg(op, 0)
-    k = int(constant_ints(ctx, op, 1, "k").ravel()[0])
+    k = constant_int(ctx, op, 1, "k")
     if k < 1:
         raise InputError(f"op {op.label}: k = {k}")
     x, perm = as_held(ctx, name)

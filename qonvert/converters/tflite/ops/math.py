@@ -13,7 +13,7 @@ from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, finish, operands, rank_of, remap_axis
-from .shape import constant_ints
+from .shape import constant_int
 
 # MAXIMUM / MINIMUM have no fused activation: `finish` leaves them as they are.
 _BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "Max", "MINIMUM": "Min", "POW": "Pow"}
@@ -119,7 +119,7 @@ def atan2(ctx: ConversionContext, op: SourceOp) -> Laid:
 def cumsum(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0)
     rank = rank_of(ctx, name)
-    axis = axis_in(int(constant_ints(ctx, op, 1, "the axis").ravel()[0]), rank)
+    axis = axis_in(constant_int(ctx, op, 1, "the axis"), rank)
     x, perm = as_held(ctx, name)
     attrs = {"exclusive": int(bool(op.attr("Exclusive", default=False))), "reverse": int(bool(op.attr("Reverse", default=False)))}
     return Laid(ctx.b.op("CumSum", [x, ctx.b.ints([remap_axis(axis, rank, perm)])], attrs), perm)

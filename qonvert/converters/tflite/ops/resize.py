@@ -8,7 +8,8 @@ from ....errors import InputError
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
-from ..layout import NCHW, arg, spatial
+from ..layout import NCHW, declared_shape, spatial
+from .shape import constant_vector
 
 
 def _mode(op: SourceOp, nearest: bool) -> dict[str, str]:
@@ -27,11 +28,11 @@ def _mode(op: SourceOp, nearest: bool) -> dict[str, str]:
 def resize(ctx: ConversionContext, op: SourceOp) -> Laid:
     nearest = op.type == "RESIZE_NEAREST_NEIGHBOR"
     x = spatial(ctx, op)
-    size = ctx.array(arg(op, 1))
-    in_shape = ctx.shape(arg(op, 0)) or ()
-    if size is None or in_shape[0] < 0 or in_shape[3] < 0:
-        raise InputError(f"op {op.label}: needs a constant size and static batch and channels")
-    sizes = ctx.b.ints([in_shape[0], in_shape[3], int(size[0]), int(size[1])])
+    height, width = constant_vector(ctx, op, 1, "size", 2)
+    in_shape = declared_shape(ctx, op, 0, 4, "input")
+    if in_shape[0] < 0 or in_shape[3] < 0:
+        raise InputError(f"op {op.label}: needs a static batch and channels")
+    sizes = ctx.b.ints([in_shape[0], in_shape[3], height, width])
     attrs = {"mode": "nearest" if nearest else "linear", **_mode(op, nearest)}
     empty = ctx.b.const(np.zeros(0, np.float32), "no_scales")
     return Laid(ctx.b.op("Resize", [x, ctx.b.const(np.zeros(0, np.float32), "no_roi"), empty, sizes], attrs), NCHW)

@@ -11,7 +11,7 @@ from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, out
-from .shape import as_int64, cast_to_source, codes_as_output, constant_ints, held_dtype, shape_input
+from .shape import as_int64, cast_to_source, codes_as_output, constant_int, held_dtype, shape_input
 
 # what an empty segment holds, as TensorFlow fills it, and the reduction that fills the others
 _SEGMENT = {"SUM": ("add", "zero"), "PROD": ("mul", "one"), "MAX": ("max", "lowest"), "MIN": ("min", "highest")}
@@ -43,7 +43,7 @@ def segment_sum(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", *(f"UNSORTED_SEGMENT_{kind}" for kind in _SEGMENT), opset=SCATTER_MIN_MAX_OPSET)
 def unsorted_segment(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     reduction, empty = _SEGMENT[op.type.rsplit("_", 1)[1]]
-    count = ctx.b.ints(constant_ints(ctx, op, 2, "num_segments").ravel()[:1].tolist())
+    count = ctx.b.ints([constant_int(ctx, op, 2, "num_segments")])
     return _segments(ctx, op, reduction, empty, count)
 
 

@@ -26,6 +26,24 @@ def constant_ints(ctx: ConversionContext, op: SourceOp, index: int, what: str) -
     return np.asarray(data).astype(np.int64)
 
 
+def constant_vector(ctx: ConversionContext, op: SourceOp, index: int, what: str, length: int | None = None) -> list[int]:
+    """A constant operand of one dimension (or a scalar) as ints, of `length` entries if given:
+    its shape checked before a mapper indexes or iterates it."""
+    data = constant_ints(ctx, op, index, what)
+    if data.ndim > 1 or (length is not None and data.size != length):
+        wanted = f"{length} entries" if length is not None else "a vector"
+        raise InputError(f"op {op.label}: {what} has shape {list(data.shape)}, expected {wanted}")
+    return [int(v) for v in data.ravel()]
+
+
+def constant_int(ctx: ConversionContext, op: SourceOp, index: int, what: str) -> int:
+    """A constant operand holding one integer (a scalar or a 1-entry vector)."""
+    data = constant_ints(ctx, op, index, what)
+    if data.size != 1:
+        raise InputError(f"op {op.label}: {what} has shape {list(data.shape)}, expected one integer")
+    return int(data.ravel()[0])
+
+
 def shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
     """A shape operand as int64: a constant, or a run-time tensor (SHAPE -> ... -> PACK) cast."""
     data = ctx.array(arg(op, index))
@@ -60,7 +78,7 @@ def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("tflite", "EXPAND_DIMS")
 def expand_dims(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    axis = int(constant_ints(ctx, op, 1, "axis").ravel()[0])
+    axis = constant_int(ctx, op, 1, "axis")
     rank = rank_of(ctx, arg(op, 0))
     return ctx.b.op("Unsqueeze", [ctx.laid_out(arg(op, 0) or ""), ctx.b.ints([axis_in(axis, rank + 1)])])
 
@@ -68,7 +86,7 @@ def expand_dims(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "TRANSPOSE")
 def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     """The source tensor transposed by perm is a layout of it: laid_out composes with how it is held."""
-    perm = [int(p) for p in constant_ints(ctx, op, 1, "perm")]
+    perm = constant_vector(ctx, op, 1, "perm")
     return ctx.laid_out(arg(op, 0) or "", perm)
 
 
@@ -92,7 +110,7 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """Inputs: axis, x; NumSplits equal parts."""
     name = arg(op, 1) or ""
     shape = ctx.shape(name) or ()
-    axis = axis_in(int(constant_ints(ctx, op, 0, "axis").ravel()[0]), len(shape))
+    axis = axis_in(constant_int(ctx, op, 0, "axis"), len(shape))
     n = op.int_attr("NumSplits", default=len(op.outputs["out"]), low=1)
     length = shape[axis]
     if length < 0 or length % n:
@@ -104,8 +122,8 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
 def split_v(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     """Inputs: x, size_splits (one may be -1), axis."""
     name = arg(op, 0) or ""
-    sizes = [int(s) for s in constant_ints(ctx, op, 1, "size_splits")]
-    axis = int(constant_ints(ctx, op, 2, "axis").ravel()[0])
+    sizes = constant_vector(ctx, op, 1, "size_splits")
+    axis = constant_int(ctx, op, 2, "axis")
     if -1 in sizes:
         length = (ctx.shape(name) or ())[axis_in(axis, rank_of(ctx, name))]
         sizes[sizes.index(-1)] = length - sum(s for s in sizes if s != -1)
@@ -127,7 +145,7 @@ def _slice(ctx: ConversionContext, name: str, begin: list[int], end: list[int], 
 @register("tflite", "STRIDED_SLICE")
 def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
     name = arg(op, 0) or ""
-    begin, end, steps = (constant_ints(ctx, op, i, what).tolist() for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    begin, end, steps = (constant_vector(ctx, op, i, what) for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
     if op.attr("EllipsisMask", default=0) or op.attr("NewAxisMask", default=0):
         raise InputError(f"op {op.label}: ellipsis and new-axis masks are not supported")
     if op.attr("Offset", default=False):
@@ -148,8 +166,8 @@ def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
 
 @register("tflite", "SLICE")
 def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
-    begin = constant_ints(ctx, op, 1, "begin").tolist()
-    size = constant_ints(ctx, op, 2, "size").tolist()
+    begin = constant_vector(ctx, op, 1, "begin")
+    size = constant_vector(ctx, op, 2, "size")
     end = [_INT_MAX if s == -1 else b + s for b, s in zip(begin, size, strict=True)]
     return _slice(ctx, arg(op, 0) or "", begin, end, [1] * len(begin), [])
 
@@ -223,7 +241,10 @@ def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def unpack(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     name = arg(op, 0) or ""
     axis = axis_in(op.int_attr("Axis", default=0), rank_of(ctx, name))
-    n = len(op.outputs["out"])
+    n = len(op.outputs.get("out", []))
+    length = (ctx.shape(name) or ())[axis]
+    if n < 1 or (length >= 0 and length != n):
+        raise InputError(f"op {op.label}: {n} outputs for an axis of {length}")
     parts = ctx.b.op("Split", [ctx.laid_out(name), ctx.b.ints([1] * n)], {"axis": axis}, outputs=n)
     parts = parts if n > 1 else (parts,)
     return [ctx.b.op("Squeeze", [p, ctx.b.ints([axis])]) for p in parts]

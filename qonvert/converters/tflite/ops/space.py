@@ -12,7 +12,7 @@ from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import NCHW, arg, as_held, rank_of, remap_axis, spatial
-from .shape import constant_ints
+from .shape import constant_ints, constant_vector
 
 
 @register("tflite", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
@@ -36,7 +36,7 @@ def _static_nhwc(ctx: ConversionContext, op: SourceOp) -> tuple[int, ...]:
 
 def _block(ctx: ConversionContext, op: SourceOp, what: str) -> tuple[int, int, np.ndarray]:
     """The 2-D block shape and the [2, 2] paddings or crops, checked."""
-    block = constant_ints(ctx, op, 1, "block shape").ravel()
+    block = np.asarray(constant_vector(ctx, op, 1, "block shape"), np.int64)
     edges = constant_ints(ctx, op, 2, what)
     if block.size != 2 or min(block) < 1 or edges.size != 4 or edges.min() < 0:
         raise InputError(f"op {op.label}: expected a 2-D block shape >= 1 and 2x2 {what} >= 0, got {block.tolist()} and {edges.tolist()}")
@@ -105,7 +105,7 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
 @register("tflite", "TILE")
 def tile(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
-    repeats = constant_ints(ctx, op, 1, "multiples").ravel().tolist()
+    repeats = constant_vector(ctx, op, 1, "multiples")
     x, perm = as_held(ctx, name)
     order = list(perm) if perm else list(range(rank_of(ctx, name)))
     return Laid(ctx.b.op("Tile", [x, ctx.b.ints([repeats[a] for a in order])]), perm)

@@ -13,7 +13,7 @@ from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, out, rank_of
-from .shape import constant_ints
+from .shape import constant_vector
 
 
 def _dft(ctx: ConversionContext, x: ir.Value, length: int, axis: int, onesided: bool) -> ir.Value:
@@ -29,7 +29,7 @@ def rfft2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     pads with zeros or cuts, as ONNX's dft_length does)."""
     name = arg(op, 0)
     _check_complex_readers(ctx, op, out(op))
-    height, width = (int(v) for v in constant_ints(ctx, op, 1, "fft_length").ravel()[:2])
+    height, width = constant_vector(ctx, op, 1, "fft_length", 2)
     rank = rank_of(ctx, name)
     signal = ctx.b.op("Unsqueeze", [ctx.laid_out(name or ""), ctx.b.ints([-1])])  # real: a trailing axis of 1
     rows = _dft(ctx, signal, width, rank - 1, onesided=True)
