@@ -130,6 +130,13 @@ def split_v(ctx: ConversionContext, op: SourceOp) -> list[Laid]:
     return _split(ctx, op, name, axis, sizes)
 
 
+def _check_slice(ctx: ConversionContext, op: SourceOp, name: str, *bounds: list[int]) -> None:
+    """One begin, end (and stride) per axis of the input, at most: what _slice indexes."""
+    rank = rank_of(ctx, name)
+    if len({len(b) for b in bounds}) != 1 or len(bounds[0]) > rank:
+        raise InputError(f"op {op.label}: {'/'.join(str(len(b)) for b in bounds)} slice bounds for an input of rank {rank}")
+
+
 def _slice(ctx: ConversionContext, name: str, begin: list[int], end: list[int], steps: list[int], shrink: list[int]) -> Any:
     """Slice every source axis (in the held layout), then squeeze the `shrink` axes (source layout)."""
     rank = len(begin)
@@ -146,6 +153,7 @@ def _slice(ctx: ConversionContext, name: str, begin: list[int], end: list[int], 
 def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
     name = arg(op, 0) or ""
     begin, end, steps = (constant_vector(ctx, op, i, what) for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    _check_slice(ctx, op, name, begin, end, steps)
     if op.attr("EllipsisMask", default=0) or op.attr("NewAxisMask", default=0):
         raise InputError(f"op {op.label}: ellipsis and new-axis masks are not supported")
     if op.attr("Offset", default=False):
@@ -168,6 +176,7 @@ def strided_slice(ctx: ConversionContext, op: SourceOp) -> Any:
 def slice_(ctx: ConversionContext, op: SourceOp) -> Any:
     begin = constant_vector(ctx, op, 1, "begin")
     size = constant_vector(ctx, op, 2, "size")
+    _check_slice(ctx, op, arg(op, 0) or "", begin, size)
     end = [_INT_MAX if s == -1 else b + s for b, s in zip(begin, size, strict=True)]
     return _slice(ctx, arg(op, 0) or "", begin, end, [1] * len(begin), [])
 
