@@ -44,6 +44,9 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     data = ctx.array(name)
     if name is None:
         return None
+    x_name = arg(op, 2 if op.type == "TRANSPOSE_CONV" else 0) or ""
+    if data is None and x_name in ctx.source.quant and arg(op, 1) in ctx.source.quant:
+        raise InputError(f"op {op.label}: bias {name!r} is computed at run time; a quantized op's bias must be a constant")
     if data is None:
         return ctx.value(name)
     values, qp = quant.bias(data, ctx.source.quant.get(name))
@@ -51,7 +54,7 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
         return ctx.b.const(values, name)
     # TFLite's kernels add the int32 bias to the s_x * s_w accumulator whatever scale the file
     # records for it (the converter writes that product): so does the ONNX model.
-    x_qp, w_qp = ctx.source.quant.get(arg(op, 2 if op.type == "TRANSPOSE_CONV" else 0) or ""), ctx.source.quant.get(arg(op, 1) or "")
+    x_qp, w_qp = ctx.source.quant.get(x_name), ctx.source.quant.get(arg(op, 1) or "")
     if x_qp is not None and w_qp is not None and qp.dtype == "int32" and x_qp.scale.size == 1 and w_qp.scale.size in (1, values.size):
         scale = (x_qp.scale.astype(np.float64) * w_qp.scale.astype(np.float64)).astype(np.float32)
         qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int32", 0 if scale.size > 1 else None)
