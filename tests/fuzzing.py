@@ -24,6 +24,7 @@ SEEDS = {
     "pdiparams": (FIXTURES / "paddle" / "qat_cnn_perchannel_legacy", "model.pdiparams"),
     "tflite": (FIXTURES / "tflite" / "op_zoo_int8.tflite", ""),
     "tflite-fields": (FIXTURES / "tflite" / "op_zoo_int8.tflite", ""),  # structure-aware: tflite_fields
+    "pir-fields": (FIXTURES / "paddle" / "qat_cnn_perchannel_pir", "model.json"),  # structure-aware: mutate_json
 }
 MEMORY_CAP = 2 << 30  # bytes of address space a case may add to the worker's
 TIMEOUT_S = 20.0
@@ -217,11 +218,53 @@ def _judge(kind: str, detail: str) -> Outcome:
     return Outcome(kind, detail)
 
 
+def mutate_json(data: bytes, rng: random.Random) -> bytes:
+    """One to three edits of a PIR program's JSON tree: a number set to an interesting value, a
+    list entry dropped or repeated, a string (an op or attribute name, a type) swapped for another
+    string of the program."""
+    import json
+
+    tree = json.loads(data)
+    slots: list[tuple[Any, Any]] = []  # (container, key or index) of every value in the tree
+    strings: list[str] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            slots.append((node, key))
+            if isinstance(value, (dict, list)):
+                pending.append(value)
+            elif isinstance(value, str):
+                strings.append(value)
+    for _ in range(rng.randint(1, 3)):
+        node, key = rng.choice(slots)
+        if isinstance(node, list) and key >= len(node):
+            continue  # an earlier edit of this run dropped it
+        value = node[key]
+        if isinstance(value, bool) or value is None:
+            node[key] = not value
+        elif isinstance(value, (int, float)):
+            node[key] = rng.choice([*INTERESTING_INTS, value - 1, value + 1, -value, 1e308, 0.5])
+        elif isinstance(value, str) and strings:
+            node[key] = rng.choice(strings)
+        elif isinstance(value, list) and value:
+            at = rng.randrange(len(value))
+            if rng.random() < 0.5:
+                del value[at]
+            else:
+                value.insert(at, value[at])
+    return json.dumps(tree).encode()
+
+
 def mutator_for(fmt: str, data: bytes) -> Callable[[random.Random], bytes]:
-    """The format's mutation of its seed: byte-level, or (tflite-fields) structure-aware."""
+    """The format's mutation of its seed: byte-level, or structure-aware (tflite-fields: the
+    flatbuffer's fields; pir-fields: the program's JSON tree)."""
     if fmt == "tflite-fields":
         fields = tflite_fields(data)
         return lambda rng: mutate_tflite_fields(data, rng, fields)
+    if fmt == "pir-fields":
+        return lambda rng: mutate_json(data, rng)
     return lambda rng: mutate(data, rng)
 
 
