@@ -1,4 +1,5 @@
-"""The one error type users see: a one-line message naming the file, op or tensor."""
+"""The errors users see, each one line naming the file, op, tensor or pass: whose fault it is
+says the class (InputError, exit 2; InternalError, exit 3)."""
 
 from __future__ import annotations
 
