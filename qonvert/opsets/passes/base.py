@@ -1,4 +1,4 @@
-"""The canonicalisation passes as onnx_ir passes, run by an onnx_ir PassManager.
+"""The rewrites (the canonicalisation's and the targets') as onnx_ir passes, run by a PassManager.
 
 Each pass is one exact rewrite (docs/design.md, "Exact rewrites"): an `InPlacePass` whose
 `rewrite(graph)` returns how often it fired (the counts `inspect` shows). What it needs before it
@@ -49,9 +49,7 @@ class RewritePass(ir_passes.InPlacePass):
         for graph in self.graphs(model):
             try:
                 fired = self.rewrite(graph)
-            except QonvertError:
-                raise
-            except (MemoryError, RecursionError):
+            except (QonvertError, MemoryError, RecursionError):
                 raise
             except Exception as exc:  # what the pass did not expect: qonvert's bug, named by the pass
                 raise InternalError(f"pass {type(self).__name__}: internal error, {type(exc).__name__}: {exc}") from exc
