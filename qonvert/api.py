@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,14 @@ class ConvertResult:
     opset: int
     pass_counts: dict[str, int]
     remarks: list[str] = field(default_factory=list)
-    canonical: onnx.ModelProto | None = None  # before a target's re-derivation (--target), where it changed the model
     _model: onnx.ModelProto | None = field(default=None, repr=False)
+    # A target's form keeps no canonical model in memory: it is converted again if asked for.
+    _canonical: Callable[[], onnx.ModelProto] | None = field(default=None, repr=False)
+
+    @property
+    def canonical(self) -> onnx.ModelProto | None:
+        """The canonical model beside a target's form (--target, --speed); None without a target."""
+        return self._canonical() if self._canonical is not None else None
 
     @property
     def model(self) -> onnx.ModelProto:
@@ -108,8 +115,8 @@ def convert(
         raise InternalError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None
 
-    def done(proto: onnx.ModelProto | None, canonical: onnx.ModelProto | None = None) -> ConvertResult:
-        return ConvertResult(out_path, fw, opset_used, counts, remarks, canonical, proto)
+    def done(proto: onnx.ModelProto | None, canonical: Callable[[], onnx.ModelProto] | None = None) -> ConvertResult:
+        return ConvertResult(out_path, fw, opset_used, counts, remarks, proto, canonical)
 
     try:  # the full checker, on the graph with its large weights' bytes left out (their types and
         # shapes stay): neither a copy of the weights nor a parse of them
@@ -122,29 +129,25 @@ def convert(
         # the file back if asked); past 2 GiB its weights go to `<name>.data`.
         save_atomic(built, out_path, release=page_releaser(mapped))
         return done(None)
-    if onnx_file.initializer_bytes(built) >= onnx_file.EXTERNAL_DATA_BYTES:
-        raise InputError(f"{where}: a model over 2 GiB is written with external data: give an output path (and no --target or --speed)")
-    proto = ir.to_proto(built)  # the canonical form, kept beside a target's
-    drop_pages(mapped)  # serialising read the int8 weights' pages again
-    del mapped
+    if out_path is None and onnx_file.initializer_bytes(built) >= onnx_file.EXTERNAL_DATA_BYTES:
+        raise InputError(f"{where}: a model over 2 GiB is written with external data: give an output path")
     if chosen is None:
+        proto = ir.to_proto(built)
+        drop_pages(mapped)  # serialising read the int8 weights' pages again
         return done(proto)
-    derived, changes = chosen.derive(built, where, **target_options)  # in place: no parse of the proto
-    remarks += changes
-    del built
+    remarks += chosen.derive(built, where, **target_options)  # in place, by the target's passes
+    try:  # the canonical model passed already: a derived form that fails is a qonvert bug
+        _c_api_utils.call_onnx_api(lambda proto: onnx.checker.check_model(proto, full_check=True), built)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise InternalError(f"{where}: internal error, {chosen.form} fails onnx.checker: {exc}") from None
 
-    def derived_checked(model: str | bytes) -> None:
-        """The canonical model passed already: a derived form that fails is a qonvert bug."""
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise InternalError(f"{where}: internal error, {chosen.form} fails onnx.checker: {exc}") from None
+    def canonical() -> onnx.ModelProto:
+        return convert(model, opset=opset, framework=framework, **options).model
 
     if out_path is None:
-        derived_checked(derived.SerializeToString())
-    else:
-        save_atomic(derived, out_path, derived_checked)
-    return done(derived, canonical=proto)
+        return done(ir.to_proto(built), canonical)
+    save_atomic(built, out_path, release=page_releaser(mapped))  # streamed, as the canonical form is
+    return done(None, canonical)
 
 
 def _checker_error(where: str, model: ir.Model, exc: Exception) -> QonvertError:

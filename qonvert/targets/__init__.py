@@ -25,10 +25,10 @@ class Target(ABC):
     options: ClassVar[tuple[str, ...]] = ()  # the convert options it takes
 
     @abstractmethod
-    def derive(self, model: ir.Model, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+    def derive(self, model: ir.Model, where: str, **options: Any) -> list[str]:
         """The target's form of a canonical model, made in place by its passes (an onnx_ir
-        PassManager), serialised, and its changes as remarks; QonvertError for a model the target
-        cannot take without changes the options do not allow."""
+        PassManager); its changes as remarks. InputError for a model the target cannot take
+        without changes the options do not allow."""
 
     @abstractmethod
     def findings(self, model: onnx.ModelProto) -> list[str]:

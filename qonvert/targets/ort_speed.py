@@ -79,10 +79,16 @@ class SpeedChanges:
         return lines
 
 
-def speed_form(model: onnx.ModelProto | ir.Model, calibration: refio.Samples | None = None) -> tuple[onnx.ModelProto, SpeedChanges]:
-    """The speed form of a canonical model (a proto: left as it is; an IR model: changed in place);
-    calibration: input feeds (ONNX layout) for step 3."""
-    ir_model = ir.from_proto(model) if isinstance(model, onnx.ModelProto) else model
+def speed_form(model: onnx.ModelProto, calibration: refio.Samples | None = None) -> tuple[onnx.ModelProto, SpeedChanges]:
+    """The speed form of a canonical model (left as it is); calibration: input feeds (ONNX layout)
+    for step 3."""
+    ir_model = ir.from_proto(model)
+    changes = speed_passes(ir_model, calibration)
+    return ir.to_proto(ir_model), changes
+
+
+def speed_passes(ir_model: ir.Model, calibration: refio.Samples | None = None) -> SpeedChanges:
+    """The speed form's passes, run on the IR model in place."""
     changes = SpeedChanges()
     passes: list[ir_passes.PassBase] = [MergeRequantizationBeforeRelu(), NonNegativeToUint8(), BlockedWeightsToNBits()]
     if calibration:
@@ -94,7 +100,7 @@ def speed_form(model: onnx.ModelProto | ir.Model, calibration: refio.Samples | N
         setattr(changes, field_name, counts.get(field_name, 0))
     if not calibration:
         changes.float_left = sum(1 for node in ir_model.graph if _float_output(node) is not None)
-    return ir.to_proto(ir_model), changes
+    return changes
 
 
 class MergeRequantizationBeforeRelu(RewritePass):
@@ -319,9 +325,9 @@ class OrtSpeed(Target):
     form = "the speed form"
     options = ("calibration",)
 
-    def derive(self, model: ir.Model, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
-        derived, changes = speed_form(model, _calibration_feeds(model, options.get("calibration")))
-        return derived, [f"speed: {line}" for line in changes.lines()]
+    def derive(self, model: ir.Model, where: str, **options: Any) -> list[str]:
+        changes = speed_passes(model, _calibration_feeds(model, options.get("calibration")))
+        return [f"speed: {line}" for line in changes.lines()]
 
     def findings(self, model: onnx.ModelProto) -> list[str]:
         return speed_form(model)[1].lines()  # what it would change, uncalibrated

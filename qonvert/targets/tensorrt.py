@@ -104,12 +104,17 @@ def _check_weight_axis(node: ir.Node, name: str, found: list[Finding]) -> None:
 LOSSY = ("asymmetric", "weight_range")  # re-derived only when the user asks (symmetric=True)
 
 
-def make_symmetric(model: onnx.ModelProto | ir.Model, lossy: bool = True) -> tuple[onnx.ModelProto, list[str]]:
-    """The model (a proto: left as it is; an IR model: changed in place) with the re-derivable
-    findings fixed (see the module docstring), and what changed, one line per kind; lossy=False:
-    only the exact ones (uint8 storage, int32 biases). Graph inputs and outputs keep their dtypes
-    (the interface)."""
-    ir_model = ir.from_proto(model) if isinstance(model, onnx.ModelProto) else model
+def make_symmetric(model: onnx.ModelProto, lossy: bool = True) -> tuple[onnx.ModelProto, list[str]]:
+    """The model (left as it is) with the re-derivable findings fixed (see the module docstring),
+    and what changed, one line per kind; lossy=False: only the exact ones (uint8 storage, int32
+    biases). Graph inputs and outputs keep their dtypes (the interface)."""
+    ir_model = ir.from_proto(model)
+    changes = symmetric_passes(ir_model, lossy)
+    return ir.to_proto(ir_model), changes
+
+
+def symmetric_passes(ir_model: ir.Model, lossy: bool = True) -> list[str]:
+    """make_symmetric's passes, run on the IR model in place; what changed."""
     passes: list[ir_passes.PassBase] = [SymmetricActivations(lossy), FloatBiases(), *([ClipWeightCodes()] if lossy else [])]
     counts = run_passes(ir_model, [*passes, common.RemoveUnusedNodesPass()])  # the scales, zero points and codes replaced
     changes = {
@@ -118,7 +123,7 @@ def make_symmetric(model: onnx.ModelProto | ir.Model, lossy: bool = True) -> tup
         "bias": "int32 biases made float constants (exact)",
         "weights": "weights with codes of -128 clipped to -127 (one step on those codes)",
     }
-    return ir.to_proto(ir_model), [f"{counts[kind]} {text}" for kind, text in changes.items() if counts.get(kind)]
+    return [f"{counts[kind]} {text}" for kind, text in changes.items() if counts.get(kind)]
 
 
 class SymmetricActivations(RewritePass):
@@ -204,16 +209,15 @@ class TensorRT(Target):
     form = "the TensorRT form"
     options = ("symmetric",)
 
-    def derive(self, model: ir.Model, where: str, **options: Any) -> tuple[onnx.ModelProto, list[str]]:
+    def derive(self, model: ir.Model, where: str, **options: Any) -> list[str]:
         symmetric = bool(options.get("symmetric"))
         lossy = sorted((f for f in findings(model) if f.kind in LOSSY), key=lambda f: LOSSY.index(f.kind))
         if lossy and not symmetric:
             listed = "; ".join(str(f) for f in lossy[:20]) + (f"; ... {len(lossy) - 20} more" if len(lossy) > 20 else "")
             raise InputError(f"{where}: not TensorRT-ready, {len(lossy)} finding(s) need symmetric re-derivation (--symmetric): {listed}")
-        derived, changes = make_symmetric(model, lossy=symmetric)
-        remarks = [f"tensorrt: {c}" for c in changes]
+        remarks = [f"tensorrt: {c}" for c in symmetric_passes(model, lossy=symmetric)]
         remarks += [f"tensorrt: {f}" for f in findings(model)]  # what stays: float layers, placements, the interface
-        return derived, remarks
+        return remarks
 
     def findings(self, model: onnx.ModelProto) -> list[str]:
         return [str(f) for f in findings(model)]
