@@ -41,13 +41,16 @@ class ConvertResult:
     pass_counts: dict[str, int]
     remarks: list[str] = field(default_factory=list)
     _model: onnx.ModelProto | None = field(default=None, repr=False)
-    # A target's form keeps no canonical model in memory: it is converted again if asked for.
-    _canonical: Callable[[], onnx.ModelProto] | None = field(default=None, repr=False)
+    # A target's form keeps no canonical model in memory: it is converted again, once, if asked for.
+    _make_canonical: Callable[[], onnx.ModelProto] | None = field(default=None, repr=False)
+    _canonical: onnx.ModelProto | None = field(default=None, repr=False)
 
     @property
     def canonical(self) -> onnx.ModelProto | None:
         """The canonical model beside a target's form (--target, --speed); None without a target."""
-        return self._canonical() if self._canonical is not None else None
+        if self._canonical is None and self._make_canonical is not None:
+            self._canonical = self._make_canonical()
+        return self._canonical
 
     @property
     def model(self) -> onnx.ModelProto:
@@ -193,20 +196,15 @@ def derivation_costs(
     """What each stage of a target's derivation costs, against the source: the canonical model
     and each stage verified on the same inputs (`derived_report`: the derived model's, if already
     made), in the canonical model's output steps."""
-    if result.canonical is None:
+    canonical = result.canonical
+    stages = targets.target(target).stages(canonical, result.model, **target_options) if canonical is not None else []
+    if canonical is None or not stages:
         return []
-    stages = targets.target(target).stages(result.canonical, result.model, **target_options)
-    if not stages:
-        return []
-    previous = verify(source, result.canonical, fusion=False, **verify_options)
-    lines = []
-    for k, (what, model) in enumerate(stages):
-        last = k == len(stages) - 1 and derived_report is not None
-        report = derived_report if last else verify(source, model, fusion=False, **verify_options)
-        assert report is not None
-        lines.append(_cost(what, previous, report))
-        previous = report
-    return lines
+    reports = [verify(source, canonical, fusion=False, **verify_options)]
+    for k, (_, model) in enumerate(stages):
+        reused = derived_report if k == len(stages) - 1 else None
+        reports.append(reused or verify(source, model, fusion=False, **verify_options))
+    return [_cost(what, before, after) for (what, _), before, after in zip(stages, reports[:-1], reports[1:], strict=True)]
 
 
 def _cost(what: str, before: VerifyReport, after: VerifyReport) -> str:

@@ -82,6 +82,12 @@ class ConversionContext:
         qp.validate(tensor, codes.shape)
         return self.b.int_weight(codes if codes.dtype.kind in "iu" else codes.astype(np.int64), qp, name)
 
+    def bind_input(self, name: str, value: ir.Value) -> None:
+        """A graph input (or subgraph input) as the source tensor `name`: an integer tensor's
+        codes read through their DQ."""
+        qp = self.source.quant.get(name)
+        self.values[name] = value if qp is None else self.b.dequantize(value, qp, name=self.b.unique(f"{name}_dq"))
+
     # -- reading inputs -----------------------------------------------------------
     def array(self, name: str | None) -> np.ndarray | None:
         """The constant value of a source tensor, or None when it is computed at run time."""
@@ -245,11 +251,10 @@ def run_mappers(source: SourceGraph, builder: GraphBuilder) -> ConversionContext
         dims = [d if d >= 0 else f"{info.name}_d{i}" for i, d in enumerate(shape)]
         value = ir.Value(name=builder.unique(info.name), shape=ir.Shape(dims), type=ir.TensorType(NP_TO_IR[info.dtype]))
         ctx.graph_inputs.append(value)
-        qp = source.quant.get(info.name)
-        ctx.values[info.name] = value if qp is None else builder.dequantize(value, qp, name=builder.unique(f"{info.name}_dq"))
+        ctx.bind_input(info.name, value)
         if perm:
             ctx.perms[info.name] = perm
-    _map_ops(ctx, where=f"{source.path}: ")
+    _map_ops(ctx, path=str(source.path))
     return ctx
 
 
@@ -259,15 +264,16 @@ def inline_graph(parent: ConversionContext, source: SourceGraph, inputs: Sequenc
     returned, each as the source holds it (an integer tensor's codes, in the source layout)."""
     ctx = ConversionContext(source, parent.b)
     for info, value in zip(source.inputs, inputs, strict=True):
-        qp = source.quant.get(info.name)
-        ctx.values[info.name] = value if qp is None else parent.b.dequantize(value, qp, name=parent.b.unique(f"{info.name}_dq"))
-    _map_ops(ctx, where="")  # an error names the file once, with the op running the subgraph
+        ctx.bind_input(info.name, value)
+    _map_ops(ctx, path="")  # an error names the file once, with the op running the subgraph
     for text in ctx.remarks:
         parent.remark(text)
     return [ctx.codes(name) for name in source.outputs]
 
 
-def _map_ops(ctx: ConversionContext, where: str) -> None:
+def _map_ops(ctx: ConversionContext, path: str) -> None:
+    """Each op's mapper, its result bound; an error names the file (`path`, "" in a subgraph) and
+    the op, each once."""
     source, builder = ctx.source, ctx.b
     release = page_releaser(mapped_files(source.constants.values()))
     for op in source.ops:
@@ -279,8 +285,8 @@ def _map_ops(ctx: ConversionContext, where: str) -> None:
             ctx.bind(op, mapper(ctx, op))
             for node in builder.nodes[first:]:  # what verify names a diverging layer by
                 node.metadata_props[SOURCE_OP] = op.label[:200]
-        except QonvertError as exc:  # named by the file and the op, each once
-            text, path = str(exc), where.rstrip(": ")
+        except QonvertError as exc:
+            text = str(exc)
             place = ": ".join(p for p in (path if path not in text else "", "" if op.type in text else f"op {op.label}") if p)
             if not place:
                 raise
@@ -288,4 +294,5 @@ def _map_ops(ctx: ConversionContext, where: str) -> None:
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # what the mapper did not expect: qonvert's bug, named by the op
+            where = f"{path}: " if path else ""
             raise InternalError(f"{where}op {op.label}: internal error, {type(exc).__name__}: {exc}") from exc
