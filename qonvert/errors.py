@@ -26,6 +26,18 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 150]} … {text[-140:]}"
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """A library exception's first non-blank line, shortened (its type's name if it has no text):
+    what an error line quotes of a cause."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return shorten(lines[0].strip(), limit) if lines else type(exc).__name__
+
+
+def cause(exc: BaseException) -> str:
+    """`Type: first line` of a library exception, for an error line that quotes it."""
+    return f"{type(exc).__name__}: {first_line(exc)}"
+
+
 class InputError(QonvertError):
     """A problem with the user's input (file, op, tensor, option): the CLI exits 2."""
 

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 EXTERNAL_DATA_BYTES = (1 << 31) - (1 << 24)  # protobuf's 2 GiB limit, less room for the graph
 _GRAPH_FIELD = 7  # ModelProto.graph
@@ -172,7 +172,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
                     entry.value = str(base / entry.value)
         return proto
     except Exception as exc:
-        raise InputError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:300]})") from None
+        raise InputError(f"{path}: not a readable ONNX model ({first_line(exc, 300)})") from None
 
 
 def _external_length(tensor: onnx.TensorProto) -> int:

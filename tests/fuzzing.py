@@ -10,11 +10,14 @@ import os
 import random
 import resource
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .mutators import mutate_json, mutate_pdiparams, mutate_protobuf, mutate_pt2, mutate_tflite_fields, pdiparams_records, tflite_fields
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # format -> (the model folder or file it mutates, the file in it that is mutated)
@@ -25,6 +28,9 @@ SEEDS = {
     "tflite": (FIXTURES / "tflite" / "op_zoo_int8.tflite", ""),
     "tflite-fields": (FIXTURES / "tflite" / "op_zoo_int8.tflite", ""),  # structure-aware: tflite_fields
     "pir-fields": (FIXTURES / "paddle" / "qat_cnn_perchannel_pir", "model.json"),  # structure-aware: mutate_json
+    "programdesc-fields": (FIXTURES / "paddle" / "ptq_cnn_fakeops_legacy", "model.pdmodel"),  # mutate_protobuf
+    "pdiparams-fields": (FIXTURES / "paddle" / "qat_cnn_perchannel_legacy", "model.pdiparams"),  # mutate_pdiparams
+    "pt2-fields": (FIXTURES / "torch" / "pt2" / "decoder_x86.pt2", ""),  # mutate_pt2
 }
 MEMORY_CAP = 2 << 30  # bytes of address space a case may add to the worker's
 TIMEOUT_S = 20.0
@@ -58,69 +64,6 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-INTERESTING_INTS = (-1, 0, 1, 2, 3, 4, 5, 7, 8, 127, 128, 255, 1 << 16, (1 << 31) - 1, -(1 << 31))
-
-
-def tflite_fields(data: bytes) -> list[tuple[int, int]]:
-    """(offset, size) of the fields a structure-aware mutation edits in a .tflite file: each
-    tensor's shape entries and the shape's length, its type, buffer index and quantized dimension;
-    each operator's opcode index, its input and output indices and the lengths of those lists,
-    and every field its builtin options table holds (found through the table's vtable)."""
-    import tflite
-
-    model = tflite.Model.GetRootAs(data, 0)
-    fields: list[tuple[int, int]] = []
-
-    def vector(table: Any, slot: int, item: int) -> None:
-        offset = table._tab.Offset(slot)
-        if offset:
-            start = table._tab.Vector(offset)
-            fields.append((start - 4, 4))  # the length
-            fields.extend((start + k * item, item) for k in range(table._tab.VectorLen(offset)))
-
-    def scalar(table: Any, slot: int, size: int) -> None:
-        offset = table._tab.Offset(slot)
-        if offset:
-            fields.append((table._tab.Pos + offset, size))
-
-    for s in range(model.SubgraphsLength()):
-        sub = model.Subgraphs(s)
-        for t in range(sub.TensorsLength()):
-            tensor = sub.Tensors(t)
-            vector(tensor, 4, 4)  # shape
-            scalar(tensor, 6, 1)  # type
-            scalar(tensor, 8, 4)  # buffer
-            vector(tensor, 18, 4)  # shape_signature
-            quant = tensor.Quantization()
-            if quant is not None:
-                scalar(quant, 16, 4)  # quantized_dimension
-        for k in range(sub.OperatorsLength()):
-            op = sub.Operators(k)
-            scalar(op, 4, 4)  # opcode_index
-            vector(op, 6, 4)  # inputs
-            vector(op, 8, 4)  # outputs
-            options = op.BuiltinOptions()
-            if options is not None:
-                vtable = options.Pos - int.from_bytes(data[options.Pos : options.Pos + 4], "little", signed=True)
-                size = int.from_bytes(data[vtable : vtable + 2], "little")
-                for entry in range(4, size, 2):
-                    at = int.from_bytes(data[vtable + entry : vtable + entry + 2], "little")
-                    if at:
-                        fields.append((options.Pos + at, 1))  # a bool, enum or the low byte of an int
-    return [(at, size) for at, size in fields if 0 <= at and at + size <= len(data)]
-
-
-def mutate_tflite_fields(data: bytes, rng: random.Random, fields: list[tuple[int, int]]) -> bytes:
-    """One to three fields of the file set to interesting values (in range of their width)."""
-    out = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        at, size = rng.choice(fields)
-        old = int.from_bytes(out[at : at + size], "little", signed=True)
-        value = rng.choice([*INTERESTING_INTS, old - 1, old + 1])
-        out[at : at + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-    return bytes(out)
-
-
 @dataclass
 class Outcome:
     kind: str  # "ok", "error" (a QonvertError line), "bad" (anything else), "hang", "crash"
@@ -138,23 +81,34 @@ def _worker(conn: Any) -> None:
     from qonvert.errors import QonvertError
 
     warnings.simplefilter("ignore")
+    # What the case writes to stderr (a library's logged traceback is a finding too: the user
+    # sees it) goes to a file read after each case.
+    stderr = tempfile.TemporaryFile()
+    os.dup2(stderr.fileno(), 2)
     while True:
         job = conn.recv()
         if job is None:
             return
-        path = Path(job)
+        stderr.seek(0)
+        stderr.truncate()
         try:
-            qonvert.convert(path)
-            conn.send(("ok", ""))
+            qonvert.convert(Path(job))
+            result = ("ok", "")
         except QonvertError as exc:
-            conn.send(("error", str(exc)))
+            result = ("error", str(exc))
         except MemoryError:
-            conn.send(("bad", "MemoryError (past the memory cap)"))
+            result = ("bad", "MemoryError (past the memory cap)")
         except BaseException as exc:  # the finding: anything but QonvertError
             import traceback
 
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            conn.send(("bad", f"{type(exc).__name__} at {Path(where.filename).name}:{where.lineno}: {str(exc)[:200]}"))
+            result = ("bad", f"{type(exc).__name__} at {Path(where.filename).name}:{where.lineno}: {str(exc)[:200]}")
+        sys.stderr.flush()
+        stderr.seek(0)
+        printed = stderr.read().decode(errors="replace")
+        if result[0] != "bad" and "Traceback (most recent call last)" in printed:
+            result = ("bad", f"a traceback on stderr: {printed.strip().splitlines()[-1][:200]}")
+        conn.send(result)
 
 
 class Harness:
@@ -218,53 +172,21 @@ def _judge(kind: str, detail: str) -> Outcome:
     return Outcome(kind, detail)
 
 
-def mutate_json(data: bytes, rng: random.Random) -> bytes:
-    """One to three edits of a PIR program's JSON tree: a number set to an interesting value, a
-    list entry dropped or repeated, a string (an op or attribute name, a type) swapped for another
-    string of the program."""
-    import json
-
-    tree = json.loads(data)
-    slots: list[tuple[Any, Any]] = []  # (container, key or index) of every value in the tree
-    strings: list[str] = []
-    pending = [tree]
-    while pending:
-        node = pending.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            slots.append((node, key))
-            if isinstance(value, (dict, list)):
-                pending.append(value)
-            elif isinstance(value, str):
-                strings.append(value)
-    for _ in range(rng.randint(1, 3)):
-        node, key = rng.choice(slots)
-        if isinstance(node, list) and key >= len(node):
-            continue  # an earlier edit of this run dropped it
-        value = node[key]
-        if isinstance(value, bool) or value is None:
-            node[key] = not value
-        elif isinstance(value, (int, float)):
-            node[key] = rng.choice([*INTERESTING_INTS, value - 1, value + 1, -value, 1e308, 0.5])
-        elif isinstance(value, str) and strings:
-            node[key] = rng.choice(strings)
-        elif isinstance(value, list) and value:
-            at = rng.randrange(len(value))
-            if rng.random() < 0.5:
-                del value[at]
-            else:
-                value.insert(at, value[at])
-    return json.dumps(tree).encode()
-
-
 def mutator_for(fmt: str, data: bytes) -> Callable[[random.Random], bytes]:
-    """The format's mutation of its seed: byte-level, or structure-aware (tflite-fields: the
-    flatbuffer's fields; pir-fields: the program's JSON tree)."""
+    """The format's mutation of its seed: byte-level, or structure-aware (mutators.py) for the
+    `-fields` formats."""
     if fmt == "tflite-fields":
         fields = tflite_fields(data)
         return lambda rng: mutate_tflite_fields(data, rng, fields)
     if fmt == "pir-fields":
         return lambda rng: mutate_json(data, rng)
+    if fmt == "programdesc-fields":
+        return lambda rng: mutate_protobuf(data, rng)
+    if fmt == "pdiparams-fields":
+        records = pdiparams_records(data)
+        return lambda rng: mutate_pdiparams(data, rng, records)
+    if fmt == "pt2-fields":
+        return lambda rng: mutate_pt2(data, rng)
     return lambda rng: mutate(data, rng)
 
 

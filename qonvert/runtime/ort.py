@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from ..errors import InputError, QonvertError
+from ..errors import InputError, QonvertError, first_line
 from ..metadata import StateVariable
 from ..opsets.graph_edit import MONOTONE_OPS, QUANTIZED_OPS, producer_op, run_time_scale
 
@@ -96,7 +96,7 @@ def session(
     except QonvertError:
         raise
     except Exception as exc:
-        raise InputError(f"ONNX Runtime could not load the model: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"ONNX Runtime could not load the model: {first_line(exc, 300)}") from None
     if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():  # never CPU figures as CUDA ones
         raise InputError(f"device cuda: the session fell back to {', '.join(sess.get_providers())} (CUDA libraries missing?)")
     return sess
@@ -128,7 +128,7 @@ def run(sess: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     try:
         return list(sess.run(None, feeds))
     except Exception as exc:  # ORT raises its own exception types, one per failure kind
-        raise InputError(f"ONNX Runtime failed to run the model: {str(exc).splitlines()[0][:300]}") from None
+        raise InputError(f"ONNX Runtime failed to run the model: {first_line(exc, 300)}") from None
 
 
 def run_steps(sess: Any, feeds: list[dict[str, np.ndarray]], states: list[StateVariable]) -> list[list[np.ndarray]]:

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from .manifest import ZooEntry
 from .run import run_all
 
@@ -33,7 +33,7 @@ def connect(address: str) -> None:
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise InputError(f"--ray {address}: cannot join the Ray cluster: {str(exc).strip().splitlines()[0][:200]}") from None
+        raise InputError(f"--ray {address}: cannot join the Ray cluster: {first_line(exc)}") from None
 
 
 def run_on_ray(entries: list[ZooEntry], on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
@@ -51,7 +51,7 @@ def run_on_ray(entries: list[ZooEntry], on_done: Callable[[dict[str, Any]], None
             try:
                 result = ray.get(done[0])
             except ray.exceptions.RayError as exc:  # the node or its worker died: the entry errs, the run goes on
-                result = {"name": entry.name, "status": "error", "failures": [], "error": f"ray task failed: {str(exc).splitlines()[0][:200]}"}
+                result = {"name": entry.name, "status": "error", "failures": [], "error": f"ray task failed: {first_line(exc)}"}
             results[entry.name] = result
             if on_done is not None:
                 on_done(result)

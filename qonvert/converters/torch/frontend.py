@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import InputError, cause
 from ...opsets.qparams import QuantParams
-from ...runtime.quiet import native_stderr_silenced
+from ...runtime.quiet import log_records_held, logged_cause, native_stderr_silenced
 from ..frontend import Frontend, Options, Samples
 from ..source import SourceGraph
 from .prepared import convert_prepared, is_prepared, reference_remark
@@ -135,17 +135,20 @@ class TorchFrontend(Frontend):
                 raise InputError(f"{source}: no such file")
             kind = _archive_kind(source)
             if kind == "exported":
-                try:
-                    return torch.export.load(str(source))
-                except Exception as exc:  # torch raises many kinds on a bad archive
-                    raise InputError(f"{source}: not a loadable ExportedProgram ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                # torch logs the cause with a traceback, then raises "check the warnings above"
+                with log_records_held("torch.export") as logged:
+                    try:
+                        return torch.export.load(str(source))
+                    except Exception as exc:  # torch raises many kinds on a bad archive
+                        reason = logged_cause(logged) or exc
+                        raise InputError(f"{source}: not a loadable ExportedProgram ({cause(reason)})") from None
             source = _unpickled(source, options)
         if isinstance(source, torch.nn.Module):
             examples = _module_examples(source, options, "exported")
             try:
                 return torch.export.export(source, examples)
             except Exception as exc:
-                raise InputError(f"torch.export failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                raise InputError(f"torch.export failed on the module ({cause(exc)})") from None
         raise InputError(f"{type(source).__name__}: not a PyTorch model")
 
     def script(self, source: Any) -> Any:
@@ -157,7 +160,7 @@ class TorchFrontend(Frontend):
             try:
                 return torch.jit.load(str(source), map_location="cpu").eval()
             except Exception as exc:
-                raise InputError(f"{source}: not a loadable TorchScript archive ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                raise InputError(f"{source}: not a loadable TorchScript archive ({cause(exc)})") from None
         return None
 
     def load(self, path: Any, options: Options) -> SourceGraph:
@@ -308,13 +311,13 @@ def _unpickled(path: Path, options: TorchOptions) -> Any:
     try:
         module = torch.load(str(path), weights_only=False)
     except Exception as exc:
-        raise InputError(f"{path}: cannot unpickle ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"{path}: cannot unpickle ({cause(exc)})") from None
     if not isinstance(module, torch.nn.Module):
         raise InputError(f"{path}: the pickle holds a {type(module).__name__}, not an nn.Module")
     try:
         list(module.named_modules())
     except Exception as exc:  # PyTorch's quantized modules do not survive torch.save / torch.load
-        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        detail = f"{cause(exc)}"
         raise InputError(f"{path}: the unpickled module is broken ({detail}); save it with torch.jit.save or torch.export.save instead") from None
     return module
 
@@ -371,4 +374,4 @@ def _traced(module: Any, options: TorchOptions) -> Any:
         with torch.no_grad():
             return torch.jit.trace(module.eval(), _module_examples(module, options, "traced"))
     except Exception as exc:
-        raise InputError(f"torch.jit.trace failed on the module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"torch.jit.trace failed on the module ({cause(exc)})") from None

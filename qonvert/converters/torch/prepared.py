@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ...errors import InputError
+from ...errors import InputError, cause
 
 
 def _observers(module: Any) -> list[tuple[str, Any]]:
@@ -54,7 +54,7 @@ def convert_prepared(module: Any) -> Any:
     try:
         converted = copy.deepcopy(module)
     except Exception as exc:
-        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        detail = f"{cause(exc)}"
         raise InputError(f"{type(module).__name__}: cannot copy the prepared module to convert it ({detail})") from None
     try:
         graph = getattr(converted, "graph", None)
@@ -73,7 +73,7 @@ def convert_prepared(module: Any) -> Any:
     except ImportError:
         raise InputError("a PT2E-prepared module needs torchao (pip install 'qonvert[torch]')") from None
     except Exception as exc:  # PyTorch's convert raises many kinds on a module it cannot take
-        raise InputError(f"PyTorch's convert failed on the prepared module ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"PyTorch's convert failed on the prepared module ({cause(exc)})") from None
 
 
 def reference_remark(module: Any) -> str:

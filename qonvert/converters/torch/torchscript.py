@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import InputError, first_line
 from ...opsets.qparams import QuantParams
 from ..source import SourceGraph, SourceOp, TensorInfo
 from .export import dtype_name
@@ -62,7 +62,7 @@ def interpret(module: Any, inputs: tuple[Any, ...], path: str, on_op: OnOp) -> d
             try:
                 result = _call(torch, node, args)
             except Exception as exc:  # the model's own op failed on these inputs: say which
-                raise InputError(f"{path}: running {kind} ({outs[0]}) failed: {str(exc).splitlines()[0][:200]}") from None
+                raise InputError(f"{path}: running {kind} ({outs[0]}) failed: {first_line(exc)}") from None
             results = [result] if len(outs) == 1 else list(result)
             env.update(zip(outs, results, strict=True))
             on_op(node, ins, outs, args, results)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import InputError, first_line
 from .. import refio
 from ..quiet import native_stderr_silenced
 
@@ -75,7 +75,7 @@ def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: 
             try:
                 interp.resize_tensor_input(d["index"], shape, strict=True)
             except (RuntimeError, ValueError) as exc:
-                raise InputError(f"{model}: LiteRT refuses input {d['name']!r} of shape {shape}: {str(exc).splitlines()[0][:200]}") from None
+                raise InputError(f"{model}: LiteRT refuses input {d['name']!r} of shape {shape}: {first_line(exc)}") from None
             resized = True
     if resized:
         interp.allocate_tensors()
@@ -83,8 +83,8 @@ def _invoke(interp, model: Path, feed: dict[str, np.ndarray]) -> None:  # type: 
         try:
             interp.set_tensor(d["index"], np.ascontiguousarray(feed[d["name"]]).astype(d["dtype"], copy=False))
         except ValueError as exc:
-            raise InputError(f"{model}: LiteRT refuses input {d['name']!r}: {str(exc).splitlines()[0][:200]}") from None
+            raise InputError(f"{model}: LiteRT refuses input {d['name']!r}: {first_line(exc)}") from None
     try:
         interp.invoke()
     except (RuntimeError, ValueError) as exc:
-        raise InputError(f"{model}: LiteRT failed on these inputs: {str(exc).strip().splitlines()[0][:200]}") from None
+        raise InputError(f"{model}: LiteRT failed on these inputs: {first_line(exc)}") from None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import InputError
+from ....errors import InputError, cause
 from ....opsets.versions import TORCHLIB_OPSET
 from ...context import NP_TO_IR, ConversionContext
 from ...registry import register_fallback
@@ -133,9 +133,7 @@ def torchlib_op(ctx: ConversionContext, op: SourceOp) -> Any:
         with onnxscript.evaluator.default_as(recorder):
             outputs = function(*args, **kwargs)
     except Exception as exc:  # torchlib refuses these arguments (an unsupported mode ...)
-        cause = exc.__cause__ or exc
-        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''}"
-        raise InputError(f"op {op.label}: torchlib cannot translate these arguments ({detail})") from None
+        raise InputError(f"op {op.label}: torchlib cannot translate these arguments ({cause(exc.__cause__ or exc)})") from None
     if recorder.functions:
         raise InputError(f"op {op.label}: torchlib translates it as an ONNX function, which qonvert does not inline yet")
     ctx.b.adopt(recorder.nodes, op.type.split(".")[1])
