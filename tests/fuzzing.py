@@ -127,19 +127,22 @@ class Harness:
         self.conn = parent
 
     def run(self, fmt: str, data: bytes) -> Outcome:
-        if self.process is None or not self.process.is_alive():
-            self._start()
+        """A mutant of the format's seed member, written into a copy of the seed."""
         seed, member = SEEDS[fmt]
         case = self.scratch / "case"
         shutil.rmtree(case, ignore_errors=True)
         if member:
             shutil.copytree(seed, case, ignore=shutil.ignore_patterns("reference.npz"))
             (case / member).write_bytes(data)
-            target = case
-        else:
-            case.mkdir()
-            target = case / seed.name
-            target.write_bytes(data)
+            return self.run_path(case)
+        case.mkdir()
+        (case / seed.name).write_bytes(data)
+        return self.run_path(case / seed.name)
+
+    def run_path(self, target: Path) -> Outcome:
+        """The conversion of a model on disk, in the worker."""
+        if self.process is None or not self.process.is_alive():
+            self._start()
         try:
             self.conn.send(str(target))
             if not self.conn.poll(TIMEOUT_S):

@@ -31,16 +31,18 @@ def tflite_fields(data: bytes) -> list[tuple[int, int]]:
         if offset:
             start = table._tab.Vector(offset)
             fields.append((start - 4, 4))  # the length
-            fields.extend((start + k * item, item) for k in range(table._tab.VectorLen(offset)))
+            count = min(table._tab.VectorLen(offset), (len(data) - start) // item)  # a mutant's may be huge
+            fields.extend((start + k * item, item) for k in range(max(count, 0)))
 
     def scalar(table: Any, slot: int, size: int) -> None:
         offset = table._tab.Offset(slot)
         if offset:
             fields.append((table._tab.Pos + offset, size))
 
-    for s in range(model.SubgraphsLength()):
+    bound = len(data) // 4  # a mutant's counts may be huge: no more entries than the file has words
+    for s in range(min(model.SubgraphsLength(), bound)):
         sub = model.Subgraphs(s)
-        for t in range(sub.TensorsLength()):
+        for t in range(min(sub.TensorsLength(), bound)):
             tensor = sub.Tensors(t)
             vector(tensor, 4, 4)  # shape
             scalar(tensor, 6, 1)  # type
@@ -49,7 +51,7 @@ def tflite_fields(data: bytes) -> list[tuple[int, int]]:
             quant = tensor.Quantization()
             if quant is not None:
                 scalar(quant, 16, 4)  # quantized_dimension
-        for k in range(sub.OperatorsLength()):
+        for k in range(min(sub.OperatorsLength(), bound)):
             op = sub.Operators(k)
             scalar(op, 4, 4)  # opcode_index
             vector(op, 6, 4)  # inputs

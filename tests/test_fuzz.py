@@ -8,6 +8,8 @@ and each class found has a direct test below."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from qonvert.errors import QonvertError
 from qonvert.opsets.builder import GraphBuilder
 from qonvert.opsets.qparams import QuantParams
 
+from .coverage_fuzz import TARGETS, Cases
 from .fuzzing import SEEDS, Harness, campaign, mutator_for, seed_bytes
 
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
@@ -54,6 +57,31 @@ def test_fast_slice(fmt: str, harness: Harness) -> None:
 def test_regression_corpus(path: Path, harness: Harness) -> None:
     outcome = harness.run(path.parent.name, path.read_bytes())
     assert outcome.kind in ("ok", "error"), outcome
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("coverage-*/*")), ids=lambda p: f"{p.parent.name}/{p.name[:16]}")
+def test_coverage_findings(path: Path, harness: Harness, tmp_path: Path) -> None:
+    """What the coverage-guided targets (coverage_fuzz.py) found, in their input encoding."""
+    cases = Cases(path.parent.name.removeprefix("coverage-"), tmp_path)
+    outcome = harness.run_path(cases.write(path.read_bytes()))
+    assert outcome.kind in ("ok", "error"), outcome
+
+
+@pytest.mark.parametrize("fmt", sorted(TARGETS))
+def test_coverage_guided_slice(fmt: str, tmp_path: Path) -> None:
+    """A few hundred executions of each coverage-guided target (the campaigns run for millions:
+    python -m tests.coverage_fuzz FORMAT --runs N), from the fixture seeds and the findings kept."""
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.coverage_fuzz", fmt, "--runs", "300", "--work", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    tail = "\n".join(line for line in run.stderr.splitlines() if not line.startswith("INFO: Instrumenting"))[-3000:]
+    assert run.returncode == 0, tail
+    assert "Done 300 runs" in run.stderr, tail
+    assert not list(tmp_path.glob("finding-*")), tail
 
 
 @pytest.mark.fuzz

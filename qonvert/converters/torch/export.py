@@ -130,6 +130,7 @@ def _read(fx_graph: Any, lifted: dict[str, Any], owner: Any, path: str) -> Sourc
             graph.constants[node.name] = _array(inner)
             graph.shapes[node.name] = graph.constants[node.name].shape
         elif node.op == "call_function":
+            _check_literals(node, path)
             graph.ops.append(_op(node))
         elif node.op == "output":
             outs = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
@@ -202,6 +203,44 @@ def _outputs(node: Any) -> list[str]:
     if not items:
         return [node.name]
     return [items.get(i, f"{node.name}#{i}") for i in range(max(items) + 1)]
+
+
+def _check_literals(node: Any, path: str) -> None:
+    """Each literal argument of the call has the type its op's schema declares: a program file
+    that torch.export.load accepts may still pass a string where an int goes (a corrupt or
+    hand-edited file), which a mapper would meet as a bare ValueError."""
+    schema = getattr(node.target, "_schema", None)
+    if schema is None:
+        return
+    named = {a.name: a for a in schema.arguments}
+    for argument, value in [*zip(schema.arguments, node.args, strict=False), *((named.get(k), v) for k, v in node.kwargs.items())]:
+        if argument is not None and not _matches(argument.type, value, argument.name):
+            shown = repr(value)[:60]
+            raise InputError(f"{path}: op {node.name} ({node.target}): argument {argument.name!r} is {shown}, where the op takes {argument.type}")
+
+
+def _matches(kind: Any, value: Any, name: str) -> bool:
+    """Whether a literal (or an fx.Node, which stands for a tensor or symbolic value) fits a
+    schema type; types qonvert does not read (Device, Layout, ...) pass."""
+    import torch
+
+    if isinstance(value, torch.fx.Node):
+        return True
+    what = kind.kind()
+    number = isinstance(value, (int, float)) or isinstance(value, torch.SymInt | torch.SymFloat)
+    if what == "OptionalType":
+        return value is None or _matches(kind.getElementType(), value, name)
+    if what == "ListType":
+        return isinstance(value, (list, tuple)) and all(_matches(kind.getElementType(), v, name) for v in value)
+    if what in ("IntType", "SymIntType"):  # a dtype is an int (ScalarType) in some schemas
+        return isinstance(value, torch.dtype) if "dtype" in name else isinstance(value, (int, torch.SymInt)) and not isinstance(value, bool)
+    if what in ("FloatType", "NumberType", "TensorType"):  # add.Tensor(x, 2.0) takes a number
+        return number
+    if what == "BoolType":
+        return isinstance(value, (bool, int))
+    if what == "StringType":
+        return isinstance(value, str)
+    return True
 
 
 def _literal(arg: Any) -> Any:
