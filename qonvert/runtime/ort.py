@@ -68,7 +68,10 @@ def session(
     optimized_path: str | None = None,
     level: str = "all",
     threads: int | None = None,
+    arena: bool = True,
 ) -> Any:
+    """An InferenceSession of the model (a proto, or a file's path). arena=False: memory is
+    returned as each tensor dies (a one-off session whose peak matters, not its speed)."""
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = {
@@ -84,6 +87,9 @@ def session(
     opts.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", MATMULNBITS_ACCURACY)
     if threads:
         opts.intra_op_num_threads = threads
+    if not arena:
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
     if isinstance(model, onnx.ModelProto):

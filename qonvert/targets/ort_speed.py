@@ -176,7 +176,7 @@ class CalibrateFloatOutputs(RewritePass):
         outputs = [out for node in graph if (out := _float_output(node)) is not None]
         reads = _float_reads_of_quantized(graph)
         names = {v.name for v in outputs} | {q.inputs[0].name for q, _, _ in reads if q.inputs[0] is not None}
-        ranges = _ranges(ir.to_proto(self.model), sorted(n for n in names if n), self.calibration)
+        ranges = _ranges(self.model, sorted(n for n in names if n), self.calibration)
         rerouted = beyond = 0
         for q, user, index in reads:
             data, qp = q.inputs[0], qparams_of(q)
@@ -273,19 +273,44 @@ def _uint8_params(low: float, high: float) -> QuantParams:
     return QuantParams(np.asarray(scale, np.float32), np.asarray(np.clip(np.rint(-low / scale), 0, 255), np.int64), "uint8")
 
 
-def _ranges(model: onnx.ModelProto, names: list[str], calibration: refio.Samples) -> dict[str, tuple[float, float]]:
-    """Each named float value's (min, max) over the calibration feeds."""
+def _ranges(model: ir.Model, names: list[str], calibration: refio.Samples) -> dict[str, tuple[float, float]]:
+    """Each named float value's (min, max) over the calibration feeds. The probe is the model with
+    a ReduceMin and a ReduceMax of each value as its only outputs (no sample's intermediates are
+    held as outputs), streamed to a temporary file that ORT loads (no protobuf copy of the
+    weights in this process; ORT holds the one it runs, its integer kernels' int8 weights)."""
+    import tempfile
+
+    from ..onnx_file import save_atomic
     from ..runtime.ort import run, session
 
     if not names:
         return {}
-    sess = session(_probe(model, names, onnx.TensorProto.FLOAT), "cpu")
-    inputs = [i.name for i in sess.get_inputs()]
+    graph = model.graph
+    produced = {str(v.name): v for node in graph for v in node.outputs} | {str(v.name): v for v in graph.inputs}
+    outputs = list(graph.outputs)
+    added = []
+    for k, name in enumerate(names):
+        for op in ("ReduceMin", "ReduceMax"):
+            node = ir.node(op, [produced[name]], {"keepdims": 0}, name=f"qonvert_calibration_{op}_{k}")
+            node.outputs[0].name, node.outputs[0].dtype, node.outputs[0].shape = node.name, ir.DataType.FLOAT, ir.Shape([])
+            graph.append(node)
+            added.append(node)
+    graph.outputs[:] = [node.outputs[0] for node in added]
+    try:
+        with tempfile.TemporaryDirectory(prefix="qonvert-calibration-") as folder:
+            probe = Path(folder) / "probe.onnx"
+            save_atomic(model, probe)
+            sess = session(str(probe), "cpu", arena=False)
+    finally:  # the model as it was
+        graph.outputs[:] = outputs
+        graph.remove(added, safe=True)
+    inputs = [str(v.name) for v in graph.inputs]
     low = np.full(len(names), np.inf)
     high = np.full(len(names), -np.inf)
     for feed in calibration:
-        for k, arr in enumerate(run(sess, {n: feed[n] for n in inputs})):
-            low[k], high[k] = min(low[k], float(arr.min(initial=np.inf))), max(high[k], float(arr.max(initial=-np.inf)))
+        extremes = run(sess, {n: feed[n] for n in inputs})
+        low = np.minimum(low, np.asarray(extremes[0::2], np.float64))
+        high = np.maximum(high, np.asarray(extremes[1::2], np.float64))
     return {n: (float(lo), float(hi)) for n, lo, hi in zip(names, low, high, strict=True)}
 
 

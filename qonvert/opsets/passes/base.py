@@ -76,7 +76,7 @@ def run_passes(model: ir.Model, passes: Sequence[ir_passes.PassBase]) -> dict[st
             cause = cause.__cause__
         for error in chain:
             if isinstance(error, QonvertError):  # a pass meeting what the file says (a bias past int32 ...)
-                raise error from None
+                raise error from error.__cause__  # (its own cause stays, for --debug)
             if isinstance(error, (ir_passes.PreconditionError, ir_passes.PostconditionError)):
                 raise InternalError(f"internal error, {error}") from exc
         raise chain[-1] from None  # the pass's own exception, as it raised it
