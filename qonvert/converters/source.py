@@ -29,6 +29,10 @@ def _bounds(low: int | None, high: int | None) -> str:
     return f" >= {low}" if low is not None else (f" <= {high}" if high is not None else "")
 
 
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and bool(np.isfinite(float(v)))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:28] + "…" + text[-28:]
@@ -55,6 +59,13 @@ class SourceOp:
         names = self.inputs.get(slot) or []
         return names[index] if index < len(names) else None
 
+    def variadic(self, slot: str) -> list[str]:
+        """A variadic op's inputs in the slot (concat, add_n, pack): at least one, or the file is bad."""
+        names = [n for n in self.inputs.get(slot) or [] if n]
+        if not names:
+            raise InputError(f"op {self.label}: has no {slot} inputs" if slot != "in" else f"op {self.label}: has no inputs")
+        return names
+
     def output(self, slot: str, index: int = 0) -> str | None:
         names = self.outputs.get(slot) or []
         return names[index] if index < len(names) else None
@@ -79,8 +90,11 @@ class SourceOp:
             raise InputError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a number")
         return float(value)
 
-    def ints_attr(self, *names: str, default: list[int], low: int | None = None, high: int | None = None) -> list[int]:
+    def ints_attr(self, *names: str, default: list[int] | None, low: int | None = None, high: int | None = None, scalar: bool = False) -> list[int]:
+        """An int list (scalar=True: one int is taken as a list of one); default None: required."""
         value = self.attr(*names, default=default)
+        if scalar and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = [value]
         items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else None
         if (
             items is None
@@ -89,6 +103,19 @@ class SourceOp:
         ):
             raise InputError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a list of integers{_bounds(low, high)}")
         return [int(v) for v in items]
+
+    def floats_attr(self, *names: str, default: list[float], scalar: bool = False) -> list[float]:
+        """A list of finite numbers (scalar=True: one number is taken as a list of one)."""
+        value = self.attr(*names, default=default)
+        if scalar and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            value = [value]
+        items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+        if items is None or len(items) > MAX_RANK or not all(_finite_number(v) for v in items):
+            raise InputError(f"op {self.label}: attribute {names[0]}={_short(value)} is not a list of numbers")
+        return [float(v) for v in items]
+
+    def optional_int_attr(self, name: str, low: int | None = None, high: int | None = None) -> int | None:
+        return None if self.attr(name) is None else self.int_attr(name, default=0, low=low, high=high)
 
     @property
     def label(self) -> str:

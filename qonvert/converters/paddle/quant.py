@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...opsets.qparams import QuantParams
-from ..source import SourceGraph, SourceOp
+from ..source import MAX_RANK, SourceGraph, SourceOp
 
 BITS_TO_DTYPE = {8: "int8", 16: "int16", 4: "int4"}
 
@@ -59,15 +59,15 @@ def qparams(
             zp.reshape(()),
             BITS_TO_DTYPE[bits],
             None,
-            op.attr("qmin"),
-            op.attr("qmax"),
+            op.optional_int_attr("qmin"),
+            op.optional_int_attr("qmax"),
         )
     else:
         if rank == 1:
             axis = 0
         if rank is not None and not 0 <= axis < rank:
             raise InputError(f"op {op.label}: quant_axis {axis} out of range for tensor {tensor!r} of rank {rank}")
-        qp = QuantParams(scale.astype(np.float32), zp, BITS_TO_DTYPE[bits], axis, op.attr("qmin"), op.attr("qmax"))
+        qp = QuantParams(scale.astype(np.float32), zp, BITS_TO_DTYPE[bits], axis, op.optional_int_attr("qmin"), op.optional_int_attr("qmax"))
     return qp.validate(tensor, shape) if validate else qp
 
 
@@ -157,7 +157,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
             return c[in_scale].astype(np.float32).ravel()
         if x not in c:
             raise InputError(f"op {op.label}: scale is computed at run time from a non-constant tensor")
-        axis = op.attr("quant_axis", default=None)
+        axis = op.optional_int_attr("quant_axis", low=0, high=c[x].ndim - 1)
         if op.type.startswith("fake_channel_wise") and axis is not None:
             data = np.moveaxis(np.abs(c[x]), axis, 0).reshape(c[x].shape[axis], -1)
             return data.max(axis=1).astype(np.float32)
@@ -165,7 +165,7 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
 
     def qdq_attrs(op: SourceOp, per_channel: bool) -> dict[str, object]:
         # The fake ops clip to the abs-max before rounding: codes in [-bnt, bnt], not the dtype's -128.
-        axis = op.attr("quant_axis", default=0) if per_channel else -1
+        axis = op.int_attr("quant_axis", default=0, low=0, high=MAX_RANK - 1) if per_channel else -1
         bnt = bin_count(bits_of(op))
         return {"bit_length": bits_of(op), "quant_axis": axis, "round_type": op.attr("round_type", default=0), "qmin": -bnt, "qmax": bnt}
 
@@ -254,7 +254,7 @@ def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
     if missing:
         raise InputError(f"op {op.label}: scale {missing[0]!r} is computed at run time, not a constant")
     scales = [c[n].astype(np.float64).ravel() for n in op.inputs.get("Scales", [])]
-    bits = op.attr("quant_bits", default=[8] * len(scales))
+    bits = op.ints_attr("quant_bits", default=[8] * len(scales), low=2, high=32, scalar=True)
     factor = np.ones(1)
     for s, b in zip(scales, bits, strict=False):
         factor = factor * s / bin_count(int(b))
@@ -284,7 +284,7 @@ def _dequantize_frozen(
     a_scale, a_bits = act_scale[act]
     w_factor = total / (float(a_scale.ravel()[0]) / bin_count(a_bits))
     w_bits = 8
-    axis = int(dq.attr("quant_axis", default=0 if producer.type in ("conv2d", "depthwise_conv2d") else 1))
+    axis = dq.int_attr("quant_axis", default=0 if producer.type in ("conv2d", "depthwise_conv2d") else 1, low=0, high=MAX_RANK - 1)
     if producer.type == "conv2d_transpose":
         axis = 1
     name = f"{weight}@scale"

@@ -81,7 +81,7 @@ def _axes(ctx: ConversionContext, op: SourceOp) -> list[int] | None:
     if arr is not None:
         axes = [int(v) for v in np.atleast_1d(arr)]
     else:
-        axes = list(op.attr("dim", "axis", default=[]))
+        axes = op.ints_attr("dim", "axis", default=[], scalar=True)
     if op.attr("reduce_all", default=False) or not axes:
         return None
     return axes

@@ -24,8 +24,9 @@ def _const_list(ctx: ConversionContext, op: SourceOp, slot: str, *attr_names: st
         if any(p is None for p in parts):
             raise InputError(f"op {op.label}: {slot} is computed at run time; only constants are supported")
         return [int(v) for p in parts for v in np.atleast_1d(p)]  # type: ignore[arg-type]
-    value = op.attr(*attr_names, default=None)
-    return None if value is None else [int(v) for v in np.atleast_1d(value)]
+    if op.attr(*attr_names, default=None) is None:
+        return None
+    return op.ints_attr(*attr_names, default=None, scalar=True)
 
 
 def _runtime_ints(ctx: ConversionContext, op: SourceOp, slot: str) -> ir.Value | None:
@@ -61,7 +62,7 @@ def reshape(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "transpose2", "transpose")
 def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    return ctx.b.op("Transpose", [ctx.input(op, "X")], {"perm": list(op.attr("axis", "perm"))})
+    return ctx.b.op("Transpose", [ctx.input(op, "X")], {"perm": op.ints_attr("axis", "perm", default=None)})
 
 
 @register("paddle", "flatten_contiguous_range", "flatten")
@@ -94,7 +95,7 @@ def unsqueeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("paddle", "concat")
 def concat(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     axis = (_const_list(ctx, op, "AxisTensor", "axis") or [0])[0]
-    return ctx.b.op("Concat", [ctx.value(n) for n in op.inputs["X"]], {"axis": axis})
+    return ctx.b.op("Concat", [ctx.value(n) for n in op.variadic("X")], {"axis": axis})
 
 
 @register("paddle", "split", "split_with_num")
@@ -116,7 +117,7 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
 
 @register("paddle", "slice", "strided_slice")
 def slice_(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    axes = [int(a) for a in op.attr("axes", default=[])]
+    axes = op.ints_attr("axes", default=[])
     starts = _const_list(ctx, op, "StartsTensor", "starts") or []
     ends = _const_list(ctx, op, "EndsTensor", "ends") or []
     ends = [max(min(e, 2**62), -(2**62)) for e in ends]
@@ -126,7 +127,7 @@ def slice_(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     if strides and any(s != 1 for s in strides):
         inputs.append(b.ints(strides, "steps"))
     out = b.op("Slice", inputs)
-    dec = list(op.attr("decrease_axis", default=[]))
+    dec = op.ints_attr("decrease_axis", default=[])
     return b.op("Squeeze", [out, b.ints(dec, "axes")]) if dec else out
 
 
@@ -181,7 +182,7 @@ def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("paddle", "assign_value")
 def assign_value(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     values: list[Any] = next((op.attrs[k] for k in ("values", "fp32_values", "int32_values", "int64_values", "bool_values") if op.attrs.get(k)), [])
-    shape = [int(d) for d in op.attr("shape", default=[len(values)])]
+    shape = op.ints_attr("shape", default=[len(values)], low=0)
     return ctx.b.const(np.asarray(values).astype(_fill_dtype(op)).reshape(shape), "assign_value")
 
 
@@ -203,9 +204,9 @@ def interp(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         attrs = {"mode": "linear", "coordinate_transformation_mode": mode}
     size = _const_list(ctx, op, "SizeTensor") or _const_list(ctx, op, "OutSize")
     out_hw = size or [op.int_attr("out_h", default=-1), op.int_attr("out_w", default=-1)]
-    scale = op.attr("scale", default=[]) or []
-    if isinstance(scale, (int, float)):
-        scale = [scale, scale]
+    scale = op.floats_attr("scale", default=[], scalar=True)
+    if len(scale) == 1:
+        scale = [scale[0], scale[0]]
     empty = b.const(np.zeros([0], np.float32), "roi")
     if all(v > 0 for v in out_hw):
         nc = b.op("Slice", [b.op("Shape", [x]), b.ints([0]), b.ints([2])])

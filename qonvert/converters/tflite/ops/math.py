@@ -27,7 +27,7 @@ def binary(ctx: ConversionContext, op: SourceOp) -> Laid:
 
 @register("tflite", "ADD_N")
 def add_n(ctx: ConversionContext, op: SourceOp) -> Laid:
-    values, perm = operands(ctx, [n for n in op.inputs["in"] if n])
+    values, perm = operands(ctx, op.variadic("in"))
     return Laid(ctx.b.op("Sum", values), perm)
 
 

@@ -92,7 +92,7 @@ def transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("tflite", "CONCATENATION")
 def concatenation(ctx: ConversionContext, op: SourceOp) -> Laid:
-    names = [n for n in op.inputs["in"] if n]
+    names = op.variadic("in")
     values, perm = operands(ctx, names)  # inputs of one rank: all in the first one's held layout
     axis = remap_axis(op.int_attr("Axis", default=0), rank_of(ctx, names[0]), perm)
     return finish(ctx, op, ctx.b.op("Concat", values, {"axis": axis}), perm)
@@ -240,7 +240,7 @@ def cast_to_source(ctx: ConversionContext, value: ir.Value, name: str, produced:
 
 @register("tflite", "PACK")
 def pack(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    names = [n for n in op.inputs["in"] if n]
+    names = op.variadic("in")
     axis = axis_in(op.int_attr("Axis", default=0), rank_of(ctx, names[0]) + 1)
     parts = [ctx.b.op("Unsqueeze", [ctx.laid_out(n), ctx.b.ints([axis])]) for n in names]
     return ctx.b.op("Concat", parts, {"axis": axis})
