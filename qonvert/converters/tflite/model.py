@@ -25,6 +25,7 @@ FILE_IDENTIFIER = b"TFL3"
 
 _OPCODE_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
 _OPTION_CLASSES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
+COMPLEX_OPS = ("RFFT2D", "RESHAPE", "COMPLEX_ABS")  # the mappers that hold a complex64 tensor (real, imaginary)
 _TENSOR_TYPES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_") and isinstance(v, int)}
 _NUMPY_TYPES = {
     "FLOAT32": "float32",
@@ -95,14 +96,26 @@ class _Reader:
             sub.subgraphs = main.subgraphs
             if any(op.type in STATE_OPS for op in sub.ops):
                 raise InputError(f"{self.path}: a variable is read or written inside a WHILE or IF subgraph; not supported")
-        outside = [t.name for t in main.inputs] + main.outputs + list(main.constants)
-        complex_at_edge = [n for n in outside if main.dtypes.get(n) == "complex64"]
-        if complex_at_edge:  # complex tensors live only between RFFT2D and COMPLEX_ABS (ops/spectral.py)
-            raise InputError(f"{self.path}: tensor {complex_at_edge[0]!r} is complex64 as a graph input, output or constant; not supported")
+        for graph in (main, *main.subgraphs.values()):
+            self._check_complex(graph)
         if not any(op.type in STATE_OPS for op in main.ops):
             return main
         inits = [self._read_subgraph(model.Subgraphs(i), opcodes) for i in init_indexes]
         return lift_variables(main, inits)
+
+    def _check_complex(self, graph: SourceGraph) -> None:
+        """Complex tensors live only from RFFT2D to COMPLEX_ABS, through RESHAPEs (ops/spectral.py,
+        ops/shape.py): one anywhere else (a graph's edge, a constant, another op's operand or
+        result) is refused by name."""
+        outside = [t.name for t in graph.inputs] + graph.outputs + list(graph.constants)
+        edge = [n for n in outside if graph.dtypes.get(n) == "complex64"]
+        if edge:
+            raise InputError(f"{self.path}: tensor {edge[0]!r} is complex64 as a graph input, output or constant; not supported")
+        for op in graph.ops:
+            touched = [n for slot in ("in", "out") for n in (op.inputs if slot == "in" else op.outputs).get(slot) or [] if n]
+            name = next((n for n in touched if graph.dtypes.get(n) == "complex64"), None)
+            if name is not None and op.type not in COMPLEX_OPS:
+                raise InputError(f"{self.path}: op {op.label}: tensor {name!r} is complex64, which only {', '.join(COMPLEX_OPS)} take")
 
     def _check_subgraphs(self, opcodes: list[str]) -> tuple[list[int], list[int]]:
         """The init subgraphs that main's CALL_ONCE ops run, and those that WHILE / IF run (from
