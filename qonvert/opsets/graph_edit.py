@@ -88,10 +88,31 @@ def initializer(graph: ir.Graph, array: np.ndarray | ir.TensorProtocol, name: st
     return value
 
 
+TAKEN_NAMES = "qonvert.taken_names"  # graph.meta: its value names, held while a pass runs (RewritePass.call)
+
+
+def value_names(graph: ir.Graph) -> set[str | None]:
+    return {v.name for n in graph for v in n.outputs} | {v.name for v in graph.inputs} | set(graph.initializers)
+
+
 def fresh_name(graph: ir.Graph, base: str) -> str:
-    """`base`, or `base_N`, not yet naming a value of the graph (ONNX names are graph-wide)."""
-    taken: set[str | None] = {v.name for n in graph for v in n.outputs} | {v.name for v in graph.inputs} | set(graph.initializers)
-    return unique_name(base, taken)
+    """`base`, or `base_N`, not yet naming a value of the graph (ONNX names are graph-wide). While a
+    pass runs, the names are collected once and each new one added (a scan per call made a pass
+    that adds a node per op quadratic)."""
+    held = graph.meta.get(TAKEN_NAMES)
+    name = unique_name(base, held if held is not None else value_names(graph))
+    if held is not None:
+        held.add(name)
+    return name
+
+
+def rename(graph: ir.Graph, value: ir.Value, base: str) -> str | None:
+    """Give the value a fresh name from `base`; its old name (returned) is free again."""
+    old, value.name = value.name, fresh_name(graph, base)
+    held = graph.meta.get(TAKEN_NAMES)
+    if held is not None:
+        held.discard(old)
+    return old
 
 
 def insert_node(

@@ -18,6 +18,7 @@ import onnx_ir.passes as ir_passes
 
 from ...errors import InternalError, QonvertError
 from ..canonical import Rule, violations
+from ..graph_edit import TAKEN_NAMES, value_names
 
 _RAN = "qonvert.passes_ran"  # model.meta: the names of the passes the model has been through
 
@@ -47,12 +48,15 @@ class RewritePass(ir_passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir_passes.PassResult:
         for graph in self.graphs(model):
+            graph.meta[TAKEN_NAMES] = value_names(graph)
             try:
                 fired = self.rewrite(graph)
             except (QonvertError, MemoryError, RecursionError):
                 raise
             except Exception as exc:  # what the pass did not expect: qonvert's bug, named by the pass
                 raise InternalError(f"pass {type(self).__name__}: internal error, {type(exc).__name__}: {exc}") from exc
+            finally:
+                del graph.meta[TAKEN_NAMES]
             for name, count in zip(self.counts_as, fired if isinstance(fired, tuple) else (fired,), strict=True):
                 self.counts[name] += count
         model.meta[_RAN] = model.meta.get(_RAN, set()) | {type(self).__name__}
@@ -84,10 +88,14 @@ def run_passes(model: ir.Model, passes: Sequence[ir_passes.PassBase]) -> dict[st
 
 
 def subgraphs(graph: ir.Graph) -> list[ir.Graph]:
-    """The Loop bodies and If branches in the graph, nested ones after those holding them."""
-    found = []
-    for node in ir.traversal.RecursiveGraphIterator(graph):
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                found.append(attr.as_graph())
+    """The Loop bodies and If branches in the graph, nested ones after those holding them (a plain
+    walk: onnx_ir's RecursiveGraphIterator cost 3 ms a pass on a ResNet-50 that has none)."""
+    found: list[ir.Graph] = []
+    pending = [graph]
+    while pending:
+        for node in pending.pop(0):
+            for attr in node.attributes.values():
+                if attr.type == ir.AttributeType.GRAPH:
+                    found.append(attr.as_graph())
+                    pending.append(found[-1])
     return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ..graph_edit import const_array, fresh_name, non_negative, single_consumer
+from ..graph_edit import const_array, non_negative, rename, single_consumer
 from .base import RewritePass
 
 _THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose")
@@ -52,7 +52,7 @@ def fold_zero_pad(graph: ir.Graph) -> int:
         graph.remove(pad, safe=True)
         for step in chain:  # the values between now hold the unpadded tensor: no longer the source's
             step.outputs[0].shape = None  # padded one (per-layer must not compare them); its shape is unknown now
-            step.outputs[0].name = fresh_name(graph, f"{step.outputs[0].name}_unpadded")
+            rename(graph, step.outputs[0], f"{step.outputs[0].name}_unpadded")
         folded += 1
     return folded
 

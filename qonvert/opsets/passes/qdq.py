@@ -7,7 +7,19 @@ import onnx_ir as ir
 
 from ...metadata import TWIN
 from ..canonical import dq_not_shared, q_not_into_layout
-from ..graph_edit import LAYOUT_OPS, MONOTONE_OPS, QUANTIZED_OPS, add_dq_of, add_q, fresh_name, initializer, producer_op, qparams_of, single_consumer
+from ..graph_edit import (
+    LAYOUT_OPS,
+    MONOTONE_OPS,
+    QUANTIZED_OPS,
+    add_dq_of,
+    add_q,
+    fresh_name,
+    initializer,
+    producer_op,
+    qparams_of,
+    rename,
+    single_consumer,
+)
 from ..qparams import QuantParams
 from .base import RewritePass
 
@@ -153,7 +165,7 @@ def push_dq_through_layout(graph: ir.Graph) -> int:
             if out.is_graph_output():
                 out.name = name  # a graph output keeps its name
         else:
-            name, out.name = out.name, fresh_name(graph, f"{out.name}_float")
+            name = rename(graph, out, f"{out.name}_float")
             requantized = add_q(graph, out, qp, name or "q", after=node)
             requantized.type = int_type
             for user, index in list(out.uses()):
