@@ -10,9 +10,9 @@ command (`pip install -e ".[paddle]"`), run with the user's defaults (bytecode w
 run: the first conversion is timed apart, the rest run on what it wrote; no compile step of ours).
 Every run, of either tool, writes a path that does not exist yet (replacing a 26 MB file costs
 this file system about 40 ms more, for any tool). "interpreter" = the peak RSS of
-`import qonvert.cli` alone; the memory target is peak <= interpreter + 2x the model's bytes. small_cnn (a committed 12 KB fixture) shows the fixed cost of
-any conversion (the modules a conversion loads, ONNX's C++ schema tables): the last column is the
-rest, over that floor.
+`import qonvert.cli` alone; the memory target is peak <= interpreter + 2x the model's bytes.
+small_cnn (a committed 12 KB fixture) shows the fixed cost of any conversion (the modules a
+conversion loads, ONNX's C++ schema tables): the last column is the rest, over that floor.
 """
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ def main() -> None:
     parser.add_argument("--python", type=Path, default=Path(sys.executable), help="the fresh install's interpreter")
     args = parser.parse_args()
     python = str(args.python)
-    package = Path(subprocess.run([python, "-c", "import qonvert; print(qonvert.__file__)"], capture_output=True, text=True, check=True).stdout.strip()).parent
+    where = subprocess.run([python, "-c", "import qonvert; print(qonvert.__file__)"], capture_output=True, text=True, check=True)
+    package = Path(where.stdout.strip()).parent
     for cache in package.rglob("__pycache__"):
         shutil.rmtree(cache)  # as installed: the first run writes the bytecode
-    first = _run([python, "-m", "qonvert", "convert", str(ROOT / "fixtures" / "tflite" / "small_cnn_int8.tflite"), "-o", "/tmp/first.onnx"], Path("/tmp/first.onnx"))
+    small = ROOT / "fixtures" / "tflite" / "small_cnn_int8.tflite"
+    first = _run([python, "-m", "qonvert", "convert", str(small), "-o", "/tmp/first.onnx"], Path("/tmp/first.onnx"))
     _, _, interpreter = _timed([python, "-c", "import qonvert.cli"], Path("/nonexistent"), 3)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
