@@ -1,4 +1,5 @@
-"""Hostile input: mutated Paddle ProgramDesc, PIR, .pdiparams and .tflite files (tests/fuzzing.py)
+"""Hostile input: mutated Paddle ProgramDesc, PIR, .pdiparams, .tflite and .pt2 files (tests/fuzzing.py,
+and the coverage-guided targets of tests/coverage_fuzz.py)
 must convert or fail with one short QonvertError line; never another exception, an "internal
 error", a hang, a signal or runaway memory (each case runs in a capped worker process). A fast
 slice runs in the normal suite (hypothesis draws the mutations); `pytest -m fuzz` runs 10,000
