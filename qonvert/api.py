@@ -111,9 +111,10 @@ def convert(
     drop_pages(mapped)
     del source, conv
     problems = check_canonical(built)
-    from_file = [p for p in problems if "weight zero point is not 0" in p]  # qonvert never makes one
+    # qonvert keeps a weight's zero point and channel axis as the file gives them: the file's choice
+    from_file = [p for p in problems if "weight zero point is not 0" in p or "weight quantized on axis" in p]
     if from_file:
-        raise InputError(f"{where}: {from_file[0]}: the file quantizes weights asymmetrically, which the canonical form does not take")
+        raise InputError(f"{where}: {from_file[0]}: the canonical form takes weights quantized symmetrically, per tensor or per output channel")
     if problems:
         raise InternalError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None

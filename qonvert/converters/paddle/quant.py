@@ -31,12 +31,11 @@ def bin_count(bit_length: int) -> int:
 
 
 def bits_of(op: SourceOp) -> int:
-    bits = op.attr("bit_length", "quant_bits", default=8)
-    if isinstance(bits, list):
-        bits = bits[0]
-    if not isinstance(bits, int) or bits not in BITS_TO_DTYPE:
-        raise InputError(f"op {op.label}: bit_length {bits!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet")
-    return bits
+    widths = op.ints_attr("bit_length", "quant_bits", default=[8], scalar=True)  # an int, or the fake ops' list
+    if not widths or widths[0] not in BITS_TO_DTYPE:
+        shown = widths[0] if len(widths) == 1 else widths
+        raise InputError(f"op {op.label}: bit_length {shown!r} (e.g. a float8 e4m3/e5m2 pair) is not supported yet")
+    return widths[0]
 
 
 def qparams(
