@@ -22,7 +22,11 @@ from .targets import TARGET_NAMES
 from .verify.report import BARS
 
 PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch, Paddle ProgramDesc)"
-BAR = "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1) or per-layer (every op within 1 step)"
+BAR = (
+    "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1), per-layer (every op within"
+    " 1 step) or spread (end to end, or within the source's own kernel spread with every op within 1 step)"
+)
+KERNELS = "the source runtime's kernel set to compare against (LiteRT: xnnpack, builtin, reference; default the first); the others measure its spread"
 REPORT = "also write the report as one self-contained HTML page"
 SPEED = "ORT CPU's speed form: non-negative int8 activations as uint8 (differs where the source saturates)"
 TARGET = "write the deployment target's form (tensorrt: signed int8, zero point 0, float biases; ort-speed: " + SPEED + ")"
@@ -46,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     c.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
+    c.add_argument("--reference-kernels", metavar="SET", help=KERNELS)
     c.add_argument("--report", metavar="OUT.html", help=REPORT)
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
@@ -58,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--save-reference", help="record inputs and reference outputs to this .npz")
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     v.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
+    v.add_argument("--reference-kernels", metavar="SET", help=KERNELS)
     v.add_argument("--report", metavar="OUT.html", help=REPORT)
     v.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -200,7 +206,9 @@ def _convert(args: argparse.Namespace) -> int:
         return 0
     verify_options = {"samples": args.samples, "input_shapes": shapes, **api.source_options(options)}
     with _busy(f"verifying on {args.samples} inputs ...", echo=True):
-        report = api.verify(args.model, result.model, per_layer=args.per_layer, bar=args.bar, **verify_options)
+        report = api.verify(
+            args.model, result.model, per_layer=args.per_layer, bar=args.bar, reference_kernels=args.reference_kernels, **verify_options
+        )
     _render(report, args.report)
     target = "ort-speed" if args.speed else args.target
     if target is not None:  # what each stage of the derivation costs, against the source
@@ -222,6 +230,7 @@ def _verify(args: argparse.Namespace) -> int:
             per_layer=args.per_layer,
             input_shapes=_input_shapes(args.input_shape),
             bar=args.bar,
+            reference_kernels=args.reference_kernels,
             **_frontend_options(args),
         )
     if args.json:

@@ -65,17 +65,26 @@ class Frontend(ABC):
     # -- the reference runtime (verify) ---------------------------------------------
     runtime: ClassVar[str]  # what runs the source model, for messages
     intermediates: ClassVar[bool] = False  # run_intermediates gives every tensor's value
+    # The runtime's kernel sets that verify can run the source on, the one it compares against
+    # first; each rounds its own way, and their spread is the source's own (verify's source_spread).
+    kernel_sets: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
+    def run_reference(
+        self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None, kernels: str | None = None
+    ) -> list[list[np.ndarray]]:
         """The framework's outputs, then the `extra` tensors by name, one list per feed; feeds
         run in order as one stream (a stateful model carries its state). `options`: the ones the
-        model was converted with, where running it depends on them (PyTorch's engine)."""
+        model was converted with, where running it depends on them (PyTorch's engine). `kernels`:
+        one of kernel_sets (None: the first)."""
 
     def reference_remarks(self, path: Path, options: Options | None = None) -> list[str]:
         """What the report should say about the reference it ran, where that is not plain."""
         return []
 
-    def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
-        """Every tensor the runtime computes, by source name, one dict per feed."""
+    def run_intermediates(
+        self, path: Path, feeds: Samples, options: Options | None = None, kernels: str | None = None
+    ) -> list[dict[str, np.ndarray]]:
+        """Every tensor the runtime computes, by source name, one dict per feed, on the same
+        kernels as run_reference (`kernels`: one of kernel_sets, None: the first)."""
         raise InputError(f"{path}: {self.runtime} does not give intermediate tensors")

@@ -18,7 +18,7 @@ from ..runtime import refio
 from ..runtime.compare import OutputStats, compare, output_lsb
 from ..runtime.layers import compare_layers, outputs_from_reference
 from ..runtime.ort import fusion_report, run_steps, session
-from .report import BARS, InputCoverage, VerifyReport
+from .report import BARS, InputCoverage, KernelSpread, VerifyReport
 from .sampling import check_feeds, input_levels, input_specs, quantize_float_feeds, sample_inputs
 
 
@@ -41,6 +41,7 @@ def verify(
     per_layer: bool = False,
     input_shapes: dict[str, list[int]] | None = None,
     bar: str = "end-to-end",
+    reference_kernels: str | None = None,
     **options: Any,
 ) -> VerifyReport:
     """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
@@ -50,15 +51,21 @@ def verify(
     of its inputs (LiteRT, PyTorch and Paddle ProgramDesc give them), to tell which op makes a difference.
     options: the framework's own options the model was converted with, where running the source
     depends on them (PyTorch: engine, trust_pickle, example_inputs).
-    bar: "end-to-end" (every output within tolerance_lsb, same top-1) or "per-layer" (every op
-    within 1 step of the source on the source's inputs; runs per_layer) sets `equivalent`."""
+    bar: "end-to-end" (every output within tolerance_lsb, same top-1), "per-layer" (every op
+    within 1 step of the source on the source's inputs; runs per_layer) or "spread" (end to end, or
+    every output within the source's own kernel spread and every op within 1 step; runs
+    per_layer) sets `equivalent`.
+    reference_kernels: the source runtime's kernel set the comparison runs against (LiteRT:
+    xnnpack, builtin, reference; default the first); the others run too, for the source's own
+    spread (a recorded reference has none)."""
     from ..converters import as_source, frontend
 
     if bar not in BARS:
         raise InputError(f"--bar {bar!r}: expected one of {', '.join(BARS)}")
-    per_layer = per_layer or bar == "per-layer"
+    per_layer = per_layer or bar in ("per-layer", "spread")
     src = as_source(source)
     chosen = frontend(src)
+    kernels = _kernel_set(chosen, reference_kernels)
     framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
     if per_layer:
         _check_intermediates(src)
@@ -81,8 +88,18 @@ def verify(
     if not feeds:
         raise InputError(f"{reference or inputs}: holds no input samples")
     states = read_states(proto)
+    spread: list[KernelSpread] = []
+    spread_notes: list[str] = []
     if not ref_outputs:
-        ref_outputs = chosen.run_reference(src, feeds, [s.source_output for s in states], framework_options)
+        extra = [s.source_output for s in states]
+        ref_outputs = chosen.run_reference(src, feeds, extra, framework_options, kernels or None)
+        others = {}
+        for k in chosen.kernel_sets:
+            try:
+                others[k] = chosen.run_reference(src, feeds, extra, framework_options, k) if k != kernels else ref_outputs
+            except InputError as exc:  # a kernel set without this model's ops (LiteRT's reference: DEPTH_TO_SPACE)
+                spread_notes.append(f"the source's {k} kernels cannot run it, so its spread leaves them out ({exc})")
+        spread = _spread(proto, {kernels: ref_outputs, **others}) if len(others) > 1 else []
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)
@@ -98,13 +115,14 @@ def verify(
     layers = None
     if per_layer:  # each step from the reference's own state, as every op from its own inputs
         layer_feeds = _with_reference_state(proto, feeds, ref_outputs, states)
-        intermediates = chosen.run_intermediates(src, feeds, framework_options)
+        intermediates = chosen.run_intermediates(src, feeds, framework_options, kernels or None)
         layers = compare_layers(proto, layer_feeds, intermediates, device)
         named = [{out.name: r[j] for j, out in enumerate(proto.graph.output)} for r in ref_outputs]  # the outputs, by name
         floats = outputs_from_reference(proto, layer_feeds, [i | n for i, n in zip(intermediates, named, strict=True)], device)
         float_parts = [f"{name} {diff:.3g}" for name, diff in floats.items()]
     coverage = [InputCoverage(spec.name, *levels) for spec in specs if (levels := input_levels(spec, [f[spec.name] for f in feeds]))]
-    remarks = feed_notes + ([] if reference is not None else chosen.reference_remarks(src, framework_options)) + _warnings(stats, coverage)
+    source_notes = [] if reference is not None else chosen.reference_remarks(src, framework_options)
+    remarks = feed_notes + spread_notes + source_notes + _warnings(stats, coverage)
     if float_parts:
         remarks.append(f"with every quantized tensor set to the reference's own, the float outputs differ by: {', '.join(float_parts)}")
     remarks[:0] = _target_remarks(proto, feeds, states)
@@ -124,7 +142,40 @@ def verify(
         framework=meta.get(SOURCE_FRAMEWORK, chosen.name),
         opset=next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0),
         model=os.fspath(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__,
+        runtime=chosen.runtime if reference is None else f"a recorded reference ({reference})",
+        kernels=kernels if reference is None else "",
+        source_spread=spread,
     )
+
+
+def _kernel_set(chosen: Any, asked: str | None) -> str:
+    """The kernel set the comparison runs against: the one asked for, else the runtime's first."""
+    if asked is None:
+        return chosen.kernel_sets[0] if chosen.kernel_sets else ""
+    if asked not in chosen.kernel_sets:
+        sets = ", ".join(chosen.kernel_sets) or "only its one"
+        raise InputError(f"--reference-kernels {asked!r}: {chosen.runtime} has these kernel sets: {sets}")
+    return asked
+
+
+def _spread(proto: onnx.ModelProto, runs: dict[str, list[list[np.ndarray]]]) -> list[KernelSpread]:
+    """Each pair of kernel sets against each other, output by output; the worst output's figures."""
+    lsbs = output_lsb(proto)
+    names = list(runs)
+    pairs = []
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            stats = [
+                compare(
+                    out.name, [o[j] for o in runs[second]], [r[j] for r in runs[first]], lsbs[out.name] or 1.0, quantized=lsbs[out.name] is not None
+                )
+                for j, out in enumerate(proto.graph.output)
+            ]
+            top1 = [s.top1_agreement for s in stats if s.top1_agreement is not None]
+            pairs.append(
+                KernelSpread(first, second, max(s.max_diff_lsb for s in stats), min(s.pct_exact for s in stats), min(top1) if top1 else None)
+            )
+    return pairs
 
 
 def _with_reference_state(proto: onnx.ModelProto, feeds: refio.Samples, ref: list[list[np.ndarray]], states: list[StateVariable]) -> refio.Samples:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.compare import HISTOGRAM_BINS
-from .render import verdict_line
+from .render import verdict_line, verdict_word
 from .report import LAYER_TOLERANCE_STEPS, VerifyReport
 
 _STYLE = """
@@ -65,13 +65,20 @@ def _json_for_script(data: dict[str, Any]) -> str:
     return json.dumps(data).replace("</", "<\\/")
 
 
+def _spread(data: dict[str, Any]) -> str:
+    pairs = data["source_spread"]
+    if not pairs:
+        return "one kernel set (or a recorded reference)"
+    return "; ".join(f"{p['first']} vs {p['second']}: {p['max_diff_lsb']:.3g} LSB, {p['pct_exact']:.1f}% exact" for p in pairs)
+
+
 def _summary(data: dict[str, Any], verdict_class: str, line: str) -> str:
     outputs = data["outputs"]
     inputs = data["inputs"]
     coverage = ", ".join(f"{i['name']}: {i['reached']}/{i['levels']}" for i in inputs) or "float inputs"
     span = ", ".join(f"{o['name']}: {o['levels']} levels" for o in outputs)
     fields = [
-        ("verdict", f'<span class="{verdict_class}" id="verdict">{"EQUIVALENT" if data["equivalent"] else "NOT EQUIVALENT"}</span>'),
+        ("verdict", f'<span class="{verdict_class}" id="verdict">{verdict_word(data)}</span>'),
         ("bar", html.escape(data["bar"])),
         ("framework", html.escape(data["framework"])),
         ("opset", str(data["opset"])),
@@ -80,6 +87,8 @@ def _summary(data: dict[str, Any], verdict_class: str, line: str) -> str:
         ("input levels reached", html.escape(coverage)),
         ("output span", html.escape(span)),
         ("per layer", "not run" if data["per_layer_ok"] is None else ("ok" if data["per_layer_ok"] else "missed")),
+        ("reference kernels", html.escape(data["kernels"] or "-")),
+        ("the source's own spread", html.escape(_spread(data))),
     ]
     cells = "".join(f"<div><b>{k}</b><br>{v}</div>" for k, v in fields)
     return f'<div class="card">{cells}</div><p>{html.escape(line)}</p>'

@@ -42,6 +42,13 @@ def print_report(report: VerifyReport, console: Console | None = None) -> None:
             str(o.levels),
         )
     console.print(outputs)
+    if report.kernels:
+        console.print(f"reference: {report.runtime}, its {report.kernels} kernels (end to end and per layer)", markup=False)
+    if report.source_spread:
+        console.print("the source against itself, its kernel sets on the same inputs (worst output):", markup=False)
+        for pair in report.source_spread:
+            top1 = "" if pair.top1_agreement is None else f", top-1 {pair.top1_agreement:.2f}"
+            console.print(f"  {pair.first} vs {pair.second}: max {pair.max_diff_lsb:.3g} LSB, {pair.pct_exact:.1f}% exact{top1}", markup=False)
     if report.fusion is not None:
         f = report.fusion
         kernels = ", ".join(f"{k} x{n}" for k, n in sorted(f.integer.items())) or "none"
@@ -57,13 +64,27 @@ def print_report(report: VerifyReport, console: Console | None = None) -> None:
     console.print(verdict_line(report.as_dict()), markup=False)
 
 
+def verdict_word(report: dict[str, Any]) -> str:
+    """EQUIVALENT, NOT EQUIVALENT, or (the spread bar met only through the source's own spread)
+    WITHIN THE SOURCE'S KERNEL SPREAD."""
+    if report["equivalent"] and report["bar"] == "spread" and not report["end_to_end_ok"]:
+        return "WITHIN THE SOURCE'S KERNEL SPREAD"
+    return "EQUIVALENT" if report["equivalent"] else "NOT EQUIVALENT"
+
+
 def verdict_line(report: dict[str, Any]) -> str:
-    """The verdict with the bar it used and both figures, from the report's schema (as_dict)."""
-    verdict = "EQUIVALENT" if report["equivalent"] else "NOT EQUIVALENT"
+    """The verdict with the bar it used and every figure, from the report's schema (as_dict)."""
     end_to_end = f"end to end {'ok' if report['end_to_end_ok'] else 'missed'} (max |diff| <= {report['tolerance_lsb']:g} LSB, same top-1)"
     per_layer = report["per_layer_ok"]
     layers = "" if per_layer is None else f"; per layer {'ok' if per_layer else 'missed'} (every op within {LAYER_TOLERANCE_STEPS} step)"
-    return f"{verdict} by the {report['bar']} bar: {report['samples']} samples on {report['device']}; {end_to_end}{layers}"
+    largest, within = report.get("largest_spread_lsb"), report.get("within_source_spread")
+    spread = "" if largest is None else f"; the source's own kernel sets differ by up to {largest:.3g} LSB"
+    if within is True:
+        spread += f" (ours within that, every op within {LAYER_TOLERANCE_STEPS} step)"
+    elif within is False:
+        spread += " (ours not within that, or an op past 1 step)"
+    where = f"{report['samples']} samples on {report['device']}"
+    return f"{verdict_word(report)} by the {report['bar']} bar: {where}; {end_to_end}{layers}{spread}"
 
 
 def _print_layers(report: VerifyReport, console: Console) -> None:

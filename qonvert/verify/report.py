@@ -11,7 +11,9 @@ from ..runtime.layers import LayerStats
 from ..runtime.ort import FusionReport
 
 SCHEMA = "qonvert.verify/1"
-BARS = ("end-to-end", "per-layer")  # which bar sets the verdict (and the CLI's exit code)
+# which bar sets the verdict (and the CLI's exit code); "spread": end to end, or within the
+# source's own kernel spread with every op within 1 step per layer
+BARS = ("end-to-end", "per-layer", "spread")
 LAYER_TOLERANCE_STEPS = 1  # per layer: every op within 1 step of the source on the source's inputs
 
 
@@ -20,6 +22,18 @@ class InputCoverage:
     name: str
     reached: int  # quantization levels (codes) the samples reach
     levels: int  # levels the input's quantization has
+
+
+@dataclass
+class KernelSpread:
+    """Two of the source runtime's kernel sets against each other on verify's inputs: how far the
+    source departs from itself (its worst output)."""
+
+    first: str
+    second: str
+    max_diff_lsb: float
+    pct_exact: float
+    top1_agreement: float | None
 
 
 @dataclass
@@ -36,6 +50,9 @@ class VerifyReport:
     framework: str = ""
     opset: int = 0
     model: str = ""  # the source, for titles
+    runtime: str = ""  # what ran the source (LiteRT, ...)
+    kernels: str = ""  # the source's kernel set the comparison ran against (where it has several)
+    source_spread: list[KernelSpread] = field(default_factory=list)  # each pair of its kernel sets
 
     @property
     def end_to_end_ok(self) -> bool:
@@ -49,10 +66,26 @@ class VerifyReport:
         return None if self.layers is None else all(layer.max_steps <= LAYER_TOLERANCE_STEPS for layer in self.layers)
 
     @property
+    def largest_spread_lsb(self) -> float | None:
+        """The source's widest disagreement with itself, in LSB (None: one kernel set only)."""
+        return max((pair.max_diff_lsb for pair in self.source_spread), default=None)
+
+    @property
+    def within_source_spread(self) -> bool | None:
+        """Every output within the source's own kernel spread, and every op within 1 step per
+        layer (None: no spread measured, or per layer not run)."""
+        largest = self.largest_spread_lsb
+        if largest is None or self.per_layer_ok is None:
+            return None
+        return bool(self.per_layer_ok) and all(o.max_diff_lsb <= max(largest, self.tolerance_lsb) + 1e-3 for o in self.outputs)
+
+    @property
     def equivalent(self) -> bool:
         """The verdict by the chosen bar."""
         if self.bar == "per-layer":
             return bool(self.per_layer_ok)
+        if self.bar == "spread":
+            return self.end_to_end_ok or bool(self.within_source_spread)
         return self.end_to_end_ok
 
     @property
@@ -71,6 +104,11 @@ class VerifyReport:
             "equivalent": self.equivalent,
             "end_to_end_ok": self.end_to_end_ok,
             "per_layer_ok": self.per_layer_ok,
+            "within_source_spread": self.within_source_spread,
+            "runtime": self.runtime,
+            "kernels": self.kernels,
+            "source_spread": [asdict(pair) for pair in self.source_spread],
+            "largest_spread_lsb": self.largest_spread_lsb,
             "samples": self.samples,
             "device": self.device,
             "tolerance_lsb": self.tolerance_lsb,

@@ -95,7 +95,7 @@ def write_pages(results: list[dict[str, Any]], folder: Path) -> None:
 
 def summary_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="qonvert zoo", show_lines=False)
-    for col in ("model", "status", "max LSB", "exact %", "levels", "int kernels", "convert s", "RSS MB", "note"):
+    for col in ("model", "status", "max LSB", "source spread LSB", "exact %", "levels", "int kernels", "convert s", "RSS MB", "note"):
         table.add_column(col, justify="left" if col in ("model", "status", "note") else "right")
     for r in sorted(results, key=lambda r: (ORDER.get(r["status"], 0), r["name"])):
         outs = (r.get("verify") or {}).get("outputs", [])
@@ -107,6 +107,7 @@ def summary_table(results: list[dict[str, Any]]) -> Table:
             r["name"],
             f"[{colour}]{r['status']}[/]" + (" [red]regressed[/]" if r.get("regressions") else ""),
             f"{worst['max_diff_lsb']:.3g}" if worst else "-",
+            _spread(r),
             f"{worst['pct_exact']:.1f}" if worst else "-",
             str(min(o["levels"] for o in outs)) if outs else "-",
             f"{sum(fusion['integer_kernels'].values())}/{fusion['quantized_ops']}" if fusion else "-",
@@ -115,3 +116,9 @@ def summary_table(results: list[dict[str, Any]]) -> Table:
             note[:120],
         )
     return table
+
+
+def _spread(result: dict[str, Any]) -> str:
+    """The source's widest disagreement among its own kernel sets ("-": one set, or not run)."""
+    largest = (result.get("verify") or {}).get("largest_spread_lsb")
+    return "-" if largest is None else f"{largest:.3g}"

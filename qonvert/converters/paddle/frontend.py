@@ -52,7 +52,9 @@ class PaddleFrontend(Frontend):
         bits = {bits_of(op) for op in source.ops if op.type in ("quantize_linear", "dequantize_linear")}
         return max([versions.MIN_OPSET, *(dtype_opset(BITS_TO_DTYPE[b]) for b in bits)])
 
-    def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
+    def run_reference(
+        self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None, kernels: str | None = None
+    ) -> list[list[np.ndarray]]:
         from ...runtime.reference.paddle import run_reference
 
         if extra:
@@ -62,7 +64,9 @@ class PaddleFrontend(Frontend):
             raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
         return run_reference(program, feeds)
 
-    def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
+    def run_intermediates(
+        self, path: Path, feeds: Samples, options: Options | None = None, kernels: str | None = None
+    ) -> list[dict[str, np.ndarray]]:
         from ...runtime.reference.paddle import run_intermediates
 
         program = find_program(path)

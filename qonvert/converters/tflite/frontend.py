@@ -21,6 +21,7 @@ class TFLiteOptions(Options):
 class TFLiteFrontend(Frontend):
     name = "tflite"
     runtime = "LiteRT"
+    kernel_sets = ("xnnpack", "builtin", "reference")  # runtime/reference/litert.py KERNEL_SETS
     options_type = TFLiteOptions
     intermediates = True
 
@@ -33,12 +34,16 @@ class TFLiteFrontend(Frontend):
             raise InputError(f"{path}: no such file")
         return load(path, options.nchw_io)
 
-    def run_reference(self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
+    def run_reference(
+        self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None, kernels: str | None = None
+    ) -> list[list[np.ndarray]]:
         from ...runtime.reference.litert import run_reference
 
-        return run_reference(path, feeds, extra)
+        return run_reference(path, feeds, extra, kernels or self.kernel_sets[0])
 
-    def run_intermediates(self, path: Path, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
+    def run_intermediates(
+        self, path: Path, feeds: Samples, options: Options | None = None, kernels: str | None = None
+    ) -> list[dict[str, np.ndarray]]:
         from ...runtime.reference.litert import run_intermediates
 
-        return run_intermediates(path, feeds)
+        return run_intermediates(path, feeds, kernels or self.kernel_sets[0])

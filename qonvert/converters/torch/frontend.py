@@ -197,7 +197,9 @@ class TorchFrontend(Frontend):
                 found[x] = qparams(op, lambda n: source.constants.get(n or ""), source.shapes.get(x))
         return found
 
-    def run_reference(self, path: Any, feeds: Samples, extra: list[str], options: Options | None = None) -> list[list[np.ndarray]]:
+    def run_reference(
+        self, path: Any, feeds: Samples, extra: list[str], options: Options | None = None, kernels: str | None = None
+    ) -> list[list[np.ndarray]]:
         if extra:
             raise InputError(f"{path}: PyTorch models have no state variables to follow")
         torch = _torch()
@@ -238,7 +240,7 @@ class TorchFrontend(Frontend):
         program = self.program(source)
         return program.module(), list(program.graph_signature.user_inputs)
 
-    def run_intermediates(self, path: Any, feeds: Samples, options: Options | None = None) -> list[dict[str, np.ndarray]]:
+    def run_intermediates(self, path: Any, feeds: Samples, options: Options | None = None, kernels: str | None = None) -> list[dict[str, np.ndarray]]:
         """Every node's value, by node name, through torch.fx's interpreter (TorchScript: ours)."""
         torch = _torch()
         with engine(getattr(options, "engine", None)):

@@ -11,28 +11,36 @@ from ...errors import InputError, first_line
 from .. import refio
 from ..quiet import native_stderr_silenced
 
+# LiteRT's kernel sets, by the name verify reports them under: the default (XNNPACK's delegate
+# over the builtin kernels), the builtin (optimized) kernels alone, and the reference kernels.
+# Each rounds its own way. An interpreter that keeps every tensor (per layer) runs no delegate.
+KERNEL_SETS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
 
-def interpreter(model: Path, preserve_all_tensors: bool = False):  # type: ignore[no-untyped-def]
+
+def interpreter(model: Path, preserve_all_tensors: bool = False, kernels: str = "xnnpack"):  # type: ignore[no-untyped-def]
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise InputError("verifying a TFLite model needs ai-edge-litert (pip install 'qonvert[tflite]')") from None
+    resolver = getattr(OpResolverType, KERNEL_SETS[kernels])
     try:
         with native_stderr_silenced():  # its delegate's INFO line
-            interp = Interpreter(model_path=str(model), experimental_preserve_all_tensors=preserve_all_tensors)
+            interp = Interpreter(
+                model_path=str(model), experimental_preserve_all_tensors=preserve_all_tensors, experimental_op_resolver_type=resolver
+            )
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"{model}: LiteRT cannot load it: {exc}") from None
     return interp
 
 
-def run_reference(model: Path, inputs: refio.Samples, extra: list[str] | None = None) -> list[list[np.ndarray]]:
+def run_reference(model: Path, inputs: refio.Samples, extra: list[str] | None = None, kernels: str = "xnnpack") -> list[list[np.ndarray]]:
     """Outputs in the model's output order, then the `extra` tensors by name, one list per sample;
     inputs are fed by name. Samples run in order on one interpreter, so a stateful model's
     variables carry from one to the next (extra: the tensors assigned to them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interp = interpreter(model, preserve_all_tensors=bool(extra))
+        interp = interpreter(model, preserve_all_tensors=bool(extra), kernels=kernels)
     by_name = {d["name"]: d["index"] for d in interp.get_tensor_details()}
     missing = [n for n in extra or [] if n not in by_name]
     if missing:
@@ -45,11 +53,12 @@ def run_reference(model: Path, inputs: refio.Samples, extra: list[str] | None = 
     return outputs
 
 
-def run_intermediates(model: Path, inputs: refio.Samples) -> list[dict[str, np.ndarray]]:
-    """Every tensor LiteRT computes, by name, one dict per sample (verify --per-layer)."""
+def run_intermediates(model: Path, inputs: refio.Samples, kernels: str = "xnnpack") -> list[dict[str, np.ndarray]]:
+    """Every tensor LiteRT computes, by name, one dict per sample (verify --per-layer). Its outputs
+    are the same kernel set's run_reference gives (XNNPACK's too: measured on the fixtures)."""
     with warnings.catch_warnings():  # LiteRT warns that this is for debugging: it is
         warnings.simplefilter("ignore")
-        interp = interpreter(model, preserve_all_tensors=True)
+        interp = interpreter(model, preserve_all_tensors=True, kernels=kernels)
     # Resource handles (object dtype) have no data: reading one crashes LiteRT.
     tensors = [d for d in interp.get_tensor_details() if d["name"] and np.dtype(d["dtype"]).kind != "O"]
     out = []
