@@ -54,6 +54,9 @@ Bound = ir.Value | Laid
 MapperResult = Bound | Sequence[Bound] | dict[str, Bound | Sequence[Bound]] | None
 
 
+MAX_CONST_INTS = 64  # entries of a shape, axes or kernel-size tensor; more is a corrupt file
+
+
 class ConversionContext:
     """What a mapper sees: the source graph's values as ONNX values, and the builder."""
 
@@ -99,6 +102,19 @@ class ConversionContext:
         if value is not None and value.const_value is not None:
             return value.const_value.numpy()
         return None
+
+    def const_ints(self, name: str | None, op: SourceOp, what: str) -> list[int] | None:
+        """A constant integer list (a shape, axes, a kernel size) held in a tensor of any rank, or
+        None when it is computed at run time; a tensor of non-integers or of more entries than
+        such a list has is the file's error, naming the op."""
+        data = self.array(name)
+        if data is None:
+            return None
+        flat = np.asarray(data).ravel()
+        integral = flat.dtype.kind in "iub" or (flat.dtype.kind == "f" and bool(np.all(np.isfinite(flat) & (flat == np.round(flat)))))
+        if not integral or flat.size > MAX_CONST_INTS:
+            raise InputError(f"op {op.label}: {what} {name!r} is not a list of integers ({flat.dtype}, {flat.size} values)")
+        return [int(v) for v in flat]
 
     def value(self, name: str | None) -> ir.Value:
         if name is None:

@@ -182,7 +182,7 @@ class GraphBuilder:
         arr = np.asarray(q_values)
         lo, hi = qp.dtype_range
         if arr.size and (arr.min() < lo or arr.max() > hi):
-            raise ValueError(f"{name}: values outside {qp.dtype}")
+            raise InputError(f"tensor {name!r}: quantized values outside {qp.dtype}'s range")
         return self.dequantize(self.tensor(quantized_tensor(arr, qp.dtype), f"{name}_quantized"), qp, name=name)
 
     def finish(

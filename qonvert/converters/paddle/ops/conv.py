@@ -57,9 +57,9 @@ def conv2d_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     out_pad = op.ints_attr("output_padding", default=[], low=0)
     if out_pad:
         attrs["output_padding"] = list(out_pad)
-    out_size = op.attr("output_size", default=[]) or ctx.array(op.input("OutputSize"))
-    if out_size is not None and len(out_size):
-        attrs["output_shape"] = [int(v) for v in out_size]
+    out_size = op.ints_attr("output_size", default=[], low=1) or ctx.const_ints(op.input("OutputSize"), op, "OutputSize")
+    if out_size:
+        attrs["output_shape"] = out_size
         attrs.pop("pads", None)
     return ctx.b.op("ConvTranspose", [ctx.input(op, "Input"), ctx.input(op, "Filter")], attrs)
 
@@ -72,8 +72,7 @@ def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     kind = "max" if op.type == "max_pool2d_with_index" else op.attr("pooling_type", default="max")
     ksize = op.ints_attr("ksize", "kernel_size", default=[], low=1) or None
     if ksize is None:
-        arr = ctx.array(op.input("KernelSize"))
-        ksize = [int(v) for v in arr] if arr is not None else None
+        ksize = ctx.const_ints(op.input("KernelSize"), op, "KernelSize")
     in_shape = ctx.shape(op.input("X"))
     adaptive = bool(op.attr("adaptive", default=False))
     if op.attr("global_pooling", default=False) or (adaptive and list(ksize or []) == [1, 1]):

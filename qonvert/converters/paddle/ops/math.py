@@ -77,10 +77,8 @@ def mul(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 
 def _axes(ctx: ConversionContext, op: SourceOp) -> list[int] | None:
-    arr = ctx.array(op.input("AxisTensor"))
-    if arr is not None:
-        axes = [int(v) for v in np.atleast_1d(arr)]
-    else:
+    axes = ctx.const_ints(op.input("AxisTensor"), op, "AxisTensor")
+    if axes is None:
         axes = op.ints_attr("dim", "axis", default=[], scalar=True)
     if op.attr("reduce_all", default=False) or not axes:
         return None

@@ -20,10 +20,10 @@ def _const_list(ctx: ConversionContext, op: SourceOp, slot: str, *attr_names: st
     """An int list given either as a constant input tensor (PIR, ShapeTensor) or an attribute."""
     names = op.inputs.get(slot) or []
     if names:
-        parts = [ctx.array(n) for n in names]
+        parts = [ctx.const_ints(n, op, slot) for n in names]
         if any(p is None for p in parts):
             raise InputError(f"op {op.label}: {slot} is computed at run time; only constants are supported")
-        return [int(v) for p in parts for v in np.atleast_1d(p)]  # type: ignore[arg-type]
+        return [v for p in parts for v in p or []]
     if op.attr(*attr_names, default=None) is None:
         return None
     return op.ints_attr(*attr_names, default=None, scalar=True)
@@ -37,9 +37,9 @@ def _runtime_ints(ctx: ConversionContext, op: SourceOp, slot: str) -> ir.Value |
         return None
     parts = []
     for n in names:
-        data = ctx.array(n)
+        data = ctx.const_ints(n, op, slot)
         if data is not None:
-            parts.append(ctx.b.ints([int(v) for v in np.atleast_1d(data)]))
+            parts.append(ctx.b.ints(data))
             continue
         part = ctx.b.op("Cast", [ctx.value(n)], {"to": ir.DataType.INT64})
         parts.append(ctx.b.op("Reshape", [part, ctx.b.ints([-1])]))
