@@ -56,7 +56,7 @@ def test_reference_kernels_choose_what_both_checks_compare_against(converted: Pa
     data = report.as_dict()
     assert data["kernels"] == "reference" and len(data["source_spread"]) == 3 and data["within_source_spread"] is not None
     json.dumps(data)
-    with pytest.raises(InputError, match="LiteRT has these kernel sets: xnnpack, builtin, reference"):
+    with pytest.raises(InputError, match="LiteRT has these kernel sets for this model: xnnpack, builtin, reference"):
         qonvert.verify(RESNET_BLOCKS, converted, samples=2, reference_kernels="gpu")
 
 
@@ -64,7 +64,7 @@ def test_a_runtime_of_one_kernel_set_refuses_the_option(tmp_path: Path) -> None:
     model = FIXTURES / "paddle" / "qat_cnn_perchannel_legacy"
     out = tmp_path / "m.onnx"
     qonvert.convert(model, out)
-    with pytest.raises(InputError, match="has these kernel sets: only its one"):
+    with pytest.raises(InputError, match="has these kernel sets for this model: only its one"):
         qonvert.verify(model, out, samples=2, reference_kernels="xnnpack")
     assert qonvert.verify(model, out, samples=2).source_spread == []
 
@@ -100,3 +100,28 @@ def test_the_spread_tier(max_lsb: float, per_layer_ok: bool, spread: float | Non
     line = verdict_line(report.as_dict())
     assert (spread is None) or f"differ by up to {spread:g} LSB" in line
     assert word.replace("'", "&#x27;") in render_html(report)
+
+
+def test_torchscript_runs_on_each_quantized_engine(tmp_path: Path) -> None:
+    """A TorchScript archive of quantized ops: its engines (the one it was converted with first)
+    are its kernel sets; a pair's figures are those of the engines' own runs."""
+    from qonvert.converters import frontend
+
+    model = FIXTURES / "torch" / "ts" / "eager_x86.pt"
+    options = {"engine": "x86", "input_shapes": {"x": [1, 3, 32, 32]}}
+    out = tmp_path / "ts.onnx"
+    qonvert.convert(model, out, **options)
+    report = qonvert.verify(model, out, samples=6, **options)
+    torch_frontend = frontend(model)
+    sets = torch_frontend.kernel_sets(model, torch_frontend.options(**options))
+    assert report.runtime == "PyTorch" and report.kernels == sets[0] == "x86" and {"qnnpack", "fbgemm"} <= set(sets)
+    assert len(report.source_spread) == len(sets) * (len(sets) - 1) // 2
+    feeds = qonvert.api.random_inputs(onnx.load(str(out)), 6)
+    opts = torch_frontend.options(**options)
+    x86, qnnpack = (torch_frontend.run_reference(model, feeds, [], opts, k) for k in ("x86", "qnnpack"))
+    lsb = report.outputs[0].lsb
+    diff = max(float(np.abs(a[0].astype(np.float64) - b[0]).max()) for a, b in zip(x86, qnnpack, strict=True)) / lsb
+    pair = next(p for p in report.source_spread if (p.first, p.second) == ("x86", "qnnpack"))
+    assert pair.max_diff_lsb == pytest.approx(diff, abs=1e-3) and diff >= 1  # the engines round apart here
+    # a PT2E program computes its quantize/dequantize ops in float on any engine: one kernel set
+    assert frontend(FIXTURES / "torch" / "pt2" / "decoder_x86.pt2").kernel_sets(FIXTURES / "torch" / "pt2" / "decoder_x86.pt2") == ()

@@ -65,9 +65,6 @@ class Frontend(ABC):
     # -- the reference runtime (verify) ---------------------------------------------
     runtime: ClassVar[str]  # what runs the source model, for messages
     intermediates: ClassVar[bool] = False  # run_intermediates gives every tensor's value
-    # The runtime's kernel sets that verify can run the source on, the one it compares against
-    # first; each rounds its own way, and their spread is the source's own (verify's source_spread).
-    kernel_sets: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def run_reference(
@@ -77,6 +74,11 @@ class Frontend(ABC):
         run in order as one stream (a stateful model carries its state). `options`: the ones the
         model was converted with, where running it depends on them (PyTorch's engine). `kernels`:
         one of kernel_sets (None: the first)."""
+
+    def kernel_sets(self, path: Any, options: Options | None = None) -> tuple[str, ...]:
+        """The runtime's kernel sets this source can run on, the one verify compares against
+        first; each rounds its own way, and their spread is the source's own (source_spread)."""
+        return ()
 
     def reference_remarks(self, path: Path, options: Options | None = None) -> list[str]:
         """What the report should say about the reference it ran, where that is not plain."""

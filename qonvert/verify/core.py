@@ -65,8 +65,9 @@ def verify(
     per_layer = per_layer or bar in ("per-layer", "spread")
     src = as_source(source)
     chosen = frontend(src)
-    kernels = _kernel_set(chosen, reference_kernels)
     framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
+    kernel_sets = chosen.kernel_sets(src, framework_options)
+    kernels = _kernel_set(chosen.runtime, kernel_sets, reference_kernels)
     if per_layer:
         _check_intermediates(src)
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
@@ -94,7 +95,7 @@ def verify(
         extra = [s.source_output for s in states]
         ref_outputs = chosen.run_reference(src, feeds, extra, framework_options, kernels or None)
         others = {}
-        for k in chosen.kernel_sets:
+        for k in kernel_sets:
             try:
                 others[k] = chosen.run_reference(src, feeds, extra, framework_options, k) if k != kernels else ref_outputs
             except InputError as exc:  # a kernel set without this model's ops (LiteRT's reference: DEPTH_TO_SPACE)
@@ -148,13 +149,12 @@ def verify(
     )
 
 
-def _kernel_set(chosen: Any, asked: str | None) -> str:
+def _kernel_set(runtime: str, sets: tuple[str, ...], asked: str | None) -> str:
     """The kernel set the comparison runs against: the one asked for, else the runtime's first."""
     if asked is None:
-        return chosen.kernel_sets[0] if chosen.kernel_sets else ""
-    if asked not in chosen.kernel_sets:
-        sets = ", ".join(chosen.kernel_sets) or "only its one"
-        raise InputError(f"--reference-kernels {asked!r}: {chosen.runtime} has these kernel sets: {sets}")
+        return sets[0] if sets else ""
+    if asked not in sets:
+        raise InputError(f"--reference-kernels {asked!r}: {runtime} has these kernel sets for this model: {', '.join(sets) or 'only its one'}")
     return asked
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,6 @@ class TFLiteOptions(Options):
 class TFLiteFrontend(Frontend):
     name = "tflite"
     runtime = "LiteRT"
-    kernel_sets = ("xnnpack", "builtin", "reference")  # runtime/reference/litert.py KERNEL_SETS
     options_type = TFLiteOptions
     intermediates = True
 
@@ -34,16 +34,21 @@ class TFLiteFrontend(Frontend):
             raise InputError(f"{path}: no such file")
         return load(path, options.nchw_io)
 
+    def kernel_sets(self, path: Any, options: Options | None = None) -> tuple[str, ...]:
+        from ...runtime.reference.litert import KERNEL_SETS
+
+        return tuple(KERNEL_SETS)
+
     def run_reference(
         self, path: Path, feeds: Samples, extra: list[str], options: Options | None = None, kernels: str | None = None
     ) -> list[list[np.ndarray]]:
         from ...runtime.reference.litert import run_reference
 
-        return run_reference(path, feeds, extra, kernels or self.kernel_sets[0])
+        return run_reference(path, feeds, extra, kernels or "xnnpack")
 
     def run_intermediates(
         self, path: Path, feeds: Samples, options: Options | None = None, kernels: str | None = None
     ) -> list[dict[str, np.ndarray]]:
         from ...runtime.reference.litert import run_intermediates
 
-        return run_intermediates(path, feeds, kernels or self.kernel_sets[0])
+        return run_intermediates(path, feeds, kernels or "xnnpack")

@@ -204,13 +204,26 @@ class TorchFrontend(Frontend):
             raise InputError(f"{path}: PyTorch models have no state variables to follow")
         torch = _torch()
         outputs = []
-        with engine(getattr(options, "engine", None)), torch.no_grad():
+        with engine(kernels or getattr(options, "engine", None)), torch.no_grad():
             module, names = self._runnable(path, options)
             for feed in feeds:
                 result = module(*[torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names])
                 result = result if isinstance(result, (tuple, list)) else (result,)
                 outputs.append([r.detach().numpy().copy() for r in result])
         return outputs
+
+    def kernel_sets(self, path: Any, options: Options | None = None) -> tuple[str, ...]:
+        """A model of quantized ops (a TorchScript archive, an eager- or FX-converted module) runs
+        on each quantized engine here, the one it was converted with first; a PT2E program's
+        quantize/dequantize ops compute in float on any."""
+        torch = _torch()
+        options = options if isinstance(options, TorchOptions) else TorchOptions()
+        scripted = isinstance(path, Path) and path.is_file() and _archive_kind(path) == "torchscript"
+        if not scripted and not (isinstance(path, torch.nn.Module) and _eager_quantized(path)):
+            return ()
+        first = options.engine or torch.backends.quantized.engine
+        here = [e for e in ENGINES if e in torch.backends.quantized.supported_engines]
+        return (first, *(e for e in here if e != first))
 
     def reference_remarks(self, path: Any, options: Options | None = None) -> list[str]:
         torch = _torch()
@@ -243,7 +256,7 @@ class TorchFrontend(Frontend):
     def run_intermediates(self, path: Any, feeds: Samples, options: Options | None = None, kernels: str | None = None) -> list[dict[str, np.ndarray]]:
         """Every node's value, by node name, through torch.fx's interpreter (TorchScript: ours)."""
         torch = _torch()
-        with engine(getattr(options, "engine", None)):
+        with engine(kernels or getattr(options, "engine", None)):
             module, names = self._runnable(path, options)
             if isinstance(module, torch.jit.ScriptModule):
                 inputs = [tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in names) for f in feeds]
