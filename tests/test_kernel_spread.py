@@ -61,11 +61,11 @@ def test_reference_kernels_choose_what_both_checks_compare_against(converted: Pa
 
 
 def test_a_runtime_of_one_kernel_set_refuses_the_option(tmp_path: Path) -> None:
-    model = FIXTURES / "paddle" / "qat_cnn_perchannel_legacy"
+    model = FIXTURES / "torch" / "pt2" / "decoder_x86.pt2"  # PT2E: quantize/dequantize in float, any engine
     out = tmp_path / "m.onnx"
     qonvert.convert(model, out)
     with pytest.raises(InputError, match="has these kernel sets for this model: only its one"):
-        qonvert.verify(model, out, samples=2, reference_kernels="xnnpack")
+        qonvert.verify(model, out, samples=2, reference_kernels="x86")
     assert qonvert.verify(model, out, samples=2).source_spread == []
 
 
@@ -123,5 +123,26 @@ def test_torchscript_runs_on_each_quantized_engine(tmp_path: Path) -> None:
     diff = max(float(np.abs(a[0].astype(np.float64) - b[0]).max()) for a, b in zip(x86, qnnpack, strict=True)) / lsb
     pair = next(p for p in report.source_spread if (p.first, p.second) == ("x86", "qnnpack"))
     assert pair.max_diff_lsb == pytest.approx(diff, abs=1e-3) and diff >= 1  # the engines round apart here
-    # a PT2E program computes its quantize/dequantize ops in float on any engine: one kernel set
-    assert frontend(FIXTURES / "torch" / "pt2" / "decoder_x86.pt2").kernel_sets(FIXTURES / "torch" / "pt2" / "decoder_x86.pt2") == ()
+
+
+def test_paddle_runs_on_its_executor_and_its_predictor(tmp_path: Path) -> None:
+    """PP-OCR cls (real weights, Paddle's PTQ): the executor, and the inference predictor with
+    oneDNN on and off; the predictor's departure is Paddle's own."""
+    from qonvert.runtime.reference.paddle import run_reference as paddle_run
+
+    model = FIXTURES / "paddle" / "real" / "ppocr_cls_qdq"
+    out = tmp_path / "cls.onnx"
+    qonvert.convert(model, out)
+    report = qonvert.verify(model, out, samples=4)
+    assert report.kernels == "executor"
+    assert [(p.first, p.second) for p in report.source_spread] == [
+        ("executor", "predictor-onednn"),
+        ("executor", "predictor"),
+        ("predictor-onednn", "predictor"),
+    ]
+    feeds = qonvert.api.random_inputs(onnx.load(str(out)), 4)
+    program = model / "model.pdmodel"
+    executor, onednn = paddle_run(program, feeds, "executor"), paddle_run(program, feeds, "predictor-onednn")
+    lsb = report.outputs[0].lsb
+    diff = max(float(np.abs(a[0].astype(np.float64) - b[0]).max()) for a, b in zip(executor, onednn, strict=True)) / lsb
+    assert report.source_spread[0].max_diff_lsb == pytest.approx(diff, abs=1e-3) and diff > 0

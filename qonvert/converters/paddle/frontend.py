@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,13 +63,20 @@ class PaddleFrontend(Frontend):
         program = find_program(path)
         if program is None:
             raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
-        return run_reference(program, feeds)
+        return run_reference(program, feeds, kernels or "executor")
+
+    def kernel_sets(self, path: Any, options: Options | None = None) -> tuple[str, ...]:
+        from ...runtime.reference.paddle import KERNEL_SETS
+
+        return KERNEL_SETS
 
     def run_intermediates(
         self, path: Path, feeds: Samples, options: Options | None = None, kernels: str | None = None
     ) -> list[dict[str, np.ndarray]]:
         from ...runtime.reference.paddle import run_intermediates
 
+        if kernels not in (None, "executor"):
+            raise InputError(f"{path}: per layer runs on Paddle's executor only (its predictor rewrites the program first)")
         program = find_program(path)
         if program is None:
             raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")

@@ -18,9 +18,15 @@ import numpy as np
 from ...errors import InputError
 from .. import refio
 
+# Paddle's kernel sets: the static executor runs the saved program as written (quantize/dequantize
+# ops and all); the inference predictor, what a Paddle deployment runs, first rewrites it with its
+# passes (folding the quantize/dequantize pairs into int8 kernels where it can), with oneDNN's
+# kernels or without them.
+KERNEL_SETS = ("executor", "predictor-onednn", "predictor")
 
-def run_reference(program: Path, inputs: refio.Samples) -> list[list[np.ndarray]]:
-    return _run(program, inputs, everything=False)[0]
+
+def run_reference(program: Path, inputs: refio.Samples, kernels: str = "executor") -> list[list[np.ndarray]]:
+    return _run(program, inputs, everything=False, kernels=kernels)[0]
 
 
 def run_intermediates(program: Path, inputs: refio.Samples) -> list[dict[str, np.ndarray]]:
@@ -35,13 +41,13 @@ def run_intermediates(program: Path, inputs: refio.Samples) -> list[dict[str, np
     return [dict(zip(names, outs, strict=True)) for outs in outputs]
 
 
-def _run(program: Path, inputs: refio.Samples, everything: bool) -> tuple[list[list[np.ndarray]], list[str]]:
+def _run(program: Path, inputs: refio.Samples, everything: bool, kernels: str = "executor") -> tuple[list[list[np.ndarray]], list[str]]:
     env = dict(os.environ, FLAGS_enable_pir_api="1" if program.suffix == ".json" else "0", GLOG_minloglevel="3")
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         refio.save(src, inputs, None, [])
         proc = subprocess.run(
-            [sys.executable, "-m", __name__, str(program), str(src), str(dst), "all" if everything else "outputs"],
+            [sys.executable, "-m", __name__, str(program), str(src), str(dst), "all" if everything else "outputs", kernels],
             env=env,
             capture_output=True,
             text=True,
@@ -49,7 +55,7 @@ def _run(program: Path, inputs: refio.Samples, everything: bool) -> tuple[list[l
         )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise InputError(f"{program}: Paddle Inference failed: {tail[0]}")
+            raise InputError(f"{program}: Paddle ({kernels}) failed: {tail[0]}")
         _, outputs, names = refio.load(dst)
         return outputs, names
 
@@ -74,9 +80,34 @@ def _quantized_values(prog: Any) -> tuple[list[Any], list[str]]:
     return targets, names
 
 
-def _main(program: str, src: str, dst: str, what: str = "outputs") -> None:
+def _predictor(program: str, src: str, dst: str, onednn: bool) -> None:
+    import paddle.inference as pi
+
+    config = pi.Config(program, program.rsplit(".", 1)[0] + ".pdiparams")
+    config.disable_gpu()
+    if onednn:
+        config.enable_mkldnn()
+    else:
+        config.disable_mkldnn()
+    predictor = pi.create_predictor(config)
+    inputs, _, _ = refio.load(Path(src))
+    outputs: list[list[np.ndarray]] = []
+    for feed in inputs:
+        for name in predictor.get_input_names():
+            handle = predictor.get_input_handle(name)
+            handle.reshape(list(np.shape(feed[name])))
+            handle.copy_from_cpu(np.ascontiguousarray(feed[name]))
+        predictor.run()
+        outputs.append([predictor.get_output_handle(n).copy_to_cpu().copy() for n in predictor.get_output_names()])
+    refio.save(Path(dst), inputs, outputs, [str(i) for i in range(len(outputs[0]) if outputs else 0)])
+
+
+def _main(program: str, src: str, dst: str, what: str = "outputs", kernels: str = "executor") -> None:
     # paddle.inference's predictor runs PIR passes (delete_quant_dequant_linear_op_pass, ...)
     # even with ir_optim off, i.e. not the quantized program; the static executor runs it as written.
+    if kernels != "executor":
+        _predictor(program, src, dst, onednn=kernels == "predictor-onednn")
+        return
     import paddle
 
     paddle.enable_static()
@@ -96,4 +127,4 @@ def _main(program: str, src: str, dst: str, what: str = "outputs") -> None:
 
 
 if __name__ == "__main__":
-    _main(*sys.argv[1:5])
+    _main(*sys.argv[1:6])
