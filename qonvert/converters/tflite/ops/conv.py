@@ -49,6 +49,9 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
         raise InputError(f"op {op.label}: bias {name!r} is computed at run time; a quantized op's bias must be a constant")
     if data is None:
         return ctx.value(name)
+    if data.ndim != 1 or not (data.dtype.kind == "f" or data.dtype in (np.int32, np.int64)):
+        shape = list(data.shape)
+        raise InputError(f"op {op.label}: bias {name!r} is a {data.dtype} tensor of shape {shape}; a bias is a 1-D int32, int64 or float vector")
     values, qp = quant.bias(data, ctx.source.quant.get(name))
     if qp is None:
         return ctx.b.const(values, name)
