@@ -26,6 +26,7 @@ BAR = (
     "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1), per-layer (every op within"
     " 1 step) or spread (end to end, or within the source's own kernel spread with every op within 1 step)"
 )
+KIND = "what an output is, where its shape does not say it (classifier, sequence, map or map@THRESHOLD, regression); repeatable"
 KERNELS = "the source runtime's kernel set to compare against (LiteRT: xnnpack, builtin, reference; default the first); the others measure its spread"
 REPORT = "also write the report as one self-contained HTML page"
 SPEED = "ORT CPU's speed form: non-negative int8 activations as uint8 (differs where the source saturates)"
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     c.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
     c.add_argument("--reference-kernels", metavar="SET", help=KERNELS)
+    c.add_argument("--output-kind", action="append", default=[], metavar="NAME=KIND", help=KIND)
     c.add_argument("--report", metavar="OUT.html", help=REPORT)
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v = sub.add_parser("verify", help="compare the ONNX model on ORT with the source framework")
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
     v.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
     v.add_argument("--reference-kernels", metavar="SET", help=KERNELS)
+    v.add_argument("--output-kind", action="append", default=[], metavar="NAME=KIND", help=KIND)
     v.add_argument("--report", metavar="OUT.html", help=REPORT)
     v.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,..", help=INPUT_SHAPE)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -207,7 +210,13 @@ def _convert(args: argparse.Namespace) -> int:
     verify_options = {"samples": args.samples, "input_shapes": shapes, **api.source_options(options)}
     with _busy(f"verifying on {args.samples} inputs ...", echo=True):
         report = api.verify(
-            args.model, result.model, per_layer=args.per_layer, bar=args.bar, reference_kernels=args.reference_kernels, **verify_options
+            args.model,
+            result.model,
+            per_layer=args.per_layer,
+            bar=args.bar,
+            reference_kernels=args.reference_kernels,
+            output_kinds=_output_kinds(args.output_kind),
+            **verify_options,
         )
     _render(report, args.report)
     target = "ort-speed" if args.speed else args.target
@@ -215,6 +224,16 @@ def _convert(args: argparse.Namespace) -> int:
         for line in api.derivation_costs(args.model, result, target, target_options, report, **verify_options):
             print(line)
     return 0 if report.equivalent else 1
+
+
+def _output_kinds(given: list[str]) -> dict[str, str]:
+    kinds = {}
+    for item in given:
+        name, sep, kind = item.rpartition("=")
+        if not sep or not name or not kind:
+            raise InputError(f"--output-kind {item!r}: expected NAME=KIND")
+        kinds[name] = kind
+    return kinds
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -231,6 +250,7 @@ def _verify(args: argparse.Namespace) -> int:
             input_shapes=_input_shapes(args.input_shape),
             bar=args.bar,
             reference_kernels=args.reference_kernels,
+            output_kinds=_output_kinds(args.output_kind),
             **_frontend_options(args),
         )
     if args.json:

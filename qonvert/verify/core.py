@@ -42,6 +42,7 @@ def verify(
     input_shapes: dict[str, list[int]] | None = None,
     bar: str = "end-to-end",
     reference_kernels: str | None = None,
+    output_kinds: dict[str, str] | None = None,
     **options: Any,
 ) -> VerifyReport:
     """Run the ONNX model on ORT and the source model on its own runtime (or a recorded .npz
@@ -57,7 +58,9 @@ def verify(
     per_layer) sets `equivalent`.
     reference_kernels: the source runtime's kernel set the comparison runs against (LiteRT:
     xnnpack, builtin, reference; default the first); the others run too, for the source's own
-    spread (a recorded reference has none)."""
+    spread (a recorded reference has none).
+    output_kinds: what an output is, by name, where its shape does not say it safely (classifier,
+    sequence, map or map@THRESHOLD, regression): its agreement is reported in those terms."""
     from ..converters import as_source, frontend
 
     if bar not in BARS:
@@ -67,10 +70,14 @@ def verify(
     chosen = frontend(src)
     framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
     kernel_sets = chosen.kernel_sets(src, framework_options)
+    kinds = dict(output_kinds or {})
     kernels = _kernel_set(chosen.runtime, kernel_sets, reference_kernels)
     if per_layer:
         _check_intermediates(src)
     proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
+    unknown = sorted(set(kinds) - {o.name for o in proto.graph.output})
+    if unknown:
+        raise InputError(f"--output-kind {unknown[0]!r}: the model's outputs are {', '.join(o.name for o in proto.graph.output)}")
     ref_outputs: list[list[np.ndarray]] = []
     feed_notes: list[str] = []
     float_parts: list[str] = []
@@ -100,7 +107,7 @@ def verify(
                 others[k] = chosen.run_reference(src, feeds, extra, framework_options, k) if k != kernels else ref_outputs
             except InputError as exc:  # a kernel set without this model's ops (LiteRT's reference: DEPTH_TO_SPACE)
                 spread_notes.append(f"the source's {k} kernels cannot run it, so its spread leaves them out ({exc})")
-        spread = _spread(proto, {kernels: ref_outputs, **others}) if len(others) > 1 else []
+        spread = _spread(proto, {kernels: ref_outputs, **others}, kinds) if len(others) > 1 else []
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)
@@ -111,7 +118,8 @@ def verify(
         raise InputError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
     for j, out in enumerate(proto.graph.output):
         lsb = lsbs[out.name]
-        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None))
+        kind = kinds.get(out.name)
+        stats.append(compare(out.name, [o[j] for o in ours], [r[j] for r in ref_outputs], lsb or 1.0, quantized=lsb is not None, kind=kind))
     report = fusion_report(proto) if fusion and device == "cpu" else None
     layers = None
     if per_layer:  # each step from the reference's own state, as every op from its own inputs
@@ -158,23 +166,21 @@ def _kernel_set(runtime: str, sets: tuple[str, ...], asked: str | None) -> str:
     return asked
 
 
-def _spread(proto: onnx.ModelProto, runs: dict[str, list[list[np.ndarray]]]) -> list[KernelSpread]:
+def _spread(proto: onnx.ModelProto, runs: dict[str, list[list[np.ndarray]]], kinds: dict[str, str]) -> list[KernelSpread]:
     """Each pair of kernel sets against each other, output by output; the worst output's figures."""
     lsbs = output_lsb(proto)
     names = list(runs)
     pairs = []
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
-            stats = [
-                compare(
-                    out.name, [o[j] for o in runs[second]], [r[j] for r in runs[first]], lsbs[out.name] or 1.0, quantized=lsbs[out.name] is not None
-                )
-                for j, out in enumerate(proto.graph.output)
-            ]
-            top1 = [s.top1_agreement for s in stats if s.top1_agreement is not None]
-            pairs.append(
-                KernelSpread(first, second, max(s.max_diff_lsb for s in stats), min(s.pct_exact for s in stats), min(top1) if top1 else None)
-            )
+            stats = []
+            for j, out in enumerate(proto.graph.output):
+                lsb, theirs, base = lsbs[out.name], [o[j] for o in runs[second]], [r[j] for r in runs[first]]
+                stats.append(compare(out.name, theirs, base, lsb or 1.0, quantized=lsb is not None, kind=kinds.get(out.name)))
+            agreeing = min((s for s in stats if s.agreement is not None), key=lambda s: s.agreement or 0.0, default=None)
+            max_lsb, exact = max(s.max_diff_lsb for s in stats), min(s.pct_exact for s in stats)
+            terms = "" if agreeing is None else agreeing.agreement_terms
+            pairs.append(KernelSpread(first, second, max_lsb, exact, None if agreeing is None else agreeing.agreement, terms))
     return pairs
 
 

@@ -26,10 +26,10 @@ def middle(name: str, width: int = NAME_WIDTH) -> str:
 def print_report(report: VerifyReport, console: Console | None = None) -> None:
     console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)  # piped: no wrapping
     outputs = Table(title="outputs against the source", title_justify="left")
-    for column in ("output", "max |diff|", "LSB", "max LSB", "exact %", "<=1 LSB %", "cosine", "top-1", "levels"):
+    for column in ("output", "max |diff|", "LSB", "max LSB", "exact %", "<=1 LSB %", "cosine", "agreement", "levels"):
         outputs.add_column(column, justify="left" if column == "output" else "right", overflow="fold")
     for o in report.outputs:
-        top1 = "-" if o.top1_agreement is None else f"{o.top1_agreement:.2f}"
+        top1 = "-" if o.agreement is None else f"{o.agreement:.4g} ({o.agreement_terms})"
         outputs.add_row(
             middle(o.name),
             f"{o.max_abs_diff:.4g}",
@@ -47,7 +47,7 @@ def print_report(report: VerifyReport, console: Console | None = None) -> None:
     if report.source_spread:
         console.print("the source against itself, its kernel sets on the same inputs (worst output):", markup=False)
         for pair in report.source_spread:
-            top1 = "" if pair.top1_agreement is None else f", top-1 {pair.top1_agreement:.2f}"
+            top1 = "" if pair.agreement is None else f", {pair.agreement_terms} {pair.agreement:.4g}"
             console.print(f"  {pair.first} vs {pair.second}: max {pair.max_diff_lsb:.3g} LSB, {pair.pct_exact:.1f}% exact{top1}", markup=False)
     if report.fusion is not None:
         f = report.fusion

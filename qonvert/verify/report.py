@@ -33,7 +33,8 @@ class KernelSpread:
     second: str
     max_diff_lsb: float
     pct_exact: float
-    top1_agreement: float | None
+    agreement: float | None  # in the output's own terms (its kind), the worst output's
+    agreement_terms: str = ""
 
 
 @dataclass

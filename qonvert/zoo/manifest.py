@@ -7,6 +7,7 @@ framework = "tflite"                    # optional: detected from the file other
 options = { nchw_io = false }           # the frontend's options (observers, nchw_io, engine, input_shapes, ...) and opset
 inputs = "inputs.npz"                   # optional recorded inputs (or reference = "ref.npz")
 input_shapes = { x = [1, 3, 64, 64] }   # shapes for dynamic inputs
+output_kinds = { landmarks = "regression" }  # what an output is, where its shape does not say it
 samples = 20
 make = "python make.py"                 # optional: run (in the manifest's folder) before converting
 timeout_s = 600
@@ -50,7 +51,10 @@ def _option_types() -> dict[str, type]:
 
 
 _EXPECT = {"max_lsb": float, "min_exact": float, "top1": float, "min_coverage": float, "max_float_ops": int, "min_levels": int}
-_KEYS = {"name", "source", "framework", "options", "inputs", "reference", "input_shapes", "samples", "make", "timeout_s", "memory_mb", "expect"}
+_KEYS = {
+    *("name", "source", "framework", "options", "inputs", "reference", "input_shapes", "output_kinds"),
+    *("samples", "make", "timeout_s", "memory_mb", "expect"),
+}
 
 
 @dataclass
@@ -63,6 +67,7 @@ class ZooEntry:
     reference: Path | None = None
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     samples: int = 20
+    output_kinds: dict[str, str] = field(default_factory=dict)
     make: str | None = None
     timeout_s: float = 600.0
     memory_mb: int = 8192
@@ -116,6 +121,10 @@ def _entry(path: Path, index: int, raw: Any) -> ZooEntry:
     if not isinstance(shapes, dict) or not all(isinstance(v, list) and all(isinstance(d, int) and d > 0 for d in v) for v in shapes.values()):
         raise InputError(f"{where}: key 'input_shapes' must map input names to lists of positive integers")
     entry.input_shapes = shapes
+    kinds = raw.get("output_kinds", {})
+    if not isinstance(kinds, dict) or not all(isinstance(v, str) for v in kinds.values()):
+        raise InputError(f"{where}: key 'output_kinds' must map output names to kinds (classifier, sequence, map, regression)")
+    entry.output_kinds = kinds
     entry.samples = _typed(where, raw, "samples", int, 20)
     entry.make = _typed(where, raw, "make", str, None)
     entry.timeout_s = float(_typed(where, raw, "timeout_s", (int, float), 600))

@@ -45,6 +45,7 @@ def run_entry(entry: ZooEntry) -> dict[str, Any]:
         inputs=entry.inputs,
         reference=entry.reference,
         input_shapes=entry.input_shapes or None,
+        output_kinds=entry.output_kinds or None,
         **api.source_options(entry.options),
     )
     verify = report.as_dict()
