@@ -14,6 +14,7 @@ import qonvert
 from qonvert.cli import main
 from qonvert.errors import InputError
 from qonvert.runtime.compare import compare, output_kind
+from qonvert.verify.html import render_html
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RNG = np.random.default_rng(0)
@@ -67,6 +68,8 @@ def test_a_regression_named_on_the_command_line_has_no_top1(tmp_path: Path, caps
     kinds = {"dequantize_per_tensor_13": "regression", "dequantize_per_tensor_14": "regression"}
     named = qonvert.verify(model, out, inputs=inputs, output_kinds=kinds)
     assert [(o.kind, o.top1_agreement is None) for o in named.outputs] == [("regression", True), ("regression", True), ("classifier", False)]
+    page = render_html(named)
+    assert "softmax: " in page and "(top-1)" in page and "dequantize_per_tensor_13: " not in page
     argv = ["verify", str(model), str(out), "--inputs", str(inputs), "--json"]
     main([*argv, *(f"--output-kind={k}={v}" for k, v in kinds.items())])
     assert '"kind": "regression"' in capsys.readouterr().out

@@ -65,11 +65,21 @@ def _json_for_script(data: dict[str, Any]) -> str:
     return json.dumps(data).replace("</", "<\\/")
 
 
+def _agreement(outputs: list[dict[str, Any]]) -> str:
+    """Each output's agreement in its own terms (none for a regression)."""
+    parts = [f"{o['name']}: {o['agreement']:.4g} ({o['agreement_terms']})" for o in outputs if o.get("agreement") is not None]
+    return "; ".join(parts) or "none (no classifier, sequence or map output)"
+
+
 def _spread(data: dict[str, Any]) -> str:
     pairs = data["source_spread"]
     if not pairs:
         return "one kernel set (or a recorded reference)"
-    return "; ".join(f"{p['first']} vs {p['second']}: {p['max_diff_lsb']:.3g} LSB, {p['pct_exact']:.1f}% exact" for p in pairs)
+    return "; ".join(
+        f"{p['first']} vs {p['second']}: {p['max_diff_lsb']:.3g} LSB, {p['pct_exact']:.1f}% exact"
+        + (f", {p['agreement_terms']} {p['agreement']:.4g}" if p.get("agreement") is not None else "")
+        for p in pairs
+    )
 
 
 def _summary(data: dict[str, Any], verdict_class: str, line: str) -> str:
@@ -84,6 +94,7 @@ def _summary(data: dict[str, Any], verdict_class: str, line: str) -> str:
         ("opset", str(data["opset"])),
         ("samples", f"{data['samples']} on {html.escape(data['device'])}"),
         ("max LSB", ", ".join(f"{o['max_diff_lsb']:.3g}" for o in outputs)),
+        ("agreement", html.escape(_agreement(outputs))),
         ("input levels reached", html.escape(coverage)),
         ("output span", html.escape(span)),
         ("per layer", "not run" if data["per_layer_ok"] is None else ("ok" if data["per_layer_ok"] else "missed")),
