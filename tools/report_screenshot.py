@@ -1,6 +1,7 @@
 """Regenerates docs/report.png, the README's picture of a real report: runs the headless-Chromium
 test of the HTML report (tests/test_html_report.py: MTCNN's ONet with its trained weights,
-FX-quantized for x86, verified per layer on face crops by the spread bar), which saves its screenshot to test-artifacts/, and copies it here."""
+FX-quantized for x86, verified per layer on face crops by the spread bar), which saves its
+screenshot to test-artifacts/, and copies it here."""
 
 from __future__ import annotations
 
