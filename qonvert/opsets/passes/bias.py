@@ -122,8 +122,10 @@ def quantize_biases(graph: ir.Graph) -> int:
         if bias is None or x_dq is None or w is None:
             continue
         x_qp = qparams_of(x_dq)
-        if x_qp is None or x_qp.per_axis:
+        if x_qp is None:
             continue
+        if x_qp.per_axis:  # no one s_x to scale an integer bias by: the file's choice, not ours
+            raise InputError(f"op {source_label(node)}: its input is quantized per channel (axis {x_qp.axis}); a quantized op's input has one scale")
         w_dq, w_data, w_qp = w
         if input_channel_weight(node, w_qp):
             continue  # no s_x * s_w per output channel: the bias stays float (canonical.py)
