@@ -52,26 +52,6 @@ def text_lines(count: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def predictor_outputs(images: np.ndarray, mkldnn: bool) -> list[np.ndarray]:
-    import paddle.inference as pi
-
-    config = pi.Config(str(MODEL / "model.pdmodel"), str(MODEL / "model.pdiparams"))
-    config.disable_gpu()
-    if mkldnn:
-        config.enable_mkldnn()
-    else:
-        config.disable_mkldnn()
-    predictor = pi.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    results = []
-    for x in images:
-        handle.reshape([1, 3, 48, 192])
-        handle.copy_from_cpu(x[None])
-        predictor.run()
-        results.append(predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu().copy())
-    return results
-
-
 def flip_margins(result: qonvert.ConvertResult, feeds: list[dict[str, np.ndarray]]) -> tuple[list[float], int]:
     """Per layer, each quantized tensor computed by ORT from Paddle's own inputs: for every code
     that differs from Paddle's, how far Paddle's own real value (x * 127 / scale, before its
@@ -132,8 +112,8 @@ def main() -> None:
     rows = {
         "qonvert ONNX (ORT CPU, QDQ fused)": [run(session(result.model, "cpu"), f)[0] for f in feeds],
         "qonvert ONNX (ORT CPU, optimizations off: float kernels)": [run(session(result.model, "cpu", level="disabled"), f)[0] for f in feeds],
-        "Paddle predictor, oneDNN on": predictor_outputs(images, True),
-        "Paddle predictor, oneDNN off": predictor_outputs(images, False),
+        "Paddle predictor, oneDNN on": [r[0] for r in source.run_reference(MODEL, feeds, [], source.options(), "predictor-onednn")],
+        "Paddle predictor, oneDNN off": [r[0] for r in source.run_reference(MODEL, feeds, [], source.options(), "predictor")],
     }
     print(f"PP-OCR mobile v2 cls, Paddle PTQ (onnx_format=True), {args.count} rendered text lines, each against Paddle's static executor:\n")
     print("| run | max abs diff (probability) | outputs > 0.01 apart | top-1 agreement |")
