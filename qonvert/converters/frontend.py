@@ -80,6 +80,19 @@ class Frontend(ABC):
         first; each rounds its own way, and their spread is the source's own (source_spread)."""
         return ()
 
+    def run_kernel_sets(
+        self, path: Any, feeds: Samples, extra: list[str], options: Options | None, sets: tuple[str, ...]
+    ) -> dict[str, list[list[np.ndarray]] | InputError]:
+        """run_reference on each kernel set, by name; a set that cannot run the model gives its
+        error instead (a frontend whose runs share a costly start overrides this)."""
+        runs: dict[str, list[list[np.ndarray]] | InputError] = {}
+        for kernels in sets:
+            try:
+                runs[kernels] = self.run_reference(path, feeds, extra, options, kernels)
+            except InputError as exc:
+                runs[kernels] = exc
+        return runs
+
     def reference_remarks(self, path: Path, options: Options | None = None) -> list[str]:
         """What the report should say about the reference it ran, where that is not plain."""
         return []

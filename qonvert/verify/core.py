@@ -100,14 +100,20 @@ def verify(
     spread_notes: list[str] = []
     if not ref_outputs:
         extra = [s.source_output for s in states]
-        ref_outputs = chosen.run_reference(src, feeds, extra, framework_options, kernels or None)
-        others = {}
-        for k in kernel_sets:
-            try:
-                others[k] = chosen.run_reference(src, feeds, extra, framework_options, k) if k != kernels else ref_outputs
-            except InputError as exc:  # a kernel set without this model's ops (LiteRT's reference: DEPTH_TO_SPACE)
-                spread_notes.append(f"the source's {k} kernels cannot run it, so its spread leaves them out ({exc})")
-        spread = _spread(proto, {kernels: ref_outputs, **others}, kinds) if len(others) > 1 else []
+        if not kernel_sets:
+            ref_outputs = chosen.run_reference(src, feeds, extra, framework_options)
+        else:  # the one compared against first, then the others, for the source's own spread
+            runs = chosen.run_kernel_sets(src, feeds, extra, framework_options, (kernels, *(k for k in kernel_sets if k != kernels)))
+            first = runs.pop(kernels)
+            if isinstance(first, InputError):
+                raise first
+            ref_outputs, others = first, {}
+            for k, run in runs.items():
+                if isinstance(run, InputError):  # a set without this model's ops (LiteRT's reference: DEPTH_TO_SPACE)
+                    spread_notes.append(f"the source's {k} kernels cannot run it, so its spread leaves them out ({run})")
+                else:
+                    others[k] = run
+            spread = _spread(proto, {kernels: ref_outputs, **others}, kinds) if others else []
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)

@@ -60,10 +60,16 @@ class PaddleFrontend(Frontend):
 
         if extra:
             raise InputError(f"{path}: Paddle models have no state variables to follow")
-        program = find_program(path)
-        if program is None:
-            raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
-        return run_reference(program, feeds, kernels or "executor")
+        return run_reference(_program(path), feeds, kernels or "executor")
+
+    def run_kernel_sets(
+        self, path: Any, feeds: Samples, extra: list[str], options: Options | None, sets: tuple[str, ...]
+    ) -> dict[str, list[list[np.ndarray]] | InputError]:
+        from ...runtime.reference.paddle import run_kernel_sets
+
+        if extra:
+            raise InputError(f"{path}: Paddle models have no state variables to follow")
+        return run_kernel_sets(_program(path), feeds, sets)  # one child process for all
 
     def kernel_sets(self, path: Any, options: Options | None = None) -> tuple[str, ...]:
         from ...runtime.reference.paddle import KERNEL_SETS
@@ -77,7 +83,11 @@ class PaddleFrontend(Frontend):
 
         if kernels not in (None, "executor"):
             raise InputError(f"{path}: per layer runs on Paddle's executor only (its predictor rewrites the program first)")
-        program = find_program(path)
-        if program is None:
-            raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
-        return run_intermediates(program, feeds)
+        return run_intermediates(_program(path), feeds)
+
+
+def _program(path: Path) -> Path:
+    program = find_program(path)
+    if program is None:
+        raise InputError(f"{path}: no Paddle program (.json or .pdmodel) found")
+    return program
