@@ -17,6 +17,17 @@ from ..naming import unique_name
 from ..opsets.qparams import QuantParams
 
 MAX_RANK = 8  # dims of any tensor a quantized model uses; longer attribute lists are corrupt
+MAX_BUILT_ELEMENTS = 1 << 26  # elements of a constant qonvert makes from a declared shape (a fill, an eye)
+
+
+def check_built(shape: tuple[int, ...] | list[int], what: str) -> None:
+    """A constant qonvert is about to make from a shape the file declares: bounded, so that a
+    corrupt shape is one error line and not an allocation of exabytes."""
+    count = 1
+    for d in shape:
+        count *= max(int(d), 0)
+    if len(shape) > MAX_RANK or count > MAX_BUILT_ELEMENTS:
+        raise InputError(f"{what}: a constant of shape {list(shape)[:MAX_RANK]} ({count} elements) is past the {MAX_BUILT_ELEMENTS} qonvert makes")
 
 
 def _within(value: int, low: int | None, high: int | None) -> bool:

@@ -9,7 +9,7 @@ from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import ConversionContext
 from ...registry import register
-from ...source import SourceOp
+from ...source import SourceOp, check_built
 from ..quant import fold_quantize, qparams
 
 
@@ -29,6 +29,7 @@ def _zero_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value | None:
     shape = ctx.shape(op.input("X"))
     if scale is None or np.any(scale) or shape is None or any(d < 0 for d in shape):
         return None
+    check_built(shape, f"op {op.label}")
     return ctx.b.const(np.zeros(shape, np.float32), f"{op.output('Y')}_zeros")
 
 

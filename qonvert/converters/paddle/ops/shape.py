@@ -11,7 +11,7 @@ import onnx_ir as ir
 from ....errors import InputError
 from ...context import ConversionContext
 from ...registry import register
-from ...source import SourceOp
+from ...source import SourceOp, check_built
 
 _FILL_DTYPES = {0: np.bool_, 2: np.int32, 3: np.int64, 5: np.float32, 6: np.float64, 21: np.int8, 20: np.uint8}
 
@@ -176,6 +176,7 @@ def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     shape = _const_list(ctx, op, slot, "shape") or []
     if any(d < 0 for d in shape):
         raise InputError(f"op {op.label}: run-time shaped constant is not supported")
+    check_built(shape, f"op {op.label}")
     return ctx.b.const(np.full(shape, float(value)).astype(dtype), "fill")
 
 

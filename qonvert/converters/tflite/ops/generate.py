@@ -10,7 +10,7 @@ import onnx_ir as ir
 from ....errors import InputError
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
-from ...source import SourceOp
+from ...source import SourceOp, check_built
 from ..layout import arg, as_held, axis_in, out, rank_of
 from .shape import codes_as_output, constant_int, held_dtype, shape_input
 
@@ -62,6 +62,7 @@ def _eye(ctx: ConversionContext, op: SourceOp, name: str | None) -> ir.Value:
     size = (ctx.shape(name) or (-1,))[-1]
     if size < 0:
         raise InputError(f"op {op.label}: a diagonal of dynamic length")
+    check_built((size, size), f"op {op.label}")
     return ctx.b.const(np.eye(size, dtype=bool), "eye")
 
 

@@ -47,6 +47,8 @@ def qparams(op: SourceOp, array: Callable[[str | None], np.ndarray | None], shap
         raise InputError(f"op {op.label}: quantized dtype {dtype} is not supported")
     if axis is not None and axis < 0 and shape is not None:
         axis += len(shape)
+    if zero_point.size != scale.size or (not per_channel and scale.size != 1):  # as PyTorch's kernels require
+        raise InputError(f"op {op.label}: {scale.size} scales and {zero_point.size} zero points")
     return QuantParams(
         scale.reshape(-1) if per_channel else scale.reshape(()),
         zero_point.reshape(scale.shape) if per_channel else zero_point.reshape(()),
