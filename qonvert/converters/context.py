@@ -13,7 +13,7 @@ from ..metadata import SOURCE_OP
 from ..opsets.builder import GraphBuilder
 from ..opsets.qparams import QuantParams
 from .registry import lookup
-from .source import SourceGraph, SourceOp, mapped_files, page_releaser
+from .source import MAX_CONST_INTS, SourceGraph, SourceOp, mapped_files, page_releaser
 
 MAIN_OUTPUT_SLOTS = ("Out", "Output", "Y", "out")
 NP_TO_IR = {
@@ -52,9 +52,6 @@ def compose(held: tuple[int, ...] | None, want: tuple[int, ...] | None, rank: in
 # What a mapper returns, bound to its op's outputs in order (a dict: by output slot).
 Bound = ir.Value | Laid
 MapperResult = Bound | Sequence[Bound] | dict[str, Bound | Sequence[Bound]] | None
-
-
-MAX_CONST_INTS = 64  # entries of a shape, axes or kernel-size tensor; more is a corrupt file
 
 
 class ConversionContext:
