@@ -58,7 +58,11 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     # TFLite's kernels add the int32 bias to the s_x * s_w accumulator whatever scale the file
     # records for it (the converter writes that product): so does the ONNX model.
     x_qp, w_qp = ctx.source.quant.get(x_name), ctx.source.quant.get(arg(op, 1) or "")
-    if x_qp is not None and w_qp is not None and qp.dtype == "int32" and x_qp.scale.size == 1 and w_qp.scale.size in (1, values.size):
+    if x_qp is not None and x_qp.scale.size != 1:  # no one s_x to scale the integer bias by
+        raise InputError(f"op {op.label}: its input {x_name!r} is quantized per channel; a quantized op's input has one scale")
+    if w_qp is not None and w_qp.scale.size not in (1, values.size):
+        raise InputError(f"op {op.label}: a bias of {values.size} values for {w_qp.scale.size} weight scales")
+    if x_qp is not None and w_qp is not None and qp.dtype == "int32":
         scale = (x_qp.scale.astype(np.float64) * w_qp.scale.astype(np.float64)).astype(np.float32)
         qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int32", 0 if scale.size > 1 else None)
     return ctx.b.int_weight(values, qp, name)
