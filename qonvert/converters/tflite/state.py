@@ -56,6 +56,8 @@ def lift_variables(main: SourceGraph, inits: list[SourceGraph]) -> SourceGraph:
         model = first_read.get(var)
         value, value_qp = initial.get(var) or (None, None)
         if model is not None:  # the value as the main graph reads it
+            if model not in main.shapes or model not in main.dtypes:  # e.g. a read into a handle tensor
+                raise InputError(f"{main.path}: variable {var!r} is read into {model!r}, which is not a tensor of the graph")
             main.shapes[name], main.dtypes[name] = main.shapes[model], main.dtypes[model]
             if model in main.quant:
                 main.quant[name] = main.quant[model]
