@@ -111,10 +111,12 @@ def convert(
     drop_pages(mapped)
     del source, conv
     problems = check_canonical(built)
-    # qonvert keeps a weight's zero point and channel axis as the file gives them: the file's choice
-    from_file = [p for p in problems if "weight zero point is not 0" in p or "weight quantized on axis" in p]
+    # qonvert keeps a weight's zero point and channel axis, and every tensor's scales, as the file
+    # gives them: these are the file's (the scales of a tensor whose shape was unknown when read)
+    from_file = [p for p in problems if any(k in p for k in ("weight zero point is not 0", "weight quantized on axis", "scales for axis"))]
     if from_file:
-        raise InputError(f"{where}: {from_file[0]}: the canonical form takes weights quantized symmetrically, per tensor or per output channel")
+        takes = "symmetric weights, per tensor or per output channel, one scale a channel"
+        raise InputError(f"{where}: {from_file[0]}: the canonical form takes {takes}")
     if problems:
         raise InternalError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")
     out_path = Path(output) if output is not None else None

@@ -108,4 +108,6 @@ def tile(ctx: ConversionContext, op: SourceOp) -> Laid:
     repeats = constant_vector(ctx, op, 1, "multiples")
     x, perm = as_held(ctx, name)
     order = list(perm) if perm else list(range(rank_of(ctx, name)))
+    if len(repeats) != len(order):
+        raise InputError(f"op {op.label}: {len(repeats)} multiples for an input of rank {len(order)}")
     return Laid(ctx.b.op("Tile", [x, ctx.b.ints([repeats[a] for a in order])]), perm)
