@@ -167,7 +167,18 @@ class _Reader:
             ins = [names[int(i)] if i >= 0 else "" for i in (op.InputsAsNumpy() if op.InputsLength() else [])]
             outs = [names[int(i)] for i in (op.OutputsAsNumpy() if op.OutputsLength() else [])]
             graph.ops.append(SourceOp(self._op_type(op, opcodes, k), {"in": ins}, {"out": outs}, self._options(op)))
+        self._check_single_writer(graph)
         return graph
+
+    def _check_single_writer(self, graph: SourceGraph) -> None:
+        """Each tensor is written once: by one op, and not also a graph input or a constant (a
+        file whose op outputs collide cannot become an ONNX graph, which names values once)."""
+        written = {t.name: "a graph input" for t in graph.inputs} | dict.fromkeys(graph.constants, "a constant")
+        for op in graph.ops:
+            for name in op.outputs["out"]:
+                if name in written:
+                    raise InputError(f"{self.path}: op {op.label}: tensor {name!r} is also {written[name]}; a tensor is written once")
+                written[name] = f"the output of op {op.type}"
 
     def _subgraphs(self) -> list[Any]:
         return [self.model.Subgraphs(i) for i in range(self.model.SubgraphsLength())]
