@@ -157,8 +157,9 @@ def main(argv: list[str]) -> None:
 
     corpus = args.work / f"corpus-{args.format}"
     corpus.mkdir(parents=True, exist_ok=True)
+    seed_files = seeds(args.format)
     if not any(corpus.iterdir()):
-        for name, data in seeds(args.format).items():
+        for name, data in seed_files.items():
             (corpus / name).write_bytes(data)
     regression = Path(__file__).resolve().parent / "fuzz_corpus" / f"coverage-{args.format}"
     shm = Path("/dev/shm")
@@ -229,7 +230,7 @@ def main(argv: list[str]) -> None:
         f"-seed={args.seed}",
         "-rss_limit_mb=0",  # the address-space cap above stands in
         "-timeout=20",
-        f"-max_len={max(len(d) for d in seeds(args.format).values()) * 2}",
+        f"-max_len={max(len(d) for d in seed_files.values()) * 2}",
         f"-artifact_prefix={args.work}/finding-{args.format}-",
         "-print_final_stats=1",
     ]

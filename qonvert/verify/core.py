@@ -96,6 +96,7 @@ def verify(
     if not feeds:
         raise InputError(f"{reference or inputs}: holds no input samples")
     states = read_states(proto)
+    lsbs = output_lsb(proto)  # (one IR parse of the model, for our outputs and the spread's)
     spread: list[KernelSpread] = []
     spread_notes: list[str] = []
     if not ref_outputs:
@@ -113,12 +114,11 @@ def verify(
                     spread_notes.append(f"the source's {k} kernels cannot run it, so its spread leaves them out ({run})")
                 else:
                     others[k] = run
-            spread = _spread(proto, {kernels: ref_outputs, **others}, kinds) if others else []
+            spread = _spread(proto, lsbs, {kernels: ref_outputs, **others}, kinds) if others else []
     if save_reference is not None:
         refio.save(Path(save_reference), feeds, ref_outputs, [o.name for o in proto.graph.output])
     sess = session(proto, device)
     ours = run_steps(sess, feeds, states)  # a streaming model carries its own state, step to step
-    lsbs = output_lsb(proto)
     stats = []
     if any(len(r) != len(proto.graph.output) for r in ref_outputs):
         raise InputError(f"{reference or source}: the reference has {len(ref_outputs[0])} outputs, the ONNX model {len(proto.graph.output)}")
@@ -172,9 +172,10 @@ def _kernel_set(runtime: str, sets: tuple[str, ...], asked: str | None) -> str:
     return asked
 
 
-def _spread(proto: onnx.ModelProto, runs: dict[str, list[list[np.ndarray]]], kinds: dict[str, str]) -> list[KernelSpread]:
+def _spread(
+    proto: onnx.ModelProto, lsbs: dict[str, float | None], runs: dict[str, list[list[np.ndarray]]], kinds: dict[str, str]
+) -> list[KernelSpread]:
     """Each pair of kernel sets against each other, output by output; the worst output's figures."""
-    lsbs = output_lsb(proto)
     names = list(runs)
     pairs = []
     for i, first in enumerate(names):

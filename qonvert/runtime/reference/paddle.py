@@ -35,59 +35,43 @@ def run_reference(program: Path, inputs: refio.Samples, kernels: str = "executor
 def run_kernel_sets(program: Path, inputs: refio.Samples, sets: tuple[str, ...]) -> dict[str, list[list[np.ndarray]] | InputError]:
     """The outputs on each kernel set, in one child process (Paddle's import costs seconds); a set
     that fails gives its one-line error instead."""
-    env = dict(os.environ, FLAGS_enable_pir_api="1" if program.suffix == ".json" else "0", GLOG_minloglevel="3")
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in.npz"
-        refio.save(src, inputs, None, [])
-        proc = subprocess.run(
-            [sys.executable, "-m", __name__, str(program), str(src), str(Path(tmp) / "out"), "outputs", ",".join(sets)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise InputError(f"{program}: Paddle failed: {tail[0]}")
+        out = _child(program, inputs, Path(tmp), "outputs", ",".join(sets))
         runs: dict[str, list[list[np.ndarray]] | InputError] = {}
         for kernels in sets:
-            failed = Path(tmp) / f"out-{kernels}.err"
+            failed = Path(f"{out}-{kernels}.err")
             if failed.exists():
                 runs[kernels] = InputError(f"{program}: Paddle ({kernels}) failed: {failed.read_text().strip()[:300]}")
             else:
-                runs[kernels] = refio.load(Path(tmp) / f"out-{kernels}.npz")[1]
+                runs[kernels] = refio.load(Path(f"{out}-{kernels}.npz"))[1]
         return runs
 
 
 def run_intermediates(program: Path, inputs: refio.Samples) -> list[dict[str, np.ndarray]]:
     """Every quantized tensor the program computes, by the name qonvert's reader gives it, one
-    dict per input. ProgramDesc only: Paddle 3.3's executor cannot fetch a PIR program's
-    intermediate values (FetchTensors fails on every one of them, measured)."""
+    dict per input, on the executor. ProgramDesc only: Paddle 3.3's executor cannot fetch a PIR
+    program's intermediate values (FetchTensors fails on every one of them, measured)."""
     if program.suffix == ".json":
         raise InputError(
             f"{program}: per-layer on a PIR program: Paddle's executor cannot fetch its intermediate values; use the ProgramDesc (.pdmodel) form"
         )
-    outputs, names = _run(program, inputs, everything=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = _child(program, inputs, Path(tmp), "all")
+        _, outputs, names = refio.load(Path(f"{out}-all.npz"))
     return [dict(zip(names, outs, strict=True)) for outs in outputs]
 
 
-def _run(program: Path, inputs: refio.Samples, everything: bool) -> tuple[list[list[np.ndarray]], list[str]]:
+def _child(program: Path, inputs: refio.Samples, tmp: Path, *args: str) -> Path:
+    """Runs `_main` on the inputs in a child process; the prefix its files are written under."""
     env = dict(os.environ, FLAGS_enable_pir_api="1" if program.suffix == ".json" else "0", GLOG_minloglevel="3")
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-        refio.save(src, inputs, None, [])
-        proc = subprocess.run(
-            [sys.executable, "-m", __name__, str(program), str(src), str(dst), "all" if everything else "outputs"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise InputError(f"{program}: Paddle's executor failed: {tail[0]}")
-        _, outputs, names = refio.load(dst)
-        return outputs, names
+    src, out = tmp / "in.npz", tmp / "out"
+    refio.save(src, inputs, None, [])
+    command = [sys.executable, "-m", __name__, str(program), str(src), str(out), *args]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise InputError(f"{program}: Paddle failed: {tail[0]}")
+    return out
 
 
 def _quantized_values(prog: Any) -> tuple[list[Any], list[str]]:
@@ -133,10 +117,10 @@ def _predictor(program: str, src: str, dst: str, onednn: bool) -> None:
 
 
 def _main(program: str, src: str, dst: str, what: str = "outputs", sets: str = "") -> None:
-    """what="all": every quantized tensor on the executor into `dst`; else the outputs of each
-    kernel set in `sets` into `dst-<set>.npz` (or the set's error into `dst-<set>.err`)."""
+    """what="all": every quantized tensor on the executor into `dst-all.npz`; else the outputs of
+    each kernel set in `sets` into `dst-<set>.npz` (or the set's error into `dst-<set>.err`)."""
     if what == "all":
-        _executor(program, src, dst, everything=True)
+        _executor(program, src, f"{dst}-all.npz", everything=True)
         return
     for kernels in sets.split(","):
         try:
