@@ -113,9 +113,10 @@ def convert(
     problems = check_canonical(built)
     # qonvert keeps a weight's zero point and channel axis, and every tensor's scales, as the file
     # gives them: these are the file's (the scales of a tensor whose shape was unknown when read)
-    from_file = [p for p in problems if any(k in p for k in ("weight zero point is not 0", "weight quantized on axis", "scales for axis"))]
+    from_file_keys = ("weight zero point is not 0", "weight quantized on axis", "scales for axis", "weight is computed at run time")
+    from_file = [p for p in problems if any(k in p for k in from_file_keys)]
     if from_file:
-        takes = "symmetric weights, per tensor or per output channel, one scale a channel"
+        takes = "constant symmetric weights, per tensor or per output channel, one scale a channel"
         raise InputError(f"{where}: {from_file[0]}: the canonical form takes {takes}")
     if problems:
         raise InternalError(f"{where}: internal error, output breaks the QDQ contract: {problems[0]} (+{len(problems) - 1} more)")

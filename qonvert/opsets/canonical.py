@@ -159,7 +159,9 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
     if w is None and producer_op(node.inputs[1], "DequantizeLinear") is None:
         return out  # a float weight: the op runs in float on the dequantized activation, as the source does
     if w is None:
-        out.append(f"{where}: weight is not a DequantizeLinear of an integer initializer")
+        w_dq = producer_op(node.inputs[1], "DequantizeLinear")
+        run_time = w_dq is not None and const_array(w_dq.inputs[0]) is None
+        out.append(f"{where}: weight is {'computed at run time' if run_time else 'not a DequantizeLinear of an integer initializer'}")
         return out
     out += _check_weight(node, where)
     _, _, w_qp = w
