@@ -24,10 +24,14 @@ from .verify.report import BARS
 PER_LAYER = "also check each quantized tensor, computed from the reference runtime's own values of its inputs (TFLite, PyTorch, Paddle ProgramDesc)"
 BAR = (
     "which bar sets the verdict and exit code: end-to-end (every output within 1 LSB, same top-1), per-layer (every op within"
-    " 1 step) or spread (end to end, or within the source's own kernel spread with every op within 1 step)"
+    " 1 step), spread (end to end, or within the source's own kernel spread with every op within 1 step) or exact (every"
+    " output and every tensor equal to the source's: the default for a litert-exact model; end-to-end for any other)"
 )
 KIND = "what an output is, where its shape does not say it (classifier, sequence, map or map@THRESHOLD, regression); repeatable"
-KERNELS = "the source runtime's kernel set to compare against (LiteRT: xnnpack, builtin, reference; default the first); the others measure its spread"
+KERNELS = (
+    "the source runtime's kernel set to compare against (LiteRT: xnnpack, builtin, reference; default the first, the reference"
+    " kernels for a litert-exact model); the others measure its spread"
+)
 REPORT = "also write the report as one self-contained HTML page"
 SPEED = "ORT CPU's speed form: non-negative int8 activations as uint8 (differs where the source saturates)"
 TARGET = "write the deployment target's form (tensorrt: signed int8, zero point 0, float biases; ort-speed: " + SPEED + ")"
@@ -50,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--verify", action="store_true", help="also verify against the source framework")
     c.add_argument("--samples", type=int, default=20)
     c.add_argument("--per-layer", action="store_true", help=PER_LAYER)
-    c.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
+    c.add_argument("--bar", choices=BARS, help=BAR)
     c.add_argument("--reference-kernels", metavar="SET", help=KERNELS)
     c.add_argument("--output-kind", action="append", default=[], metavar="NAME=KIND", help=KIND)
     c.add_argument("--report", metavar="OUT.html", help=REPORT)
@@ -64,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--reference", help=".npz of inputs and recorded reference outputs")
     v.add_argument("--save-reference", help="record inputs and reference outputs to this .npz")
     v.add_argument("--per-layer", action="store_true", help=PER_LAYER)
-    v.add_argument("--bar", choices=BARS, default="end-to-end", help=BAR)
+    v.add_argument("--bar", choices=BARS, help=BAR)
     v.add_argument("--reference-kernels", metavar="SET", help=KERNELS)
     v.add_argument("--output-kind", action="append", default=[], metavar="NAME=KIND", help=KIND)
     v.add_argument("--report", metavar="OUT.html", help=REPORT)

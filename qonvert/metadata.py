@@ -22,6 +22,7 @@ LAYOUTS = "qonvert.layouts"  # quantized source tensor -> the permutation its ON
 SOURCE_OP = "qonvert.source_op"  # node metadata: the label of the source op the node was mapped from
 TWIN = "/twin"  # value-name suffix of a Q that twins another Q of the same value (passes.qdq.twin_shared_q)
 SPEED_UINT8 = "qonvert.speed_uint8"  # node metadata: a Q the speed form re-stored from int8 (targets.ort_speed)
+TARGET = "qonvert.target"  # the target form a model was derived in (targets/), absent for the canonical form
 STATE = "qonvert.state"  # the model's state variables (JSON list of StateVariable.as_json)
 
 

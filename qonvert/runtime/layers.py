@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import InputError
-from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, SOURCE_OP, TWIN, metadata
+from ..metadata import LAYOUTS, NAME_MAP, SOURCE_FRAMEWORK, SOURCE_OP, TARGET, TWIN, metadata
 from .ort import run, session
 
 OURS = "/qonvert_ours"  # suffix of the cut Q outputs (a name no framework makes)
@@ -172,8 +172,12 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
     by_data: dict[str, _Cut] = {}  # the float value a cut Q quantizes -> its cut
     by_source: dict[str, _Cut] = {}  # the first cut of each source tensor
     producers = {o: n for n in model.graph.node for o in n.output}
+    # A model in integer arithmetic (the litert-exact form) makes its codes without a Q: there
+    # every int8/uint8 value named as a source tensor is cut.
+    code_types = {vi.name: vi.type.tensor_type.elem_type for vi in (*model.graph.value_info, *model.graph.output)} if meta.get(TARGET) else {}
     for node in graph.node:
-        if node.op_type != "QuantizeLinear" or node.domain:
+        integer = bool(node.output) and code_types.get(node.output[0]) in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+        if (node.op_type != "QuantizeLinear" or node.domain) and not integer:
             continue
         value = node.output[0]
         source = to_source.get(value, value)
@@ -184,8 +188,11 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
                 node.output[0] = value + OURS  # computed, not compared: its original is
                 graph.input.append(onnx.helper.make_tensor_value_info(value, onnx.helper.np_dtype_to_tensor_dtype(original.dtype), None))
             continue
-        elem = zero_points.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else onnx.TensorProto.UINT8
-        scale, zp = (numpy_helper.to_array(constants[n]) if n in constants else None for n in (*node.input[1:3], "")[:2])
+        if integer and node.op_type != "QuantizeLinear":
+            elem, scale, zp = code_types[value], None, None
+        else:
+            elem = zero_points.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else onnx.TensorProto.UINT8
+            scale, zp = (numpy_helper.to_array(constants[n]) if n in constants else None for n in (*node.input[1:3], "")[:2])
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
         perm = layouts.get(source)

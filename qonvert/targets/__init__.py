@@ -46,13 +46,14 @@ class Target(ABC):
 
 @functools.cache
 def _table() -> dict[str, Target]:
+    from .litert_exact import LiteRtExact
     from .ort_speed import OrtSpeed
     from .tensorrt import TensorRT
 
-    return {t.name: t for t in (TensorRT(), OrtSpeed())}
+    return {t.name: t for t in (TensorRT(), OrtSpeed(), LiteRtExact())}
 
 
-TARGET_NAMES = ("tensorrt", "ort-speed")  # the table's names, known without importing the targets (CLI choices)
+TARGET_NAMES = ("tensorrt", "ort-speed", "litert-exact")  # the table's names, known without importing the targets (CLI choices)
 
 
 def target(name: str) -> Target:

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from ..errors import InputError
-from ..metadata import SOURCE_FRAMEWORK, StateVariable, metadata, read_states
+from ..metadata import SOURCE_FRAMEWORK, TARGET, StateVariable, metadata, read_states
 from ..onnx_file import load_onnx
 from ..runtime import refio
 from ..runtime.compare import OutputStats, compare, output_lsb
@@ -20,6 +20,8 @@ from ..runtime.layers import compare_layers, outputs_from_reference
 from ..runtime.ort import fusion_report, run_steps, session
 from .report import BARS, InputCoverage, KernelSpread, VerifyReport
 from .sampling import check_feeds, input_levels, input_specs, quantize_float_feeds, sample_inputs
+
+EXACT_TARGET, EXACT_KERNELS = "litert-exact", "reference"  # the form and the kernel set it reproduces (targets/litert_exact)
 
 
 def random_inputs(model: onnx.ModelProto, samples: int, seed: int = 0, input_shapes: dict[str, list[int]] | None = None) -> refio.Samples:
@@ -40,7 +42,7 @@ def verify(
     fusion: bool = True,
     per_layer: bool = False,
     input_shapes: dict[str, list[int]] | None = None,
-    bar: str = "end-to-end",
+    bar: str | None = None,
     reference_kernels: str | None = None,
     output_kinds: dict[str, str] | None = None,
     **options: Any,
@@ -53,28 +55,33 @@ def verify(
     options: the framework's own options the model was converted with, where running the source
     depends on them (PyTorch: engine, trust_pickle, example_inputs).
     bar: "end-to-end" (every output within tolerance_lsb, same top-1), "per-layer" (every op
-    within 1 step of the source on the source's inputs; runs per_layer) or "spread" (end to end, or
+    within 1 step of the source on the source's inputs; runs per_layer), "spread" (end to end, or
     every output within the source's own kernel spread and every op within 1 step; runs
-    per_layer) sets `equivalent`.
+    per_layer) or "exact" (every output and every tensor equal; runs per_layer) sets
+    `equivalent`. Default: exact for a model in the litert-exact form, else end-to-end.
     reference_kernels: the source runtime's kernel set the comparison runs against (LiteRT:
-    xnnpack, builtin, reference; default the first); the others run too, for the source's own
-    spread (a recorded reference has none).
+    xnnpack, builtin, reference; default the first, and the reference kernels for a litert-exact
+    model); the others run too, for the source's own spread (a recorded reference has none).
     output_kinds: what an output is, by name, where its shape does not say it safely (classifier,
     sequence, map or map@THRESHOLD, regression): its agreement is reported in those terms."""
     from ..converters import as_source, frontend
 
+    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
+    exact_form = metadata(proto).get(TARGET) == EXACT_TARGET
+    bar = bar or ("exact" if exact_form else "end-to-end")
     if bar not in BARS:
         raise InputError(f"--bar {bar!r}: expected one of {', '.join(BARS)}")
-    per_layer = per_layer or bar in ("per-layer", "spread")
+    per_layer = per_layer or bar in ("per-layer", "spread", "exact")
     src = as_source(source)
     chosen = frontend(src)
     framework_options = chosen.options(**options)  # the ones it was converted with (PyTorch: engine, ...)
     kernel_sets = chosen.kernel_sets(src, framework_options)
     kinds = dict(output_kinds or {})
+    if reference_kernels is None and exact_form and EXACT_KERNELS in kernel_sets:
+        reference_kernels = EXACT_KERNELS  # what the form reproduces
     kernels = _kernel_set(chosen.runtime, kernel_sets, reference_kernels)
     if per_layer:
         _check_intermediates(src)
-    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else load_onnx(Path(onnx_model))
     unknown = sorted(set(kinds) - {o.name for o in proto.graph.output})
     if unknown:
         raise InputError(f"--output-kind {unknown[0]!r}: the model's outputs are {', '.join(o.name for o in proto.graph.output)}")

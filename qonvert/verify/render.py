@@ -67,6 +67,8 @@ def print_report(report: VerifyReport, console: Console | None = None) -> None:
 def verdict_word(report: dict[str, Any]) -> str:
     """EQUIVALENT, NOT EQUIVALENT, or (the spread bar met only through the source's own spread)
     WITHIN THE SOURCE'S KERNEL SPREAD."""
+    if report["bar"] == "exact":
+        return "EXACT" if report["equivalent"] else "NOT EXACT"
     if report["equivalent"] and report["bar"] == "spread" and not report["end_to_end_ok"]:
         return "WITHIN THE SOURCE'S KERNEL SPREAD"
     return "EQUIVALENT" if report["equivalent"] else "NOT EQUIVALENT"
@@ -84,6 +86,9 @@ def verdict_line(report: dict[str, Any]) -> str:
     elif within is False:
         spread += " (ours not within that, or an op past 1 step)"
     where = f"{report['samples']} samples on {report['device']}"
+    if report["bar"] == "exact":
+        equal = "every output and every tensor equal to the source's" if report.get("bit_exact") else "an output or a tensor differs"
+        return f"{verdict_word(report)} by the exact bar: {where}; {equal}; {end_to_end}{layers}"
     return f"{verdict_word(report)} by the {report['bar']} bar: {where}; {end_to_end}{layers}{spread}"
 
 

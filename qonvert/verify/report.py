@@ -13,7 +13,7 @@ from ..runtime.ort import FusionReport
 SCHEMA = "qonvert.verify/1"
 # which bar sets the verdict (and the CLI's exit code); "spread": end to end, or within the
 # source's own kernel spread with every op within 1 step per layer
-BARS = ("end-to-end", "per-layer", "spread")
+BARS = ("end-to-end", "per-layer", "spread", "exact")  # exact: every output and every tensor equal (litert-exact)
 LAYER_TOLERANCE_STEPS = 1  # per layer: every op within 1 step of the source on the source's inputs
 
 
@@ -81,8 +81,16 @@ class VerifyReport:
         return bool(self.per_layer_ok) and all(o.max_diff_lsb <= max(largest, self.tolerance_lsb) + 1e-3 for o in self.outputs)
 
     @property
+    def bit_exact(self) -> bool:
+        """Every output and every tensor compared per layer equal to the source's (0 LSB)."""
+        layers_equal = self.layers is not None and all(layer.max_steps == 0 for layer in self.layers)
+        return layers_equal and all(o.max_diff_lsb == 0 for o in self.outputs)
+
+    @property
     def equivalent(self) -> bool:
         """The verdict by the chosen bar."""
+        if self.bar == "exact":
+            return self.bit_exact
         if self.bar == "per-layer":
             return bool(self.per_layer_ok)
         if self.bar == "spread":
@@ -106,6 +114,7 @@ class VerifyReport:
             "end_to_end_ok": self.end_to_end_ok,
             "per_layer_ok": self.per_layer_ok,
             "within_source_spread": self.within_source_spread,
+            "bit_exact": self.bit_exact,
             "runtime": self.runtime,
             "kernels": self.kernels,
             "source_spread": [asdict(pair) for pair in self.source_spread],

@@ -78,10 +78,12 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     multiplier = int(np.floor(abs(float(fraction)) * (1 << 31) + 0.5)) * (1 if fraction >= 0 else -1)
     if multiplier == 1 << 31:
         multiplier, shift = multiplier // 2, shift + 1
+    if shift < -31:  # every bit shifted out: LiteRT flushes the multiplier to 0
+        return 0, 0
     return multiplier, int(shift)
 
 
-def _doubling_high_mul(a: int, b: int) -> int:
+def doubling_high_mul(a: int, b: int) -> int:
     """SaturatingRoundingDoublingHighMul (a, b int32; C++ division truncating toward zero)."""
     if a == b == -(1 << 31):
         return (1 << 31) - 1
@@ -90,7 +92,7 @@ def _doubling_high_mul(a: int, b: int) -> int:
     return abs(nudged) // (1 << 31) * (1 if nudged >= 0 else -1)
 
 
-def _rounding_divide_by_pot(x: int, exponent: int) -> int:
+def rounding_divide_by_pot(x: int, exponent: int) -> int:
     """RoundingDivideByPOT: x / 2^exponent, halves away from zero."""
     mask = (1 << exponent) - 1
     threshold = (mask >> 1) + (1 if x < 0 else 0)
@@ -100,7 +102,7 @@ def _rounding_divide_by_pot(x: int, exponent: int) -> int:
 def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
     """MultiplyByQuantizedMultiplier: how an integer kernel (FULLY_CONNECTED, BATCH_MATMUL, CONV)
     rescales its int32 accumulator to the output's steps."""
-    return _rounding_divide_by_pot(_doubling_high_mul(x * (1 << max(shift, 0)), multiplier), max(-shift, 0))
+    return rounding_divide_by_pot(doubling_high_mul(x * (1 << max(shift, 0)), multiplier), max(-shift, 0))
 
 
 COMPARISON_LEFT_SHIFT = 8
@@ -116,4 +118,4 @@ def comparison_values(qp: QuantParams) -> np.ndarray | None:
     lo, hi = qp.code_range
     zero_point = int(qp.zero_point)
     shifted = [(code - zero_point) << COMPARISON_LEFT_SHIFT for code in range(lo, hi + 1)]
-    return np.asarray([_rounding_divide_by_pot(_doubling_high_mul(v, multiplier), -shift) for v in shifted], np.int32)
+    return np.asarray([rounding_divide_by_pot(doubling_high_mul(v, multiplier), -shift) for v in shifted], np.int32)

@@ -1,0 +1,290 @@
+"""The LiteRT-exact form (`convert --target litert-exact`): a TFLite int8 model as an ONNX graph in
+integer arithmetic that reproduces LiteRT's reference kernels (BUILTIN_REF, what TFLite Micro
+computes too) bit for bit: a golden model that runs wherever ONNX runs.
+
+Each island of the canonical graph (islands.py: the float ops between the DQs of quantized
+tensors and the Qs of their results, one LiteRT op) becomes the arithmetic of that op's
+reference kernel on the codes:
+- convolutions and fully connected: ConvInteger / MatMulInteger (exact int32 sums), the int32
+  bias, then MultiplyByQuantizedMultiplier in int64 (arithmetic.py, emit.py);
+- ADD, SUB, MUL, AVERAGE_POOL_2D, MEAN: their own fixed-point rescaling and rounding;
+- ops of one input whose result depends on the code alone (LOGISTIC, TANH, HARD_SWISH, the RELU
+  family, LEAKY_RELU, a requantization): a Gather over a 256-entry table (tables.py);
+- ops that only move or pick codes (reshapes, transposes, concatenation, slicing, max pooling,
+  nearest resize, padding ...) where input and output share their quantization: the op itself
+  on the codes.
+An island with none of these forms is refused, all of them in one error line: this form never
+approximates. The tensors keep their canonical names and storage, so verify compares every one
+against LiteRT's reference kernels (`--reference-kernels reference`), at 0 LSB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnx_ir.passes.common as common
+
+from ...errors import InputError
+from ...metadata import SOURCE_FRAMEWORK, SOURCE_OP, TARGET, metadata
+from ...opsets.graph_edit import TAKEN_NAMES, const_array, value_names
+from .. import Target
+from . import arithmetic, tables
+from .emit import Emitter
+from .islands import Codes, Island, Unsupported, find_islands, q_codes
+
+NAME = "litert-exact"
+# Ops that move or pick codes without computing on them: on the codes they give what LiteRT's
+# kernels give, where input and output share one quantization (LiteRT requires that of them).
+MOVEMENT = frozenset(
+    {
+        "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Concat", "Split", "Slice",
+        "Gather", "GatherND", "MaxPool", "DepthToSpace", "SpaceToDepth", "Pad", "Tile", "Expand",
+        "Min", "Max", "ReduceMax", "ReduceMin", "Resize",
+    }
+)  # fmt: skip
+ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish")
+# Float ops whose IEEE results ORT and LiteRT share bit for bit (one rounding each, no
+# accumulation order, no transcendental): an island of them between the source's own DEQUANTIZE
+# and QUANTIZE ops (LiteRT runs it in float) stays as it is, and only its Q is made exact.
+FLOAT_EXACT = frozenset({"PRelu", "Relu", "Clip", "LeakyRelu", "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs"})
+FLOAT_KIND = "float ops, as the source runs them"
+
+
+class LiteRtExact(Target):
+    name = NAME
+    form = "the LiteRT-exact form"
+
+    def derive(self, model: ir.Model, where: str, **options: Any) -> list[str]:
+        framework = metadata(model).get(SOURCE_FRAMEWORK)
+        if framework != "tflite":
+            raise InputError(f"{where}: --target {NAME} reproduces LiteRT's kernels: it takes TFLite models, not {framework}")
+        graph = model.graph
+        graph.meta[TAKEN_NAMES] = value_names(graph)
+        try:
+            problems, counts = exact_form(graph)
+        finally:
+            graph.meta.pop(TAKEN_NAMES, None)
+        if problems:
+            raise InputError(f"{where}: {NAME} cannot reproduce {len(problems)} op(s) exactly: {'; '.join(problems)}")
+        common.RemoveUnusedNodesPass()(model)
+        model.metadata_props[TARGET] = NAME
+        ops = sorted({n.op_type for n in graph})
+        return [f"{NAME}: {sum(counts.values())} LiteRT ops reproduced ({_counted(counts)}); ORT ops used: {', '.join(ops)}"]
+
+    def findings(self, model: onnx.ModelProto) -> list[str]:
+        ir_model = ir.from_proto(model)
+        if metadata(ir_model).get(SOURCE_FRAMEWORK) != "tflite":
+            return [f"{NAME} takes TFLite models only"]
+        ir_model.graph.meta[TAKEN_NAMES] = value_names(ir_model.graph)
+        return exact_form(ir_model.graph)[0]
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def exact_form(graph: ir.Graph) -> tuple[list[str], dict[str, int]]:
+    """Rewrite the graph in place; what cannot be reproduced (nothing rewritten then counts)."""
+    islands, shape_readers, problems = find_islands(graph, MOVEMENT)
+    made: list[tuple[Island, str, Emitter, dict[ir.Node, ir.Value]]] = []
+    counts: dict[str, int] = {}
+    for k, island in enumerate(islands):
+        emit = Emitter(graph, f"exact{k}", island.label)
+        try:
+            kind, results = _rewrite(emit, island)
+        except Unsupported as exc:
+            problems.append((island.label, str(exc)))
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        made.append((island, kind, emit, results))
+    if problems:
+        return _grouped(problems), {}
+    for reader in shape_readers:  # a shape read from a DQ's output: the same from its codes
+        dq = reader.inputs[0].producer() if reader.inputs[0] is not None else None
+        if dq is not None:
+            reader.replace_input_with(0, dq.inputs[0])
+    retired: list[ir.Node] = []
+    for island, kind, emit, results in made:
+        graph.extend(emit.nodes)
+        for q, codes in results.items():
+            old = q.outputs[0]
+            name = old.name
+            old.replace_all_uses_with(codes, replace_graph_outputs=True)
+            old.name = f"{name}/retired"
+            codes.name, codes.shape, codes.type = name, old.shape, old.type
+        retired += [*(island.nodes if kind != FLOAT_KIND else []), *island.quantizes]
+    graph.remove(retired, safe=True)
+    graph.sort()
+    return [], counts
+
+
+def _grouped(problems: list[tuple[str, str]]) -> list[str]:
+    """One line per op kind and reason, its count and first tensor ("PRELU x23 (p_re_lu): ...")."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for label, reason in problems:
+        kind, _, name = label.partition(" -> ")
+        groups.setdefault((kind, reason), []).append(name or kind)
+    return [f"{kind}{f' x{len(names)}' if len(names) > 1 else ''} ({names[0]}): {reason}" for (kind, reason), names in groups.items()]
+
+
+def _rewrite(emit: Emitter, island: Island) -> tuple[str, dict[ir.Node, ir.Value]]:
+    """The island's integer form: (what kind, the codes standing for each of its Qs)."""
+    if not island.quantizes:
+        raise Unsupported(f"{'+'.join(island.op_types)} computes in float in the source")
+    outs = [q_codes(q) for q in island.quantizes]
+    if not island.nodes:
+        return _requantize(emit, island.quantizes[0], outs[0])
+    if all(t in MOVEMENT for t in island.op_types):
+        return "code moves", _movement(emit, island, outs)
+    if all(q.metadata_props.get(SOURCE_OP, "").startswith("QUANTIZE") for q in island.quantizes) and set(island.op_types) <= FLOAT_EXACT | MOVEMENT:
+        return FLOAT_KIND, {q: _quantize_float(emit, q.inputs[0], o) for q, o in zip(island.quantizes, outs, strict=True)}  # type: ignore[arg-type]
+    if any(not o.same_as(outs[0]) for o in outs[1:]):
+        raise Unsupported("its result is quantized two ways")
+    out = outs[0]
+    core, low, high = arithmetic.fused_activation(island.nodes)
+    if len(island.reads) == 1 and all(n.op_type in ACTIVATIONS for n in island.nodes):
+        return "tables", _table(emit, island, out)
+    main = [n for n in core if n.op_type not in MOVEMENT]
+    if len(main) != 1:
+        raise Unsupported(f"{'+'.join(island.op_types)} is not one LiteRT int8 op")
+    node = main[0]
+    clamp = tables.activation_range(out, low, high)
+    if node.op_type in ("Gemm", "MatMul"):
+        result = _fully_connected(emit, island, core, node, out, clamp)
+    elif core != [node]:
+        raise Unsupported(f"{'+'.join(island.op_types)} is not one LiteRT int8 op")
+    elif node.op_type == "Conv":
+        result = arithmetic.conv(emit, island, node, out, clamp)
+    elif node.op_type in ("Add", "Sub"):
+        result = arithmetic.add_sub(emit, island, node, out, clamp)
+    elif node.op_type == "PRelu":
+        result = arithmetic.prelu(emit, island, node, out, clamp)
+    elif node.op_type == "Mul":
+        result = arithmetic.mul(emit, island, node, out, clamp)
+    elif node.op_type == "AveragePool":
+        result = arithmetic.average_pool(emit, island, node, out, clamp)
+    elif node.op_type == "ReduceMean" and low is None and high is None:
+        result = arithmetic.mean(emit, island, node, out)
+    else:
+        raise Unsupported(f"{node.op_type} has no LiteRT-exact form here")
+    return "integer kernels", {q: emit.stored(result, o.storage) for q, o in zip(island.quantizes, outs, strict=True)}
+
+
+def _fully_connected(emit: Emitter, island: Island, core: list[ir.Node], node: ir.Node, out: Codes, clamp: tuple[int, int]) -> ir.Value:
+    """FULLY_CONNECTED: the reshapes the canonical form puts around its Gemm moved onto the
+    codes before it and the result after it."""
+    at = core.index(node)
+    x = island.codes_of(_first_input(core[0]))
+    mapped: dict[ir.Value, ir.Value] = {_first_input(core[0]): x.value}  # type: ignore[dict-item]
+    for before in core[:at]:
+        _clone(emit, before, mapped)
+    x_codes = mapped.get(node.inputs[0])  # type: ignore[arg-type]
+    if x_codes is None:
+        raise Unsupported("its input is not a quantized tensor")
+    result = arithmetic.fully_connected(emit, island, node, x_codes, x, out, clamp)
+    mapped[node.outputs[0]] = result
+    for after in core[at + 1 :]:
+        _clone(emit, after, mapped)
+    return mapped[core[-1].outputs[0]]
+
+
+def _first_input(node: ir.Node) -> ir.Value:
+    value = node.inputs[0]
+    if value is None:
+        raise Unsupported(f"{node.op_type} has no input")
+    return value
+
+
+def _clone(emit: Emitter, node: ir.Node, mapped: dict[ir.Value, ir.Value]) -> list[ir.Value]:
+    """The node again, on the values `mapped` gives for its inputs (constants as they are)."""
+    inputs = [mapped.get(v, v) if v is not None else None for v in node.inputs]  # type: ignore[arg-type]
+    attrs = {name: attr.value for name, attr in node.attributes.items()}
+    outputs = emit.ops(node.op_type, *inputs, outputs=len(node.outputs), **attrs)
+    mapped.update(zip(node.outputs, outputs, strict=True))
+    return outputs
+
+
+def _movement(emit: Emitter, island: Island, outs: list[Codes]) -> dict[ir.Node, ir.Value]:
+    """Ops that move codes, run on the codes (every input and output of one quantization)."""
+    inputs = list(island.reads.values())
+    if not inputs or any(not c.same_as(inputs[0]) for c in (*inputs, *outs)):
+        raise Unsupported(f"{'+'.join(island.op_types)}: its inputs and outputs are quantized differently")
+    first = inputs[0]
+    storage = first.storage
+    mapped: dict[ir.Value, ir.Value] = {}
+    for value, codes in island.reads.items():
+        mapped[value] = codes.value if codes.storage == storage else emit.stored(emit.int8_codes(codes.value), storage)
+    for node in island.nodes:
+        mode = node.attributes.get("mode")
+        if node.op_type == "Resize" and mode is not None and mode.value != "nearest":
+            raise Unsupported(f"Resize mode {mode.value}: LiteRT's int8 kernel rounds its own way")
+        pad_value = node.inputs[2] if node.op_type == "Pad" and len(node.inputs) > 2 else None
+        if pad_value is not None:
+            real = const_array(pad_value)
+            if real is None:
+                raise Unsupported("a Pad value computed at run time")
+            code = first.zero_point + int(np.rint(float(real) / float(first.scale)))
+            unsigned = storage == ir.DataType.UINT8
+            mapped[pad_value] = emit.const(code + (128 if unsigned else 0), np.uint8 if unsigned else np.int8)
+        _clone(emit, node, mapped)
+    results = {}
+    for q, out in zip(island.quantizes, outs, strict=True):
+        moved = mapped[q.inputs[0]]  # type: ignore[index]
+        results[q] = moved if out.storage == storage else emit.stored(emit.int8_codes(moved), out.storage)
+    return results
+
+
+TABLES = {
+    "Sigmoid": lambda x, out, node: tables.logistic(x, out),
+    "Tanh": lambda x, out, node: tables.tanh(x, out),
+    "HardSwish": lambda x, out, node: tables.hard_swish(x, out),
+    "LeakyRelu": lambda x, out, node: tables.leaky_relu(x, out, node.attributes["alpha"].value if "alpha" in node.attributes else 0.01),
+}
+
+
+def _table(emit: Emitter, island: Island, out: Codes) -> dict[ir.Node, ir.Value]:
+    """One unary op (or a RELU-family clamp) on the codes: a table of LiteRT's result per code."""
+    x = next(iter(island.reads.values()))
+    head, low, high = arithmetic.fused_activation(island.nodes)
+    if len(head) != 1:
+        raise Unsupported(f"{'+'.join(island.op_types)} is not one LiteRT int8 op")
+    node = head[0]
+    if node.op_type in ("Relu", "Clip"):
+        bounds = arithmetic.clip_bounds(node)
+        table = tables.relu_family(x, out, *bounds) if low is None and high is None else None
+        if table is None:
+            raise Unsupported("two clamps in a row")
+    else:
+        table = TABLES[node.op_type](x, out, node)
+        if low is not None or high is not None:
+            raise Unsupported(f"{node.op_type} with a fused activation")
+    return {q: emit.table(x.value, _stored(table, o.storage)) for q, o in zip(island.quantizes, [q_codes(q) for q in island.quantizes], strict=True)}
+
+
+def _stored(table: np.ndarray, storage: ir.DataType) -> np.ndarray:
+    return (table + 128).astype(np.uint8) if storage == ir.DataType.UINT8 else table.astype(np.int8)
+
+
+def _requantize(emit: Emitter, q: ir.Node, out: Codes) -> tuple[str, dict[ir.Node, ir.Value]]:
+    """A Q alone: QUANTIZE of a float graph input (AffineQuantize: x / scale in float32, rounded
+    half away from zero), or of another quantized tensor (Requantize)."""
+    source = q.inputs[0]
+    dq = source.producer() if source is not None else None
+    if dq is not None and dq.op_type == "DequantizeLinear":
+        x = q_codes(dq)
+        return "tables", {q: emit.table(x.value, _stored(tables.quantize(x, out), out.storage))}
+    if source is None or not source.is_graph_input() or source.dtype != ir.DataType.FLOAT:
+        raise Unsupported("a QuantizeLinear of a value computed in float")
+    return "input quantization", {q: _quantize_float(emit, source, out)}
+
+
+def _quantize_float(emit: Emitter, value: ir.Value, out: Codes) -> ir.Value:
+    """AffineQuantize: value / scale in float32, rounded half away from zero, plus the zero
+    point, clamped (ORT's QuantizeLinear rounds halves to even)."""
+    f32 = np.float32
+    scaled = emit.op("Clip", emit.op("Div", value, emit.const(out.scale, f32)), emit.const(-1e9, f32), emit.const(1e9, f32))
+    codes = emit.clamp(emit.op("Add", emit.round_half_away(scaled), emit.const(out.zero_point)), -128, 127)
+    return emit.stored(codes, out.storage)
