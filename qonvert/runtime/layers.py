@@ -53,10 +53,13 @@ class _Cut:
 
 
 def compare_layers(
-    model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]], device: str = "cpu"
+    model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]], device: str = "cpu", required: bool = True
 ) -> list[LayerStats]:
-    """One LayerStats per quantized source tensor the reference exposes, in graph order."""
+    """One LayerStats per quantized source tensor the reference exposes, in graph order (none
+    found: an error, unless not `required`)."""
     cut_model, cuts = _cut(model, set(reference[0]) if reference else set())
+    if not cuts and not required:
+        return []
     if not cuts:
         raise InputError("per-layer: no quantized tensor of the ONNX model is named as a tensor of the reference")
     sess = session(cut_model, device)
@@ -197,7 +200,7 @@ def _cut(model: onnx.ModelProto, reference_names: set[str]) -> tuple[onnx.ModelP
         dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
         perm = layouts.get(source)
         if source in by_source:  # the tensor again, after the layout ops that restore the source's
-            perm = _perm_after(producers, node.input[0], by_source[source])  # (an output's Transpose)
+            perm = _perm_after(producers, value, by_source[source])  # (an output's Transpose)
         cuts.append(_Cut(source, value, perm, dtype, shapes.get(value), scale, zp, axis))
         by_data[node.input[0]] = by_source.setdefault(source, cuts[-1])
         node.output[0] = value + OURS
@@ -213,11 +216,12 @@ def _perm_after(producers: dict[str, onnx.NodeProto], value: str, first: _Cut) -
     transposes: list[list[int]] = []
     node = producers.get(value)
     while value != first.value:
-        if node is None or not node.input or node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity", "Transpose"):
+        if node is None or not node.input or node.op_type not in ("QuantizeLinear", "DequantizeLinear", "Identity", "Transpose", "Cast", "Gather"):
             return first.perm
         if node.op_type == "Transpose":
             transposes.append(list(next((a.ints for a in node.attribute if a.name == "perm"), [])))
-        value = node.input[0]
+        # a Gather here is a table lookup (the litert-exact form's requantization): its codes are its indices
+        value = node.input[1] if node.op_type == "Gather" and len(node.input) > 1 else node.input[0]
         node = producers.get(value)
     perm = list(first.perm) if first.perm is not None else None
     for t in reversed(transposes):  # in graph order

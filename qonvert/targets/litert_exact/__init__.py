@@ -31,7 +31,7 @@ from ...errors import InputError
 from ...metadata import SOURCE_FRAMEWORK, SOURCE_OP, TARGET, metadata
 from ...opsets.graph_edit import TAKEN_NAMES, const_array, value_names
 from .. import Target
-from . import arithmetic, tables
+from . import arithmetic, softmax, tables
 from .emit import Emitter
 from .islands import Codes, Island, Unsupported, find_islands, q_codes
 
@@ -88,7 +88,7 @@ def _counted(counts: dict[str, int]) -> str:
 
 def exact_form(graph: ir.Graph) -> tuple[list[str], dict[str, int]]:
     """Rewrite the graph in place; what cannot be reproduced (nothing rewritten then counts)."""
-    islands, shape_readers, problems = find_islands(graph, MOVEMENT)
+    islands, code_readers, problems = find_islands(graph, MOVEMENT)
     made: list[tuple[Island, str, Emitter, dict[ir.Node, ir.Value]]] = []
     counts: dict[str, int] = {}
     for k, island in enumerate(islands):
@@ -102,7 +102,7 @@ def exact_form(graph: ir.Graph) -> tuple[list[str], dict[str, int]]:
         made.append((island, kind, emit, results))
     if problems:
         return _grouped(problems), {}
-    for reader in shape_readers:  # a shape read from a DQ's output: the same from its codes
+    for reader in code_readers:  # a DQ output's shape or order: the same from its codes
         dq = reader.inputs[0].producer() if reader.inputs[0] is not None else None
         if dq is not None:
             reader.replace_input_with(0, dq.inputs[0])
@@ -147,6 +147,9 @@ def _rewrite(emit: Emitter, island: Island) -> tuple[str, dict[ir.Node, ir.Value
     core, low, high = arithmetic.fused_activation(island.nodes)
     if len(island.reads) == 1 and all(n.op_type in ACTIVATIONS for n in island.nodes):
         return "tables", _table(emit, island, out)
+    if island.op_types[-1:] == ("Softmax",) and low is None and high is None:
+        result = softmax.softmax(emit, island, island.nodes[-1], out, _softmax_beta(island))
+        return "integer kernels", {q: emit.stored(result, o.storage) for q, o in zip(island.quantizes, outs, strict=True)}
     main = [n for n in core if n.op_type not in MOVEMENT]
     if len(main) != 1:
         raise Unsupported(f"{'+'.join(island.op_types)} is not one LiteRT int8 op")
@@ -171,6 +174,17 @@ def _rewrite(emit: Emitter, island: Island) -> tuple[str, dict[ir.Node, ir.Value
     else:
         raise Unsupported(f"{node.op_type} has no LiteRT-exact form here")
     return "integer kernels", {q: emit.stored(result, o.storage) for q, o in zip(island.quantizes, outs, strict=True)}
+
+
+def _softmax_beta(island: Island) -> float:
+    """SOFTMAX's beta: 1, or the constant the canonical form multiplies the input by first."""
+    if island.op_types == ("Softmax",):
+        return 1.0
+    scale = island.nodes[0]
+    beta = const_array(scale.inputs[1]) if island.op_types == ("Mul", "Softmax") and len(scale.inputs) > 1 else None
+    if beta is None or beta.size != 1 or island.nodes[1].inputs[0] is not scale.outputs[0]:
+        raise Unsupported(f"{'+'.join(island.op_types)} is not one LiteRT int8 op")
+    return float(beta)
 
 
 def _fully_connected(emit: Emitter, island: Island, core: list[ir.Node], node: ir.Node, out: Codes, clamp: tuple[int, int]) -> ir.Value:
@@ -213,7 +227,7 @@ def _movement(emit: Emitter, island: Island, outs: list[Codes]) -> dict[ir.Node,
     if not inputs or any(not c.same_as(inputs[0]) for c in (*inputs, *outs)):
         raise Unsupported(f"{'+'.join(island.op_types)}: its inputs and outputs are quantized differently")
     first = inputs[0]
-    storage = first.storage
+    storage = outs[0].storage  # the inputs are brought to it, so that the op makes the output (per layer follows the layout ops)
     mapped: dict[ir.Value, ir.Value] = {}
     for value, codes in island.reads.items():
         mapped[value] = codes.value if codes.storage == storage else emit.stored(emit.int8_codes(codes.value), storage)

@@ -186,7 +186,7 @@ def mean(emit: Emitter, island: Island, node: ir.Node, out: Codes) -> ir.Value:
         raise Unsupported("its reduced axes or their sizes are unknown")
     count = math.prod(d for a in axes.ravel() if isinstance(d := dims[int(a)], int))
     keepdims = node.attributes.get("keepdims")
-    total = emit.op("ReduceSum", emit.int8_codes(x.value), emit.const(axes.ravel()), keepdims=keepdims.value if keepdims is not None else 1)
+    total = emit.reduce("ReduceSum", emit.int8_codes(x.value), [int(a) for a in axes.ravel()], keepdims.value if keepdims is not None else 1)
     shifted = emit.op("Sub", total, emit.const(x.zero_point * count))
     multiplier, shift = quantize_multiplier(float(F64(x.scale) / F64(out.scale)))
     fold = min(count.bit_length() - 1, 32, 31 + shift)

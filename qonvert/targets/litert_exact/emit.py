@@ -64,6 +64,14 @@ class Emitter:
         return initializer(self.graph, np.asarray(array, dtype), f"{self.base}_c")
 
     # --- integer values -------------------------------------------------------------------
+    def reduce(self, op_type: str, x: ir.Value, axes: list[int], keepdims: int = 1) -> ir.Value:
+        """A Reduce op over `axes`: given as an input from the opset that takes it so (ReduceSum
+        13, the others 18), else as the attribute."""
+        opset = self.graph.opset_imports.get("", 13)
+        if opset >= (13 if op_type == "ReduceSum" else 18):
+            return self.op(op_type, x, self.const(axes), keepdims=keepdims)
+        return self.op(op_type, x, axes=axes, keepdims=keepdims)
+
     def int64(self, x: ir.Value) -> ir.Value:
         return self.op("Cast", x, to=INT64)
 
@@ -113,24 +121,40 @@ class Emitter:
         return self.op("Add", self.int64(floor), self.int64(up))
 
     # --- LiteRT's fixed point ---------------------------------------------------------------
-    def doubling_high_mul(self, x: ir.Value, multiplier: np.ndarray) -> ir.Value:
-        """SaturatingRoundingDoublingHighMul(x, m) for m >= 0 (its one saturating case, both
-        INT32_MIN, cannot happen): (x*m + nudge) / 2^31 toward zero, nudge 2^30 or 1 - 2^30."""
-        product = self.op("Mul", x, self.const(multiplier))
+    def doubling_high_mul(self, x: ir.Value, multiplier: np.ndarray | int | ir.Value) -> ir.Value:
+        """SaturatingRoundingDoublingHighMul(x, m): (x*m + nudge) / 2^31 toward zero, nudge
+        2^30 or 1 - 2^30 (its one saturating case, both INT32_MIN, cannot happen where used: a
+        multiplier is never INT32_MIN)."""
+        factor = multiplier if isinstance(multiplier, ir.Value) else self.const(multiplier)
+        product = self.op("Mul", x, factor)
         negative = self.op("Less", product, self.const(0))
         nudge = self.op("Where", negative, self.const(1 - (1 << 30)), self.const(1 << 30))
         return self.trunc_div(self.op("Add", product, nudge), self.const(1 << 31))
 
-    def rounding_divide_by_pot(self, x: ir.Value, exponent: np.ndarray) -> ir.Value:
-        """RoundingDivideByPOT: x / 2^e, halves away from zero (e per channel allowed)."""
-        exponent = np.asarray(exponent, np.int64)
-        if not exponent.any():
-            return x
-        power = self.const(np.left_shift(1, exponent))
+    def rounding_divide_by_pot(self, x: ir.Value, exponent: np.ndarray | ir.Value) -> ir.Value:
+        """RoundingDivideByPOT: x / 2^e, halves away from zero (e per channel, or computed at
+        run time, allowed)."""
+        if isinstance(exponent, ir.Value):  # 2^e from a table: exact, for e in [0, 62]
+            power = self.op("Gather", self.const(np.left_shift(1, np.arange(63, dtype=np.int64))), exponent, axis=0)
+            half_mask = self.floor_div(self.op("Sub", power, self.const(1)), self.const(2))
+        else:
+            exponent = np.asarray(exponent, np.int64)
+            if not exponent.any():
+                return x
+            power = self.const(np.left_shift(1, exponent))
+            half_mask = self.const((np.left_shift(1, exponent) - 1) >> 1)
         remainder = self.op("Mod", x, power, fmod=0)  # x & mask, in two's complement
-        threshold = self.op("Add", self.const((np.left_shift(1, exponent) - 1) >> 1), self.op("Cast", self.op("Less", x, self.const(0)), to=INT64))
+        threshold = self.op("Add", half_mask, self.op("Cast", self.op("Less", x, self.const(0)), to=INT64))
         up = self.op("Cast", self.op("Greater", remainder, threshold), to=INT64)
         return self.op("Add", self.op("Div", self.op("Sub", x, remainder), power), up)
+
+    def saturating_shift_left(self, x: ir.Value, exponent: int) -> ir.Value:
+        """gemmlowp's SaturatingRoundingMultiplyByPOT<e> for e > 0, on int32: x * 2^e, or the
+        int32 limit past +-(2^(31-e) - 1)."""
+        threshold = (1 << (31 - exponent)) - 1
+        shifted = self.op("Mul", x, self.const(1 << exponent))
+        high = self.op("Where", self.op("Greater", x, self.const(threshold)), self.const((1 << 31) - 1), shifted)
+        return self.op("Where", self.op("Less", x, self.const(-threshold)), self.const(-(1 << 31)), high)
 
     def multiply_by_quantized_multiplier(self, x: ir.Value, multiplier: np.ndarray, shift: np.ndarray) -> ir.Value:
         """MultiplyByQuantizedMultiplier, double rounding (LiteRT's default build, without

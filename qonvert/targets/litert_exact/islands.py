@@ -16,7 +16,9 @@ from ...metadata import SOURCE_OP
 from ...opsets.graph_edit import const_array, qparams_of
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
-SHAPE_READERS = frozenset({"Shape", "Size"})  # read a DQ's shape only: the codes have the same
+# Read a DQ's shape, or the order of its values, only: the codes give the same (a DQ is strictly
+# increasing, and LiteRT's ARG_MAX / ARG_MIN compare the int8 codes)
+CODE_READERS = frozenset({"Shape", "Size", "ArgMax", "ArgMin"})
 
 
 class Unsupported(Exception):
@@ -90,7 +92,7 @@ def activation_dq(node: ir.Node | None) -> bool:
 
 
 def find_islands(graph: ir.Graph, movement: frozenset[str]) -> tuple[list[Island], list[ir.Node], list[tuple[str, str]]]:
-    """The islands in graph order, the shape readers of DQ outputs (Shape: moved to the codes),
+    """The islands in graph order, the nodes reading a DQ output's shape or order (moved to its codes),
     and what has no island form (a float op whose result reaches no Q: the source computes it
     in float, or the graph is not LiteRT's int8). Ops that only move dequantized values to a
     float graph output (the layout of an NHWC output) stay as they are: they are exact."""
@@ -115,15 +117,15 @@ def find_islands(graph: ir.Graph, movement: frozenset[str]) -> tuple[list[Island
     for node in float_nodes:
         islands.setdefault(find(component[node]), Island([])).nodes.append(node)
     problems: list[tuple[str, str]] = []
-    shape_readers: list[ir.Node] = []
+    code_readers: list[ir.Node] = []
     standalone: list[Island] = []
     for node in graph:
         if node.domain or node.op_type != "QuantizeLinear":
             if node in component or node.domain or node.op_type in QDQ:
                 continue
             if any(activation_dq(v.producer()) for v in node.inputs if v is not None):
-                if node.op_type in SHAPE_READERS:
-                    shape_readers.append(node)
+                if node.op_type in CODE_READERS:
+                    code_readers.append(node)
                 else:
                     problems.append((_label(node), f"{node.op_type} reads a quantized tensor as float"))
             continue
@@ -148,7 +150,7 @@ def find_islands(graph: ir.Graph, movement: frozenset[str]) -> tuple[list[Island
                 users = [u for u in value.uses() if u.node not in island.nodes and u.node not in island.quantizes]
                 if users or value.is_graph_output():
                     problems.append((island.label, f"{node.op_type} output {value.name} stays float (the source computes it in float)"))
-    return ordered, shape_readers, problems
+    return ordered, code_readers, problems
 
 
 def _after_dqs(island: Island) -> bool:
