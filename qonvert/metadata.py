@@ -23,6 +23,7 @@ SOURCE_OP = "qonvert.source_op"  # node metadata: the label of the source op the
 TWIN = "/twin"  # value-name suffix of a Q that twins another Q of the same value (passes.qdq.twin_shared_q)
 SPEED_UINT8 = "qonvert.speed_uint8"  # node metadata: a Q the speed form re-stored from int8 (targets.ort_speed)
 TARGET = "qonvert.target"  # the target form a model was derived in (targets/), absent for the canonical form
+INPUT_QUANTIZATION = "qonvert.input_quantization"  # integer input -> [scale, zero point], where no DQ of it says so
 STATE = "qonvert.state"  # the model's state variables (JSON list of StateVariable.as_json)
 
 
@@ -78,3 +79,18 @@ def read_states(model: onnx.ModelProto | ir.Model) -> list[StateVariable]:
         ]
     except (ValueError, TypeError, KeyError) as exc:
         raise InputError(f"metadata {STATE!r} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def write_input_quantization(model: ir.Model, quantization: dict[str, tuple[float, int]]) -> None:
+    """The scale and zero point of integer inputs a model reads without a DequantizeLinear (the
+    litert-exact form computes on the codes): verify quantizes float feeds by them."""
+    if quantization:
+        model.metadata_props[INPUT_QUANTIZATION] = json.dumps({k: [float(s), int(z)] for k, (s, z) in quantization.items()})
+
+
+def read_input_quantization(model: onnx.ModelProto | ir.Model) -> dict[str, tuple[float, int]]:
+    raw = metadata(model).get(INPUT_QUANTIZATION)
+    try:
+        return {k: (float(v[0]), int(v[1])) for k, v in json.loads(raw).items()} if raw else {}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise InputError(f"metadata {INPUT_QUANTIZATION!r} is malformed ({type(exc).__name__}: {exc})") from None

@@ -40,6 +40,7 @@ DATA_INPUT |= {"SELECT": 1, "SELECT_V2": 1}
 
 # fixtures of one op in two forms: the op they hold
 ALIASES = {"MIRROR_PAD_REFLECT": "MIRROR_PAD", "MIRROR_PAD_SYMMETRIC": "MIRROR_PAD", "SELECT_ROWS": "SELECT"}
+ALIASES |= {"ADD_RELU": "ADD", "MUL_RELU6": "MUL", "MUL_RELU_N1_TO_1": "MUL"}  # a fused activation
 
 
 def _op_name(stem: str) -> str:

@@ -19,7 +19,7 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import InputError
-from ..metadata import read_states
+from ..metadata import read_input_quantization, read_states
 from ..opsets.graph_edit import LAYOUT_OPS, qparams_of
 from ..opsets.qparams import QDTYPES, QuantParams
 
@@ -47,6 +47,7 @@ def input_specs(model: onnx.ModelProto | ir.Model, input_shapes: dict[str, list[
     specs = []
     given = dict(input_shapes or {})
     state_inputs = {s.input for s in read_states(model)}
+    recorded = read_input_quantization(model)
     for value in graph.inputs:
         if value.name in state_inputs:
             continue
@@ -59,7 +60,11 @@ def input_specs(model: onnx.ModelProto | ir.Model, input_shapes: dict[str, list[
             dims = tuple(d if isinstance(d, int) and d > 0 else (1 if i == 0 else DYNAMIC_DIM) for i, d in enumerate(declared))
         dtype = np.dtype(value.dtype.numpy()) if value.dtype is not None else np.dtype(np.float32)
         static = tuple(d if isinstance(d, int) and d > 0 else None for d in declared)
-        specs.append(InputSpec(value.name or "", dims, dtype, _quantization_of(value), static))
+        qp = _quantization_of(value)
+        if qp is None and value.name in recorded and dtype.name in QDTYPES:
+            scale, zero_point = recorded[value.name]
+            qp = QuantParams(np.asarray(scale, np.float32), np.asarray(zero_point, np.int64), dtype.name)
+        specs.append(InputSpec(value.name or "", dims, dtype, qp, static))
     if given:
         raise InputError(f"input_shapes names {', '.join(map(repr, given))}, not an input of the model")
     return specs

@@ -28,8 +28,8 @@ import onnx_ir as ir
 import onnx_ir.passes.common as common
 
 from ...errors import InputError
-from ...metadata import SOURCE_FRAMEWORK, SOURCE_OP, TARGET, metadata
-from ...opsets.graph_edit import TAKEN_NAMES, const_array, value_names
+from ...metadata import SOURCE_FRAMEWORK, SOURCE_OP, TARGET, metadata, write_input_quantization
+from ...opsets.graph_edit import TAKEN_NAMES, const_array, qparams_of, value_names
 from .. import Target
 from . import arithmetic, softmax, tables
 from .emit import Emitter
@@ -62,15 +62,18 @@ class LiteRtExact(Target):
         if framework != "tflite":
             raise InputError(f"{where}: --target {NAME} reproduces LiteRT's kernels: it takes TFLite models, not {framework}")
         graph = model.graph
+        inputs = {v.name: qp for v in graph.inputs if v.name and (qp := _input_quantization(v)) is not None}
         graph.meta[TAKEN_NAMES] = value_names(graph)
         try:
             problems, counts = exact_form(graph)
         finally:
             graph.meta.pop(TAKEN_NAMES, None)
         if problems:
-            raise InputError(f"{where}: {NAME} cannot reproduce {len(problems)} op(s) exactly: {'; '.join(problems)}")
+            total = sum(int(p.split(" (", 1)[0].rpartition(" x")[2]) if " x" in p.split(" (", 1)[0] else 1 for p in problems)
+            raise InputError(f"{where}: {NAME} cannot reproduce {total} ops of {len(problems)} kinds exactly: {'; '.join(problems)}")
         common.RemoveUnusedNodesPass()(model)
         model.metadata_props[TARGET] = NAME
+        write_input_quantization(model, inputs)
         ops = sorted({n.op_type for n in graph})
         return [f"{NAME}: {sum(counts.values())} LiteRT ops reproduced ({_counted(counts)}); ORT ops used: {', '.join(ops)}"]
 
@@ -80,6 +83,15 @@ class LiteRtExact(Target):
             return [f"{NAME} takes TFLite models only"]
         ir_model.graph.meta[TAKEN_NAMES] = value_names(ir_model.graph)
         return exact_form(ir_model.graph)[0]
+
+
+def _input_quantization(value: ir.Value) -> tuple[float, int] | None:
+    """An integer input's scale and zero point, from the DQ that reads it (gone in this form)."""
+    users = value.consumers()
+    if value.dtype not in (ir.DataType.INT8, ir.DataType.UINT8) or len(users) != 1 or users[0].op_type != "DequantizeLinear":
+        return None
+    qp = qparams_of(users[0])
+    return None if qp is None or qp.per_axis else (float(qp.scale), int(qp.zero_point))
 
 
 def _counted(counts: dict[str, int]) -> str:

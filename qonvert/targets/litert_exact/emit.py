@@ -15,7 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...metadata import SOURCE_OP
-from ...opsets.graph_edit import fresh_name, initializer
+from ...opsets.graph_edit import TAKEN_NAMES, fresh_name, initializer, value_names
 
 INT64 = ir.DataType.INT64
 
@@ -43,6 +43,7 @@ class Emitter:
     def __init__(self, graph: ir.Graph, base: str, label: str) -> None:
         self.graph, self.base, self.label = graph, base, label  # label: the source op, stamped on each node
         self.nodes: list[ir.Node] = []
+        graph.meta.setdefault(TAKEN_NAMES, value_names(graph))  # names of nodes not yet in the graph count too
 
     def op(self, op_type: str, *inputs: ir.Value | None, outputs: int = 1, **attrs: Any) -> ir.Value:
         return self.ops(op_type, *inputs, outputs=outputs, **attrs)[0]
@@ -110,15 +111,14 @@ class Emitter:
         return self.op("Gather", self.const(table, table.dtype), index, axis=0)
 
     def round_half_away(self, x: ir.Value) -> ir.Value:
-        """C's round() of a float or double, as int64: floor, plus one where the fraction
-        (exact: x - floor(x)) passes a half, or is a half of a value at or above 0."""
+        """C's round() of a float or double, as int64: on |x|, whose fraction |x| - floor(|x|)
+        is exact (for a negative x, x - floor(x) is not), one up from a half; then x's sign."""
         dtype = np.float64 if x.dtype == ir.DataType.DOUBLE else np.float32
-        floor = self.op("Floor", x)
-        fraction = self.op("Sub", x, floor)
-        half = self.const(0.5, dtype)
-        tie_up = self.op("And", self.op("Equal", fraction, half), self.op("GreaterOrEqual", floor, self.const(0.0, dtype)))
-        up = self.op("Or", self.op("Greater", fraction, half), tie_up)
-        return self.op("Add", self.int64(floor), self.int64(up))
+        magnitude = self.op("Abs", x)
+        floor = self.op("Floor", magnitude)
+        up = self.op("GreaterOrEqual", self.op("Sub", magnitude, floor), self.const(0.5, dtype))
+        rounded = self.op("Add", self.int64(floor), self.int64(up))
+        return self.op("Mul", rounded, self.int64(self.op("Sign", x)))
 
     # --- LiteRT's fixed point ---------------------------------------------------------------
     def doubling_high_mul(self, x: ir.Value, multiplier: np.ndarray | int | ir.Value) -> ir.Value:

@@ -156,12 +156,12 @@ def depthwise_conv_2d(ctx: ConversionContext, op: SourceOp) -> Laid:
 @register("tflite", "TRANSPOSE_CONV")
 def transpose_conv(ctx: ConversionContext, op: SourceOp) -> Laid:
     """Inputs: output_shape (NHWC), weights OHWI, input, optional bias."""
-    out_shape = ctx.array(arg(op, 0))
+    shape_ints = ctx.const_ints(arg(op, 0), op, "output shape")
     in_shape = declared_shape(ctx, op, 2, 4, "input")
     w_shape = declared_shape(ctx, op, 1, 4, "filter")
-    if out_shape is None or out_shape.size != 4 or min(in_shape[1:]) <= 0:
+    if shape_ints is None or len(shape_ints) != 4 or min(in_shape[1:]) <= 0:
         raise InputError(f"op {op.label}: needs a constant 4-entry output shape and a static input shape")
-    out_shape = out_shape.ravel()
+    out_shape = np.asarray(shape_ints, np.int64)
     x = ctx.laid_out(arg(op, 2) or "", NCHW)
     w = _weight(ctx, op, 1, (3, 0, 1, 2))  # OHWI -> [I, O, H, W]; per-channel O -> axis 1
     strides = [op.int_attr("StrideH", default=1, low=1), op.int_attr("StrideW", default=1, low=1)]

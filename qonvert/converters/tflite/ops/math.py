@@ -7,13 +7,12 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ....errors import InputError
 from ....opsets.versions import first_opset
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
 from ..layout import arg, as_held, axis_in, finish, operands, rank_of, remap_axis
-from .shape import constant_int
+from .shape import constant_int, constant_ints
 
 # MAXIMUM / MINIMUM have no fused activation: `finish` leaves them as they are.
 _BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "Max", "MINIMUM": "Min", "POW": "Pow"}
@@ -147,11 +146,8 @@ _REDUCE = {"MEAN": "ReduceMean", "SUM": "ReduceSum", "REDUCE_MAX": "ReduceMax", 
 @register("tflite", *_REDUCE)
 def reduce(ctx: ConversionContext, op: SourceOp) -> Laid:
     name = arg(op, 0) or ""
-    axes_arr = ctx.array(arg(op, 1))
-    if axes_arr is None:
-        raise InputError(f"op {op.label}: reduction axes are not a constant")
     rank = rank_of(ctx, name)
-    axes = sorted({axis_in(int(a), rank) for a in np.ravel(axes_arr)})
+    axes = sorted({axis_in(int(a), rank) for a in np.ravel(constant_ints(ctx, op, 1, "reduction axes"))})
     x, perm = as_held(ctx, name)
     keep = bool(op.attr("KeepDims", default=False))
     onnx_axes = [remap_axis(a, rank, perm) for a in axes]

@@ -20,10 +20,12 @@ _INT_MAX = 2**63 - 1
 
 
 def constant_ints(ctx: ConversionContext, op: SourceOp, index: int, what: str) -> np.ndarray:
-    data = ctx.array(arg(op, index))
-    if data is None:
+    name = arg(op, index)
+    values = ctx.const_ints(name, op, what)  # integers only: a float or NaN entry is the file's
+    if values is None:
         raise InputError(f"op {op.label}: {what} is not a constant")
-    return np.asarray(data).astype(np.int64)
+    data = ctx.array(name)
+    return np.asarray(values, np.int64).reshape(data.shape if data is not None else (-1,))
 
 
 def constant_vector(ctx: ConversionContext, op: SourceOp, index: int, what: str, length: int | None = None) -> list[int]:
