@@ -50,6 +50,8 @@ def one_hot(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     # ONNX counts a negative index from the end; TFLite gives it a row of `off`
     raw = ctx.laid_out(indices or "")
     index_type = np.dtype(ctx.source.dtypes.get(indices or "", "int32"))
+    if index_type.kind not in "iu":
+        raise InputError(f"op {op.label}: indices {indices!r} are {index_type}: ONE_HOT takes integer indices")
     outside = ctx.b.op("Less", [raw, ctx.b.const(np.zeros((), dtype=index_type))])
     safe = ctx.b.op("Where", [outside, ctx.b.const(np.asarray(np.iinfo(index_type).max, dtype=index_type)), raw])
     y = ctx.b.op("OneHot", [safe, depth, values], {"axis": axis})
