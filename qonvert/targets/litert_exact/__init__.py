@@ -69,8 +69,8 @@ class LiteRtExact(Target):
         finally:
             graph.meta.pop(TAKEN_NAMES, None)
         if problems:
-            total = sum(int(p.split(" (", 1)[0].rpartition(" x")[2]) if " x" in p.split(" (", 1)[0] else 1 for p in problems)
-            raise InputError(f"{where}: {NAME} cannot reproduce {total} ops of {len(problems)} kinds exactly: {'; '.join(problems)}")
+            kinds = _grouped(problems)
+            raise InputError(f"{where}: {NAME} cannot reproduce {len(problems)} ops of {len(kinds)} kinds exactly: {'; '.join(kinds)}")
         common.RemoveUnusedNodesPass()(model)
         model.metadata_props[TARGET] = NAME
         write_input_quantization(model, inputs)
@@ -82,7 +82,7 @@ class LiteRtExact(Target):
         if metadata(ir_model).get(SOURCE_FRAMEWORK) != "tflite":
             return [f"{NAME} takes TFLite models only"]
         ir_model.graph.meta[TAKEN_NAMES] = value_names(ir_model.graph)
-        return exact_form(ir_model.graph)[0]
+        return _grouped(exact_form(ir_model.graph)[0])  # (on a copy: rewritten where it can be)
 
 
 def _input_quantization(value: ir.Value) -> tuple[float, int] | None:
@@ -98,8 +98,9 @@ def _counted(counts: dict[str, int]) -> str:
     return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def exact_form(graph: ir.Graph) -> tuple[list[str], dict[str, int]]:
-    """Rewrite the graph in place; what cannot be reproduced (nothing rewritten then counts)."""
+def exact_form(graph: ir.Graph) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Rewrite the graph in place, and count the islands of each kind; or, untouched but for
+    unused constants, every island that cannot be reproduced: (its label, why)."""
     islands, code_readers, problems = find_islands(graph, MOVEMENT)
     made: list[tuple[Island, str, Emitter, dict[ir.Node, ir.Value]]] = []
     counts: dict[str, int] = {}
@@ -113,7 +114,7 @@ def exact_form(graph: ir.Graph) -> tuple[list[str], dict[str, int]]:
         counts[kind] = counts.get(kind, 0) + 1
         made.append((island, kind, emit, results))
     if problems:
-        return _grouped(problems), {}
+        return problems, {}
     for reader in code_readers:  # a DQ output's shape or order: the same from its codes
         dq = reader.inputs[0].producer() if reader.inputs[0] is not None else None
         if dq is not None:
