@@ -10,7 +10,7 @@ import onnx_ir as ir
 from ....errors import InputError
 from ...context import ConversionContext, Laid
 from ...registry import register
-from ...source import SourceOp
+from ...source import SourceOp, check_built
 from ..layout import NCHW, arg, as_held, rank_of, remap_axis, spatial
 from .shape import constant_ints, constant_vector
 
@@ -96,6 +96,7 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
         if size < 1 or before > limit or after > limit or min(before, after) < 0:
             raise InputError(f"op {op.label}: padding {before, after} does not fit axis {axis} of length {size}")
         shift = 0 if symmetric else 1
+        check_built((before + size + after,), f"op {op.label}: mirrored indices")  # from the declared length
         index = [before - 1 - i + shift for i in range(before)] + list(range(size))
         index += [size - 1 - i - shift for i in range(after)]
         x = ctx.b.op("Gather", [x, ctx.b.ints(index)], {"axis": remap_axis(axis, len(shape), perm)})
