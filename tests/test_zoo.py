@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from qonvert.cli import main
+from qonvert.errors import InputError
+from qonvert.zoo.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "fixtures" / "zoo.toml"
@@ -146,3 +148,16 @@ def test_golden_regression_is_caught(tmp_path: Path) -> None:
 def test_update_golden_needs_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["zoo", "run", os.fspath(ZOO), "--update-golden"]) == 2
     assert "--golden" in capsys.readouterr().err
+
+
+def test_an_entry_can_name_a_target_and_is_judged_by_its_bar(tmp_path: Path) -> None:
+    """target = "litert-exact": converted to that form, verified by its exact bar (every tensor)."""
+    body = f'[[models]]\nname = "m"\nsource = "{SMALL}"\ntarget = "litert-exact"\nsamples = 4\nexpect = {{ max_lsb = 0 }}\n'
+    report = tmp_path / "r.json"
+    assert main(["zoo", "run", str(_manifest(tmp_path, body)), "--report", str(report)]) == 0
+    (model,) = json.loads(report.read_text())["models"]
+    assert model["status"] == "pass" and model["verify"]["bar"] == "exact" and model["verify"]["bit_exact"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(InputError, match="target 'nope': expected one of tensorrt, ort-speed, litert-exact"):
+        load_manifest(_manifest(bad, body.replace("litert-exact", "nope")))

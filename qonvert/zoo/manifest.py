@@ -5,6 +5,7 @@ name = "mobilenet_v2_int8"              # required, unique
 source = "tflite/mobilenet_v2_int8.tflite"  # required, relative to the manifest
 framework = "tflite"                    # optional: detected from the file otherwise
 options = { nchw_io = false }           # the frontend's options (observers, nchw_io, engine, input_shapes, ...) and opset
+target = "litert-exact"                 # optional: convert to this target's form (verify then takes its defaults)
 inputs = "inputs.npz"                   # optional recorded inputs (or reference = "ref.npz")
 input_shapes = { x = [1, 3, 64, 64] }   # shapes for dynamic inputs
 output_kinds = { landmarks = "regression" }  # what an output is, where its shape does not say it
@@ -30,6 +31,7 @@ from typing import Any
 import tomllib
 
 from ..errors import InputError
+from ..targets import TARGET_NAMES
 
 
 def _option_types() -> dict[str, type]:
@@ -53,7 +55,7 @@ def _option_types() -> dict[str, type]:
 _EXPECT = {"max_lsb": float, "min_exact": float, "top1": float, "min_coverage": float, "max_float_ops": int, "min_levels": int}
 _KEYS = {
     *("name", "source", "framework", "options", "inputs", "reference", "input_shapes", "output_kinds"),
-    *("samples", "make", "timeout_s", "memory_mb", "expect"),
+    *("samples", "make", "timeout_s", "memory_mb", "expect", "target"),
 }
 
 
@@ -68,6 +70,7 @@ class ZooEntry:
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     samples: int = 20
     output_kinds: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
     make: str | None = None
     timeout_s: float = 600.0
     memory_mb: int = 8192
@@ -125,6 +128,9 @@ def _entry(path: Path, index: int, raw: Any) -> ZooEntry:
     if not isinstance(kinds, dict) or not all(isinstance(v, str) for v in kinds.values()):
         raise InputError(f"{where}: key 'output_kinds' must map output names to kinds (classifier, sequence, map, regression)")
     entry.output_kinds = kinds
+    entry.target = _typed(where, raw, "target", str, None)
+    if entry.target is not None and entry.target not in TARGET_NAMES:
+        raise InputError(f"{where}: target {entry.target!r}: expected one of {', '.join(TARGET_NAMES)}")
     entry.samples = _typed(where, raw, "samples", int, 20)
     entry.make = _typed(where, raw, "make", str, None)
     entry.timeout_s = float(_typed(where, raw, "timeout_s", (int, float), 600))

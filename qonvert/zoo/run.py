@@ -35,7 +35,7 @@ def run_entry(entry: ZooEntry) -> dict[str, Any]:
             result["error"] = f"make failed ({done.returncode}): {(done.stderr or done.stdout).strip().splitlines()[-1:]}"
             return result
     start = time.perf_counter()
-    conv = api.convert(entry.source, framework=entry.framework, **entry.options)
+    conv = api.convert(entry.source, framework=entry.framework, target=entry.target, **entry.options)
     result["convert_s"] = round(time.perf_counter() - start, 3)
     result["framework"], result["opset"], result["remarks"] = conv.framework, conv.opset, conv.remarks
     report = api.verify(
@@ -147,6 +147,9 @@ def judge(result: dict[str, Any], entry: ZooEntry) -> tuple[str, list[str]]:
             failures.append(f"{o['name']}: the reference spans {o['levels']} level(s) < {expect['min_levels']:g}: proves nothing")
         if "top1" in expect and o["top1_agreement"] is not None and o["top1_agreement"] < expect["top1"]:
             failures.append(f"{o['name']}: top-1 {o['top1_agreement']:.2f} < {expect['top1']:g}")
+    if result["verify"].get("bar") == "exact" and not result["verify"].get("bit_exact"):  # a target's exact bar
+        differ = [layer["name"] for layer in result["verify"].get("layers") or [] if layer["max_steps"]]
+        failures.append(f"not bit-exact: {len(differ)} tensor(s) differ per layer{f' (first {differ[0]})' if differ else ''}")
     fusion = result.get("fusion")
     if fusion is not None:
         if "min_coverage" in expect and fusion["coverage"] < expect["min_coverage"] - 1e-9:
