@@ -132,8 +132,15 @@ def twin_shared_q(graph: ir.Graph) -> int:
             continue
         if any(r.op_type != "DequantizeLinear" or r.domain for r in readers):
             continue
+        source = node.inputs[0]
+        source_dq = producer_op(source, "DequantizeLinear")
+        source_qp = qparams_of(source_dq) if source_dq is not None and source_dq.inputs[0] is not None else None
         for dq in readers[1:]:
-            twin = add_q(graph, node.inputs[0], qp, f"{out.name}{TWIN}", after=node)
+            x = source
+            if source_dq is not None and source_qp is not None and source_dq.inputs[0].const_value is None:  # type: ignore[union-attr]
+                # a requantization: each twin reads its own DQ of the codes (no activation DQ is shared)
+                x = add_dq_of(graph, source_dq.inputs[0], source_qp, f"{source.name}_twin", before=node)  # type: ignore[arg-type]
+            twin = add_q(graph, x, qp, f"{out.name}{TWIN}", after=node)
             twin.type, twin.shape = out.type, out.shape
             dq.replace_input_with(0, twin)
             twins += 1
