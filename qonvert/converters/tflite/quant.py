@@ -35,6 +35,8 @@ def tensor_qparams(
     if zp.size != scale.size:
         raise InputError(f"tensor {name!r}: {scale.size} scales but {zp.size} zero points")
     dtype = _QDTYPES[type_name]
+    if dtype in ("int32", "int64") and data is None:
+        return None, data, None  # a run-time integer tensor: LiteRT's kernels read it as integers (only biases use it)
     if dtype == "int64":  # 16x8 biases: checked here, made int32 by `bias`
         dtype = "int32"
     if dtype == "int32" and np.any(zp != 0):  # biases: TFLite's kernels take zero point 0 only
