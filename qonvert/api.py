@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common as common
 
 # Private, on purpose: onnx_ir's own ShapeInferencePass and CheckerPass call onnx's C API through
 # it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
@@ -23,6 +24,8 @@ from .metadata import SOURCE_OP, read_states
 from .onnx_file import load_onnx, save_atomic
 from .opsets import versions
 from .opsets.canonical import check_canonical
+from .opsets.passes import run_passes
+from .opsets.passes.weights import FoldFloatConvWeights
 from .opsets.qparams import QuantParams
 from .runtime.layers import LayerStats as LayerStats
 from .runtime.ort import FusionReport, fusion_report
@@ -105,6 +108,8 @@ def convert(
     where, fw = str(source.path), source.framework
     conv = build(source, opset)
     built, opset_used, counts, remarks = conv.model, conv.opset, conv.pass_counts, conv.remarks
+    if chosen is None:  # a target derives its form from the int8 weights (the speed form folds its own float convs')
+        counts = {**counts, **run_passes(built, [FoldFloatConvWeights(), common.RemoveUnusedNodesPass()])}
     # Nothing below needs the source graph: its weights (views of the mapped file, or arrays the
     # graph replaced) go with it, and the IR model goes once serialised, so the peak stays low.
     mapped = mapped_files(source.constants.values())

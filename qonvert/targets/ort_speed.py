@@ -42,6 +42,7 @@ from ..opsets.passes import RewritePass, run_passes
 from ..opsets.passes.batchnorm import fold_batchnorm
 from ..opsets.passes.bias import quantize_biases
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
+from ..opsets.passes.weights import FoldFloatConvWeights
 from ..opsets.qparams import QuantParams
 from ..runtime import refio
 from . import Target
@@ -94,7 +95,7 @@ def speed_passes(ir_model: ir.Model, calibration: refio.Samples | None = None) -
     if calibration:
         # The BNs the source keeps after a float conv go into it first, so the calibrated Q follows them.
         passes += [FoldFloatBatchnorm(), QuantizeFoldedBiases(), CalibrateFloatOutputs(calibration), TwinRerouted()]
-    passes += [common.RemoveUnusedNodesPass(), common.TopologicalSortPass()]  # the weight DQs replaced: ORT would run them
+    passes += [FoldFloatConvWeights(), common.RemoveUnusedNodesPass(), common.TopologicalSortPass()]  # the weight DQs replaced: ORT would run them
     counts = run_passes(ir_model, passes)
     for field_name in ("merged", "uint8", "nbits", "folded", "rerouted", "beyond_range", "calibrated"):
         setattr(changes, field_name, counts.get(field_name, 0))

@@ -1,0 +1,63 @@
+"""The weights of convolutions ORT runs in float, stored float (exact).
+
+A Conv whose output reaches no Q (Paddle quantizes a conv's input and weight but leaves its
+output float before a hard-swish, a squeeze-excite Mul or a residual Add) runs as a float Conv on
+ORT CPU, on its dequantized weight. ORT does not constant-fold a DequantizeLinear (it keeps QDQ
+node units whole), so such a weight is dequantized on every run, and a Conv whose weight is not an
+initializer misses ORT's NCHWc layout (its fastest float convolution): PP-OCRv4 det's 47 such convs
+made the int8 model slower than fp32. Their weights (and int32 biases) become float initializers,
+computed as ORT's DequantizeLinear computes them: (code - zero point) as an integer, then times the
+scale in float32. The conv still reads its activation through a DQ: it is still a quantized op of
+the source, which verify's fusion report lists as run in float and why. A target that quantizes
+such outputs (the speed form's calibration) runs before this, on the int8 weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ..graph_edit import initializer, producer_op, weight_dq
+from .base import RewritePass
+
+CONVS = ("Conv", "ConvTranspose")  # ORT CPU's QDQ Gemm/MatMul without a Q run as integer kernels (MatMulIntegerToFloat)
+
+
+def ort_fuses(node: ir.Node) -> bool:
+    """ORT's QDQ selector for a conv: activation through a DQ, output read by exactly one Q."""
+    users = node.outputs[0].consumers()
+    single_q = len(users) == 1 and users[0].op_type == "QuantizeLinear" and not node.outputs[0].is_graph_output()
+    return single_q and producer_op(node.inputs[0], "DequantizeLinear") is not None
+
+
+def dequantized(codes: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None) -> np.ndarray:
+    """DequantizeLinear's value: (code - zero point) in integers, as float32, times the scale."""
+    shape = [-1 if k == axis else 1 for k in range(codes.ndim)] if axis is not None and scale.size > 1 else []
+    scale = scale.astype(np.float32).reshape(shape) if shape else scale.astype(np.float32)
+    zero_point = zero_point.astype(np.int64).reshape(shape) if shape else zero_point.astype(np.int64)
+    return np.asarray((codes.astype(np.int64) - zero_point).astype(np.float32) * scale, np.float32)
+
+
+def fold_float_conv_weights(graph: ir.Graph) -> int:
+    folded = 0
+    for node in list(graph):
+        if node.op_type not in CONVS or node.domain or ort_fuses(node):
+            continue
+        for index in (1, 2):
+            value = node.inputs[index] if len(node.inputs) > index else None
+            found = weight_dq(value)
+            if found is None or value is None or len(value.consumers()) != 1:
+                continue
+            dq, codes, qp = found
+            real = dequantized(codes, np.asarray(qp.scale), np.asarray(qp.zero_point), qp.axis if qp.per_axis else None)
+            node.replace_input_with(index, initializer(graph, real, f"{value.name}_float"))
+            graph.remove(dq, safe=True)
+            folded += index == 1
+    return folded
+
+
+class FoldFloatConvWeights(RewritePass):
+    counts_as = ("float_conv_weights_folded",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return fold_float_conv_weights(graph)
