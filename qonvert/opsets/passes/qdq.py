@@ -107,13 +107,19 @@ def split_shared_dq(graph: ir.Graph) -> int:
         out = node.outputs[0]
         uses = list(out.uses())
         for user, index in uses[1:]:
-            clone = ir.Node("", "DequantizeLinear", list(node.inputs), node.attributes.values(), name=f"{node.name}_{split}")
-            clone.outputs[0].name = fresh_name(graph, f"{out.name}_{split}")  # source names end in _N too
-            clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
-            graph.insert_after(node, clone)
-            user.replace_input_with(index, clone.outputs[0])
+            user.replace_input_with(index, clone_dq(graph, node, f"{out.name}_{split}"))  # source names end in _N too
             split += 1
     return split
+
+
+def clone_dq(graph: ir.Graph, dq: ir.Node, name: str) -> ir.Value:
+    """Another DQ of the same codes, inputs and attributes (placed right after `dq`)."""
+    out = dq.outputs[0]
+    clone = ir.Node("", "DequantizeLinear", list(dq.inputs), dq.attributes.values(), name=f"{dq.name}_{name}")
+    clone.outputs[0].name = fresh_name(graph, name)
+    clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
+    graph.insert_after(dq, clone)
+    return clone.outputs[0]
 
 
 def twin_shared_q(graph: ir.Graph) -> int:
@@ -134,12 +140,10 @@ def twin_shared_q(graph: ir.Graph) -> int:
             continue
         source = node.inputs[0]
         source_dq = producer_op(source, "DequantizeLinear")
-        source_qp = qparams_of(source_dq) if source_dq is not None and source_dq.inputs[0] is not None else None
+        requantized = source_dq is not None and source_dq.inputs[0] is not None and source_dq.inputs[0].const_value is None
         for dq in readers[1:]:
-            x = source
-            if source_dq is not None and source_qp is not None and source_dq.inputs[0].const_value is None:  # type: ignore[union-attr]
-                # a requantization: each twin reads its own DQ of the codes (no activation DQ is shared)
-                x = add_dq_of(graph, source_dq.inputs[0], source_qp, f"{source.name}_twin", before=node)  # type: ignore[arg-type]
+            # a requantization: each twin reads its own DQ of the codes (no activation DQ is shared)
+            x = clone_dq(graph, source_dq, f"{source.name}_twin") if requantized and source_dq is not None else source
             twin = add_q(graph, x, qp, f"{out.name}{TWIN}", after=node)
             twin.type, twin.shape = out.type, out.shape
             dq.replace_input_with(0, twin)
