@@ -23,11 +23,13 @@ from .base import RewritePass
 CONVS = ("Conv", "ConvTranspose")  # ORT CPU's QDQ Gemm/MatMul without a Q run as integer kernels (MatMulIntegerToFloat)
 
 
-def ort_fuses(node: ir.Node) -> bool:
-    """ORT's QDQ selector for a conv: activation through a DQ, output read by exactly one Q."""
+def float_on_quantized_input(node: ir.Node) -> bool:
+    """A conv reading a quantized activation that ORT still runs in float: ORT's QDQ selector
+    fuses one only where a single Q reads its output. (A conv on a float activation, a
+    weight-only model's, keeps its int8 weight: there the source chose int8 for its size.)"""
     users = node.outputs[0].consumers()
     single_q = len(users) == 1 and users[0].op_type == "QuantizeLinear" and not node.outputs[0].is_graph_output()
-    return single_q and producer_op(node.inputs[0], "DequantizeLinear") is not None
+    return not single_q and producer_op(node.inputs[0], "DequantizeLinear") is not None
 
 
 def dequantized(codes: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None) -> np.ndarray:
@@ -41,7 +43,7 @@ def dequantized(codes: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, ax
 def fold_float_conv_weights(graph: ir.Graph) -> int:
     folded = 0
     for node in list(graph):
-        if node.op_type not in CONVS or node.domain or ort_fuses(node):
+        if node.op_type not in CONVS or node.domain or not float_on_quantized_input(node):
             continue
         for index in (1, 2):
             value = node.inputs[index] if len(node.inputs) > index else None
