@@ -65,12 +65,16 @@ def lift_variables(main: SourceGraph, inits: list[SourceGraph]) -> SourceGraph:
             main.shapes[name], main.dtypes[name] = value.shape, value.dtype.name
             if value_qp is not None:
                 main.quant[name] = value_qp
+        written = last_write.get(var)
+        if name not in main.shapes and written is not None and written in main.shapes and written in main.dtypes:
+            main.shapes[name], main.dtypes[name] = main.shapes[written], main.dtypes[written]  # only written: its type
+        if written is not None and (name not in main.shapes or name not in main.dtypes):
+            raise InputError(f"{main.path}: variable {var!r}: no read, init value or written tensor gives its type")
         if value is None and var in first_read and reads[first_read[var]] == name:
             raise InputError(f"{main.path}: variable {var!r} is read before anything assigns it (no CALL_ONCE init value)")
         if value is None:  # written before it is read: its value before the step is never used
             value = np.zeros([max(d, 1) for d in main.shapes.get(name, ())], main.dtypes.get(name, "float32"))
         value = _fit(value, main.shapes.get(name), main.dtypes.get(name), var, main.path)
-        written = last_write.get(var)
         if written is None or written == name:  # never changed: a constant
             main.constants[name] = value
             continue
