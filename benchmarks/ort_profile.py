@@ -18,8 +18,9 @@ import numpy as np
 import onnxruntime as ort
 
 
-def profile(path: str, runs: int, threads: int | None) -> list[tuple[str, int, float]]:
-    """(op type, kernels, microseconds per run), most expensive first."""
+def profile(path: str, runs: int, threads: int | None, feed: dict[str, np.ndarray] | None = None) -> list[tuple[str, int, float]]:
+    """(op type, kernels, microseconds per run), most expensive first; `feed`: the inputs (else
+    random ones, dynamic dimensions 1)."""
     opts = ort.SessionOptions()
     opts.enable_profiling = True
     opts.log_severity_level = 3
@@ -28,11 +29,12 @@ def profile(path: str, runs: int, threads: int | None) -> list[tuple[str, int, f
     with tempfile.TemporaryDirectory() as tmp:
         opts.profile_file_prefix = os.path.join(tmp, "ort")
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        feed = {}
-        for spec in sess.get_inputs():
+        given, feed = feed, {}
+        for spec in [] if given is not None else sess.get_inputs():
             shape = [d if isinstance(d, int) else 1 for d in spec.shape]
             x = np.random.default_rng(0).standard_normal(shape)
             feed[spec.name] = x.astype(np.float32) if "float" in spec.type else np.clip(x * 40, -128, 127).astype(np.int8)
+        feed = given if given is not None else feed
         for _ in range(3):  # warm-up runs are profiled too: skipped below by run index
             sess.run(None, feed)
         for _ in range(runs):

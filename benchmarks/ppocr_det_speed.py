@@ -104,7 +104,7 @@ def main() -> None:
             print(f"| {label} | {median:.1f} ({low:.1f}-{high:.1f}) | {ratio:.2f}x | {agreement} |")
         print(f"| Paddle's oneDNN predictor (the source's own spread) | - | - | {spread or '-'} |")
         for label, path in models.items():
-            table = profile(str(path), runs=10, threads=None)
+            table = profile(str(path), runs=10, threads=None, feed=feed)
             total = sum(t for _, _, t in table) or 1.0
             shares = ", ".join(f"{op} {100 * t / total:.0f}% ({n})" for op, n, t in table[:8])
             print(f"{label}: {shares}")
