@@ -18,6 +18,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..graph_edit import initializer, producer_op, weight_dq
+from ..qparams import QuantParams
 from .base import RewritePass
 
 CONVS = ("Conv", "ConvTranspose")  # ORT CPU's QDQ Gemm/MatMul without a Q run as integer kernels (MatMulIntegerToFloat)
@@ -51,8 +52,15 @@ def fold_float_conv_weights(graph: ir.Graph) -> int:
             if found is None or value is None or len(value.consumers()) != 1:
                 continue
             dq, codes, qp = found
-            real = dequantized(codes, np.asarray(qp.scale), np.asarray(qp.zero_point), qp.axis if qp.per_axis else None)
-            node.replace_input_with(index, initializer(graph, real, f"{value.name}_float"))
+            axis = qp.axis if qp.per_axis else None
+
+            def real(codes: np.ndarray = codes, qp: QuantParams = qp, axis: int | None = axis) -> ir.TensorProtocol:
+                return ir.Tensor(dequantized(codes, np.asarray(qp.scale), np.asarray(qp.zero_point), axis))
+
+            # computed as the writer reaches it (a float copy of every such weight at once doubled
+            # the peak memory of a converted ResNet-50)
+            lazy = ir.LazyTensor(real, ir.DataType.FLOAT, ir.Shape(codes.shape))
+            node.replace_input_with(index, initializer(graph, lazy, f"{value.name}_float"))
             graph.remove(dq, safe=True)
             folded += index == 1
     return folded
