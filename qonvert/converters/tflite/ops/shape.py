@@ -48,9 +48,9 @@ def constant_int(ctx: ConversionContext, op: SourceOp, index: int, what: str) ->
 
 def shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
     """A shape operand as int64: a constant, or a run-time tensor (SHAPE -> ... -> PACK) cast."""
-    data = ctx.array(arg(op, index))
-    if data is not None:
-        return ctx.b.ints(np.ravel(data).tolist())
+    values = ctx.const_ints(arg(op, index), op, "shape")  # a float or NaN entry is the file's
+    if values is not None:
+        return ctx.b.ints(values)
     return ctx.b.op("Cast", [ctx.laid_out(arg(op, index) or "")], {"to": ir.DataType.INT64})
 
 
@@ -216,6 +216,8 @@ def gather(ctx: ConversionContext, op: SourceOp) -> Laid:
     perm = held(ctx, name) if idx_rank == 1 else None  # a 1-D index keeps the rank: stay in the held layout
     axis = remap_axis(op.int_attr("Axis", default=0), rank, perm)
     data = ctx.array(indices)
+    if data is not None and data.dtype.kind not in "iu":
+        raise InputError(f"op {op.label}: indices {indices!r} are {data.dtype}: GATHER takes integer indices")
     idx = ctx.b.ints(np.ravel(data).tolist()) if data is not None and idx_rank == 1 else ctx.laid_out(indices or "")
     return Laid(ctx.b.op("Gather", [ctx.laid_out(name, perm), idx], {"axis": axis}), perm)
 
