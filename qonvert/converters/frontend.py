@@ -59,8 +59,10 @@ class Frontend(ABC):
         return dict(source.quant)
 
     def min_opset(self, source: SourceGraph) -> int:
-        """The opset the source's quantization needs (int16 and int4 need 21)."""
-        return max([versions.MIN_OPSET, *(qp.min_opset for qp in source.quant.values())])
+        """The opset the source's quantization needs (int16 and int4 need 21), its control flow's
+        subgraphs included."""
+        graphs = [source, *source.subgraphs.values()]
+        return max([versions.MIN_OPSET, *(qp.min_opset for g in graphs for qp in g.quant.values())])
 
     # -- the reference runtime (verify) ---------------------------------------------
     runtime: ClassVar[str]  # what runs the source model, for messages
