@@ -50,7 +50,7 @@ class PaddleFrontend(Frontend):
         return parsed_params(source)
 
     def min_opset(self, source: SourceGraph) -> int:
-        bits = {bits_of(op) for op in source.ops if op.type in ("quantize_linear", "dequantize_linear")}
+        bits = {bits_of(op) for op in source.all_ops() if op.type in ("quantize_linear", "dequantize_linear")}  # sub-blocks too
         return max([versions.MIN_OPSET, *(dtype_opset(BITS_TO_DTYPE[b]) for b in bits)])
 
     def run_reference(
