@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qonvert
 from qonvert.converters.paddle.params import _read_tensor
 from qonvert.converters.paddle.protobuf import Message
 from qonvert.converters.source import SourceOp
@@ -185,7 +186,10 @@ def test_negative_tflite_padding_never_reaches_native_shape_inference() -> None:
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if any((CORPUS / f).glob("*.bin"))])  # each format with a finding
 def test_cli_stderr_is_one_line_on_a_bad_file(fmt: str, tmp_path: Path) -> None:
     """The whole process, as users run it: exit 2, one `qonvert: error` line and nothing else on
-    stderr (no onnx_ir traceback, no numpy warning, no framework log), no output file."""
+    stderr (no onnx_ir traceback, no numpy warning, no framework log), no output file; or, for a
+    finding that now converts (a weight on another axis, of a conv ORT runs in float, is written
+    float), exit 0 and nothing on stderr but the progress line."""
+    import shutil
     import subprocess
     import sys
 
@@ -193,17 +197,23 @@ def test_cli_stderr_is_one_line_on_a_bad_file(fmt: str, tmp_path: Path) -> None:
     seed, member = SEEDS[fmt]
     target = tmp_path / (seed.name if not member else "model")
     if member:
-        import shutil
-
         shutil.copytree(seed, target, ignore=shutil.ignore_patterns("reference.npz"))
         (target / member).write_bytes(found[0].read_bytes())
     else:
         target.write_bytes(found[0].read_bytes())
+    try:
+        qonvert.convert(target)
+        refused = False
+    except QonvertError:
+        refused = True
     out = tmp_path / "out.onnx"
     done = subprocess.run([sys.executable, "-m", "qonvert", "convert", str(target), "-o", str(out)], capture_output=True, text=True, timeout=120)
     lines = [line for line in done.stderr.splitlines() if not line.startswith("converting ")]
-    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("qonvert: error: "), done.stderr
-    assert not out.exists()
+    if refused:
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("qonvert: error: "), done.stderr
+        assert not out.exists()
+    else:
+        assert done.returncode == 0 and not lines and out.exists(), done.stderr
 
 
 def test_a_broken_constant_fold_is_the_files_error() -> None:
