@@ -13,7 +13,7 @@ from ....errors import InputError
 from ....opsets.qparams import QuantParams
 from ...context import NP_TO_IR, ConversionContext, Laid
 from ...registry import register
-from ...source import SourceOp
+from ...source import MAX_CONST_INTS, SourceOp
 from ..layout import arg, as_held, axis_in, finish, held, operands, out, rank_of, remap_axis
 
 _INT_MAX = 2**63 - 1
@@ -51,6 +51,9 @@ def shape_input(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value:
     values = ctx.const_ints(arg(op, index), op, "shape")  # a float or NaN entry is the file's
     if values is not None:
         return ctx.b.ints(values)
+    declared = ctx.shape(arg(op, index)) or ()
+    if any(d > MAX_CONST_INTS for d in declared):  # a rank of 2^31: ONNX's shape inference would build it
+        raise InputError(f"op {op.label}: shape operand {arg(op, index)!r} declares {list(declared)} entries")
     return ctx.b.op("Cast", [ctx.laid_out(arg(op, index) or "")], {"to": ir.DataType.INT64})
 
 
