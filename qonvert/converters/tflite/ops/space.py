@@ -79,7 +79,7 @@ def batch_to_space(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("tflite", "MIRROR_PAD")
 def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
     """REFLECT (mode 0) leaves the edge out of the mirror, SYMMETRIC (1) repeats it. ONNX Pad has
-    no symmetric mode, so each padded axis is one Gather with the mirrored indices."""
+    no symmetric mode, so each padded axis is its mirrored rows gathered on either side (Concat)."""
     name = arg(op, 0) or ""
     shape = ctx.shape(name) or ()
     pads = constant_ints(ctx, op, 1, "paddings")
@@ -96,10 +96,13 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
         if size < 1 or before > limit or after > limit or min(before, after) < 0:
             raise InputError(f"op {op.label}: padding {before, after} does not fit axis {axis} of length {size}")
         shift = 0 if symmetric else 1
-        check_built((before + size + after,), f"op {op.label}: mirrored indices")  # from the declared length
-        index = [before - 1 - i + shift for i in range(before)] + list(range(size))
-        index += [size - 1 - i - shift for i in range(after)]
-        x = ctx.b.op("Gather", [x, ctx.b.ints(index)], {"axis": remap_axis(axis, len(shape), perm)})
+        check_built((before + after,), f"op {op.label}: mirrored indices")
+        onnx_axis = remap_axis(axis, len(shape), perm)
+        # only the mirrored rows are gathered (an index over the whole axis cost memory in its
+        # declared length: 15M entries, 800 MB, for a corrupt one)
+        head = [ctx.b.op("Gather", [x, ctx.b.ints([before - 1 - i + shift for i in range(before)])], {"axis": onnx_axis})] if before else []
+        tail = [ctx.b.op("Gather", [x, ctx.b.ints([size - 1 - i - shift for i in range(after)])], {"axis": onnx_axis})] if after else []
+        x = ctx.b.op("Concat", [*head, x, *tail], {"axis": onnx_axis})
     return Laid(x, perm)
 
 
