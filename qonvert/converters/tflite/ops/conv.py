@@ -52,12 +52,21 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     if data.ndim != 1 or not (data.dtype.kind == "f" or data.dtype in (np.int32, np.int64)):
         shape = list(data.shape)
         raise InputError(f"op {op.label}: bias {name!r} is a {data.dtype} tensor of shape {shape}; a bias is a 1-D int32, int64 or float vector")
-    values, qp = quant.bias(data, ctx.source.quant.get(name))
+    x_qp, w_qp = ctx.source.quant.get(x_name), ctx.source.quant.get(arg(op, 1) or "")
+    bias_qp = ctx.source.quant.get(name)
+    quantized_op = x_qp is not None and w_qp is not None
+    if bias_qp is None and quantized_op and data.dtype.kind == "f":
+        raise InputError(f"op {op.label}: bias {name!r} is {data.dtype} on a quantized op: LiteRT's integer kernels add an int32 bias")
+    if bias_qp is None and data.dtype.kind != "f":  # integer codes with no parameters: LiteRT adds them all the same
+        if not quantized_op:
+            raise InputError(f"op {op.label}: bias {name!r} is {data.dtype} but the op computes in float")
+        axis = 0 if w_qp.scale.size > 1 else None  # type: ignore[union-attr]
+        bias_qp = QuantParams(np.ones(w_qp.scale.shape, np.float32), np.zeros(w_qp.scale.shape, np.int64), "int32", axis)  # type: ignore[union-attr]
+    values, qp = quant.bias(data, bias_qp)
     if qp is None:
         return ctx.b.const(values, name)
     # TFLite's kernels add the int32 bias to the s_x * s_w accumulator whatever scale the file
     # records for it (the converter writes that product): so does the ONNX model.
-    x_qp, w_qp = ctx.source.quant.get(x_name), ctx.source.quant.get(arg(op, 1) or "")
     if x_qp is not None and x_qp.scale.size != 1:  # no one s_x to scale the integer bias by
         raise InputError(f"op {op.label}: its input {x_name!r} is quantized per channel; a quantized op's input has one scale")
     if w_qp is not None and w_qp.scale.size not in (1, values.size):
