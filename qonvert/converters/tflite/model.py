@@ -161,6 +161,9 @@ class _Reader:
             self._read_tensor(sub.Tensors(i), names[i], graph)
         for i in sub.InputsAsNumpy() if sub.InputsLength() else []:
             graph.inputs.append(TensorInfo(names[i], graph.shapes[names[i]], graph.dtypes[names[i]]))
+            qp = graph.quant.get(names[i])
+            if qp is not None and qp.dtype == "int32":  # an integer input (its quantization, a bias's kind, is read as integers)
+                del graph.quant[names[i]]
         graph.outputs = [names[int(i)] for i in (sub.OutputsAsNumpy() if sub.OutputsLength() else [])]
         for k in range(sub.OperatorsLength()):
             op = sub.Operators(k)
