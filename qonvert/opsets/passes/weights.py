@@ -33,14 +33,6 @@ def float_on_quantized_input(node: ir.Node) -> bool:
     return not single_q and producer_op(node.inputs[0], "DequantizeLinear") is not None
 
 
-def dequantized(codes: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None) -> np.ndarray:
-    """DequantizeLinear's value: (code - zero point) in integers, as float32, times the scale."""
-    shape = [-1 if k == axis else 1 for k in range(codes.ndim)] if axis is not None and scale.size > 1 else []
-    scale = scale.astype(np.float32).reshape(shape) if shape else scale.astype(np.float32)
-    zero_point = zero_point.astype(np.int64).reshape(shape) if shape else zero_point.astype(np.int64)
-    return np.asarray((codes.astype(np.int64) - zero_point).astype(np.float32) * scale, np.float32)
-
-
 def fold_float_conv_weights(graph: ir.Graph) -> int:
     folded = 0
     for node in list(graph):
@@ -52,10 +44,9 @@ def fold_float_conv_weights(graph: ir.Graph) -> int:
             if found is None or value is None or len(value.consumers()) != 1:
                 continue
             dq, codes, qp = found
-            axis = qp.axis if qp.per_axis else None
 
-            def real(codes: np.ndarray = codes, qp: QuantParams = qp, axis: int | None = axis) -> ir.TensorProtocol:
-                return ir.Tensor(dequantized(codes, np.asarray(qp.scale), np.asarray(qp.zero_point), axis))
+            def real(codes: np.ndarray = codes, qp: QuantParams = qp) -> ir.TensorProtocol:
+                return ir.Tensor(qp.dequantize(codes))  # (code - zero point) in integers, as float32, times the scale
 
             # computed as the writer reaches it (a float copy of every such weight at once doubled
             # the peak memory of a converted ResNet-50)

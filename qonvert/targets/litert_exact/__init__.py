@@ -159,7 +159,7 @@ def _rewrite(emit: Emitter, island: Island) -> tuple[str, dict[ir.Node, ir.Value
     out = outs[0]
     core, low, high = arithmetic.fused_activation(island.nodes)
     if len(island.reads) == 1 and all(n.op_type in ACTIVATIONS for n in island.nodes):
-        return "tables", _table(emit, island, out)
+        return "tables", _table(emit, island, outs, core, low, high)
     if island.op_types[-1:] == ("Softmax",) and low is None and high is None:
         result = softmax.softmax(emit, island, island.nodes[-1], out, _softmax_beta(island))
         return "integer kernels", {q: emit.stored(result, o.storage) for q, o in zip(island.quantizes, outs, strict=True)}
@@ -253,9 +253,8 @@ def _movement(emit: Emitter, island: Island, outs: list[Codes]) -> dict[ir.Node,
             real = const_array(pad_value)
             if real is None:
                 raise Unsupported("a Pad value computed at run time")
-            code = first.zero_point + int(np.rint(float(real) / float(first.scale)))
-            unsigned = storage == ir.DataType.UINT8
-            mapped[pad_value] = emit.const(code + (128 if unsigned else 0), np.uint8 if unsigned else np.int8)
+            code = _stored(np.asarray(first.zero_point + int(np.rint(float(real) / float(first.scale)))), storage)
+            mapped[pad_value] = emit.const(code, code.dtype)
         _clone(emit, node, mapped)
     results = {}
     for q, out in zip(island.quantizes, outs, strict=True):
@@ -272,23 +271,22 @@ TABLES = {
 }
 
 
-def _table(emit: Emitter, island: Island, out: Codes) -> dict[ir.Node, ir.Value]:
-    """One unary op (or a RELU-family clamp) on the codes: a table of LiteRT's result per code."""
+def _table(emit: Emitter, island: Island, outs: list[Codes], head: list[ir.Node], low: float | None, high: float | None) -> dict[ir.Node, ir.Value]:
+    """One unary op (or a RELU-family clamp) on the codes: a table of LiteRT's result per code
+    (`head`, `low`, `high`: the island split by fused_activation)."""
     x = next(iter(island.reads.values()))
-    head, low, high = arithmetic.fused_activation(island.nodes)
     if len(head) != 1:
         raise Unsupported(f"{'+'.join(island.op_types)} is not one LiteRT int8 op")
-    node = head[0]
+    node, fused = head[0], low is not None or high is not None
     if node.op_type in ("Relu", "Clip"):
-        bounds = arithmetic.clip_bounds(node)
-        table = tables.relu_family(x, out, *bounds) if low is None and high is None else None
-        if table is None:
+        if fused:
             raise Unsupported("two clamps in a row")
+        table = tables.relu_family(x, outs[0], *arithmetic.clip_bounds(node))
     else:
-        table = TABLES[node.op_type](x, out, node)
-        if low is not None or high is not None:
+        if fused:
             raise Unsupported(f"{node.op_type} with a fused activation")
-    return {q: emit.table(x.value, _stored(table, o.storage)) for q, o in zip(island.quantizes, [q_codes(q) for q in island.quantizes], strict=True)}
+        table = TABLES[node.op_type](x, outs[0], node)
+    return {q: emit.table(x.value, _stored(table, o.storage)) for q, o in zip(island.quantizes, outs, strict=True)}
 
 
 def _stored(table: np.ndarray, storage: ir.DataType) -> np.ndarray:

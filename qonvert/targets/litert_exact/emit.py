@@ -43,7 +43,8 @@ class Emitter:
     def __init__(self, graph: ir.Graph, base: str, label: str) -> None:
         self.graph, self.base, self.label = graph, base, label  # label: the source op, stamped on each node
         self.nodes: list[ir.Node] = []
-        graph.meta.setdefault(TAKEN_NAMES, value_names(graph))  # names of nodes not yet in the graph count too
+        if TAKEN_NAMES not in graph.meta:  # (a setdefault would scan the graph's names for every island)
+            graph.meta[TAKEN_NAMES] = value_names(graph)  # names of nodes not yet in the graph count too
 
     def op(self, op_type: str, *inputs: ir.Value | None, outputs: int = 1, **attrs: Any) -> ir.Value:
         return self.ops(op_type, *inputs, outputs=outputs, **attrs)[0]
