@@ -9,7 +9,10 @@ shapes are all we take from it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import numpy as np
 import onnx
 import onnx_ir as ir
 import onnx_ir.passes as ir_passes
@@ -19,9 +22,21 @@ import onnx_ir.passes.common as common
 # it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
 from onnx_ir.passes.common import _c_api_utils
 
-from .base import RewritePass
+from .base import RewritePass, subgraphs
 
 logger = logging.getLogger(__name__)
+
+# ONNX makes these ops' output rank the length of their shape operand. Computed at run time, that
+# length comes from declared or inferred shapes, which a corrupt file can make 2^31: a rank-2^31
+# shape built in C++ (gigabytes, out of Python's sight), whatever chain leads there.
+_RANK_FROM_LENGTH = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
+_MAX_RANK = 64  # beyond any real tensor's (the frontends refuse longer constant shape lists too)
+# ONNX's data propagation holds every 1-D value of known length N that reaches an op with a
+# propagation function (Cast, Add, Slice, ...) as N symbolic entries: O(N) in C++ per op, 2^31 for
+# a corrupt file's declared input. It is for shape arithmetic (vectors of rank length), so it runs
+# only where the plain inference knows no run-time vector longer than this (constants it reads
+# as their values, and only integer ones).
+_MAX_PROPAGATED = 1 << 16
 
 
 def infer_shapes(model: ir.Model) -> None:
@@ -29,10 +44,16 @@ def infer_shapes(model: ir.Model) -> None:
     is left as it is (the checker after the passes reports the contradiction in one line)."""
 
     def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
+        plain = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+        if _longest_vector(plain.graph, constants) > _MAX_PROPAGATED:
+            return plain
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
 
+    # (onnx_ir hands ONNX the large initializers as inputs without their bytes: known by name here)
+    constants = {name for graph in (model.graph, *subgraphs(model.graph)) for name in graph.initializers}
     try:
-        inferred = _c_api_utils.call_onnx_api(infer, model)
+        with _bounded_shape_operands(model):
+            inferred = _c_api_utils.call_onnx_api(infer, model)
     except Exception as exc:  # onnx raises its own error types, one per failure kind
         logger.debug("shape inference failed: %s", exc)
         return
@@ -49,6 +70,53 @@ def infer_shapes(model: ir.Model) -> None:
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
             if value.shape is None or list(value.shape) != dims:
                 value.shape = ir.Shape(dims)
+
+
+def _longest_vector(graph: onnx.GraphProto, constants: set[str]) -> int:
+    """The longest known length of a 1-D run-time value in the inferred graph and its subgraphs."""
+    longest = 0
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if len(dims) == 1 and dims[0].HasField("dim_value") and info.name not in constants:
+            longest = max(longest, dims[0].dim_value)
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in (*attr.graphs, *([attr.g] if attr.HasField("g") else [])):
+                longest = max(longest, _longest_vector(sub, constants))
+    return longest
+
+
+@contextmanager
+def _bounded_shape_operands(model: ir.Model) -> Iterator[None]:
+    """While ONNX infers, each run-time shape operand of the ops above is read through a Slice to its
+    first _MAX_RANK entries: the same shapes for any real model (data propagation passes
+    through it), a bounded rank for a corrupt one. The graph is as it was afterwards."""
+    added: list[tuple[ir.Graph, list[ir.Node]]] = []
+    for graph in (model.graph, *subgraphs(model.graph)):
+        nodes = []
+        for node in list(graph):
+            index = _RANK_FROM_LENGTH.get(node.op_type) if node.domain == "" else None
+            operand = node.inputs[index] if index is not None and index < len(node.inputs) else None
+            if operand is None or operand.const_value is not None:
+                continue
+            name = f"qonvert_inference_bound_{len(nodes)}_{operand.name}"
+            bounds = [ir.node("Constant", [], {"value": ir.tensor(np.array([v], np.int64))}) for v in (0, _MAX_RANK)]
+            for bound, end in zip(bounds, ("start", "end"), strict=True):
+                bound.outputs[0].name = f"{name}_{end}"
+            head = ir.node("Slice", [operand, *(b.outputs[0] for b in bounds)])
+            head.outputs[0].name = name
+            graph.insert_before(node, [*bounds, head])
+            node.replace_input_with(index, head.outputs[0])
+            nodes += [*bounds, head]
+        added.append((graph, nodes))
+    try:
+        yield
+    finally:
+        for graph, nodes in added:
+            for head in nodes[2::3]:
+                for user, index in list(head.outputs[0].uses()):
+                    user.replace_input_with(index, head.inputs[0])
+            graph.remove(nodes, safe=True)
 
 
 class Cleanup(RewritePass):
