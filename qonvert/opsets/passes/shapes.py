@@ -93,10 +93,10 @@ def _bounded_shape_operands(model: ir.Model) -> Iterator[None]:
     through it), a bounded rank for a corrupt one. The graph is as it was afterwards."""
     added: list[tuple[ir.Graph, list[ir.Node]]] = []
     for graph in (model.graph, *subgraphs(model.graph)):
-        nodes = []
+        nodes: list[ir.Node] = []
         for node in list(graph):
-            index = _RANK_FROM_LENGTH.get(node.op_type) if node.domain == "" else None
-            operand = node.inputs[index] if index is not None and index < len(node.inputs) else None
+            index = _RANK_FROM_LENGTH.get(node.op_type, -1) if node.domain == "" else -1
+            operand = node.inputs[index] if 0 <= index < len(node.inputs) else None
             if operand is None or operand.const_value is not None:
                 continue
             name = f"qonvert_inference_bound_{len(nodes)}_{operand.name}"
