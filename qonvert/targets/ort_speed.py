@@ -277,11 +277,11 @@ def _uint8_params(low: float, high: float) -> QuantParams:
 def _ranges(model: ir.Model, names: list[str], calibration: refio.Samples) -> dict[str, tuple[float, float]]:
     """Each named float value's (min, max) over the calibration feeds. The probe is the model with
     a ReduceMin and a ReduceMax of each value as its only outputs (no sample's intermediates are
-    held as outputs), streamed to a temporary file that ORT loads (no protobuf copy of the
-    weights in this process; ORT holds the one it runs, its integer kernels' int8 weights)."""
+    held as outputs), written to a temporary folder with its weights in a file of their own that
+    ORT maps (no protobuf copy of the weights in this process or in ORT's parse)."""
     import tempfile
 
-    from ..onnx_file import save_atomic
+    from ..onnx_file import save_external
     from ..runtime.ort import run, session
 
     if not names:
@@ -300,7 +300,7 @@ def _ranges(model: ir.Model, names: list[str], calibration: refio.Samples) -> di
     try:
         with tempfile.TemporaryDirectory(prefix="qonvert-calibration-") as folder:
             probe = Path(folder) / "probe.onnx"
-            save_atomic(model, probe)
+            save_external(model, probe)
             sess = session(str(probe), "cpu", arena=False)
     finally:  # the model as it was
         graph.outputs[:] = outputs

@@ -33,6 +33,11 @@ def while_loop(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     _check_arity(op, cond, len(names), 1)
     _check_arity(op, body, len(names), len(names))
     _check_arity(op, None, len(names), len(op.outputs.get("out", [])))
+    outer = [(ctx.source, n) for n in names]
+    _check_passed(op, outer, [(cond, i.name) for i in cond.inputs])
+    _check_passed(op, outer, [(body, i.name) for i in body.inputs])
+    _check_passed(op, [(body, n) for n in body.outputs], [(body, i.name) for i in body.inputs])
+    _check_passed(op, [(body, n) for n in body.outputs], [(ctx.source, n) for n in op.outputs["out"]])
     initial = [ctx.codes(n) for n in names]
     first = _scalar(ctx, inline_graph(ctx, cond, initial)[0])
     with ctx.b.subgraph() as nodes:
@@ -58,6 +63,8 @@ def if_then_else(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     for attr, option in zip(("then_branch", "else_branch"), CONTROL_FLOW["IF"], strict=True):
         branch = _subgraph(ctx, op, option)
         _check_arity(op, branch, len(operands), count)
+        _check_passed(op, [(ctx.source, n) for n in op.inputs["in"][1:]], [(branch, i.name) for i in branch.inputs])
+        _check_passed(op, [(branch, n) for n in branch.outputs], [(ctx.source, n) for n in op.outputs["out"]])
         with ctx.b.subgraph() as nodes:
             results = _made_here(ctx, inline_graph(ctx, branch, operands), nodes, branch, branch.outputs)
         branches[attr] = ir.Graph([], results, nodes=nodes, name=ctx.b.unique(attr))
@@ -81,6 +88,17 @@ def _check_arity(op: SourceOp, graph: SourceGraph | None, inputs: int, outputs: 
     if len(graph.inputs) != inputs or len(graph.outputs) != outputs:
         given = f"{len(graph.inputs)} inputs and gives {len(graph.outputs)} outputs"
         raise InputError(f"op {op.label}: its subgraph takes {given}; the op needs {inputs} and {outputs}")
+
+
+def _check_passed(op: SourceOp, given: list[tuple[SourceGraph, str]], taken: list[tuple[SourceGraph, str]]) -> None:
+    """Each tensor passed (into a subgraph, around a loop, out of it) has the type of the one taking
+    it, both quantized or neither: their codes are passed as they are (LiteRT copies the bytes)."""
+    for k, ((g_graph, g_name), (t_graph, t_name)) in enumerate(zip(given, taken, strict=True)):
+        g_type, t_type = _source_type(g_graph, g_name), _source_type(t_graph, t_name)
+        g_quant, t_quant = g_name in g_graph.quant, t_name in t_graph.quant
+        if g_type != t_type or g_quant != t_quant:
+            said = [f"{t.dtype.name.lower() if t else '?'}{' quantized' if q else ''}" for t, q in ((g_type, g_quant), (t_type, t_quant))]
+            raise InputError(f"op {op.label}: value {k} passed as {g_name!r} ({said[0]}) is taken as {t_name!r} ({said[1]})")
 
 
 def _scalar(ctx: ConversionContext, flag: ir.Value) -> ir.Value:
