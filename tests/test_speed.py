@@ -169,3 +169,46 @@ def test_uint8_restoring_alone_is_exact_below_127_steps() -> None:
         np.testing.assert_array_equal(got, want)
     with pytest.raises(qonvert.InternalError, match="NonNegativeToUint8 runs after MergeRequantizationBeforeRelu"):
         run_passes(ir.from_proto(canonical), [NonNegativeToUint8()])
+
+
+def _conv_then_affine(scale: np.ndarray, shift: np.ndarray) -> onnx.ModelProto:
+    """PP-LCNet's pattern: a quantized conv whose output stays float, then a constant Mul and Add
+    (its learnable affine block), then a HardSwish."""
+    n1, i1 = qdq("xq", "x", S_X)
+    n2, i2 = weight("w", (8, 4, 3, 3))
+    nodes = [
+        *n1,
+        *n2,
+        helper.make_node("Conv", ["xq", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["scale", "c"], ["m"]),
+        helper.make_node("Add", ["m", "shift"], ["a"]),
+        helper.make_node("HardSwish", ["a"], ["y"]),
+    ]
+    constants = [onnx.numpy_helper.from_array(v.astype(np.float32), name) for v, name in ((scale, "scale"), (shift, "shift"))]
+    inits = [*i1, *i2, *constants]
+    m = model(nodes, inits, (1, 4, 6, 6), "y")
+    m.opset_import[0].version = 14  # HardSwish
+    return m
+
+
+@pytest.mark.parametrize(
+    ("scale", "shift", "folds"),
+    [
+        (np.array([0.7]), np.array([-0.2]), True),  # one value each (PP-LCNet)
+        (np.linspace(-1.5, 1.5, 8).reshape(8, 1, 1) + 0.01, np.linspace(0, 1, 8).reshape(1, 8, 1, 1), True),  # per channel, some negative
+        (np.linspace(0.5, 1.5, 6), np.array([0.1]), False),  # [W]: broadcast along the width, not the channels
+    ],
+    ids=["scalar", "per-channel", "along-width"],
+)
+def test_scale_and_shift_after_a_float_conv_fold_into_it(scale: np.ndarray, shift: np.ndarray, folds: bool) -> None:
+    from qonvert.opsets.passes.batchnorm import fold_scale_shift
+
+    source = _conv_then_affine(scale, shift)
+    ir_model = ir.from_proto(source)
+    assert fold_scale_shift(ir_model.graph) == int(folds)
+    folded = ir.to_proto(ir_model)
+    assert ("Mul" in {n.op_type for n in folded.graph.node}) != folds
+    for feed in _feeds(2.0):
+        want, got = (run(session(m, "cpu", level="disabled"), feed)[0] for m in (source, folded))
+        assert np.ptp(want) > 1.0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)  # float rounding only

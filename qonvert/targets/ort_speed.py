@@ -39,7 +39,7 @@ from ..metadata import SPEED_UINT8, TWIN, read_states
 from ..opsets.canonical import quantized_op_bias
 from ..opsets.graph_edit import QUANTIZED_OPS, add_dq_of, add_q, initializer, non_negative, producer_op, qparams_of
 from ..opsets.passes import RewritePass, run_passes
-from ..opsets.passes.batchnorm import fold_batchnorm
+from ..opsets.passes.batchnorm import fold_batchnorm, fold_scale_shift
 from ..opsets.passes.bias import quantize_biases
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
 from ..opsets.passes.weights import FoldFloatConvWeights
@@ -58,7 +58,7 @@ class SpeedChanges:
     calibrated: int = 0  # step 3: calibrated Q/DQ on float outputs
     rerouted: int = 0  # float readers of a quantized value moved to its DQ (rounds what the source keeps float)
     beyond_range: int = 0  # such readers left float: on the calibration data the value passes the Q's range
-    folded: int = 0  # float BatchNorms folded into the conv before them (float rounding only)
+    folded: int = 0  # float BatchNorms and constant scale-and-shifts folded into the conv before them
     float_left: int = 0  # quantized ops whose output still reaches no Q (no calibration given)
     nbits: int = 0  # weight-only / blocked weights as MatMulNBits, int8 activations (rounds them)
 
@@ -67,7 +67,7 @@ class SpeedChanges:
             f"{self.merged} requantizations before a Relu dropped (exact)",
             f"{self.uint8} non-negative int8 activations stored as uint8, zero point 0, same scale (exact below 127 steps; verify counts the rest)",
             f"{self.rerouted} Add/Mul/Concat inputs read the quantized value of a tensor the source also reads in float (rounds it)",
-            f"{self.folded} float BatchNorms folded into their convs (float rounding only)",
+            f"{self.folded} float BatchNorms or constant scale-and-shifts folded into their convs (float rounding only)",
             f"{self.calibrated} float outputs of quantized ops given a calibrated uint8 Q/DQ (rounds what the source keeps in float)",
         ]
         lines.append(f"{self.nbits} matmuls of int4/int8 weights as MatMulNBits with int8 activations per block (rounds the activations)")
@@ -133,12 +133,13 @@ class BlockedWeightsToNBits(RewritePass):
 
 
 class FoldFloatBatchnorm(RewritePass):
-    """The BatchNorms after float convs too (float rounding only): the calibrated Q follows them."""
+    """The BatchNorms after float convs too, and constant scale-and-shift pairs (float rounding
+    only): the calibrated Q follows them."""
 
     counts_as = ("folded",)
 
     def rewrite(self, graph: ir.Graph) -> int:
-        return fold_batchnorm(graph, float_outputs=True)
+        return fold_batchnorm(graph, float_outputs=True) + fold_scale_shift(graph)
 
 
 class QuantizeFoldedBiases(RewritePass):
