@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 # Linux keeps a process's peak RSS across exec, so a child forked from this (large) process would
 # report ours: measure through a small fresh launcher whose children start from ~10 MB.
@@ -30,37 +31,61 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int
 def interleaved_latency(
     models: dict[str, str], rounds: int = 7, runs: int = 20, feed: dict[str, object] | None = None
 ) -> dict[str, tuple[float, float, float]]:
-    """ORT CPU latency in ms per model: (median, lowest, highest) of the per-round medians. The
-    models take turns, round after round, so a noisy neighbour on a small machine slows them all
-    alike instead of whichever happened to run at the time. ORT's worker threads do not spin
-    between runs: on this 2-core machine spinning made the same model run 28 or 46 ms from one
-    session to the next (and slowed models with many small float ops most), which no median fixes.
-    `feed`: the inputs every model takes (token ids ...), else one random input of the model's shape."""
-    import numpy as np
-    import onnxruntime as ort
+    """ORT CPU latency in ms per model: (median, lowest, highest) of the per-round medians (see
+    interleaved). `feed`: the inputs every model takes (token ids ...), else one random input of
+    the model's shape."""
+    return interleaved({name: ort_runner(path, feed) for name, path in models.items()}, rounds, runs)
 
-    sessions = {}
-    for name, path in models.items():
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        spec = sess.get_inputs()[0]  # one input; dynamic dimensions 1
-        shape = [d if isinstance(d, int) else 1 for d in spec.shape]
-        x = np.random.default_rng(0).standard_normal(shape)
-        given = {spec.name: x.astype(np.float32) if "float" in spec.type else np.clip(x * 40, -128, 127).astype(np.int8)}
-        if feed is not None:
-            given = {spec.name: next(iter(feed.values()))} if len(feed) == 1 else dict(feed)
+
+def interleaved(runners: dict[str, Callable[[], object]], rounds: int = 7, runs: int = 20) -> dict[str, tuple[float, float, float]]:
+    """Latency in ms per runner (one inference each call): (median, lowest, highest) of the
+    per-round medians. The runners take turns, round after round, so a noisy neighbour on a small
+    machine slows them all alike instead of whichever happened to run at the time."""
+    import numpy as np
+
+    for run in runners.values():
         for _ in range(3):
-            sess.run(None, given)
-        sessions[name] = (sess, given)
-    medians: dict[str, list[float]] = {name: [] for name in models}
+            run()
+    medians: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, (sess, feed) in sessions.items():
+        for name, run in runners.items():
             times = []
             for _ in range(runs):
                 start = time.perf_counter()
-                sess.run(None, feed)
+                run()
                 times.append(time.perf_counter() - start)
             medians[name].append(float(np.median(times)) * 1e3)
     return {name: (float(np.median(m)), min(m), max(m)) for name, m in medians.items()}
+
+
+def ort_runner(path: str, feed: dict[str, object] | None = None) -> Callable[[], object]:
+    """One ORT CPU inference of the model. ORT's worker threads do not spin between runs: on this
+    2-core machine spinning made the same model run 28 or 46 ms from one session to the next (and
+    slowed models with many small float ops most), which no median fixes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    spec = sess.get_inputs()[0]  # one input; dynamic dimensions 1
+    shape = [d if isinstance(d, int) else 1 for d in spec.shape]
+    x = np.random.default_rng(0).standard_normal(shape)
+    given = {spec.name: x.astype(np.float32) if "float" in spec.type else np.clip(x * 40, -128, 127).astype(np.int8)}
+    if feed is not None:
+        given = {spec.name: next(iter(feed.values()))} if len(feed) == 1 else dict(feed)
+    return lambda: sess.run(None, given)
+
+
+def openvino_runner(path: str, feed: dict[str, object]) -> Callable[[], object] | None:
+    """One OpenVINO CPU inference of the ONNX model (its latency hint: one request, all cores);
+    None where openvino is not installed (`pip install openvino`)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    compiled = ov.Core().compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    inputs = {compiled.inputs[0].any_name: next(iter(feed.values()))} if len(feed) == 1 else dict(feed)
+    return lambda: request.infer(inputs)

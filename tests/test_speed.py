@@ -18,6 +18,7 @@ from qonvert.opsets.passes import run_passes
 from qonvert.runtime import refio
 from qonvert.runtime.ort import fusion_report, run, session
 from qonvert.targets.ort_speed import MergeRequantizationBeforeRelu, NonNegativeToUint8, saturated, speed_form
+from qonvert.verify.sampling import input_specs, quantize_float_feeds
 
 from .test_passes import S_X, S_Y, model, qdq, weight
 
@@ -212,3 +213,42 @@ def test_scale_and_shift_after_a_float_conv_fold_into_it(scale: np.ndarray, shif
         want, got = (run(session(m, "cpu", level="disabled"), feed)[0] for m in (source, folded))
         assert np.ptp(want) > 1.0
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)  # float rounding only
+
+
+def test_calibration_takes_float_images_for_an_integer_input(tmp_path: Path) -> None:
+    """The images verify takes for an int8-input model are quantized by the input's own parameters
+    for calibration too: the same file as calibrating with their codes."""
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "tflite" / "small_cnn_int8io.tflite"
+    canonical = qonvert.convert(source).model
+    spec = input_specs(canonical, None)[0]
+    images = np.random.default_rng(0).uniform(-1, 1, (4, *spec.declared[1:])).astype(np.float32)
+    codes, notes = quantize_float_feeds([spec], [{spec.name: images}])
+    assert notes and codes[0][spec.name].dtype == np.int8
+    np.savez(tmp_path / "floats.npz", **{spec.name: images})
+    np.savez(tmp_path / "codes.npz", **{spec.name: codes[0][spec.name]})
+    got = [
+        qonvert.convert(source, tmp_path / f"{k}.onnx", speed=True, calibration=tmp_path / f"{k}.npz").output.read_bytes()
+        for k in ("floats", "codes")
+    ]
+    assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("high", [1.0, 1.25], ids=["slopes-up-to-1", "a-slope-above-1"])
+def test_prelu_as_elementwise_ops_is_bit_exact(high: float) -> None:
+    from qonvert.opsets.passes.prelu import prelu_as_elementwise
+
+    slope = np.linspace(-0.8, high, 8, dtype=np.float32).reshape(8, 1, 1)
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8, 6, 6])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8, 6, 6])
+    graph = helper.make_graph([helper.make_node("PRelu", ["x", "slope"], ["y"])], "t", [x], [y], [onnx.numpy_helper.from_array(slope, "slope")])
+    source = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    ir_model = ir.from_proto(source)
+    assert prelu_as_elementwise(ir_model.graph) == 1
+    rewritten = ir.to_proto(ir_model)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "PRelu" not in ops and ("Max" in ops) == (high <= 1)
+    feed = {
+        "x": np.concatenate([np.random.default_rng(5).standard_normal(8 * 36 - 4), [0.0, -0.0, 1e-30, -1e-30]]).astype(np.float32).reshape(1, 8, 6, 6)
+    }
+    want, got = (run(session(m, "cpu"), feed)[0] for m in (source, rewritten))
+    np.testing.assert_array_equal(got, want)

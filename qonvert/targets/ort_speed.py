@@ -41,6 +41,7 @@ from ..opsets.graph_edit import QUANTIZED_OPS, add_dq_of, add_q, initializer, no
 from ..opsets.passes import RewritePass, run_passes
 from ..opsets.passes.batchnorm import fold_batchnorm, fold_scale_shift
 from ..opsets.passes.bias import quantize_biases
+from ..opsets.passes.prelu import prelu_as_elementwise
 from ..opsets.passes.qdq import next_quantize, twin_shared_q
 from ..opsets.passes.weights import FoldFloatConvWeights
 from ..opsets.qparams import QuantParams
@@ -61,6 +62,7 @@ class SpeedChanges:
     folded: int = 0  # float BatchNorms and constant scale-and-shifts folded into the conv before them
     float_left: int = 0  # quantized ops whose output still reaches no Q (no calibration given)
     nbits: int = 0  # weight-only / blocked weights as MatMulNBits, int8 activations (rounds them)
+    prelu: int = 0  # PRelus with a constant slope as Mul and Max (or Min, Relu, Mul, Add): exact
 
     def lines(self) -> list[str]:
         lines = [
@@ -71,7 +73,8 @@ class SpeedChanges:
             f"{self.calibrated} float outputs of quantized ops given a calibrated uint8 Q/DQ (rounds what the source keeps in float)",
         ]
         lines.append(f"{self.nbits} matmuls of int4/int8 weights as MatMulNBits with int8 activations per block (rounds the activations)")
-        counts = (self.merged, self.uint8, self.rerouted, self.folded, self.calibrated, self.nbits)
+        lines.append(f"{self.prelu} PRelus as plain elementwise ops, which ORT runs faster (exact)")
+        counts = (self.merged, self.uint8, self.rerouted, self.folded, self.calibrated, self.nbits, self.prelu)
         lines = [line for line, n in zip(lines, counts, strict=True) if n]
         if self.beyond_range:
             lines.append(f"{self.beyond_range} Add/Mul/Concat inputs kept float: on the calibration data their values pass their Q's range")
@@ -95,9 +98,10 @@ def speed_passes(ir_model: ir.Model, calibration: refio.Samples | None = None) -
     if calibration:
         # The BNs the source keeps after a float conv go into it first, so the calibrated Q follows them.
         passes += [FoldFloatBatchnorm(), QuantizeFoldedBiases(), CalibrateFloatOutputs(calibration), TwinRerouted()]
-    passes += [FoldFloatConvWeights(), common.RemoveUnusedNodesPass(), common.TopologicalSortPass()]  # the weight DQs replaced: ORT would run them
+    passes += [PReluAsElementwise(), FoldFloatConvWeights()]
+    passes += [common.RemoveUnusedNodesPass(), common.TopologicalSortPass()]  # the weight DQs replaced: ORT would run them
     counts = run_passes(ir_model, passes)
-    for field_name in ("merged", "uint8", "nbits", "folded", "rerouted", "beyond_range", "calibrated"):
+    for field_name in ("merged", "uint8", "nbits", "folded", "rerouted", "beyond_range", "calibrated", "prelu"):
         setattr(changes, field_name, counts.get(field_name, 0))
     if not calibration:
         changes.float_left = sum(1 for node in ir_model.graph if _float_output(node) is not None)
@@ -149,6 +153,13 @@ class QuantizeFoldedBiases(RewritePass):
 
     def rewrite(self, graph: ir.Graph) -> int:
         return quantize_biases(graph)
+
+
+class PReluAsElementwise(RewritePass):
+    counts_as = ("prelu",)
+
+    def rewrite(self, graph: ir.Graph) -> int:
+        return prelu_as_elementwise(graph)
 
 
 class TwinRerouted(RewritePass):
@@ -377,15 +388,18 @@ class OrtSpeed(Target):
 
 
 def _calibration_feeds(model: ir.Model, calibration: str | os.PathLike[str] | None) -> refio.Samples | None:
-    """The calibration file's input feeds, checked against the model's inputs (a streaming model's
-    state inputs fed their initial values: its first step)."""
+    """The calibration file's input feeds, checked against the model's inputs (float values of an
+    integer input quantized by its own parameters; a streaming model's state inputs fed their
+    initial values: its first step)."""
     if calibration is None:
         return None
-    from ..verify.sampling import check_feeds, input_specs
+    from ..verify.sampling import check_feeds, input_specs, quantize_float_feeds
 
     feeds, _, _ = refio.load(Path(calibration))
     if not feeds:
         raise InputError(f"{calibration}: holds no input samples")
     state = {s.input: s.initial for s in read_states(model)}
-    check_feeds(str(calibration), [spec for spec in input_specs(model, None) if spec.name not in state], feeds)
+    specs = [spec for spec in input_specs(model, None) if spec.name not in state]
+    feeds, _ = quantize_float_feeds(specs, feeds)  # the images verify takes for an int8 input, as verify takes them
+    check_feeds(str(calibration), specs, feeds)
     return [state | feed for feed in feeds]
