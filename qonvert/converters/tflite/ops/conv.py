@@ -65,6 +65,8 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
     values, qp = quant.bias(data, bias_qp)
     if qp is None:
         return ctx.b.const(values, name)
+    if x_qp is None and qp.dtype == "int32":  # LiteRT's float and hybrid kernels add a float bias
+        raise InputError(f"op {op.label}: bias {name!r} is quantized int32 but the op's input {x_name!r} is float")
     # TFLite's kernels add the int32 bias to the s_x * s_w accumulator whatever scale the file
     # records for it (the converter writes that product): so does the ONNX model.
     if x_qp is not None and x_qp.scale.size != 1:  # no one s_x to scale the integer bias by
