@@ -78,14 +78,17 @@ def ort_runner(path: str, feed: dict[str, object] | None = None) -> Callable[[],
     return lambda: sess.run(None, given)
 
 
-def openvino_runner(path: str, feed: dict[str, object]) -> Callable[[], object] | None:
+def openvino_runner(path: str, feed: dict[str, object], precision: str | None = "f32") -> Callable[[], object] | None:
     """One OpenVINO CPU inference of the ONNX model (its latency hint: one request, all cores);
-    None where openvino is not installed (`pip install openvino`)."""
+    precision: its inference precision hint, None for its default (bf16 on a CPU with AMX or
+    AVX512-BF16, which rounds every activation to 8 mantissa bits). None where openvino is not
+    installed (`pip install openvino`)."""
     try:
         import openvino as ov
     except ImportError:
         return None
-    compiled = ov.Core().compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": precision} if precision else {})
+    compiled = ov.Core().compile_model(path, "CPU", config)
     request = compiled.create_infer_request()
     inputs = {compiled.inputs[0].any_name: next(iter(feed.values()))} if len(feed) == 1 else dict(feed)
     return lambda: request.infer(inputs)

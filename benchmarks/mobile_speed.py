@@ -131,13 +131,35 @@ def fidelity(source: Path, path: Path, inputs: Path) -> str:
     return f"{terms}max {out.max_diff_lsb:.3g} LSB"
 
 
-def fused_against_graph(path: Path, feed: dict[str, np.ndarray]) -> float:
-    """max |ORT with its QDQ fusions - ORT running the QDQ graph as written|, over the outputs'
-    ranges: what ORT's integer kernels cost against the graph they replace."""
+def agreement(path: Path, ours: list[list[np.ndarray]], ref: list[list[np.ndarray]]) -> str:
+    """Two runs of the same file over the test inputs, as verify compares (the first output, its
+    own kind and quantization step)."""
+    import onnx
+
+    from qonvert.runtime.compare import compare, output_lsb
+
+    model = onnx.load(str(path), load_external_data=False)
+    name = model.graph.output[0].name
+    lsb = output_lsb(model).get(name)
+    want = [r[0] for r in ref]
+    stats = compare(name, [o[0] for o in ours], want, lsb or float(np.ptp(want)) / 255 or 1.0, quantized=lsb is not None)
+    terms = f"{stats.agreement:.4f}, " if stats.agreement is not None else ""
+    return f"{terms}max {stats.max_diff_lsb:.3g} LSB"
+
+
+def ort_outputs(path: Path, feeds: list[dict[str, np.ndarray]], level: str = "all") -> list[list[np.ndarray]]:
     from qonvert.runtime.ort import run, session
 
-    fused, literal = (run(session(str(path), "cpu", level=level), feed) for level in ("all", "basic"))
-    return max(float(np.max(np.abs(a - b)) / (np.ptp(b) or 1.0)) for a, b in zip(fused, literal, strict=True))
+    sess = session(str(path), "cpu", level=level)
+    return [run(sess, feed) for feed in feeds]
+
+
+def openvino_outputs(path: Path, feeds: list[dict[str, np.ndarray]], precision: str | None) -> list[list[np.ndarray]]:
+    import openvino as ov
+
+    config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": precision} if precision else {})
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    return [[np.asarray(v) for v in compiled(next(iter(feed.values()))).values()] for feed in feeds]
 
 
 def main() -> None:
@@ -149,17 +171,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    columns = ["model", "form", "ORT ms (spread)", "vs ORT fp32", "OpenVINO ms (spread)", "vs ORT fp32"]
-    columns += ["fidelity vs the source (8 inputs)", "ORT fused vs QDQ graph", "OpenVINO vs ORT"]
+    columns = ["model", "form", "ORT ms (spread)", "vs ORT fp32", "OpenVINO f32 ms", "vs ORT fp32", "OpenVINO default ms", "vs ORT fp32"]
+    columns += ["vs the source (8 inputs)", "ORT fused vs its QDQ graph", "OpenVINO f32 vs ORT", "OpenVINO default vs ORT"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     profiles = []
+    engines = {"ORT": None, "OpenVINO f32": "f32", "OpenVINO default": None}
     for name in args.models.split(","):
         spec = MODELS[name]
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
             tests, calibration = spec.inputs(8, 0), spec.inputs(16, 1)
-            input_name = "input" if spec.tflite else "x"
+            input_name = "x"
             if spec.tflite:
                 from ai_edge_litert.interpreter import Interpreter
 
@@ -173,30 +196,33 @@ def main() -> None:
             }
             if spec.tflite:
                 files["tf2onnx 1.17 int8"] = tf2onnx(spec.source, tmp / "tf2onnx.onnx", args.tf_venv) or tmp / "tf2onnx.onnx"
-            converted = {form: Path(p) for form, p in files.items() if isinstance(p, Path)}
-            runners = {}
-            for form, path in converted.items():
-                feed = _feed_for(path, tests[:1])
-                runners[("ORT", form)] = ort_runner(str(path), feed)
-                ov = openvino_runner(str(path), feed)
-                if ov is not None:
-                    runners[("OpenVINO", form)] = ov
-            latency = interleaved(runners, args.rounds, args.runs)  # type: ignore[arg-type]
+            runners: dict[tuple[str, str], Callable[[], object]] = {}
+            for form, path in files.items():
+                if isinstance(path, Path):
+                    feed = _feed_for(path, tests[:1])
+                    runners[("ORT", form)] = ort_runner(str(path), feed)
+                    for engine, precision in list(engines.items())[1:]:
+                        if (run := openvino_runner(str(path), feed, precision)) is not None:
+                            runners[(engine, form)] = run
+            latency = interleaved(runners, args.rounds, args.runs)
             base = latency[("ORT", "fp32")][0]
             for form, path in files.items():
                 if not isinstance(path, Path):
-                    print(f"| {name} | {form} | {path} | | | | | | |")
+                    print(f"| {name} | {form} | {path} |" + " |" * (len(columns) - 3))
                     continue
-                ort_ms, ov_ms = latency[("ORT", form)], latency.get(("OpenVINO", form))
-                source = spec.source if form != "fp32" else None
-                row = [name, form, _ms(ort_ms), f"{base / ort_ms[0]:.2f}x", _ms(ov_ms), f"{base / ov_ms[0]:.2f}x" if ov_ms else "-"]
-                row.append(fidelity(source, path, tmp / "tests.npz") if source is not None else "-")
-                feed = _feed_for(path, tests[:1])
-                row.append(f"{fused_against_graph(path, feed):.2e}" if form != "fp32" else "-")
-                row.append(f"{_ov_against_ort(path, feed):.2e}" if ov_ms else "-")
+                row = [name, form]
+                for engine in engines:
+                    cell = latency.get((engine, form))
+                    row += [_ms(cell), f"{base / cell[0]:.2f}x" if cell else "-"]
+                row.append(fidelity(spec.source, path, tmp / "tests.npz") if form != "fp32" else "-")
+                feeds = [_feed_for(path, tests[i : i + 1]) for i in range(len(tests))]
+                reference = ort_outputs(path, feeds)
+                row.append(agreement(path, reference, ort_outputs(path, feeds, level="basic")) if form != "fp32" else "-")
+                for engine, precision in list(engines.items())[1:]:
+                    row.append(agreement(path, openvino_outputs(path, feeds, precision), reference) if (engine, form) in latency else "-")
                 print("| " + " | ".join(row) + " |", flush=True)
                 if form in ("fp32", "canonical int8", "speed (calibrated)"):
-                    table = profile(str(path), runs=10, threads=None, feed=feed)
+                    table = profile(str(path), runs=10, threads=None, feed=feeds[0])
                     total = sum(t for _, _, t in table) or 1.0
                     profiles.append(f"- {name}, {form}: " + ", ".join(f"{op} {100 * t / total:.0f}% ({n})" for op, n, t in table[:8]))
     print()
@@ -216,18 +242,6 @@ def _feed_for(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def _ms(cell: tuple[float, float, float] | None) -> str:
     return f"{cell[0]:.2f} ({cell[1]:.2f}-{cell[2]:.2f})" if cell else "-"
-
-
-def _ov_against_ort(path: Path, feed: dict[str, np.ndarray]) -> float:
-    """max |OpenVINO - ORT| on the same file and input, over the output's range."""
-    import openvino as ov
-
-    from qonvert.runtime.ort import run, session
-
-    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-    got = compiled(next(iter(feed.values())))
-    want = run(session(str(path), "cpu"), feed)
-    return max(float(np.max(np.abs(got[k] - w)) / (np.ptp(w) or 1.0)) for k, w in enumerate(want))
 
 
 if __name__ == "__main__":

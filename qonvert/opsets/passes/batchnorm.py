@@ -1,5 +1,6 @@
 """Fold an inference BatchNormalization into the preceding quantized Conv (docs/design.md, "Exact rewrites"):
-only the per-channel weight scale changes (its sign goes into the int8 values), plus the bias."""
+only the per-channel weight scale changes (its sign goes into the int8 values), plus the bias. The
+speed form folds a constant scale-and-shift (Mul, then Add) the same way."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def fold_scale_shift(graph: ir.Graph) -> int:
         if conv is None or single_consumer(conv.outputs[0]) is not mul:
             continue
         channels, rank = _output_channels(conv)
-        factor = _per_channel(const_array(next(v for v in mul.inputs if v is not conv.outputs[0])), channels, rank)
+        factor = _per_channel(const_array(next((v for v in mul.inputs if v is not conv.outputs[0]), None)), channels, rank)
         if factor is None:
             continue
         add = single_consumer(mul.outputs[0])
