@@ -1,5 +1,6 @@
 """What a conversion imports: SymPy (0.2-0.3 s, half of qonvert's import time, pulled in by
-onnx_ir 1.1) stays unloaded through a whole conversion, and is the real module for whoever uses it."""
+onnx_ir 1.1) stays unloaded through a whole conversion, and is the real module for whoever uses it;
+of the tflite schema package, only the classes a conversion reads are imported."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def test_torch_after_qonvert() -> None:
     """torch imports SymPy's submodules at its own import: the deferred module must be whole."""
     code = "import qonvert, torch, torch.fx.experimental.symbolic_shapes as s, sympy\nprint(type(sympy.Integer(3)).__name__)\n"
     assert _run(code) == "Integer"
+
+
+def test_tflite_schema_modules_load_as_read(tmp_path: Path) -> None:
+    """A .tflite conversion imports the schema classes it reads, not the package's ~190 modules; a
+    later `import tflite` sees the whole schema through the same module."""
+    out = tmp_path / "m.onnx"
+    code = (
+        "import sys, qonvert.cli\n"
+        f"assert qonvert.cli.main(['convert', {str(FIXTURE)!r}, '-o', {str(out)!r}]) == 0\n"
+        "print(len([m for m in sys.modules if m.startswith('tflite.')]))\n"
+        "import tflite\n"
+        "print(tflite.BuiltinOperator.CONV_2D, tflite.Model.__name__, tflite.Conv3DOptions.__name__)\n"
+        "try:\n    tflite.NoSuchClass\nexcept AttributeError:\n    print('AttributeError')\n"
+    )
+    count, names, missing = _run(code).splitlines()[-3:]
+    assert 5 < int(count) < 60
+    assert names == "3 Model Conv3DOptions" and missing == "AttributeError"

@@ -14,14 +14,15 @@ from typing import Any
 
 import flatbuffers
 import numpy as np
-import tflite
 
 from ...errors import InputError, QonvertError
 from ..source import MAX_RANK, SourceGraph, SourceOp, TensorInfo, map_file
 from .quant import tensor_qparams
+from .schema import schema_package
 from .state import RESOURCE, STATE_OPS, lift_variables
 
 FILE_IDENTIFIER = b"TFL3"
+tflite = schema_package()
 
 _OPCODE_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
 _OPTION_CLASSES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
