@@ -54,7 +54,8 @@ def _tensor_parts(value: ir.Value) -> list[bytes | memoryview]:
     into a protobuf first."""
     tensor = value.const_value
     assert tensor is not None  # an initializer
-    array = tensor.raw if isinstance(tensor, ir.Tensor) else None
+    # (a lazy weight is computed here, once: through a protobuf it was held three times over)
+    array = tensor.raw if isinstance(tensor, ir.Tensor) else tensor.numpy() if isinstance(tensor, ir.LazyTensor) else None
     if (
         isinstance(array, np.ndarray)
         and array.dtype in _RAW_DTYPES

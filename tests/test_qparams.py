@@ -50,3 +50,17 @@ def test_blocked_params_that_do_not_fit_are_named() -> None:
     qp = QuantParams(np.ones((2, 3), np.float32), np.zeros((2, 3), np.int64), "int8", 1, block_size=32)
     with pytest.raises(QonvertError, match="block scales of shape \\[2, 3\\] for shape \\[2, 64\\]"):
         qp.validate("w", (2, 64))  # 64 in blocks of 32 is 2 blocks, not 3
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32"])
+def test_dequantize_is_onnx_dequantize_linear(dtype: str) -> None:
+    """(code - zero point) exactly, then float32, times the scale in float32: what ONNX's
+    DequantizeLinear computes, for every code width (the narrow ones take a one-buffer path)."""
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype)
+    codes = rng.integers(info.min, info.max, (64, 33), endpoint=True).astype(dtype)
+    scale = rng.uniform(1e-4, 1, 64).astype(np.float32)
+    zero = rng.integers(info.min, info.max, 64, endpoint=True) // (1 if dtype != "int32" else 2**20)
+    qp = QuantParams(scale, zero.astype(np.int64), dtype, 0)
+    want = ((codes.astype(np.int64) - zero[:, None]).astype(np.float32) * scale[:, None]).astype(np.float32)
+    np.testing.assert_array_equal(qp.dequantize(codes), want)

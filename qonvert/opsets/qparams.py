@@ -226,7 +226,13 @@ class QuantParams:
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         s, z = self.expanded(q.shape)
-        return ((q.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
+        if q.dtype.itemsize <= 2:  # codes and their differences are exact in float32: one buffer
+            real = q.astype(np.float32)
+            real -= z
+        else:
+            real = np.subtract(q, z, dtype=np.int64).astype(np.float32)  # (code - zero point) exact, then float32
+        real *= s  # in float32 (a float64 scale's product rounds to the same float32)
+        return real
 
 
 NUMPY_DTYPES: dict[str, type] = {
