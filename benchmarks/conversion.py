@@ -103,7 +103,7 @@ def main() -> None:
         anchor = f"{theirs[0]:.2f} ({theirs[1]:.2f})" if theirs else "-"
         ratio = f"{theirs[0] / best:.1f}x" if theirs else "-"
         over = "- | -" if name == "small_cnn_int8" else f"{(rss - interpreter) / size:.2f}x | {(rss - floor) / size:.2f}x"
-        print(f"| {name} | {size:.2f} | {best:.2f} ({median:.2f}) | {anchor} | {ratio} | {rss:.0f} | {over} |")
+        print(f"| {name} | {size:.2f} | {best:.3f} ({median:.3f}) | {anchor} | {ratio} | {rss:.0f} | {over} |")
 
 
 if __name__ == "__main__":
