@@ -37,6 +37,33 @@ _MAX_RANK = 64  # beyond any real tensor's (the frontends refuse longer constant
 # only where the plain inference knows no run-time vector longer than this (constants it reads
 # as their values, and only integer ones).
 _MAX_PROPAGATED = 1 << 16
+# The inputs ONNX reads as values to infer a shape (data propagation has something to do only
+# where one of them is computed, or a Shape or Size reads shapes as data).
+_SHAPE_OPERANDS = {
+    "Reshape": (1,),
+    "Expand": (1,),
+    "ConstantOfShape": (0,),
+    "Tile": (1,),
+    "Slice": (1, 2, 3, 4),
+    "Range": (0, 1, 2),
+    "Resize": (1, 2, 3),
+    "Upsample": (1,),
+    "Pad": (1,),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "Split": (1,),
+    "OneHot": (1,),
+    "TopK": (1,),
+    "ReduceSum": (1,),
+    "ReduceMean": (1,),
+    "ReduceMax": (1,),
+    "ReduceMin": (1,),
+    "ReduceProd": (1,),
+    "CenterCropPad": (1,),
+    "DFT": (1,),
+    "Shape": (),
+    "Size": (),
+}
 
 
 def infer_shapes(model: ir.Model) -> None:
@@ -45,12 +72,14 @@ def infer_shapes(model: ir.Model) -> None:
 
     def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
         plain = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-        if _longest_vector(plain.graph, constants) > _MAX_PROPAGATED:
+        if not propagates or _longest_vector(plain.graph, constants) > _MAX_PROPAGATED:
             return plain
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
 
+    graphs = (model.graph, *subgraphs(model.graph))
     # (onnx_ir hands ONNX the large initializers as inputs without their bytes: known by name here)
-    constants = {name for graph in (model.graph, *subgraphs(model.graph)) for name in graph.initializers}
+    constants = {name for graph in graphs for name in graph.initializers}
+    propagates = any(_computes_a_shape(node) for graph in graphs for node in graph)
     try:
         with _bounded_shape_operands(model):
             inferred = _c_api_utils.call_onnx_api(infer, model)
@@ -70,6 +99,16 @@ def infer_shapes(model: ir.Model) -> None:
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
             if value.shape is None or list(value.shape) != dims:
                 value.shape = ir.Shape(dims)
+
+
+def _computes_a_shape(node: ir.Node) -> bool:
+    """A Shape or Size, or an op with a shape operand some node computes."""
+    indexes = _SHAPE_OPERANDS.get(node.op_type) if not node.domain else None
+    if indexes is None:
+        return False
+    if not indexes:
+        return True
+    return any(i < len(node.inputs) and (v := node.inputs[i]) is not None and v.producer() is not None for i in indexes)
 
 
 def _longest_vector(graph: onnx.GraphProto, constants: set[str]) -> int:
