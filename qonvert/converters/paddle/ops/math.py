@@ -64,10 +64,12 @@ def matmul(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "mul")
 def mul(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    xn, yn = op.int_attr("x_num_col_dims", default=1), op.int_attr("y_num_col_dims", default=1)
     xs, ys = ctx.shape(op.input("X")), ctx.shape(op.input("Y"))
     if xs is None or ys is None:
         raise InputError(f"op {op.label}: input shapes unknown")
+    # the leading dims kept: a count of X's axes (a list of that length is built from it)
+    xn = op.int_attr("x_num_col_dims", default=1, low=1, high=max(len(xs) - 1, 1))
+    yn = op.int_attr("y_num_col_dims", default=1, low=1, high=max(len(ys) - 1, 1))
     x, y = ctx.input(op, "X"), ctx.input(op, "Y")
     if len(ys) != yn + 1 or yn != 1:
         raise InputError(f"op {op.label}: mul with y_num_col_dims={yn} on rank {len(ys)} is not supported")

@@ -20,8 +20,8 @@ def batch_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 @register("paddle", "layer_norm", opset=first_opset("LayerNormalization"))
 def layer_norm(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.input(op, "X")
-    axis = op.int_attr("begin_norm_axis", default=1)
     rank = ctx.rank(op, "X")
+    axis = op.int_attr("begin_norm_axis", default=1, low=-rank, high=rank - 1) % max(rank, 1)
     if op.input("Scale") is None or op.input("Bias") is None:
         raise InputError(f"op {op.label}: layer_norm without scale and bias is not supported")
     scale, bias = ctx.input(op, "Scale"), ctx.input(op, "Bias")
