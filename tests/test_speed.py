@@ -252,3 +252,25 @@ def test_prelu_as_elementwise_ops_is_bit_exact(high: float) -> None:
     }
     want, got = (run(session(m, "cpu"), feed)[0] for m in (source, rewritten))
     np.testing.assert_array_equal(got, want)
+
+
+def test_ort_integer_kernels_against_the_qdq_graph_they_fuse() -> None:
+    """What ORT's fused integer kernels (QLinearConv, QLinearAdd, ...) cost against the same file's
+    QDQ graph run as written, on MediaPipe's face landmark model (ai-edge-quantizer's static int8),
+    in the speed form with its PRelus rewritten: at most 2 steps on the 1404 landmark values of 16
+    faces, measured (benchmarks/mobile_speed.py shows the same column for every model it times).
+    (The one-value face score moved 22 steps on one face: a 3-level output, not asserted here.)"""
+    from qonvert.runtime.compare import compare, output_lsb
+
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "tflite" / "real" / "face_landmark_static_wi8_ai8.tflite"
+    fast = qonvert.convert(source, speed=True)
+    assert any("PRelus as plain elementwise ops" in r for r in fast.remarks)
+    faces = np.load(source.parent / "faces_192.npz")
+    spec = input_specs(fast.model, None)[0]
+    feeds, _ = quantize_float_feeds([spec], [{spec.name: x[None]} for x in faces[faces.files[0]]])
+    fused, literal = (session(fast.model, "cpu", level=level) for level in ("all", "basic"))
+    name = fast.model.graph.output[0].name
+    ours, ref = ([run(s, feed)[0] for feed in feeds] for s in (fused, literal))
+    stats = compare(name, ours, ref, output_lsb(fast.model)[name] or 1.0)
+    assert stats.levels > 100, stats.levels
+    assert stats.max_diff_lsb <= 2.0 + 1e-6, stats.max_diff_lsb
