@@ -18,14 +18,17 @@ class Message:
     def __init__(self, data: bytes | memoryview, where: str) -> None:
         self.fields: dict[int, list[Any]] = {}
         self.where = where
+        fields = self.fields
         buf = memoryview(data)
         pos, end = 0, len(buf)
         try:
             while pos < end:
-                key, pos = _varint(buf, pos)
+                key = buf[pos]  # one-byte keys and varints inline: nearly all of a ProgramDesc's
+                key, pos = (key, pos + 1) if key < 0x80 else _varint(buf, pos)
                 number, wire = key >> 3, key & 7
                 if wire == 0:
-                    val, pos = _varint(buf, pos)
+                    val = buf[pos]
+                    val, pos = (val, pos + 1) if val < 0x80 else _varint(buf, pos)
                 elif wire == 2:
                     size, pos = _varint(buf, pos)
                     if pos + size > end:
@@ -39,7 +42,10 @@ class Message:
                     raise ValueError(f"wire type {wire}")
                 if pos > end or number == 0:
                     raise ValueError("truncated")
-                self.fields.setdefault(number, []).append(val)
+                if number in fields:
+                    fields[number].append(val)
+                else:
+                    fields[number] = [val]
         except (ValueError, IndexError) as exc:
             raise InputError(f"{where}: not a valid protobuf message ({exc})") from None
 
@@ -47,8 +53,9 @@ class Message:
         """The field's values, each of the wire type the schema gives it (a file can say another:
         bytes(n) of a varint would allocate n bytes)."""
         vals = self.fields.get(number, [])
-        if any(not isinstance(v, kind) for v in vals):
-            raise InputError(f"{self.where}: field {number} is not {what} (corrupt protobuf)")
+        for v in vals:
+            if not isinstance(v, kind):
+                raise InputError(f"{self.where}: field {number} is not {what} (corrupt protobuf)")
         return vals
 
     def messages(self, number: int, where: str) -> list[Message]:
