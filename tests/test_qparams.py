@@ -52,15 +52,16 @@ def test_blocked_params_that_do_not_fit_are_named() -> None:
         qp.validate("w", (2, 64))  # 64 in blocks of 32 is 2 blocks, not 3
 
 
-@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32"])
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "float64"])
 def test_dequantize_is_onnx_dequantize_linear(dtype: str) -> None:
     """(code - zero point) exactly, then float32, times the scale in float32: what ONNX's
-    DequantizeLinear computes, for every code width (the narrow ones take a one-buffer path)."""
+    DequantizeLinear computes, for every code width (the narrow ones take a one-buffer path; a
+    frontend may hold whole-number codes in a float array: PyTorch's PReLU weight)."""
     rng = np.random.default_rng(0)
-    info = np.iinfo(dtype)
+    info = np.iinfo(dtype if dtype != "float64" else "int8")
     codes = rng.integers(info.min, info.max, (64, 33), endpoint=True).astype(dtype)
     scale = rng.uniform(1e-4, 1, 64).astype(np.float32)
     zero = rng.integers(info.min, info.max, 64, endpoint=True) // (1 if dtype != "int32" else 2**20)
-    qp = QuantParams(scale, zero.astype(np.int64), dtype, 0)
+    qp = QuantParams(scale, zero.astype(np.int64), dtype if dtype != "float64" else "int8", 0)
     want = ((codes.astype(np.int64) - zero[:, None]).astype(np.float32) * scale[:, None]).astype(np.float32)
     np.testing.assert_array_equal(qp.dequantize(codes), want)

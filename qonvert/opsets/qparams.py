@@ -226,11 +226,11 @@ class QuantParams:
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         s, z = self.expanded(q.shape)
-        if q.dtype.itemsize <= 2:  # codes and their differences are exact in float32: one buffer
+        if q.dtype.kind in "iu" and q.dtype.itemsize <= 2:  # codes and their differences are exact in float32: one buffer
             real = q.astype(np.float32)
             real -= z
-        else:
-            real = np.subtract(q, z, dtype=np.int64).astype(np.float32)  # (code - zero point) exact, then float32
+        else:  # (code - zero point) exact, then float32 (codes held in a float array are whole numbers)
+            real = (q.astype(np.int64) - z).astype(np.float32)
         real *= s  # in float32 (a float64 scale's product rounds to the same float32)
         return real
 
