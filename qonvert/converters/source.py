@@ -18,7 +18,7 @@ from ..opsets.qparams import QuantParams
 
 MAX_RANK = 8  # dims of any tensor a quantized model uses; longer attribute lists are corrupt
 MAX_CONST_INTS = 64  # entries of a shape, axes or kernel-size tensor; more is a corrupt file
-MAX_BUILT_ELEMENTS = 1 << 26  # elements of a constant qonvert makes from a declared shape (a fill, an eye)
+MAX_BUILT_ELEMENTS = 1 << 24  # elements of a constant qonvert makes from a declared shape (a fill, an eye, an index list): 128 MB as int64
 
 
 def check_built(shape: tuple[int, ...] | list[int], what: str) -> None:

@@ -145,8 +145,8 @@ class GraphBuilder:
         self.initializers[value.name or ""] = value
         return value
 
-    def ints(self, values: Sequence[int], name: str = "ints") -> ir.Value:
-        return self.const(np.asarray(list(values), dtype=np.int64), name)
+    def ints(self, values: Sequence[int] | np.ndarray, name: str = "ints") -> ir.Value:
+        return self.const(np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.int64), name)
 
     def reduce(self, op_type: str, x: ir.Value, axes: Sequence[int] | None, keepdims: bool) -> ir.Value:
         """Reduce* with axes as an attribute or, from opset 18 (ReduceSum: 13), an input."""

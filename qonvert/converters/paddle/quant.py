@@ -275,7 +275,9 @@ def _dequantize_frozen(
     act, weight = producer.input(act_slot), producer.input(w_slot) or ""
     act = _through_reshapes(act or "", producers, lambda n: n in act_scale)
     reader, slot = producer, w_slot  # the op that reads the weight constant (PIR: a reshape of it)
-    while weight not in c and weight in producers and producers[weight].type in _RESHAPES:
+    for _ in range(8):  # a bounded walk, as _through_reshapes: a corrupt file's reshapes can form a ring
+        if weight in c or weight not in producers or producers[weight].type not in _RESHAPES:
+            break
         reader, slot = producers[weight], "X"
         weight = reader.input("X") or ""
     if act not in act_scale or weight not in c:
@@ -341,11 +343,13 @@ def resolve_observers(graph: SourceGraph, mode: str) -> int:
             q.attrs["only_observer"] = dq.attrs["only_observer"] = False
             made_real += 1
             continue
+        if not x or not q.output("Y"):
+            raise InputError(f"op {q.label}: an observer without {'input X' if not x else 'output Y'}")
         dropped.add(id(q))
-        alias[q.output("Y") or ""] = x or ""
+        alias[q.output("Y") or ""] = x
         if dq is not None:
             dropped.add(id(dq))
-            alias[dq.output("Y") or ""] = x or ""
+            alias[dq.output("Y") or ""] = x
     kept = []
     for op in graph.ops:
         if id(op) in dropped:
@@ -363,7 +367,11 @@ def resolve_observers(graph: SourceGraph, mode: str) -> int:
 
 
 def _resolve(alias: dict[str, str], name: str) -> str:
+    seen = set()
     while name in alias:
+        if name in seen:  # observers that write each other's inputs (or their own) in a ring
+            raise InputError(f"tensor {name!r}: observer-only quantizations that read and write it form a cycle")
+        seen.add(name)
         name = alias[name]
     return name
 

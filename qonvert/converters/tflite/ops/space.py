@@ -100,8 +100,9 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
         onnx_axis = remap_axis(axis, len(shape), perm)
         # only the mirrored rows are gathered (an index over the whole axis cost memory in its
         # declared length: 15M entries, 800 MB, for a corrupt one)
-        head = [ctx.b.op("Gather", [x, ctx.b.ints([before - 1 - i + shift for i in range(before)])], {"axis": onnx_axis})] if before else []
-        tail = [ctx.b.op("Gather", [x, ctx.b.ints([size - 1 - i - shift for i in range(after)])], {"axis": onnx_axis})] if after else []
+        # (numpy ranges: a Python list of a corrupt file's 2^24 indices held 600 MB)
+        head = [ctx.b.op("Gather", [x, ctx.b.ints(before - 1 + shift - np.arange(before))], {"axis": onnx_axis})] if before else []
+        tail = [ctx.b.op("Gather", [x, ctx.b.ints(size - 1 - shift - np.arange(after))], {"axis": onnx_axis})] if after else []
         x = ctx.b.op("Concat", [*head, x, *tail], {"axis": onnx_axis})
     return Laid(x, perm)
 
