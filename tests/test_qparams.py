@@ -65,3 +65,11 @@ def test_dequantize_is_onnx_dequantize_linear(dtype: str) -> None:
     qp = QuantParams(scale, zero.astype(np.int64), dtype if dtype != "float64" else "int8", 0)
     want = ((codes.astype(np.int64) - zero[:, None]).astype(np.float32) * scale[:, None]).astype(np.float32)
     np.testing.assert_array_equal(qp.dequantize(codes), want)
+
+
+def test_a_subnormal_scale_is_the_files_error() -> None:
+    """A scale below float32's smallest normal number (a fuzzer's input scale of 1e-41): the int32
+    bias scale s_x * s_w underflows to 0 from it, so it is refused where it is read."""
+    with pytest.raises(QonvertError, match="below float32's smallest normal number"):
+        QuantParams(np.asarray(1e-41, np.float32), np.asarray(0), "int8").validate("x")
+    QuantParams(np.asarray(2e-38, np.float32), np.asarray(0), "int8").validate("x")  # the smallest normal ones pass

@@ -28,6 +28,9 @@ def dtype_opset(dtype: str) -> int:
     return versions.quantized_type_opset(dtype, dequantize_only=dtype == "int32")
 
 
+MIN_SCALE = float(np.finfo(np.float32).tiny)  # the smallest normal float32, about 1.2e-38
+
+
 @dataclass(frozen=True, eq=False)
 class QuantParams:
     """scale/zero_point are numpy arrays: 0-d for per-tensor, 1-d along `axis` for per-axis, or
@@ -116,6 +119,8 @@ class QuantParams:
                     raise InputError(f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}")
         elif s.ndim != 0 or self.zero_point.ndim != 0:
             raise InputError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
+        if np.any(s < MIN_SCALE):  # subnormal: products with it (a bias's s_x * s_w) underflow to 0
+            raise InputError(f"tensor {tensor!r}: quantization scale {float(s.min()):.3g} is below float32's smallest normal number")
         return self
 
     def _validate_blocks(self, tensor: str, shape: tuple[int, ...] | None) -> None:

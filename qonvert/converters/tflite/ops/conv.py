@@ -8,7 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ....errors import InputError
-from ....opsets.qparams import QuantParams
+from ....opsets.qparams import MIN_SCALE, QuantParams
 from ...context import ConversionContext, Laid
 from ...registry import register
 from ...source import SourceOp
@@ -75,6 +75,8 @@ def _bias(ctx: ConversionContext, op: SourceOp, index: int) -> ir.Value | None:
         raise InputError(f"op {op.label}: a bias of {values.size} values for {w_qp.scale.size} weight scales")
     if x_qp is not None and w_qp is not None and qp.dtype == "int32":
         scale = (x_qp.scale.astype(np.float64) * w_qp.scale.astype(np.float64)).astype(np.float32)
+        if np.any(scale < MIN_SCALE):
+            raise InputError(f"op {op.label}: input scale times weight scale underflows float32 ({float(scale.min()):.3g}): no bias scale")
         qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int32", 0 if scale.size > 1 else None)
     return ctx.b.int_weight(values, qp, name)
 
