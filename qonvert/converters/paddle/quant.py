@@ -50,8 +50,9 @@ def qparams(
         zp = np.repeat(zp, scale.size)
     if zp.size != scale.size or scale.size == 0:
         raise InputError(f"op {op.label}: tensor {tensor!r}: {scale.size} scales and {zp.size} zero points")
-    axis = op.int_attr("quant_axis", default=-1)
     rank = len(shape) if shape is not None else None
+    # bounded even where the tensor's rank is unknown (a run-time tensor without a declared shape)
+    axis = op.int_attr("quant_axis", default=-1, low=-1, high=MAX_RANK - 1)
     if axis == -1 and scale.size == 1:
         qp = QuantParams(
             scale.reshape(()).astype(np.float32),
