@@ -23,6 +23,8 @@ def _weight(ctx: ConversionContext, op: SourceOp, index: int, perm: tuple[int, .
     data = ctx.array(name)
     if data is None:
         return ctx.laid_out(name or "", perm)  # computed at run time: transposed as a tensor
+    if data.ndim != len(perm):  # its declared shape may say otherwise: the data is what is transposed
+        raise InputError(f"op {op.label}: weight {name!r} holds rank-{data.ndim} data, expected rank {len(perm)}")
     moved, qp = quant.weight(data, ctx.source.quant.get(name or ""), perm)
     if qp is not None and qp.dtype in ("int8", "int4", "int16") and np.any(qp.zero_point != 0):  # TFLite's kernels check this too
         raise InputError(f"op {op.label}: weight {name!r} has zero point {int(np.ravel(qp.zero_point)[np.ravel(qp.zero_point) != 0][0])}, not 0")
