@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 # Linux keeps a process's peak RSS across exec, so a child forked from this (large) process would
 # report ours: measure through a small fresh launcher whose children start from ~10 MB.
@@ -78,8 +79,8 @@ def ort_runner(path: str, feed: dict[str, object] | None = None) -> Callable[[],
     return lambda: sess.run(None, given)
 
 
-def openvino_runner(path: str, feed: dict[str, object], precision: str | None = "f32") -> Callable[[], object] | None:
-    """One OpenVINO CPU inference of the ONNX model (its latency hint: one request, all cores);
+def openvino_compiled(path: str, precision: str | None = "f32") -> Any:
+    """The ONNX model compiled by OpenVINO for its CPU (its latency hint: one request, all cores);
     precision: its inference precision hint, None for its default (bf16 on a CPU with AMX or
     AVX512-BF16, which rounds every activation to 8 mantissa bits). None where openvino is not
     installed (`pip install openvino`)."""
@@ -88,7 +89,14 @@ def openvino_runner(path: str, feed: dict[str, object], precision: str | None = 
     except ImportError:
         return None
     config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": precision} if precision else {})
-    compiled = ov.Core().compile_model(path, "CPU", config)
+    return ov.Core().compile_model(path, "CPU", config)
+
+
+def openvino_runner(path: str, feed: dict[str, object], precision: str | None = "f32") -> Callable[[], object] | None:
+    """One OpenVINO CPU inference of the model (openvino_compiled); None without openvino."""
+    compiled = openvino_compiled(path, precision)
+    if compiled is None:
+        return None
     request = compiled.create_infer_request()
     inputs = {compiled.inputs[0].any_name: next(iter(feed.values()))} if len(feed) == 1 else dict(feed)
     return lambda: request.infer(inputs)

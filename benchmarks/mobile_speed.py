@@ -34,7 +34,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from measure import interleaved, openvino_runner, ort_runner  # noqa: E402
+from measure import interleaved, openvino_compiled, openvino_runner, ort_runner  # noqa: E402
 from ort_profile import profile  # noqa: E402
 
 import qonvert  # noqa: E402
@@ -155,10 +155,7 @@ def ort_outputs(path: Path, feeds: list[dict[str, np.ndarray]], level: str = "al
 
 
 def openvino_outputs(path: Path, feeds: list[dict[str, np.ndarray]], precision: str | None) -> list[list[np.ndarray]]:
-    import openvino as ov
-
-    config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": precision} if precision else {})
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    compiled = openvino_compiled(str(path), precision)
     return [[np.asarray(v) for v in compiled(next(iter(feed.values()))).values()] for feed in feeds]
 
 

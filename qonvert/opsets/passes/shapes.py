@@ -26,10 +26,6 @@ from .base import RewritePass, subgraphs
 
 logger = logging.getLogger(__name__)
 
-# ONNX makes these ops' output rank the length of their shape operand. Computed at run time, that
-# length comes from declared or inferred shapes, which a corrupt file can make 2^31: a rank-2^31
-# shape built in C++ (gigabytes, out of Python's sight), whatever chain leads there.
-_RANK_FROM_LENGTH = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
 _MAX_RANK = 64  # beyond any real tensor's (the frontends refuse longer constant shape lists too)
 # ONNX's data propagation holds every 1-D value of known length N that reaches an op with a
 # propagation function (Cast, Add, Slice, ...) as N symbolic entries: O(N) in C++ per op, 2^31 for
@@ -64,6 +60,10 @@ _SHAPE_OPERANDS = {
     "Shape": (),
     "Size": (),
 }
+# ONNX makes these ops' output rank the length of their shape operand. Computed at run time, that
+# length comes from declared or inferred shapes, which a corrupt file can make 2^31: a rank-2^31
+# shape built in C++ (gigabytes, out of Python's sight), whatever chain leads there.
+_RANK_FROM_LENGTH = {op: _SHAPE_OPERANDS[op][0] for op in ("Reshape", "Expand", "ConstantOfShape")}
 
 
 def infer_shapes(model: ir.Model) -> None:
@@ -81,7 +81,7 @@ def infer_shapes(model: ir.Model) -> None:
     constants = {name for graph in graphs for name in graph.initializers}
     propagates = any(_computes_a_shape(node) for graph in graphs for node in graph)
     try:
-        with _bounded_shape_operands(model):
+        with _bounded_shape_operands(graphs):
             inferred = _c_api_utils.call_onnx_api(infer, model)
     except Exception as exc:  # onnx raises its own error types, one per failure kind
         logger.debug("shape inference failed: %s", exc)
@@ -126,12 +126,12 @@ def _longest_vector(graph: onnx.GraphProto, constants: set[str]) -> int:
 
 
 @contextmanager
-def _bounded_shape_operands(model: ir.Model) -> Iterator[None]:
+def _bounded_shape_operands(graphs: tuple[ir.Graph, ...]) -> Iterator[None]:
     """While ONNX infers, each run-time shape operand of the ops above is read through a Slice to its
     first _MAX_RANK entries: the same shapes for any real model (data propagation passes
     through it), a bounded rank for a corrupt one. The graph is as it was afterwards."""
     added: list[tuple[ir.Graph, list[ir.Node]]] = []
-    for graph in (model.graph, *subgraphs(model.graph)):
+    for graph in graphs:
         nodes: list[ir.Node] = []
         for node in list(graph):
             index = _RANK_FROM_LENGTH.get(node.op_type, -1) if node.domain == "" else -1

@@ -98,9 +98,8 @@ def mirror_pad(ctx: ConversionContext, op: SourceOp) -> Laid:
         shift = 0 if symmetric else 1
         check_built((before + after,), f"op {op.label}: mirrored indices")
         onnx_axis = remap_axis(axis, len(shape), perm)
-        # only the mirrored rows are gathered (an index over the whole axis cost memory in its
-        # declared length: 15M entries, 800 MB, for a corrupt one)
-        # (numpy ranges: a Python list of a corrupt file's 2^24 indices held 600 MB)
+        # only the mirrored rows are gathered, their indices numpy ranges (an index over the whole
+        # axis cost 800 MB for a corrupt file's 15M entries; a Python list of 2^24 of them, 1.8 GB)
         head = [ctx.b.op("Gather", [x, ctx.b.ints(before - 1 + shift - np.arange(before))], {"axis": onnx_axis})] if before else []
         tail = [ctx.b.op("Gather", [x, ctx.b.ints(size - 1 - shift - np.arange(after))], {"axis": onnx_axis})] if after else []
         x = ctx.b.op("Concat", [*head, x, *tail], {"axis": onnx_axis})
