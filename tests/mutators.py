@@ -6,6 +6,8 @@ past the outer parse and reaches the checks behind it. Shared by the worker-proc
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import json
 import random
@@ -78,10 +80,20 @@ def mutate_tflite_fields(data: bytes, rng: random.Random, fields: list[tuple[int
     return bytes(out)
 
 
+@functools.cache
+def paddle_op_types() -> list[str]:
+    """Every Paddle op type qonvert maps: a string swapped for one reaches mappers that no seed
+    program uses. Imported at the first mutation, after a coverage target's instrumented imports."""
+    importlib.import_module("qonvert.converters.paddle.ops")
+    from qonvert.converters.registry import mappers
+
+    return sorted(mappers("paddle"))
+
+
 def mutate_json(data: bytes, rng: random.Random) -> bytes:
     """One to three edits of a PIR program's JSON tree: a number set to an interesting value, a
     list entry dropped or repeated, a string (an op or attribute name, a type) swapped for another
-    string of the program."""
+    string of the program, or an op's type for any type qonvert maps."""
     tree = json.loads(data)
     slots: list[tuple[Any, Any]] = []  # (container, key or index) of every value in the tree
     strings: list[str] = []
@@ -105,7 +117,8 @@ def mutate_json(data: bytes, rng: random.Random) -> bytes:
         elif isinstance(value, (int, float)):
             node[key] = rng.choice([*INTERESTING_INTS, value - 1, value + 1, -value, 1e308, 0.5])
         elif isinstance(value, str) and strings:
-            node[key] = rng.choice(strings)
+            swap_op = value.startswith("1.") and rng.random() < 0.25
+            node[key] = "1." + rng.choice(paddle_op_types()) if swap_op else rng.choice(strings)
         elif isinstance(value, list) and value:
             at = rng.randrange(len(value))
             if rng.random() < 0.5:
@@ -202,7 +215,8 @@ def write_protobuf(fields: Fields) -> bytes:
 def mutate_protobuf(data: bytes, rng: random.Random) -> bytes:
     """One to three edits anywhere in the message tree: a varint set to an interesting value
     (counts, dims, enum codes, indices), a field dropped or repeated, a string swapped for another
-    string of the file, a fixed field's bytes set to an interesting float or int."""
+    string of the file or for an op type qonvert maps, a fixed field's bytes set to an interesting
+    float or int."""
     tree = parse_protobuf(data)
     messages: list[Fields] = []
     strings: list[bytes] = []
@@ -233,7 +247,8 @@ def mutate_protobuf(data: bytes, rng: random.Random) -> bytes:
             special = [0, -1, 1 << 30] if fmt in "iq" else [0.0, -0.0, float("inf"), float("nan"), 1e-45, 1e38, -1.0]
             fields[at][2] = struct.pack("<" + fmt, rng.choice(special))
         elif isinstance(value, bytes) and strings:
-            fields[at][2] = rng.choice(strings)
+            swap_op = rng.random() < 0.25
+            fields[at][2] = rng.choice(paddle_op_types()).encode() if swap_op else rng.choice(strings)
     return write_protobuf(tree)
 
 

@@ -67,6 +67,14 @@ class ConversionContext:
         self._layouts: dict[tuple[str, tuple[int, ...] | None], ir.Value] = {}
         self._bound: set[int] = set()
         self.graph_inputs: list[ir.Value] = []
+        self._consumers: dict[str, list[SourceOp]] | None = None
+
+    def readers(self, name: str) -> list[SourceOp]:
+        """The source ops that read tensor `name` (the table is built once: mappers ask per op,
+        and a scan per question was quadratic in the program's size)."""
+        if self._consumers is None:
+            self._consumers = self.source.consumers()
+        return self._consumers.get(name, [])
 
     # -- what a mapper may say and make beside its outputs --------------------------
     def remark(self, text: str | None) -> None:

@@ -254,6 +254,9 @@ def _dequant_factor(op: SourceOp, c: dict[str, np.ndarray]) -> np.ndarray:
     if missing:
         raise InputError(f"op {op.label}: scale {missing[0]!r} is computed at run time, not a constant")
     scales = [c[n].astype(np.float64).ravel() for n in op.inputs.get("Scales", [])]
+    sizes = sorted({s.size for s in scales} - {1})
+    if len(sizes) > 1 or 0 in sizes:  # one per channel and one per tensor: a size-1 scale or one channel count
+        raise InputError(f"op {op.label}: its scales hold {' and '.join(map(str, sizes))} values; they do not match")
     bits = op.ints_attr("quant_bits", default=[8] * len(scales), low=2, high=32, scalar=True)
     factor = np.ones(1)
     for s, b in zip(scales, bits, strict=False):

@@ -45,7 +45,7 @@ def quantize_linear(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         return ctx.b.const(folded.astype(np.float32), f"{op.output('Y')}_folded")
     codes = ctx.b.quantize(ctx.input(op, "X"), qp)  # clamped first where the range is narrow
     y = op.output("Y") or ""
-    readers = {o.type for o in ctx.source.consumers().get(y, [])}
+    readers = {o.type for o in ctx.readers(y)}
     if y not in ctx.source.outputs and readers <= {"dequantize_linear"}:
         return codes
     if "dequantize_linear" in readers:
