@@ -132,3 +132,25 @@ def test_float_lstm_between_quantized_layers() -> None:
     out = report.outputs[0]
     assert out.levels >= 8, out
     assert out.max_diff_lsb <= 1.0 + 1e-3, out
+
+
+def test_only_untranslated_ops_are_decomposed() -> None:
+    """torch.onnx decomposes what torchlib lacks before dispatching; qonvert decomposes only the ops
+    no mapper takes (diff, __and__ here), and returns a program with none of those as it is."""
+    from qonvert.converters.torch.export import decompose_untranslated
+    from qonvert.converters.torch.frontend import _translated
+
+    def targets(program: torch.export.ExportedProgram) -> list[str]:
+        return [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+
+    class Masked(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.diff(x, dim=-1) * ((x > 0) & (x < 1)).float()[..., 1:]
+
+    program = torch.export.export(Masked().eval(), (torch.randn(2, 8),))
+    assert sorted(t for t in targets(program) if not _translated(t)) == ["aten.__and__.Tensor", "aten.diff.default"]
+    decomposed = decompose_untranslated(program, _translated)
+    assert [t for t in targets(decomposed) if not _translated(t)] == []
+    assert "aten.mul.Tensor" in targets(decomposed)  # the translated ops stay as they were
+    plain = torch.export.export(nn.Conv2d(3, 4, 1).eval(), (torch.randn(1, 3, 4, 4),))
+    assert decompose_untranslated(plain, _translated) is plain

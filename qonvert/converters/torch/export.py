@@ -9,6 +9,7 @@ are constants; torch dtypes become numpy dtype names.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -42,17 +43,24 @@ def decompose_untranslated(program: Any, translated: Callable[[str], bool]) -> A
     """The program with the ops no mapper translates decomposed, as torch.onnx decomposes before
     dispatching to torchlib (`__and__` to bitwise_and, diff to slices ...): only those, with
     torch.export's own decompositions, so every op a mapper owns (and every Q/DQ) stays as it is."""
-    import torch
-
-    table = torch.export.default_decompositions()
     untranslated = {str(n.target) for n in program.graph.nodes if n.op == "call_function" and not translated(str(n.target))}
-    wanted = {op: fn for op, fn in table.items() if str(op) in untranslated}
+    if not untranslated:  # the usual case: torch's table costs 0.1 s to build
+        return program
+    wanted = {op: fn for name, (op, fn) in _decompositions().items() if name in untranslated}
     if not wanted:
         return program
     try:
         return program.run_decompositions(wanted)
     except Exception:  # torch cannot retrace it (tensor-subclass internals with fake tensors): the
         return program  # program as it is, whose untranslated ops the pre-flight then lists
+
+
+@functools.cache
+def _decompositions() -> dict[str, tuple[Any, Callable[..., Any]]]:
+    """torch.export's default decompositions by op name, built once a process."""
+    import torch
+
+    return {str(op): (op, fn) for op, fn in torch.export.default_decompositions().items()}
 
 
 def read_exported(program: Any, path: str, promote: bool = False) -> SourceGraph:
