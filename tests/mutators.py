@@ -18,30 +18,51 @@ from typing import Any
 INTERESTING_INTS = (-1, 0, 1, 2, 3, 4, 5, 7, 8, 127, 128, 255, 1 << 16, (1 << 31) - 1, -(1 << 31))
 
 
-def tflite_fields(data: bytes) -> list[tuple[int, int]]:
-    """(offset, size) of the fields a structure-aware mutation edits in a .tflite file: each
-    tensor's shape entries and the shape's length, its type, buffer index and quantized dimension;
-    each operator's opcode index, its input and output indices and the lengths of those lists,
-    and every field its builtin options table holds (found through the table's vtable)."""
+# A field a mutation edits: (offset, size in bytes, the values it draws from; () for INTERESTING_INTS)
+TfliteField = tuple[int, int, tuple[int, ...]]
+
+
+@functools.cache
+def tflite_op_codes() -> tuple[int, ...]:
+    """The builtin operator codes qonvert maps: an operator code set to one of them reaches mappers
+    that no seed file uses, with another op's inputs and options."""
+    import tflite
+
+    importlib.import_module("qonvert.converters.tflite.ops")
+    from qonvert.converters.registry import mappers
+
+    return tuple(sorted(code for name in mappers("tflite") if isinstance(code := getattr(tflite.BuiltinOperator, name, None), int)))
+
+
+def tflite_fields(data: bytes) -> list[TfliteField]:
+    """The fields a structure-aware mutation edits in a .tflite file: each operator code's builtin
+    code (drawn from the codes qonvert maps); each tensor's shape entries and the shape's length,
+    its type, buffer index and quantized dimension; each operator's opcode index, its input and
+    output indices and the lengths of those lists, and every field its builtin options table holds
+    (found through the table's vtable)."""
     import tflite
 
     model = tflite.Model.GetRootAs(data, 0)
-    fields: list[tuple[int, int]] = []
+    fields: list[TfliteField] = []
 
     def vector(table: Any, slot: int, item: int) -> None:
         offset = table._tab.Offset(slot)
         if offset:
             start = table._tab.Vector(offset)
-            fields.append((start - 4, 4))  # the length
+            fields.append((start - 4, 4, ()))  # the length
             count = min(table._tab.VectorLen(offset), (len(data) - start) // item)  # a mutant's may be huge
-            fields.extend((start + k * item, item) for k in range(max(count, 0)))
+            fields.extend((start + k * item, item, ()) for k in range(max(count, 0)))
 
-    def scalar(table: Any, slot: int, size: int) -> None:
+    def scalar(table: Any, slot: int, size: int, pool: tuple[int, ...] = ()) -> None:
         offset = table._tab.Offset(slot)
         if offset:
-            fields.append((table._tab.Pos + offset, size))
+            fields.append((table._tab.Pos + offset, size, pool))
 
     bound = len(data) // 4  # a mutant's counts may be huge: no more entries than the file has words
+    codes = tflite_op_codes()
+    for c in range(min(model.OperatorCodesLength(), bound)):
+        scalar(model.OperatorCodes(c), 4, 1, tuple(k for k in codes if k < 127))  # deprecated_builtin_code
+        scalar(model.OperatorCodes(c), 10, 4, codes)  # builtin_code
     for s in range(min(model.SubgraphsLength(), bound)):
         sub = model.Subgraphs(s)
         for t in range(min(sub.TensorsLength(), bound)):
@@ -65,17 +86,18 @@ def tflite_fields(data: bytes) -> list[tuple[int, int]]:
                 for entry in range(4, size, 2):
                     at = int.from_bytes(data[vtable + entry : vtable + entry + 2], "little")
                     if at:
-                        fields.append((options.Pos + at, 1))  # a bool, enum or the low byte of an int
-    return [(at, size) for at, size in fields if 0 <= at and at + size <= len(data)]
+                        fields.append((options.Pos + at, 1, ()))  # a bool, enum or the low byte of an int
+    return [(at, size, pool) for at, size, pool in fields if 0 <= at and at + size <= len(data)]
 
 
-def mutate_tflite_fields(data: bytes, rng: random.Random, fields: list[tuple[int, int]]) -> bytes:
-    """One to three fields of the file set to interesting values (in range of their width)."""
+def mutate_tflite_fields(data: bytes, rng: random.Random, fields: list[TfliteField]) -> bytes:
+    """One to three fields of the file set to interesting values (in range of their width), or
+    to a value of the field's own pool."""
     out = bytearray(data)
     for _ in range(rng.randint(1, 3)):
-        at, size = rng.choice(fields)
+        at, size, pool = rng.choice(fields)
         old = int.from_bytes(out[at : at + size], "little", signed=True)
-        value = rng.choice([*INTERESTING_INTS, old - 1, old + 1])
+        value = rng.choice(pool or [*INTERESTING_INTS, old - 1, old + 1])
         out[at : at + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
     return bytes(out)
 
