@@ -106,6 +106,15 @@ class QuantParams:
         lo, hi = self.dtype_range
         if np.any(self.zero_point < lo) or np.any(self.zero_point > hi):  # type: ignore[operator]
             raise InputError(f"tensor {tensor!r}: zero point outside {self.dtype} range")
+        self.check_shape(tensor, shape)
+        if np.any(s < MIN_SCALE):  # subnormal: products with it (a bias's s_x * s_w) underflow to 0
+            raise InputError(f"tensor {tensor!r}: quantization scale {float(s.min()):.3g} is below float32's smallest normal number")
+        return self
+
+    def check_shape(self, tensor: str, shape: tuple[int, ...] | None) -> None:
+        """The parameters' layout against the tensor's shape, without the scales' values (a weight's
+        dead channels are revived after this)."""
+        s = self.scale
         if self.blocked:
             self._validate_blocks(tensor, shape)
         elif self.per_axis:
@@ -119,9 +128,6 @@ class QuantParams:
                     raise InputError(f"tensor {tensor!r}: {s.size} scales for axis {axis} of length {shape[axis]}")
         elif s.ndim != 0 or self.zero_point.ndim != 0:
             raise InputError(f"tensor {tensor!r}: per-tensor scale and zero point must be scalars")
-        if np.any(s < MIN_SCALE):  # subnormal: products with it (a bias's s_x * s_w) underflow to 0
-            raise InputError(f"tensor {tensor!r}: quantization scale {float(s.min()):.3g} is below float32's smallest normal number")
-        return self
 
     def _validate_blocks(self, tensor: str, shape: tuple[int, ...] | None) -> None:
         s, axis, block = self.scale, self.axis or 0, int(self.block_size or 0)

@@ -96,6 +96,7 @@ def paddle_round(x: np.ndarray, round_type: int) -> np.ndarray:
 def fold_quantize(op: SourceOp, x: np.ndarray, qp: QuantParams) -> np.ndarray:
     """quantize_linear on a constant, as Paddle computes it (x * bnt / Scale, Paddle's rounding;
     Paddle's `inverse` divides by Scale + 1e-6 where Scale is 0, so a dead channel stays 0)."""
+    qp.check_shape(op.input("X") or "?", x.shape)
     s, z = qp.broadcast(x.ndim)
     inverse = 1.0 / np.where(s <= 1e-30, s + np.float32(1e-6), s)
     q = paddle_round(x.astype(np.float32) * inverse, op.int_attr("round_type", default=0)) + z

@@ -3,6 +3,7 @@ shape, fill_constant/full, interpolation."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,8 @@ def squeeze(ctx: ConversionContext, op: SourceOp) -> ir.Value:
         return ctx.b.op("Squeeze", [x])
     shape = ctx.shape(op.input("X"))
     if shape is not None:  # Paddle ignores axes whose size is not 1
+        if any(not -len(shape) <= a < len(shape) for a in axes):
+            raise InputError(f"op {op.label}: axes {axes} out of range for an input of rank {len(shape)}")
         axes = [a for a in axes if shape[a] in (1, -1)]
     return ctx.b.op("Squeeze", [x, ctx.b.ints(axes, "axes")]) if axes else ctx.b.op("Identity", [x])
 
@@ -104,9 +107,11 @@ def split(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     shape = ctx.shape(op.input("X"))
     n_out = len(op.outputs.get("Out", []))
     sections = _const_list(ctx, op, "SectionsTensor", "sections") or []
-    if shape is None or shape[axis] < 0:
-        raise InputError(f"op {op.label}: split axis size is unknown")
+    if shape is None or not -len(shape) <= axis < len(shape) or shape[axis] < 0:
+        raise InputError(f"op {op.label}: split axis {axis} is out of range or of unknown size (input shape {shape})")
     dim = shape[axis]
+    if not sections and not n_out:
+        raise InputError(f"op {op.label}: splits into no outputs")
     if not sections:
         sections = [dim // n_out] * n_out
     if -1 in sections:
@@ -160,12 +165,27 @@ def cast(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     return ctx.b.op("Cast", [x], {"to": ir.DataType.from_numpy(dtype)})
 
 
+def _fill_value(op: SourceOp) -> float:
+    """The fill value: str_value (ProgramDesc writes "inf", "nan" so) or value, any real number."""
+    text, value = op.attr("str_value", default=""), op.attr("value", default=0.0)
+    try:
+        if isinstance(text, str) and text:
+            return float(text)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            return float(value)
+    except (ValueError, OverflowError):
+        pass
+    raise InputError(f"op {op.label}: fill value {str(text or value)[:40]!r} is not a number")
+
+
 @register("paddle", "fill_constant", "full", "full_with_tensor")
 def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     dtype = _fill_dtype(op)
-    value = op.attr("str_value", default="") or op.attr("value", default=0.0)
+    value = _fill_value(op)
     value_tensor = ctx.array(op.input("ValueTensor"))
     if value_tensor is not None:
+        if np.size(value_tensor) != 1:
+            raise InputError(f"op {op.label}: ValueTensor holds {np.size(value_tensor)} values, not one")
         value = float(np.asarray(value_tensor).ravel()[0])
     slot = next((s for s in ("ShapeTensor", "Shape") if op.input(s)), "ShapeTensor")
     shape_input = op.input(slot)
@@ -184,6 +204,8 @@ def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 def assign_value(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     values: list[Any] = next((op.attrs[k] for k in ("values", "fp32_values", "int32_values", "int64_values", "bool_values") if op.attrs.get(k)), [])
     shape = op.ints_attr("shape", default=[len(values)], low=0)
+    if math.prod(shape) != len(values):
+        raise InputError(f"op {op.label}: {len(values)} values for shape {shape}")
     return ctx.b.const(np.asarray(values).astype(_fill_dtype(op)).reshape(shape), "assign_value")
 
 

@@ -13,6 +13,8 @@ inputs; an ONNX If branch has none, so each branch reads the operands from the o
 
 from __future__ import annotations
 
+import math
+
 import onnx_ir as ir
 
 from ....errors import InputError
@@ -38,6 +40,7 @@ def while_loop(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     _check_passed(op, outer, [(body, i.name) for i in body.inputs])
     _check_passed(op, [(body, n) for n in body.outputs], [(body, i.name) for i in body.inputs])
     _check_passed(op, [(body, n) for n in body.outputs], [(ctx.source, n) for n in op.outputs["out"]])
+    _check_condition(op, cond, cond.outputs[0])
     initial = [ctx.codes(n) for n in names]
     first = _scalar(ctx, inline_graph(ctx, cond, initial)[0])
     with ctx.b.subgraph() as nodes:
@@ -57,6 +60,7 @@ def if_then_else(ctx: ConversionContext, op: SourceOp) -> list[ir.Value]:
     condition = arg(op, 0)
     if condition is None:
         raise InputError(f"op {op.label}: no condition")
+    _check_condition(op, ctx.source, condition)
     operands = [ctx.codes(n) for n in op.inputs["in"][1:]]
     count = len(op.outputs.get("out", []))
     branches: dict[str, ir.Graph] = {}
@@ -99,6 +103,13 @@ def _check_passed(op: SourceOp, given: list[tuple[SourceGraph, str]], taken: lis
         if g_type != t_type or g_quant != t_quant:
             said = [f"{t.dtype.name.lower() if t else '?'}{' quantized' if q else ''}" for t, q in ((g_type, g_quant), (t_type, t_quant))]
             raise InputError(f"op {op.label}: value {k} passed as {g_name!r} ({said[0]}) is taken as {t_name!r} ({said[1]})")
+
+
+def _check_condition(op: SourceOp, graph: SourceGraph, name: str) -> None:
+    """A condition is a bool of one element, as LiteRT's kernels require."""
+    shape = graph.shapes.get(name)
+    if _source_type(graph, name) != ir.TensorType(ir.DataType.BOOL) or (shape is not None and math.prod(shape) != 1):
+        raise InputError(f"op {op.label}: its condition {name!r} is not one bool (dtype {graph.dtypes.get(name, '?')}, shape {shape})")
 
 
 def _scalar(ctx: ConversionContext, flag: ir.Value) -> ir.Value:
