@@ -113,12 +113,14 @@ def split_shared_dq(graph: ir.Graph) -> int:
 
 
 def clone_dq(graph: ir.Graph, dq: ir.Node, name: str) -> ir.Value:
-    """Another DQ of the same codes, inputs and attributes (placed right after `dq`)."""
+    """Another DQ of the same codes, inputs and attributes, placed right after `dq` in the graph
+    that holds it (a subgraph's pass may reach a DQ of the graph around it)."""
     out = dq.outputs[0]
+    home = dq.graph if dq.graph is not None else graph
     clone = ir.Node("", "DequantizeLinear", list(dq.inputs), dq.attributes.values(), name=f"{dq.name}_{name}")
-    clone.outputs[0].name = fresh_name(graph, name)
+    clone.outputs[0].name = fresh_name(home, name)
     clone.outputs[0].type, clone.outputs[0].shape = out.type, out.shape
-    graph.insert_after(dq, clone)
+    home.insert_after(dq, clone)
     return clone.outputs[0]
 
 

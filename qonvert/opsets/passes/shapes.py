@@ -22,6 +22,8 @@ import onnx_ir.passes.common as common
 # it, serialising the model without the large initializers' bytes; onnx_ir has no public form of it.
 from onnx_ir.passes.common import _c_api_utils
 
+from ...errors import InputError
+from ..graph_edit import source_label
 from .base import RewritePass, subgraphs
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ _SHAPE_OPERANDS = {
 # length comes from declared or inferred shapes, which a corrupt file can make 2^31: a rank-2^31
 # shape built in C++ (gigabytes, out of Python's sight), whatever chain leads there.
 _RANK_FROM_LENGTH = {op: _SHAPE_OPERANDS[op][0] for op in ("Reshape", "Expand", "ConstantOfShape")}
+# Operands ONNX takes as sizes without checking their sign: a negative one gives a negative dim,
+# which Slice's inference then clamps to [0, dim] and aborts the process (std::clamp's assertion).
+_SIZE_OPERANDS = {"Expand": 1, "ConstantOfShape": 0, "Tile": 1}
 
 
 def infer_shapes(model: ir.Model) -> None:
@@ -77,6 +82,7 @@ def infer_shapes(model: ir.Model) -> None:
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
 
     graphs = (model.graph, *subgraphs(model.graph))
+    _check_sizes(graphs)
     # (onnx_ir hands ONNX the large initializers as inputs without their bytes: known by name here)
     constants = {name for graph in graphs for name in graph.initializers}
     propagates = any(_computes_a_shape(node) for graph in graphs for node in graph)
@@ -123,6 +129,19 @@ def _longest_vector(graph: onnx.GraphProto, constants: set[str]) -> int:
             for sub in (*attr.graphs, *([attr.g] if attr.HasField("g") else [])):
                 longest = max(longest, _longest_vector(sub, constants))
     return longest
+
+
+def _check_sizes(graphs: tuple[ir.Graph, ...]) -> None:
+    """A constant size operand is non-negative (every framework's sizes are), checked before ONNX
+    reads it; the error names the source op."""
+    for graph in graphs:
+        for node in graph:
+            index = _SIZE_OPERANDS.get(node.op_type, -1) if node.domain == "" else -1
+            operand = node.inputs[index] if 0 <= index < len(node.inputs) else None
+            sizes = operand.const_value.numpy() if operand is not None and operand.const_value is not None else None
+            if operand is not None and sizes is not None and sizes.dtype.kind in "iu" and sizes.size and sizes.min() < 0:
+                shown = sizes.ravel()[:8].tolist()
+                raise InputError(f"op {source_label(node)}: a negative size in {shown} ({node.op_type} {operand.name!r})")
 
 
 @contextmanager

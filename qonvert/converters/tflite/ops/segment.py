@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ....errors import InputError
 from ....opsets.versions import SCATTER_MIN_MAX_OPSET, first_opset
 from ...context import ConversionContext
 from ...registry import register
@@ -17,7 +18,9 @@ from .shape import as_int64, cast_to_source, codes_as_output, constant_int, held
 _SEGMENT = {"SUM": ("add", "zero"), "PROD": ("mul", "one"), "MAX": ("max", "lowest"), "MIN": ("min", "highest")}
 
 
-def _filled(ctx: ConversionContext, empty: str, dtype: np.dtype, shape: ir.Value) -> ir.Value:
+def _filled(ctx: ConversionContext, op: SourceOp, empty: str, dtype: np.dtype, shape: ir.Value) -> ir.Value:
+    if dtype.kind not in "fiu":  # LiteRT's kernels take float32 and int32 data
+        raise InputError(f"op {op.label}: data of dtype {dtype}; a segment reduction takes numbers")
     info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
     value = {"zero": 0, "one": 1, "lowest": info.min, "highest": info.max}[empty]
     return ctx.b.op("Expand", [ctx.b.const(np.asarray([value], dtype=dtype), "fill"), shape])
@@ -29,7 +32,7 @@ def _segments(ctx: ConversionContext, op: SourceOp, reduction: str, empty: str, 
     rows = ctx.b.op("Shape", [ctx.laid_out(data or "")], {"start": 1})
     shape = ctx.b.op("Concat", [count, rows], {"axis": 0})
     ids = ctx.b.op("Unsqueeze", [as_int64(ctx, arg(op, 1)), ctx.b.ints([-1])])
-    start = _filled(ctx, empty, held_dtype(ctx, data), shape)
+    start = _filled(ctx, op, empty, held_dtype(ctx, data), shape)
     return ctx.b.op("ScatterND", [start, ids, ctx.laid_out(data or "")], {"reduction": reduction})
 
 
