@@ -116,9 +116,16 @@ def convert(
     drop_pages(mapped)
     del source, conv
     problems = check_canonical(built)
-    # qonvert keeps a weight's zero point and channel axis, and every tensor's scales, as the file
-    # gives them: these are the file's (the scales of a tensor whose shape was unknown when read)
-    from_file_keys = ("weight zero point is not 0", "weight quantized on axis", "scales for axis", "weight is computed at run time")
+    # qonvert keeps a weight's zero point and channel axis, and every tensor's scales and axis, as
+    # the file gives them: these are the file's (the scales or axis of a tensor whose shape was
+    # unknown when read)
+    from_file_keys = (
+        "weight zero point is not 0",
+        "weight quantized on axis",
+        "scales for axis",
+        "out of range for rank",
+        "weight is computed at run time",
+    )
     from_file = [p for p in problems if any(k in p for k in from_file_keys)]
     if from_file:
         takes = "constant symmetric weights, per tensor or per output channel, one scale a channel"

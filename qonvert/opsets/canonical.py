@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from ..metadata import SOURCE_OP
 from . import versions
 from .graph_edit import LAYOUT_OPS, QUANTIZED_OPS, const_array, producer_op, qparams_of, run_time_scale, weight_dq
 from .qparams import QuantParams
@@ -37,7 +38,13 @@ Rule = Callable[[ir.Node, str], list[str]]
 
 def violations(nodes: Iterable[ir.Node], *rules: Rule) -> list[str]:
     """What the given rules of the contract find on these nodes (a pass's `ensures` takes its slice)."""
-    return [problem for node in nodes for rule in rules for problem in rule(node, f"{node.op_type} {node.name!r}")]
+    return [problem for node in nodes for rule in rules for problem in rule(node, _label(node))]
+
+
+def _label(node: ir.Node) -> str:
+    """An ONNX node as the contract's findings name it: with the source op it was mapped from."""
+    source = node.metadata_props.get(SOURCE_OP)
+    return f"{node.op_type} {node.name!r}" + (f" (op {source})" if source else "")
 
 
 def qdq_params(node: ir.Node, where: str) -> list[str]:
@@ -116,7 +123,7 @@ def _check_qparams(node: ir.Node, where: str) -> list[str]:
         axis = attr.as_int() if attr is not None else 1
         dims = node.inputs[0].shape
         if not -len(dims) <= axis < len(dims):
-            out.append(f"{where}: axis {axis} out of range")
+            out.append(f"{where}: axis {axis} out of range for rank {len(dims)}")
         elif isinstance(dims[axis], int) and dims[axis] != scale.size:
             out.append(f"{where}: {scale.size} scales for axis {axis} of length {dims[axis]}")
     return out
