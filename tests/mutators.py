@@ -16,6 +16,7 @@ import zipfile
 from typing import Any
 
 INTERESTING_INTS = (-1, 0, 1, 2, 3, 4, 5, 7, 8, 127, 128, 255, 1 << 16, (1 << 31) - 1, -(1 << 31))
+VTABLE_OFFSETS = (0, 1, 2, 4, 6, 8, 0x7FFF, 0xFFFF)  # a flatbuffer field's offset in its table
 
 
 # A field a mutation edits: (offset, size in bytes, the values it draws from; () for INTERESTING_INTS)
@@ -39,7 +40,8 @@ def tflite_fields(data: bytes) -> list[TfliteField]:
     code (drawn from the codes qonvert maps); each tensor's shape entries and the shape's length,
     its type, buffer index and quantized dimension; each operator's opcode index, its input and
     output indices and the lengths of those lists, and every field its builtin options table holds
-    (found through the table's vtable)."""
+    (found through the table's vtable); and the vtable entries of tensors, operators and options
+    (a field's offset, set to point elsewhere)."""
     import tflite
 
     model = tflite.Model.GetRootAs(data, 0)
@@ -58,6 +60,14 @@ def tflite_fields(data: bytes) -> list[TfliteField]:
         if offset:
             fields.append((table._tab.Pos + offset, size, pool))
 
+    def vtable(pos: int) -> None:
+        """The table's vtable entries (a field's offset in the table, 0 for absent), each set to
+        an offset that points elsewhere, past the table, or nowhere."""
+        start = pos - int.from_bytes(data[pos : pos + 4], "little", signed=True)
+        if 0 <= start <= len(data) - 4:
+            size = int.from_bytes(data[start : start + 2], "little")
+            fields.extend((start + entry, 2, VTABLE_OFFSETS) for entry in range(4, min(size, 64), 2))
+
     bound = len(data) // 4  # a mutant's counts may be huge: no more entries than the file has words
     codes = tflite_op_codes()
     for c in range(min(model.OperatorCodesLength(), bound)):
@@ -67,6 +77,7 @@ def tflite_fields(data: bytes) -> list[TfliteField]:
         sub = model.Subgraphs(s)
         for t in range(min(sub.TensorsLength(), bound)):
             tensor = sub.Tensors(t)
+            vtable(tensor._tab.Pos)
             vector(tensor, 4, 4)  # shape
             scalar(tensor, 6, 1)  # type
             scalar(tensor, 8, 4)  # buffer
@@ -76,15 +87,17 @@ def tflite_fields(data: bytes) -> list[TfliteField]:
                 scalar(quant, 16, 4)  # quantized_dimension
         for k in range(min(sub.OperatorsLength(), bound)):
             op = sub.Operators(k)
+            vtable(op._tab.Pos)
             scalar(op, 4, 4)  # opcode_index
             vector(op, 6, 4)  # inputs
             vector(op, 8, 4)  # outputs
             options = op.BuiltinOptions()
             if options is not None:
-                vtable = options.Pos - int.from_bytes(data[options.Pos : options.Pos + 4], "little", signed=True)
-                size = int.from_bytes(data[vtable : vtable + 2], "little")
+                vtable(options.Pos)
+                start = options.Pos - int.from_bytes(data[options.Pos : options.Pos + 4], "little", signed=True)
+                size = int.from_bytes(data[start : start + 2], "little")
                 for entry in range(4, size, 2):
-                    at = int.from_bytes(data[vtable + entry : vtable + entry + 2], "little")
+                    at = int.from_bytes(data[start + entry : start + entry + 2], "little")
                     if at:
                         fields.append((options.Pos + at, 1, ()))  # a bool, enum or the low byte of an int
     return [(at, size, pool) for at, size, pool in fields if 0 <= at and at + size <= len(data)]
@@ -94,8 +107,10 @@ def mutate_tflite_fields(data: bytes, rng: random.Random, fields: list[TfliteFie
     """One to three fields of the file set to interesting values (in range of their width), or
     to a value of the field's own pool."""
     out = bytearray(data)
+    offsets = [f for f in fields if f[2] is VTABLE_OFFSETS]  # a quarter of the edits, however many tables
+    values = [f for f in fields if f[2] is not VTABLE_OFFSETS]
     for _ in range(rng.randint(1, 3)):
-        at, size, pool = rng.choice(fields)
+        at, size, pool = rng.choice(offsets if offsets and (not values or rng.random() < 0.25) else values)
         old = int.from_bytes(out[at : at + size], "little", signed=True)
         value = rng.choice(pool or [*INTERESTING_INTS, old - 1, old + 1])
         out[at : at + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
