@@ -274,3 +274,36 @@ def test_ort_integer_kernels_against_the_qdq_graph_they_fuse() -> None:
     stats = compare(name, ours, ref, output_lsb(fast.model)[name] or 1.0)
     assert stats.levels > 100, stats.levels
     assert stats.max_diff_lsb <= 2.0 + 1e-6, stats.max_diff_lsb
+
+
+@pytest.mark.parametrize("source", [PADDLE_RESIDUAL, FIXTURES / "real" / "ppocrv4_det_qdq"], ids=lambda p: p.name)
+def test_calibration_ranges_do_not_depend_on_the_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
+    """The calibration run goes a segment of the model at a time (ort_segments.py): cut after every
+    node it can, it writes the same file as in one piece."""
+    from qonvert.targets import ort_segments
+
+    if (source / "reference.npz").is_file():
+        calibration = _calibration(tmp_path, source)
+    else:  # PP-OCRv4 det (real weights): text-like images over the model's input range
+        calibration = tmp_path / "calib.npz"
+        np.savez(calibration, x=np.random.default_rng(5).uniform(-2.2, 2.6, (4, 3, 64, 64)).astype(np.float32))
+    cut: list[int] = []
+    segments = ort_segments._segments
+
+    def counted(graph: onnx.GraphProto) -> list[ort_segments._Segment]:
+        found = segments(graph)
+        cut.append(len(found))
+        return found
+
+    monkeypatch.setattr(ort_segments, "_segments", counted)
+    files = []
+    for limit in (1 << 40, 0):
+        monkeypatch.setattr(ort_segments, "SEGMENT_BYTES", limit)
+        monkeypatch.setattr(ort_segments, "MAX_SEGMENTS", 1 << 20)
+        out = tmp_path / f"{limit}.onnx"
+        result = qonvert.convert(source, out, speed=True, calibration=calibration)
+        assert any("calibrated uint8 Q/DQ" in r for r in result.remarks), result.remarks
+        files.append(out.read_bytes())
+    nodes = len(onnx.load(tmp_path / "0.onnx").graph.node)
+    assert cut[0] == 1 and cut[1] > nodes // 4, (cut, nodes)  # one piece, then cut almost everywhere
+    assert files[0] == files[1]

@@ -1,7 +1,7 @@
 """The speed form's step 3 (targets/ort_speed.py): with calibration inputs, the float outputs of
 quantized ops get a uint8 Q/DQ over the range they take on that data, and float readers of a
 quantized value read its DQ where the value stays inside the Q's range. The ranges come from one ORT
-run per input over the model itself (`_ranges`)."""
+run per input over the model, a segment at a time (ort_segments.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..opsets.passes import RewritePass
 from ..opsets.passes.qdq import next_quantize
 from ..opsets.qparams import QuantParams
 from ..runtime import refio
+from .ort_segments import value_ranges
 
 MULTI_INPUT = ("Add", "Mul", "Concat")  # ORT runs them quantized only where every input is a DQ
 
@@ -42,7 +43,7 @@ class CalibrateFloatOutputs(RewritePass):
         outputs = [out for node in graph if (out := float_output(node)) is not None]
         reads = _float_reads_of_quantized(graph)
         names = {v.name for v in outputs} | {q.inputs[0].name for q, _, _ in reads if q.inputs[0] is not None}
-        ranges = _ranges(self.model, sorted(n for n in names if n), self.calibration)
+        ranges = value_ranges(self.model, sorted(n for n in names if n), self.calibration)
         rerouted = beyond = 0
         for q, user, index in reads:
             data, qp = q.inputs[0], qparams_of(q)
@@ -94,47 +95,6 @@ def _uint8_params(low: float, high: float) -> QuantParams:
     low, high = min(low, 0.0), max(high, 0.0)  # zero exactly representable
     scale = (high - low) / 255.0 or 1.0
     return QuantParams(np.asarray(scale, np.float32), np.asarray(np.clip(np.rint(-low / scale), 0, 255), np.int64), "uint8")
-
-
-def _ranges(model: ir.Model, names: list[str], calibration: refio.Samples) -> dict[str, tuple[float, float]]:
-    """Each named float value's (min, max) over the calibration feeds. The probe is the model with
-    a ReduceMin and a ReduceMax of each value as its only outputs (no sample's intermediates are
-    held as outputs), written to a temporary folder with its weights in a file of their own that
-    ORT maps (no protobuf copy of the weights in this process or in ORT's parse)."""
-    import tempfile
-
-    from ..onnx_file import save_external
-    from ..runtime.ort import run, session
-
-    if not names:
-        return {}
-    graph = model.graph
-    produced = {str(v.name): v for node in graph for v in node.outputs} | {str(v.name): v for v in graph.inputs}
-    outputs = list(graph.outputs)
-    added = []
-    for k, name in enumerate(names):
-        for op in ("ReduceMin", "ReduceMax"):
-            node = ir.node(op, [produced[name]], {"keepdims": 0}, name=f"qonvert_calibration_{op}_{k}")
-            node.outputs[0].name, node.outputs[0].dtype, node.outputs[0].shape = node.name, ir.DataType.FLOAT, ir.Shape([])
-            graph.append(node)
-            added.append(node)
-    graph.outputs[:] = [node.outputs[0] for node in added]
-    try:
-        with tempfile.TemporaryDirectory(prefix="qonvert-calibration-") as folder:
-            probe = Path(folder) / "probe.onnx"
-            save_external(model, probe)
-            sess = session(str(probe), "cpu", arena=False)
-    finally:  # the model as it was
-        graph.outputs[:] = outputs
-        graph.remove(added, safe=True)
-    inputs = [str(v.name) for v in graph.inputs]
-    low = np.full(len(names), np.inf)
-    high = np.full(len(names), -np.inf)
-    for feed in calibration:
-        extremes = run(sess, {n: feed[n] for n in inputs})
-        low = np.minimum(low, np.asarray(extremes[0::2], np.float64))
-        high = np.maximum(high, np.asarray(extremes[1::2], np.float64))
-    return {n: (float(lo), float(hi)) for n, lo, hi in zip(names, low, high, strict=True)}
 
 
 def calibration_feeds(model: ir.Model, calibration: str | os.PathLike[str] | None) -> refio.Samples | None:
