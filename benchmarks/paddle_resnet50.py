@@ -42,6 +42,16 @@ speed = {"speed": True, "calibration": sys.argv[4]} if len(sys.argv) > 4 else {}
 qonvert.convert(sys.argv[1], sys.argv[2], observers=sys.argv[3], **speed)
 print(json.dumps({"import_s": t1 - t0, "convert_s": time.perf_counter() - t1}))
 """
+# The memory anchors, in the same run: the interpreter with qonvert imported, and with it an ORT
+# session of a one-op model run once (what any form that runs ORT, the calibration, starts from).
+_INTERPRETER = "import qonvert.cli"
+_INTERPRETER_ORT = """
+import numpy as np, onnx.helper as h, qonvert.cli
+from qonvert.runtime.ort import run, session
+x = h.make_tensor_value_info("x", 1, [1, 3, 224, 224])
+graph = h.make_graph([h.make_node("Relu", ["x"], ["y"])], "g", [x], [h.make_tensor_value_info("y", 1, None)])
+run(session(h.make_model(graph, opset_imports=[h.make_opsetid("", 13)]), "cpu", arena=False), {"x": np.zeros((1, 3, 224, 224), np.float32)})
+"""
 
 
 @dataclass
@@ -152,6 +162,12 @@ def main() -> None:
         for r in rows:
             r.model_mb = r.model_mb or model_bytes(model_dir) / 1e6
         print(f"{model}: {model_bytes(model_dir) / 1e6:.1f} MB of program + parameters", flush=True)
+    codes = {"interpreter": _INTERPRETER, "with ORT": _INTERPRETER_ORT}
+    anchors = {name: min(run_measured([sys.executable, "-c", code])[2] for _ in range(3)) for name, code in codes.items()}
+    print(f"peak RSS: interpreter (import qonvert.cli) {anchors['interpreter']:.0f} MB, with an ORT session run {anchors['with ORT']:.0f} MB")
+    for model in args.only:
+        twice = 2 * model_bytes(args.models / model) / 1e6
+        print(f"{model}: bar interpreter + 2x model {anchors['interpreter'] + twice:.0f} MB; with ORT {anchors['with ORT'] + twice:.0f} MB")
     timed = {f"{i}": r.onnx_path for i, r in enumerate(rows) if r.onnx_path}
     print(f"timing {len(timed)} models interleaved: {args.rounds} rounds x {args.runs} runs ...", flush=True)
     latency = interleaved_latency(timed, args.rounds, args.runs)

@@ -23,7 +23,7 @@ from .errors import InputError, InternalError, QonvertError
 from .metadata import SOURCE_OP, read_states
 from .onnx_file import load_onnx, save_atomic
 from .opsets import versions
-from .opsets.canonical import check_canonical
+from .opsets.canonical import FileFinding, check_canonical
 from .opsets.passes import run_passes
 from .opsets.passes.weights import FoldFloatConvWeights
 from .opsets.qparams import QuantParams
@@ -116,17 +116,7 @@ def convert(
     drop_pages(mapped)
     del source, conv
     problems = check_canonical(built)
-    # qonvert keeps a weight's zero point and channel axis, and every tensor's scales and axis, as
-    # the file gives them: these are the file's (the scales or axis of a tensor whose shape was
-    # unknown when read)
-    from_file_keys = (
-        "weight zero point is not 0",
-        "weight quantized on axis",
-        "scales for axis",
-        "out of range for rank",
-        "weight is computed at run time",
-    )
-    from_file = [p for p in problems if any(k in p for k in from_file_keys)]
+    from_file = [p for p in problems if isinstance(p, FileFinding)]  # the file's, kept as given
     if from_file:
         takes = "constant symmetric weights, per tensor or per output channel, one scale a channel"
         raise InputError(f"{where}: {from_file[0]}: the canonical form takes {takes}")

@@ -305,5 +305,5 @@ def test_calibration_ranges_do_not_depend_on_the_segments(tmp_path: Path, monkey
         assert any("calibrated uint8 Q/DQ" in r for r in result.remarks), result.remarks
         files.append(out.read_bytes())
     nodes = len(onnx.load(tmp_path / "0.onnx").graph.node)
-    assert cut[0] == 1 and cut[1] > nodes // 4, (cut, nodes)  # one piece, then cut almost everywhere
+    assert cut[0] == 1 and cut[1] >= 4, (cut, nodes)  # one piece, then at every boundary the cuts may take
     assert files[0] == files[1]

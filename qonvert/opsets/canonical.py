@@ -33,6 +33,12 @@ def check_canonical(model: onnx.ModelProto | ir.Model) -> list[str]:
     return problems + violations(ir.traversal.RecursiveGraphIterator(graph), *rules)  # Loop bodies and If branches too
 
 
+class FileFinding(str):
+    """A violation of the contract (its message) that the file itself gives, which qonvert keeps as
+    given (a weight's zero point and axis, computed weights, a tensor's scales and axis as
+    declared): the file's error, not qonvert's."""
+
+
 Rule = Callable[[ir.Node, str], list[str]]
 
 
@@ -123,9 +129,9 @@ def _check_qparams(node: ir.Node, where: str) -> list[str]:
         axis = attr.as_int() if attr is not None else 1
         dims = node.inputs[0].shape
         if not -len(dims) <= axis < len(dims):
-            out.append(f"{where}: axis {axis} out of range for rank {len(dims)}")
+            out.append(FileFinding(f"{where}: axis {axis} out of range for rank {len(dims)}"))
         elif isinstance(dims[axis], int) and dims[axis] != scale.size:
-            out.append(f"{where}: {scale.size} scales for axis {axis} of length {dims[axis]}")
+            out.append(FileFinding(f"{where}: {scale.size} scales for axis {axis} of length {dims[axis]}"))
     return out
 
 
@@ -138,13 +144,13 @@ def _check_weight(node: ir.Node, where: str) -> list[str]:
     if data.dtype.kind not in "iu" and data.dtype.name not in ("int4", "uint4"):  # ml_dtypes' int4
         out.append(f"{where}: weight initializer dtype {data.dtype} is not integer")
     if np.any(w_qp.zero_point != 0):
-        out.append(f"{where}: weight zero point is not 0 (weights must be symmetric)")
+        out.append(FileFinding(f"{where}: weight zero point is not 0 (weights must be symmetric)"))
     if w_qp.blocked:  # group-wise: blocks run along the reduction (input-channel) axis
         reduction = {"MatMul": 0, "Gemm": 1 - _weight_axis(node)}.get(node.op_type)
         if w_qp.axis != reduction:
             out.append(f"{where}: weight blocks along axis {w_qp.axis} of a {node.op_type}, expected its reduction axis {reduction}")
     elif w_qp.per_axis and w_qp.axis != _weight_axis(node) and not input_channel_weight(node, w_qp):
-        out.append(f"{where}: weight quantized on axis {w_qp.axis}, expected {_weight_axis(node)}")
+        out.append(FileFinding(f"{where}: weight quantized on axis {w_qp.axis}, expected {_weight_axis(node)}"))
     return out
 
 
@@ -168,7 +174,10 @@ def _check_quantized_op(node: ir.Node, where: str) -> list[str]:
     if w is None:
         w_dq = producer_op(node.inputs[1], "DequantizeLinear")
         run_time = w_dq is not None and const_array(w_dq.inputs[0]) is None
-        out.append(f"{where}: weight is {'computed at run time' if run_time else 'not a DequantizeLinear of an integer initializer'}")
+        if run_time:
+            out.append(FileFinding(f"{where}: weight is computed at run time"))
+        else:
+            out.append(f"{where}: weight is not a DequantizeLinear of an integer initializer")
         return out
     out += _check_weight(node, where)
     _, _, w_qp = w

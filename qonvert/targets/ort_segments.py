@@ -16,6 +16,7 @@ subgraphs, or not in topological order, runs as one segment."""
 
 from __future__ import annotations
 
+import ctypes
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,23 +110,16 @@ def _segments(graph: onnx.GraphProto) -> list[_Segment]:
     tensors = {v.name for v in [*graph.value_info, *graph.input] if v.type.HasField("tensor_type")}
     produced_at: dict[str, int] = {}
     last_read: dict[str, int] = {}
+    last_quantized: dict[str, int] = {}  # value -> the last node that is a Q of it
     for index, node in enumerate(nodes):
+        if node.op_type == "QuantizeLinear":
+            last_quantized[node.input[0]] = index
         for name in node.input:
             if name and name not in weights and name not in inputs and name not in produced_at:
                 return [_Segment(nodes, sorted(inputs), [v.name for v in graph.output])]  # not in topological order
             last_read[name] = index
         produced_at.update({name: index for name in node.output if name})
-    least = max(SEGMENT_BYTES, sum(weights.values()) // MAX_SEGMENTS)
-    cuts, held, seen = [], 0, set()
-    live: set[str] = set()  # values computed so far that a later node reads
-    for index, node in enumerate(nodes[:-1]):
-        held += sum(weights[name] for name in node.input if name in weights and name not in seen)
-        seen.update(node.input)
-        live.difference_update(name for name in node.input if last_read.get(name) == index)
-        live.update(name for name in node.output if last_read.get(name, -1) > index)
-        if held >= least and live <= tensors:  # a cut crosses declared tensors only
-            cuts.append(index + 1)
-            held = 0
+    cuts = _cuts(nodes, weights, tensors, last_read, last_quantized)
     probes = {v.name for v in graph.output}
     segments = []
     for start, end in zip([0, *cuts], [*cuts, len(nodes)], strict=True):
@@ -135,6 +129,32 @@ def _segments(graph: onnx.GraphProto) -> list[_Segment]:
         later = {v for v in made if last_read.get(v, -1) >= end}
         segments.append(_Segment(part, sorted(read - made), sorted((made & probes) | later)))
     return segments
+
+
+def _cuts(
+    nodes: list[onnx.NodeProto], weights: dict[str, int], tensors: set[str], last_read: dict[str, int], last_quantized: dict[str, int]
+) -> list[int]:
+    """Where segments start: once a segment holds SEGMENT_BYTES of weights, at the next node
+    boundary that crosses declared tensors only, and none that ORT fuses across: a DQ's output (a
+    weight's would be spilled in float) or the input of a Q (the quantized op before it would run
+    in float)."""
+    least = max(SEGMENT_BYTES, sum(weights.values()) // MAX_SEGMENTS)
+    cuts, held, seen = [], 0, set()
+    live: set[str] = set()  # values computed so far that a later node reads
+    constant, fused = set(weights), set(weights)
+    for index, node in enumerate(nodes[:-1]):
+        held += sum(weights[name] for name in node.input if name in weights and name not in seen)
+        seen.update(node.input)
+        live.difference_update(name for name in node.input if last_read.get(name) == index)
+        live.update(name for name in node.output if last_read.get(name, -1) > index)
+        if all(name in constant for name in node.input if name):
+            constant.update(node.output)
+        if node.op_type == "DequantizeLinear" or constant.issuperset(node.output):
+            fused.update(node.output)
+        if held >= least and live <= tensors and not any(v in fused or last_quantized.get(v, -1) > index for v in live):
+            cuts.append(index + 1)
+            held = 0
+    return cuts
 
 
 def _needed(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
@@ -164,6 +184,15 @@ def _segment_model(probe: onnx.ModelProto, segment: _Segment) -> onnx.ModelProto
     return out
 
 
+def _trim_heap() -> None:
+    """Give the heap's freed memory back to the system (glibc keeps it, fragmented, after a
+    session): the next segment starts from what is live, not from the last one's high-water mark."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _run_segments(probe: onnx.ModelProto, folder: Path, feeds: refio.Samples) -> Iterator[tuple[str, np.ndarray]]:
     """Each segment run on every feed in turn: the probes' outputs, as (name, value). The values
     later segments read go through files, each removed once read for the last time."""
@@ -190,6 +219,7 @@ def _run_segments(probe: onnx.ModelProto, folder: Path, feeds: refio.Samples) ->
                     number.setdefault(name, len(number))
                     np.save(folder / f"{sample}-{number[name]}.npy", array)
         del sess
+        _trim_heap()
         read_later = {name for later in segments[k + 1 :] for name in later.inputs}
         for name in [n for n in segment.inputs if n in number and n not in read_later]:
             for sample in range(len(feeds)):
