@@ -35,6 +35,18 @@ def tflite_op_codes() -> tuple[int, ...]:
     return tuple(sorted(code for name in mappers("tflite") if isinstance(code := getattr(tflite.BuiltinOperator, name, None), int)))
 
 
+def operator_code_slots(code: Any) -> list[tuple[int, int]]:
+    """Where a .tflite OperatorCode table names its op, as (position, size): deprecated_builtin_code
+    (int8, 127 for a code past it) and builtin_code (int32), whichever the file holds."""
+    return [(code._tab.Pos + off, size) for slot, size in ((4, 1), (10, 4)) if (off := code._tab.Offset(slot))]
+
+
+def write_operator_code(out: bytearray, slots: list[tuple[int, int]], value: int) -> None:
+    """Both of an OperatorCode's fields set to one builtin code, as a converter writes them."""
+    for at, size in slots:
+        out[at : at + size] = (value if size == 4 else min(value, 127)).to_bytes(size, "little")
+
+
 def tflite_fields(data: bytes) -> list[TfliteField]:
     """The fields a structure-aware mutation edits in a .tflite file: each operator code's builtin
     code (drawn from the codes qonvert maps); each tensor's shape entries and the shape's length,
@@ -71,8 +83,8 @@ def tflite_fields(data: bytes) -> list[TfliteField]:
     bound = len(data) // 4  # a mutant's counts may be huge: no more entries than the file has words
     codes = tflite_op_codes()
     for c in range(min(model.OperatorCodesLength(), bound)):
-        scalar(model.OperatorCodes(c), 4, 1, tuple(k for k in codes if k < 127))  # deprecated_builtin_code
-        scalar(model.OperatorCodes(c), 10, 4, codes)  # builtin_code
+        for at, size in operator_code_slots(model.OperatorCodes(c)):  # each alone: a mutant may disagree with itself
+            fields.append((at, size, codes if size == 4 else tuple(k for k in codes if k < 127)))
     for s in range(min(model.SubgraphsLength(), bound)):
         sub = model.Subgraphs(s)
         for t in range(min(sub.TensorsLength(), bound)):

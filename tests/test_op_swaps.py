@@ -19,7 +19,7 @@ import pytest
 
 from .coverage_fuzz import PIR, TARGETS
 from .fuzzing import FIXTURES, Harness, Outcome
-from .mutators import paddle_op_types, parse_protobuf, tflite_op_codes, write_protobuf
+from .mutators import operator_code_slots, paddle_op_types, parse_protobuf, tflite_op_codes, write_operator_code, write_protobuf
 
 LEGACY = sorted(p for p in (FIXTURES / "paddle").glob("*_legacy") if (p / "model.pdmodel").is_file())
 TFLITE = TARGETS["tflite"].files
@@ -101,12 +101,10 @@ def _tflite_case(path: Path, tmp_path: Path, harness: Harness) -> None:
 
     def rewrites() -> Iterator[str]:
         for c in range(model.OperatorCodesLength()):
-            code = model.OperatorCodes(c)
-            slots = [(code._tab.Pos + off, size) for slot, size in ((4, 1), (10, 4)) if (off := code._tab.Offset(slot))]
+            slots = operator_code_slots(model.OperatorCodes(c))
             for value in tflite_op_codes():
                 out = bytearray(data)
-                for at, size in slots:  # deprecated_builtin_code holds 127 for a code past it
-                    out[at : at + size] = (value if size == 4 else min(value, 127)).to_bytes(size, "little")
+                write_operator_code(out, slots, value)
                 work.write_bytes(out)
                 yield f"operator code {c} -> {value}"
 
