@@ -307,3 +307,28 @@ def test_calibration_ranges_do_not_depend_on_the_segments(tmp_path: Path, monkey
     nodes = len(onnx.load(tmp_path / "0.onnx").graph.node)
     assert cut[0] == 1 and cut[1] >= 4, (cut, nodes)  # one piece, then at every boundary the cuts may take
     assert files[0] == files[1]
+
+
+def test_calibration_samples_are_read_from_the_mapped_file(tmp_path: Path) -> None:
+    """refio.load(mapped=True), as calibration loads its samples: what np.savez stores (uncompressed)
+    comes as read-only views of the mapped file, either layout; a compressed file is read as before."""
+    from qonvert.converters.source import mapped_files
+
+    rng = np.random.default_rng(2)
+    batch = rng.standard_normal((5, 3, 4, 4)).astype(np.float32)
+    ids = rng.integers(0, 9, (5, 7)).astype(np.int64)
+    layouts = {
+        "batch.npz": ({"x": batch, "ids": ids}, np.savez, 1),
+        "per_sample.npz": ({f"input/x/{i}": batch[i : i + 1] for i in range(5)}, np.savez, 1),
+        "compressed.npz": ({"x": batch, "ids": ids}, np.savez_compressed, 0),
+    }
+    for name, (arrays, save, files) in layouts.items():
+        save(tmp_path / name, **arrays)
+        plain, _, _ = refio.load(tmp_path / name)
+        mapped, _, _ = refio.load(tmp_path / name, mapped=True)
+        assert len(mapped) == len(plain) == 5
+        assert all(np.array_equal(m[k], p[k]) and m[k].dtype == p[k].dtype for m, p in zip(mapped, plain, strict=True) for k in p)
+        assert all(sorted(m) == sorted(p) for m, p in zip(mapped, plain, strict=True))
+        arrays_read = [a for sample in mapped for a in sample.values()]
+        assert len(mapped_files(arrays_read)) == files, name
+        assert all(not a.flags.writeable for a in arrays_read) == bool(files), name

@@ -6,6 +6,10 @@ Keys: ``input/<name>/<sample>`` and ``output/<index>/<sample>``; ``meta/outputs`
 
 from __future__ import annotations
 
+import io
+import mmap
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,23 +32,61 @@ def save(path: Path, inputs: Samples, outputs: list[list[np.ndarray]] | None, ou
     tmp.replace(path)
 
 
-def load(path: Path) -> tuple[Samples, list[list[np.ndarray]], list[str]]:
+def load(path: Path, mapped: bool = False) -> tuple[Samples, list[list[np.ndarray]], list[str]]:
+    """The samples, reference outputs and output names. mapped: the arrays a file stores
+    uncompressed (np.savez) are read-only views of the file mapped, which the system pages in and
+    out (calibration reads a model's segments one after another over all of its samples)."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        views = _mapped_members(path) if mapped else {}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+    return _samples(data.files, lambda key: views[key] if key in views else data[key])
+
+
+def _samples(keys: list[str], read: Callable[[str], np.ndarray]) -> tuple[Samples, list[list[np.ndarray]], list[str]]:
     inputs: dict[int, dict[str, np.ndarray]] = {}
     outputs: dict[int, dict[int, np.ndarray]] = {}
-    names = [str(n) for n in data["meta/outputs"]] if "meta/outputs" in data else []
-    for key in data.files:
+    names = [str(n) for n in read("meta/outputs")] if "meta/outputs" in keys else []
+    for key in keys:
         parts = key.split("/")
         if parts[0] == "input" and len(parts) == 3:
-            inputs.setdefault(int(parts[2]), {})[parts[1]] = data[key]
+            inputs.setdefault(int(parts[2]), {})[parts[1]] = read(key)
         elif parts[0] == "output" and len(parts) == 3:
-            outputs.setdefault(int(parts[2]), {})[int(parts[1])] = data[key]
+            outputs.setdefault(int(parts[2]), {})[int(parts[1])] = read(key)
         elif len(parts) == 1 and key not in ("meta",):  # plain {name: batch} npz: one sample per row
-            for i, row in enumerate(data[key]):
+            for i, row in enumerate(read(key)):
                 inputs.setdefault(i, {})[key] = row[None]
     in_list = [inputs[i] for i in sorted(inputs)]
     out_list = [[outputs[i][j] for j in sorted(outputs[i])] for i in sorted(outputs)]
     return in_list, out_list, names
+
+
+def _mapped_members(path: Path) -> dict[str, np.ndarray]:
+    """The .npy members that the zip stores uncompressed, as arrays over the file mapped read-only
+    (np.load reads a member whole); others are left to np.load."""
+    with zipfile.ZipFile(path) as archive:
+        stored = [i for i in archive.infolist() if i.compress_type == zipfile.ZIP_STORED and i.filename.endswith(".npy")]
+    if not stored:
+        return {}
+    with path.open("rb") as f:
+        view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    members = {}
+    for info in stored:
+        at = info.header_offset  # the member's local header, then its name and extra field
+        if bytes(view[at : at + 4]) != b"PK\x03\x04":
+            continue
+        start = at + 30 + int.from_bytes(view[at + 26 : at + 28], "little") + int.from_bytes(view[at + 28 : at + 30], "little")
+        head = io.BytesIO(bytes(view[start : start + min(info.file_size, 1 << 16)]))
+        try:
+            version = np.lib.format.read_magic(head)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[version]
+            shape, fortran, dtype = read_header(head)
+            if dtype.hasobject:
+                continue
+            count = int(np.prod(shape, dtype=np.int64))
+            array = np.frombuffer(view, dtype, count, start + head.tell())
+        except (ValueError, KeyError):  # np.load says what is wrong with it
+            continue
+        members[info.filename[: -len(".npy")]] = array.reshape(shape, order="F" if fortran else "C")
+    return members

@@ -105,7 +105,7 @@ def calibration_feeds(model: ir.Model, calibration: str | os.PathLike[str] | Non
         return None
     from ..verify.sampling import check_feeds, input_specs, quantize_float_feeds
 
-    feeds, _, _ = refio.load(Path(calibration))
+    feeds, _, _ = refio.load(Path(calibration), mapped=True)  # paged in as each segment reads them
     if not feeds:
         raise InputError(f"{calibration}: holds no input samples")
     state = {s.input: s.initial for s in read_states(model)}

@@ -7,11 +7,13 @@ kernels after the float ones that are ready, so those weights were all alive at 
 (Paddle's PTQ ResNet-50: +55 MB during the run, on a 26 MB model). Here the model is cut, in graph
 order, into segments of about SEGMENT_BYTES of weights; each segment gets its own session, runs
 every calibration feed, and is closed before the next. The values a later segment reads are written
-to the temporary folder (numpy files, read back mapped), so neither the segments' intermediates
-nor any sample's values are held in memory together.
+to the temporary folder (numpy files, read back mapped), and the samples come mapped from their
+.npz (refio.load(mapped=True)), their pages dropped after each run: neither the segments'
+intermediates nor the samples are held in memory together.
 
 Each probed value's ReduceMin and ReduceMax follow its producer, so a segment measures what it
-computes. A cut crosses only tensors the model declares (their type in the file); a model with
+computes. A cut crosses only tensors the model declares (their type in the file), none that ORT
+fuses across (_cuts); a model with
 subgraphs, or not in topological order, runs as one segment."""
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import onnx_ir as ir
 
 from ..runtime import refio
 
-SEGMENT_BYTES = 4 << 20  # weight bytes a segment holds, at least (the last one may hold fewer)
+SEGMENT_BYTES = 2 << 20  # weight bytes a segment holds, at least (the last one may hold fewer)
 MAX_SEGMENTS = 64  # a larger model's segments are larger (each is a session to make)
 
 
@@ -196,10 +198,12 @@ def _trim_heap() -> None:
 def _run_segments(probe: onnx.ModelProto, folder: Path, feeds: refio.Samples) -> Iterator[tuple[str, np.ndarray]]:
     """Each segment run on every feed in turn: the probes' outputs, as (name, value). The values
     later segments read go through files, each removed once read for the last time."""
+    from ..converters.source import drop_pages, mapped_files
     from ..runtime.ort import run, session
 
     graph_inputs = {v.name for v in probe.graph.input}
     probes = {v.name for v in probe.graph.output}
+    feed_files = mapped_files(array for feed in feeds for array in feed.values())  # refio.load(mapped=True)
     segments = _segments(probe.graph)
     number: dict[str, int] = {}  # a value written for later segments -> its files' number
     for k, segment in enumerate(segments):
@@ -212,7 +216,9 @@ def _run_segments(probe: onnx.ModelProto, folder: Path, feeds: refio.Samples) ->
                 name: feed[name] if name in graph_inputs else np.load(folder / f"{sample}-{number[name]}.npy", mmap_mode="r")
                 for name in segment.inputs
             }
-            for name, array in zip(names, run(sess, inputs), strict=True):
+            outputs = run(sess, inputs)
+            drop_pages(feed_files)  # the sample read
+            for name, array in zip(names, outputs, strict=True):
                 if name in probes:
                     yield name, array
                 else:
