@@ -5,8 +5,11 @@ the same kinds."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import qonvert
@@ -41,6 +44,63 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["convert", str(bad), "-o", str(tmp_path / "m.onnx")]) == 2
     line = _error_line(capsys)
     assert line.startswith(f"qonvert: error: {bad}") and "internal error" not in line and REPORT not in line, line
+
+
+def _npy(shape: str, data: bytes, descr: str = "<f4") -> bytes:
+    """A .npy member whose header says what it is told (its data need not agree)."""
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + data
+
+
+def _zip(path: Path, member: bytes) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", member)
+
+
+def _object_array() -> bytes:
+    out = io.BytesIO()
+    np.save(out, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return out.getvalue()
+
+
+def _crc_broken(path: Path) -> None:
+    np.savez(path, x=np.zeros((1, 28, 28, 1), np.float32))
+    data = bytearray(path.read_bytes())
+    data[data.find(b"\x93NUMPY") + 200] ^= 0xFF  # a data byte: the member's CRC no longer matches
+    path.write_bytes(bytes(data))
+
+
+CORRUPT_NPZ = {
+    "not a zip": (lambda p: p.write_bytes(b"hello"), "not a .npz file (not a zip archive)"),
+    "cut short": (lambda p: (np.savez(p, x=np.zeros(64, np.float32)), p.write_bytes(p.read_bytes()[:200])), "not a .npz file"),
+    "bad CRC": (_crc_broken, "member 'x' is not a readable array (Bad CRC-32"),
+    "short data": (lambda p: _zip(p, _npy("(16, 3, 16, 16)", bytes(64))), "member 'x' is not a readable array"),
+    "negative dim": (lambda p: _zip(p, _npy("(-1, 3)", bytes(64))), "negative dimensions"),
+    "2^96 elements": (lambda p: _zip(p, _npy("(4294967296, 4294967296, 4294967296)", bytes(64))), "cannot reshape"),
+    "broken header": (lambda p: _zip(p, _npy("(1, 3, 16", bytes(64))), "member 'x' is not a readable array"),
+    "object array": (lambda p: _zip(p, _object_array()), "Object arrays cannot be loaded"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT_NPZ))
+@pytest.mark.parametrize("command", ["calibration", "verify"])
+def test_a_corrupt_npz_is_the_file_s_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, command: str) -> None:
+    """A samples file that numpy cannot read, as --calibration (read mapped) or verify --inputs:
+    one line naming it, exit 2 (these were internal errors: numpy's member reader raised outside
+    the file check)."""
+    make, needle = CORRUPT_NPZ[kind]
+    bad = tmp_path / "bad.npz"
+    make(bad)
+    out = tmp_path / "m.onnx"
+    if command == "calibration":
+        args = ["convert", str(TFLITE), "-o", str(out), "--speed", "--calibration", str(bad)]
+    else:
+        qonvert.convert(TFLITE, out)
+        args = ["verify", str(TFLITE), str(out), "--inputs", str(bad)]
+    assert main(args) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"qonvert: error: {bad}") and needle in line and REPORT not in line, line
 
 
 def test_a_mapper_s_bug_exits_3_naming_the_op(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

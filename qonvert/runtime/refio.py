@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 import mmap
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 Samples = list[dict[str, np.ndarray]]
 
@@ -37,11 +38,22 @@ def load(path: Path, mapped: bool = False) -> tuple[Samples, list[list[np.ndarra
     uncompressed (np.savez) are read-only views of the file mapped, which the system pages in and
     out (calibration reads a model's segments one after another over all of its samples)."""
     try:
+        if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and say so
+            raise InputError(f"{path}: not a .npz file (not a zip archive)")
         data = np.load(path, allow_pickle=False)
         views = _mapped_members(path) if mapped else {}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc})") from None
-    return _samples(data.files, lambda key: views[key] if key in views else data[key])
+
+    def read(key: str) -> np.ndarray:
+        if key in views:
+            return views[key]
+        try:
+            return data[key]
+        except Exception as exc:  # numpy's reader: a corrupt member (CRC, header, object arrays)
+            raise InputError(f"{path}: member {key!r} is not a readable array ({first_line(exc, 200)})") from None
+
+    return _samples(data.files, read)
 
 
 def _samples(keys: list[str], read: Callable[[str], np.ndarray]) -> tuple[Samples, list[list[np.ndarray]], list[str]]:
@@ -70,13 +82,16 @@ def _mapped_members(path: Path) -> dict[str, np.ndarray]:
     if not stored:
         return {}
     with path.open("rb") as f:
-        view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mapped)
     members = {}
     for info in stored:
         at = info.header_offset  # the member's local header, then its name and extra field
         if bytes(view[at : at + 4]) != b"PK\x03\x04":
             continue
         start = at + 30 + int.from_bytes(view[at + 26 : at + 28], "little") + int.from_bytes(view[at + 28 : at + 30], "little")
+        if zlib.crc32(view[start : start + info.file_size]) != info.CRC:
+            continue  # np.load reports the corrupt member
         head = io.BytesIO(bytes(view[start : start + min(info.file_size, 1 << 16)]))
         try:
             version = np.lib.format.read_magic(head)
@@ -85,8 +100,9 @@ def _mapped_members(path: Path) -> dict[str, np.ndarray]:
             if dtype.hasobject:
                 continue
             count = int(np.prod(shape, dtype=np.int64))
-            array = np.frombuffer(view, dtype, count, start + head.tell())
-        except (ValueError, KeyError):  # np.load says what is wrong with it
+            array = np.frombuffer(view, dtype, count, start + head.tell()).reshape(shape, order="F" if fortran else "C")
+        except Exception:  # a corrupt header or an unknown version: np.load says what is wrong with it
             continue
-        members[info.filename[: -len(".npy")]] = array.reshape(shape, order="F" if fortran else "C")
+        members[info.filename[: -len(".npy")]] = array
+    mapped.madvise(mmap.MADV_DONTNEED)  # the check read every page: the system pages them in again as used
     return members
