@@ -13,8 +13,7 @@ intermediates nor the samples are held in memory together.
 
 Each probed value's ReduceMin and ReduceMax follow its producer, so a segment measures what it
 computes. A cut crosses only tensors the model declares (their type in the file), none that ORT
-fuses across (_cuts); a model with
-subgraphs, or not in topological order, runs as one segment."""
+fuses across (_cuts); a model with subgraphs, or not in topological order, runs as one segment."""
 
 from __future__ import annotations
 
@@ -109,7 +108,8 @@ def _segments(graph: onnx.GraphProto) -> list[_Segment]:
     nodes = _needed(nodes, {v.name for v in graph.output})
     weights = {t.name: _external_length(t) if t.external_data else len(t.raw_data) for t in graph.initializer}
     inputs = {v.name for v in graph.input}
-    tensors = {v.name for v in [*graph.value_info, *graph.input] if v.type.HasField("tensor_type")}
+    declared = [*graph.value_info, *graph.input]  # (strings would not go through numpy's files)
+    tensors = {v.name for v in declared if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type != onnx.TensorProto.STRING}
     produced_at: dict[str, int] = {}
     last_read: dict[str, int] = {}
     last_quantized: dict[str, int] = {}  # value -> the last node that is a Q of it
