@@ -202,6 +202,9 @@ def _convert(args: argparse.Namespace) -> int:
     shapes = _input_shapes(args.input_shape)
     if shapes and _takes(args.model, "input_shapes"):  # TorchScript records no input shapes
         options["input_shapes"] = shapes
+    elif shapes and not args.verify:
+        # this frontend reads its shapes from the file: the option only shapes verify's samples
+        print("note: --input-shape sets the shapes verify samples: without --verify it is not used", file=sys.stderr)
     target_options = {"symmetric": args.symmetric, "calibration": args.calibration}
     result = api.convert(args.model, args.output, opset=args.opset, target=args.target, speed=args.speed, **target_options, **options)
     counts = ", ".join(f"{k} {v}" for k, v in result.pass_counts.items() if v)

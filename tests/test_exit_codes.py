@@ -46,6 +46,28 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert line.startswith(f"qonvert: error: {bad}") and "internal error" not in line and REPORT not in line, line
 
 
+@pytest.mark.parametrize("command", ["convert", "verify"])
+@pytest.mark.parametrize("samples", [0, -3])
+def test_no_samples_to_verify_on_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, samples: int) -> None:
+    out = tmp_path / "m.onnx"
+    if command == "convert":
+        args = ["convert", str(TFLITE), "-o", str(out), "--verify", "--samples", str(samples)]
+    else:
+        qonvert.convert(TFLITE, out)
+        args = ["verify", str(TFLITE), str(out), "--samples", str(samples)]
+    assert main(args) == 2
+    assert _error_line(capsys) == f"qonvert: error: samples: at least 1 random input to verify on, not {samples}"
+
+
+def test_an_input_shape_without_verify_says_it_is_not_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A .tflite or Paddle model reads its shapes from the file: --input-shape shapes verify's samples
+    only (and verify checks the name)."""
+    assert main(["convert", str(TFLITE), "-o", str(tmp_path / "m.onnx"), "--input-shape", "x=1,2"]) == 0
+    assert "note: --input-shape sets the shapes verify samples: without --verify it is not used" in capsys.readouterr().err
+    assert main(["convert", str(TFLITE), "-o", str(tmp_path / "m.onnx"), "--input-shape", "x=1,2", "--verify", "--samples", "1"]) == 2
+    assert "'x', not an input of the model" in _error_line(capsys)
+
+
 def _npy(shape: str, data: bytes, descr: str = "<f4") -> bytes:
     """A .npy member whose header says what it is told (its data need not agree)."""
     header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"

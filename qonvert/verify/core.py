@@ -99,6 +99,8 @@ def verify(
         feeds, feed_notes = quantize_float_feeds(specs, feeds)
         check_feeds(str(inputs), specs, feeds)
     else:
+        if samples < 1:
+            raise InputError(f"samples: at least 1 random input to verify on, not {samples}")
         feeds = random_inputs(proto, samples, input_shapes=input_shapes)
     if not feeds:
         raise InputError(f"{reference or inputs}: holds no input samples")
