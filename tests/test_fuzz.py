@@ -105,6 +105,18 @@ def test_wire_type_confusion_allocates_nothing() -> None:
         Message(huge_varint, "ProgramDesc").messages(1, "x")
 
 
+def test_a_zero_activation_scale_is_refused_without_numpy_warnings(tmp_path: Path) -> None:
+    """A frozen quantized conv whose input's scale is 0 (PIR coverage campaign): the weight's factor
+    divides by it. It was refused later, after numpy's divide-by-zero warnings on stderr."""
+    import warnings
+
+    found = CORPUS / "coverage-pir" / "zero-activation-scale-19a606459eda"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(QonvertError, match=r"the scale of its input 'v10' is 0.0, not positive and finite"):
+            qonvert.convert(Cases("pir", tmp_path).write(found.read_bytes()))
+
+
 def test_huge_lod_size_is_refused() -> None:
     buf = struct.pack("<IQQ", 0, 1, 1 << 63) + bytes(16)
     with pytest.raises(ValueError, match="past the end"):

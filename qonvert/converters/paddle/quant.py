@@ -288,7 +288,10 @@ def _dequantize_frozen(
     if act not in act_scale or weight not in c:
         raise InputError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
     a_scale, a_bits = act_scale[act]
-    w_factor = total / (float(a_scale.ravel()[0]) / bin_count(a_bits))
+    first = float(a_scale.ravel()[0]) if a_scale.size else 0.0
+    if not np.isfinite(first) or first <= 0:  # the weight's factor divides by it
+        raise InputError(f"op {dq.label}: the scale of its input {act!r} is {first}, not positive and finite")
+    w_factor = total / (first / bin_count(a_bits))
     w_bits = 8
     axis = dq.int_attr("quant_axis", default=0 if producer.type in ("conv2d", "depthwise_conv2d") else 1, low=0, high=MAX_RANK - 1)
     if producer.type == "conv2d_transpose":
