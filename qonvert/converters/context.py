@@ -108,10 +108,10 @@ class ConversionContext:
             return value.const_value.numpy()
         return None
 
-    def const_ints(self, name: str | None, op: SourceOp, what: str) -> list[int] | None:
+    def const_ints(self, name: str | None, op: SourceOp, what: str, low: int | None = None) -> list[int] | None:
         """A constant integer list (a shape, axes, a kernel size) held in a tensor of any rank, or
-        None when it is computed at run time; a tensor of non-integers or of more entries than
-        such a list has is the file's error, naming the op."""
+        None when it is computed at run time; a tensor of non-integers, of more entries than
+        such a list has, or (low) of an entry below `low` is the file's error, naming the op."""
         data = self.array(name)
         if data is None:
             return None
@@ -119,7 +119,10 @@ class ConversionContext:
         integral = flat.dtype.kind in "iub" or (flat.dtype.kind == "f" and bool(np.all(np.isfinite(flat) & (flat == np.round(flat)))))
         if not integral or flat.size > MAX_CONST_INTS:
             raise InputError(f"op {op.label}: {what} {name!r} is not a list of integers ({flat.dtype}, {flat.size} values)")
-        return [int(v) for v in flat]
+        values = [int(v) for v in flat]
+        if low is not None and any(v < low for v in values):
+            raise InputError(f"op {op.label}: {what} {name!r} is {values[:8]}: each must be at least {low}")
+        return values
 
     def value(self, name: str | None) -> ir.Value:
         if name is None:

@@ -57,7 +57,7 @@ def conv2d_transpose(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     out_pad = op.ints_attr("output_padding", default=[], low=0)
     if out_pad:
         attrs["output_padding"] = list(out_pad)
-    out_size = op.ints_attr("output_size", default=[], low=1) or ctx.const_ints(op.input("OutputSize"), op, "OutputSize")
+    out_size = op.ints_attr("output_size", default=[], low=1) or ctx.const_ints(op.input("OutputSize"), op, "OutputSize", low=1)
     if out_size:
         attrs["output_shape"] = out_size
         attrs.pop("pads", None)
@@ -72,7 +72,7 @@ def pool2d(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     kind = "max" if op.type == "max_pool2d_with_index" else op.attr("pooling_type", default="max")
     ksize = op.ints_attr("ksize", "kernel_size", default=[], low=1) or None
     if ksize is None:
-        ksize = ctx.const_ints(op.input("KernelSize"), op, "KernelSize")
+        ksize = ctx.const_ints(op.input("KernelSize"), op, "KernelSize", low=1)
     in_shape = ctx.shape(op.input("X"))
     adaptive = bool(op.attr("adaptive", default=False))
     if op.attr("global_pooling", default=False) or (adaptive and list(ksize or []) == [1, 1]):
