@@ -13,6 +13,7 @@ from ..graph_edit import (
     QUANTIZED_OPS,
     add_dq_of,
     add_q,
+    const_array,
     fresh_name,
     initializer,
     producer_op,
@@ -252,9 +253,16 @@ def asymmetric_activations_to_uint8(graph: ir.Graph) -> int:
         users = node.outputs[0].consumers()
         if not users or any(u.op_type != "DequantizeLinear" or len(u.inputs) < 3 for u in users):
             continue  # a DQ without zero point was left so on purpose (settle_requantizations)
+        own = [const_array(n.inputs[2]) for n in (node, *users)]
+        if any(z is None for z in own):
+            continue
         zp = initializer(graph, np.asarray(qp.zero_point + 128, np.uint8), f"{node.outputs[0].name}_zero_point_u8")
-        for n in (node, *users):
-            n.replace_input_with(2, zp)
+        for n, z in zip((node, *users), own, strict=True):
+            assert z is not None
+            same = z.shape == qp.zero_point.shape and np.array_equal(z, qp.zero_point)
+            # a DQ of its own zero point (a per-axis one of one channel, say) keeps it, moved alike
+            moved = zp if same else initializer(graph, np.asarray(z.astype(np.int64) + 128, np.uint8), f"{n.name}_zero_point_u8")
+            n.replace_input_with(2, moved)
         node.outputs[0].type = ir.TensorType(ir.DataType.UINT8)
         done += 1
     return done
