@@ -8,6 +8,7 @@ and each class found has a direct test below."""
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def test_coverage_guided_slice(fmt: str, tmp_path: Path) -> None:
     )
     tail = "\n".join(line for line in run.stderr.splitlines() if not line.startswith("INFO: Instrumenting"))[-3000:]
     assert run.returncode == 0, tail
-    assert "Done 300 runs" in run.stderr, tail
+    done = re.search(r"Done (\d+) runs", run.stderr)  # libFuzzer may pass the count by a few (303)
+    assert done is not None and int(done.group(1)) >= 300, tail
     assert not list(tmp_path.glob("finding-*")), tail
 
 

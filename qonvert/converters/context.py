@@ -124,6 +124,18 @@ class ConversionContext:
             raise InputError(f"op {op.label}: {what} {name!r} is {values[:8]}: each must be at least {low}")
         return values
 
+    def const_scalar(self, name: str | None, op: SourceOp, what: str) -> float | None:
+        """A constant number held in a one-value tensor (a scale, a bound, a fill value), or None
+        when it is computed at run time (or absent); a tensor of another size or of non-numbers
+        is the file's error, naming the op."""
+        data = self.array(name)
+        if data is None:
+            return None
+        flat = np.asarray(data).ravel()
+        if flat.size != 1 or flat.dtype.kind not in "iufb":
+            raise InputError(f"op {op.label}: {what} {name!r} holds {flat.size} values of {flat.dtype}, not one number")
+        return float(flat[0])
+
     def value(self, name: str | None) -> ir.Value:
         if name is None:
             raise InputError("missing input")

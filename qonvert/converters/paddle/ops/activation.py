@@ -80,18 +80,18 @@ def softmax(ctx: ConversionContext, op: SourceOp) -> ir.Value:
 
 @register("paddle", "clip")
 def clip(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    lo = ctx.array(op.input("Min"))
-    hi = ctx.array(op.input("Max"))
-    lo_v = float(lo.ravel()[0]) if lo is not None else op.float_attr("min", default=-np.inf)
-    hi_v = float(hi.ravel()[0]) if hi is not None else op.float_attr("max", default=np.inf)
+    lo = ctx.const_scalar(op.input("Min"), op, "Min")
+    hi = ctx.const_scalar(op.input("Max"), op, "Max")
+    lo_v = lo if lo is not None else op.float_attr("min", default=-np.inf)
+    hi_v = hi if hi is not None else op.float_attr("max", default=np.inf)
     return ctx.b.op("Clip", [ctx.input(op, "X"), _f(ctx, lo_v), _f(ctx, hi_v)])
 
 
 @register("paddle", "scale")
 def scale(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    arr = ctx.array(op.input("ScaleTensor"))
-    s = float(arr.ravel()[0]) if arr is not None else op.float_attr("scale", default=1.0)
-    if op.input("ScaleTensor") is not None and arr is None:
+    given = ctx.const_scalar(op.input("ScaleTensor"), op, "ScaleTensor")
+    s = given if given is not None else op.float_attr("scale", default=1.0)
+    if op.input("ScaleTensor") is not None and given is None:
         raise InputError(f"op {op.label}: run-time scale tensor is not supported")
     bias = op.float_attr("bias", default=0.0)
     x, b = ctx.input(op, "X"), ctx.b
@@ -108,6 +108,6 @@ def dropout(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     x = ctx.input(op, "X")
     if mode == "upscale_in_train":
         return ctx.b.op("Identity", [x])
-    p_arr = ctx.array(op.input("DropoutProb"))
-    p = float(p_arr.ravel()[0]) if p_arr is not None else op.float_attr("dropout_prob", "p", default=0.5)
+    given = ctx.const_scalar(op.input("DropoutProb"), op, "DropoutProb")
+    p = given if given is not None else op.float_attr("dropout_prob", "p", default=0.5)
     return ctx.b.op("Mul", [x, _f(ctx, 1.0 - p)])

@@ -182,11 +182,9 @@ def _fill_value(op: SourceOp) -> float:
 def fill_constant(ctx: ConversionContext, op: SourceOp) -> ir.Value:
     dtype = _fill_dtype(op)
     value = _fill_value(op)
-    value_tensor = ctx.array(op.input("ValueTensor"))
-    if value_tensor is not None:
-        if np.size(value_tensor) != 1:
-            raise InputError(f"op {op.label}: ValueTensor holds {np.size(value_tensor)} values, not one")
-        value = float(np.asarray(value_tensor).ravel()[0])
+    given = ctx.const_scalar(op.input("ValueTensor"), op, "ValueTensor")
+    if given is not None:
+        value = given
     slot = next((s for s in ("ShapeTensor", "Shape") if op.input(s)), "ShapeTensor")
     shape_input = op.input(slot)
     if shape_input is not None and ctx.array(shape_input) is None:  # shape known only at run time
