@@ -14,6 +14,8 @@ from ...context import ConversionContext
 from ...registry import register
 from ...source import SourceOp, check_built
 
+_NUMERIC = {ir.DataType.BOOL, ir.DataType.BFLOAT16, ir.DataType.FLOAT16, ir.DataType.FLOAT, ir.DataType.DOUBLE}
+_NUMERIC |= {getattr(ir.DataType, f"{sign}INT{bits}") for sign in ("", "U") for bits in (8, 16, 32, 64)}
 _FILL_DTYPES = {0: np.bool_, 2: np.int32, 3: np.int64, 5: np.float32, 6: np.float64, 21: np.int8, 20: np.uint8}
 
 
@@ -150,9 +152,13 @@ def _fill_dtype(op: SourceOp, *names: str) -> Any:
             raise InputError(f"op {op.label}: dtype {dtype_attr} is not supported")
         return _FILL_DTYPES[dtype_attr]
     try:
-        return np.dtype(str(dtype_attr).removeprefix("paddle."))
-    except TypeError:
-        raise InputError(f"op {op.label}: dtype {dtype_attr!r} is not supported") from None
+        dtype = np.dtype(str(dtype_attr).removeprefix("paddle."))
+        onnx_type = ir.DataType.from_numpy(dtype)
+    except (TypeError, ValueError):  # not a dtype name, or one ONNX has no type for
+        onnx_type = None
+    if onnx_type not in _NUMERIC:
+        raise InputError(f"op {op.label}: dtype {dtype_attr!r} is not supported")
+    return dtype
 
 
 @register("paddle", "cast")
