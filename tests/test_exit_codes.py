@@ -46,15 +46,20 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert line.startswith(f"qonvert: error: {bad}") and "internal error" not in line and REPORT not in line, line
 
 
+def _convert_or_verify(tmp_path: Path, convert: bool, convert_options: list[str], verify_options: list[str]) -> list[str]:
+    """The CLI's arguments for converting the small .tflite with these options, or for verifying
+    its conversion (made here) with those."""
+    out = tmp_path / "m.onnx"
+    if convert:
+        return ["convert", str(TFLITE), "-o", str(out), *convert_options]
+    qonvert.convert(TFLITE, out)
+    return ["verify", str(TFLITE), str(out), *verify_options]
+
+
 @pytest.mark.parametrize("command", ["convert", "verify"])
 @pytest.mark.parametrize("samples", [0, -3])
 def test_no_samples_to_verify_on_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, samples: int) -> None:
-    out = tmp_path / "m.onnx"
-    if command == "convert":
-        args = ["convert", str(TFLITE), "-o", str(out), "--verify", "--samples", str(samples)]
-    else:
-        qonvert.convert(TFLITE, out)
-        args = ["verify", str(TFLITE), str(out), "--samples", str(samples)]
+    args = _convert_or_verify(tmp_path, command == "convert", ["--verify", "--samples", str(samples)], ["--samples", str(samples)])
     assert main(args) == 2
     assert _error_line(capsys) == f"qonvert: error: samples: at least 1 random input to verify on, not {samples}"
 
@@ -114,12 +119,7 @@ def test_a_corrupt_npz_is_the_file_s_error(tmp_path: Path, capsys: pytest.Captur
     make, needle = CORRUPT_NPZ[kind]
     bad = tmp_path / "bad.npz"
     make(bad)
-    out = tmp_path / "m.onnx"
-    if command == "calibration":
-        args = ["convert", str(TFLITE), "-o", str(out), "--speed", "--calibration", str(bad)]
-    else:
-        qonvert.convert(TFLITE, out)
-        args = ["verify", str(TFLITE), str(out), "--inputs", str(bad)]
+    args = _convert_or_verify(tmp_path, command == "calibration", ["--speed", "--calibration", str(bad)], ["--inputs", str(bad)])
     assert main(args) == 2
     line = _error_line(capsys)
     assert line.startswith(f"qonvert: error: {bad}") and needle in line and REPORT not in line, line
