@@ -172,7 +172,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         proto = onnx.load(str(path), load_external_data=False)
         external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
         base = path.resolve().parent
-        if sum(_external_length(t) for t in external) <= LOAD_EXTERNAL_BYTES:
+        if sum(external_length(t) for t in external) <= LOAD_EXTERNAL_BYTES:
             onnx.load_external_data_for_model(proto, str(base))
             return proto
         for tensor in external:
@@ -184,5 +184,6 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         raise InputError(f"{path}: not a readable ONNX model ({first_line(exc, 300)})") from None
 
 
-def _external_length(tensor: onnx.TensorProto) -> int:
+def external_length(tensor: onnx.TensorProto) -> int:
+    """The byte length an external tensor's entry declares (unknown: as large as can be)."""
     return next((int(e.value) for e in tensor.external_data if e.key == "length"), 1 << 62)

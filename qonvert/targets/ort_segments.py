@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from ..onnx_file import external_length
 from ..runtime import refio
 
 SEGMENT_BYTES = 2 << 20  # weight bytes a segment holds, at least (the last one may hold fewer)
@@ -100,13 +101,11 @@ def _initializer_arrays(model: ir.Model) -> list[np.ndarray]:
 
 def _segments(graph: onnx.GraphProto) -> list[_Segment]:
     """The graph's nodes cut in order into segments of about SEGMENT_BYTES of weights each."""
-    from ..onnx_file import _external_length
-
     nodes = list(graph.node)
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for node in nodes for a in node.attribute):
         return [_Segment(nodes, sorted(v.name for v in graph.input), [v.name for v in graph.output])]
     nodes = _needed(nodes, {v.name for v in graph.output})
-    weights = {t.name: _external_length(t) if t.external_data else len(t.raw_data) for t in graph.initializer}
+    weights = {t.name: external_length(t) if t.external_data else len(t.raw_data) for t in graph.initializer}
     inputs = {v.name for v in graph.input}
     declared = [*graph.value_info, *graph.input]  # (strings would not go through numpy's files)
     tensors = {v.name for v in declared if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type != onnx.TensorProto.STRING}

@@ -13,7 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...metadata import SOURCE_OP
-from ...opsets.graph_edit import const_array, qparams_of
+from ...opsets.graph_edit import const_array, qparams_of, source_label
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 # Read a DQ's shape, or the order of its values, only: the codes give the same (a DQ is strictly
@@ -127,7 +127,7 @@ def find_islands(graph: ir.Graph, movement: frozenset[str]) -> tuple[list[Island
                 if node.op_type in CODE_READERS:
                     code_readers.append(node)
                 else:
-                    problems.append((_label(node), f"{node.op_type} reads a quantized tensor as float"))
+                    problems.append((source_label(node), f"{node.op_type} reads a quantized tensor as float"))
             continue
         producer = node.inputs[0].producer() if node.inputs[0] is not None else None
         if producer in component:
@@ -162,7 +162,3 @@ def _after_dqs(island: Island) -> bool:
             if value is not None and value not in inner and producer is not None and producer.op_type != "DequantizeLinear":
                 return False
     return True
-
-
-def _label(node: ir.Node) -> str:
-    return node.metadata_props.get(SOURCE_OP) or f"{node.op_type} {node.name}"
