@@ -17,6 +17,8 @@ from typing import Any
 
 INTERESTING_INTS = (-1, 0, 1, 2, 3, 4, 5, 7, 8, 127, 128, 255, 1 << 16, (1 << 31) - 1, -(1 << 31))
 VTABLE_OFFSETS = (0, 1, 2, 4, 6, 8, 0x7FFF, 0xFFFF)  # a flatbuffer field's offset in its table
+# float32 values a quantization scale or bound may hold, as their bit patterns (a field's pool is ints)
+FLOAT_BITS = tuple(struct.unpack("<i", struct.pack("<f", v))[0] for v in (0.0, -0.0, -1.0, 1e-45, 1e-38, 1e38, float("inf"), float("nan")))
 
 
 # A field a mutation edits: (offset, size in bytes, the values it draws from; () for INTERESTING_INTS)
@@ -50,22 +52,23 @@ def write_operator_code(out: bytearray, slots: list[tuple[int, int]], value: int
 def tflite_fields(data: bytes) -> list[TfliteField]:
     """The fields a structure-aware mutation edits in a .tflite file: each operator code's builtin
     code (drawn from the codes qonvert maps); each tensor's shape entries and the shape's length,
-    its type, buffer index and quantized dimension; each operator's opcode index, its input and
-    output indices and the lengths of those lists, and every field its builtin options table holds
-    (found through the table's vtable); and the vtable entries of tensors, operators and options
-    (a field's offset, set to point elsewhere)."""
+    its type, buffer index and quantization (quantized dimension, zero points, and min, max and
+    scale entries set to zero, negative, tiny, huge, inf or NaN, and those vectors' lengths); each
+    operator's opcode index, its input and output indices and the lengths of those lists, and every
+    field its builtin options table holds (found through the table's vtable); and the vtable
+    entries of tensors, operators and options (a field's offset, set to point elsewhere)."""
     import tflite
 
     model = tflite.Model.GetRootAs(data, 0)
     fields: list[TfliteField] = []
 
-    def vector(table: Any, slot: int, item: int) -> None:
+    def vector(table: Any, slot: int, item: int, pool: tuple[int, ...] = ()) -> None:
         offset = table._tab.Offset(slot)
         if offset:
             start = table._tab.Vector(offset)
             fields.append((start - 4, 4, ()))  # the length
             count = min(table._tab.VectorLen(offset), (len(data) - start) // item)  # a mutant's may be huge
-            fields.extend((start + k * item, item, ()) for k in range(max(count, 0)))
+            fields.extend((start + k * item, item, pool) for k in range(max(count, 0)))
 
     def scalar(table: Any, slot: int, size: int, pool: tuple[int, ...] = ()) -> None:
         offset = table._tab.Offset(slot)
@@ -96,6 +99,10 @@ def tflite_fields(data: bytes) -> list[TfliteField]:
             vector(tensor, 18, 4)  # shape_signature
             quant = tensor.Quantization()
             if quant is not None:
+                vector(quant, 4, 4, FLOAT_BITS)  # min
+                vector(quant, 6, 4, FLOAT_BITS)  # max
+                vector(quant, 8, 4, FLOAT_BITS)  # scale
+                vector(quant, 10, 8)  # zero_point
                 scalar(quant, 16, 4)  # quantized_dimension
         for k in range(min(sub.OperatorsLength(), bound)):
             op = sub.Operators(k)

@@ -259,3 +259,22 @@ def test_a_tflite_name_of_megabytes_is_refused() -> None:
     reader.path = Path("model.tflite")
     with pytest.raises(QonvertError, match="tensor 0: a name of 1000000 bytes"):
         reader._tensor_names(sub)
+
+
+def test_tflite_mutator_reaches_quantization_parameters() -> None:
+    """The structure-aware .tflite mutator edits each tensor's scales: a NaN written through its
+    field lands in that tensor's scale vector as the file reads it."""
+    import tflite
+
+    from .mutators import FLOAT_BITS, tflite_fields
+
+    data = seed_bytes("tflite-fields")
+    scales = [at for at, size, pool in tflite_fields(data) if pool is FLOAT_BITS]
+    sub = tflite.Model.GetRootAs(data, 0).Subgraphs(0)
+    quantized = [t for t in (sub.Tensors(k) for k in range(sub.TensorsLength())) if t.Quantization() is not None and t.Quantization().ScaleLength()]
+    assert len(scales) >= sum(t.Quantization().ScaleLength() for t in quantized) > 10
+    mutant = bytearray(data)
+    mutant[scales[-1] : scales[-1] + 4] = struct.pack("<f", float("nan"))
+    sub = tflite.Model.GetRootAs(bytes(mutant), 0).Subgraphs(0)
+    read = [sub.Tensors(k).Quantization() for k in range(sub.TensorsLength())]
+    assert sum(int(np.isnan(q.ScaleAsNumpy()).sum()) for q in read if q is not None and q.ScaleLength()) == 1
