@@ -332,9 +332,12 @@ def pdiparams_records(data: bytes) -> list[tuple[int, int, int]]:
 
 def mutate_pdiparams(data: bytes, rng: random.Random, records: list[tuple[int, int, int]]) -> bytes:
     """One record edited: its TensorDesc mutated as a protobuf (dims, dtype) with the size field
-    kept consistent, a header integer set to an interesting value, or its data cut short."""
-    start, desc_at, size = rng.choice(records)
-    choice = rng.randrange(3)
+    kept consistent, a header integer set to an interesting value, its data cut short, or one
+    4-byte word of its data set to a special float (a scale of zero, NaN, inf ...: scales are
+    records of their own)."""
+    k = rng.randrange(len(records))
+    start, desc_at, size = records[k]
+    choice = rng.randrange(4)
     if choice == 0:
         desc = mutate_protobuf(data[desc_at : desc_at + size], rng)
         return data[: desc_at - 4] + struct.pack("<i", len(desc)) + desc + data[desc_at + size :]
@@ -343,7 +346,11 @@ def mutate_pdiparams(data: bytes, rng: random.Random, records: list[tuple[int, i
         value = rng.choice(INTERESTING_INTS) & ((1 << (8 * struct.calcsize(fmt))) - 1)
         packed = struct.pack(fmt.replace("i", "I").replace("q", "Q"), value)
         return data[:at] + packed + data[at + len(packed) :]
-    return data[: rng.randrange(desc_at + size, len(data) + 1)]
+    body, end = desc_at + size, records[k + 1][0] if k + 1 < len(records) else len(data)
+    if choice == 2 or end - body < 4:
+        return data[: rng.randrange(body, len(data) + 1)]
+    at = body + 4 * rng.randrange((end - body) // 4)
+    return data[:at] + struct.pack("<i", rng.choice(FLOAT_BITS)) + data[at + 4 :]
 
 
 # -- .pt2: a zip archive of torch.export's members -------------------------------------------------

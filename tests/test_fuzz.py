@@ -278,3 +278,23 @@ def test_tflite_mutator_reaches_quantization_parameters() -> None:
     sub = tflite.Model.GetRootAs(bytes(mutant), 0).Subgraphs(0)
     read = [sub.Tensors(k).Quantization() for k in range(sub.TensorsLength())]
     assert sum(int(np.isnan(q.ScaleAsNumpy()).sum()) for q in read if q is not None and q.ScaleLength()) == 1
+
+
+def test_pdiparams_mutator_reaches_tensor_data() -> None:
+    """The structure-aware .pdiparams mutator also writes special floats into a record's data
+    (where a scale of zero, NaN or inf reaches the quantization checks), keeping the layout."""
+    import random
+
+    from .mutators import FLOAT_BITS, mutate_pdiparams, pdiparams_records
+
+    data = seed_bytes("pdiparams-fields")
+    records = pdiparams_records(data)
+    bodies = [(at + size, (records[k + 1][0] if k + 1 < len(records) else len(data))) for k, (_, at, size) in enumerate(records)]
+    written = set()
+    for seed in range(400):
+        mutant = mutate_pdiparams(data, random.Random(seed), records)
+        diff = [k for k in range(min(len(data), len(mutant))) if data[k] != mutant[k]]
+        if len(mutant) == len(data) and diff and any(lo <= diff[0] and diff[-1] < hi for lo, hi in bodies):
+            at = diff[0] - (diff[0] - next(lo for lo, hi in bodies if lo <= diff[0] < hi)) % 4
+            written.add(struct.unpack_from("<i", mutant, at)[0])
+    assert len(written) > 2 and written <= set(FLOAT_BITS), written
