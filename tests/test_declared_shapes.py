@@ -69,3 +69,36 @@ def test_a_filter_of_another_rank_is_one_error(op_type: str, filter_shape: tuple
     graph = _graph("tflite", [op], {"x": (1, 6, 6, 4)}, ["y"], constants={"w": w}, shapes={"y": (1, 4, 4, 4)})
     with pytest.raises(qonvert.QonvertError, match=re.escape(f"{op_type} -> y: {expected}")):
         build(graph)
+
+
+def _frozen_conv(weight_ops: list[SourceOp], after: list[SourceOp], weight: str) -> SourceGraph:
+    """fake_quantize_abs_max -> conv2d (its filter `weight`, made by `weight_ops` before the conv
+    or `after` the dequant) -> fake_dequantize_max_abs: Paddle's frozen quantized conv."""
+    ops = [
+        SourceOp("fake_quantize_abs_max", {"X": ["x"], "InScale": ["xs"]}, {"Out": ["xq"]}, {"bit_length": 8}),
+        *weight_ops,
+        SourceOp("conv2d", {"Input": ["xq"], "Filter": [weight]}, {"Output": ["y"]}, {}),
+        SourceOp("fake_dequantize_max_abs", {"X": ["y"], "Scale": ["ys"]}, {"Out": ["ydq"]}, {"max_range": 127.0 * 127.0}),
+        *after,
+    ]
+    constants = {"xs": np.ones(1, np.float32), "ys": np.ones(1, np.float32), "w": np.ones(2 * 3 * 3 * 3, np.float32)}
+    return _graph("paddle", ops, {"x": (1, 3, 4, 4)}, ["ydq"], constants=constants)
+
+
+def test_a_frozen_conv_weight_walk_takes_only_a_reshape_value() -> None:
+    """was: ValueError (list.index) in _dequantize_frozen: the walk from a frozen conv's filter to
+    its constant took a reshape2's XShape side output (or an unset '' slot) for its reshaped value.
+    The reshaped constant itself converts."""
+    reshape = SourceOp("reshape2", {"X": ["w"]}, {"Out": ["w4"], "XShape": ["wshape"]}, {"shape": [2, 3, 3, 3]})
+    normalise_fake_ops(_frozen_conv([reshape], [], "w4"))
+    for filter_name, outputs in (("wshape", {"Out": ["w4"], "XShape": ["wshape"]}), ("", {"Out": [""], "XShape": ["wshape"]})):
+        graph = _frozen_conv([SourceOp("reshape2", {"X": ["w"]}, outputs, {"shape": [2, 3, 3, 3]})], [], filter_name)
+        with pytest.raises(qonvert.QonvertError, match="frozen quantized conv2d without a quantized input and constant weight"):
+            normalise_fake_ops(graph)
+
+
+def test_a_frozen_conv_weight_reshaped_later_in_the_program_is_one_error() -> None:
+    """was: ValueError (list.index): the filter's reshape came after the dequant that needs it."""
+    reshape = SourceOp("reshape2", {"X": ["w"]}, {"Out": ["w4"], "XShape": ["wshape"]}, {"shape": [2, 3, 3, 3]})
+    with pytest.raises(qonvert.QonvertError, match=r"reads the output of op reshape2 -> w4, which comes after it in the program"):
+        normalise_fake_ops(_frozen_conv([], [reshape], "w4"))

@@ -128,11 +128,17 @@ _WEIGHT_SLOTS = {
 _RESHAPES = ("reshape", "reshape2", "flatten", "flatten_contiguous_range", "squeeze", "squeeze2", "unsqueeze", "unsqueeze2")
 
 
+def _reshaped(name: str, producers: dict[str, SourceOp]) -> SourceOp | None:
+    """The shape-only op whose value `name` is (its Out: an XShape side output is no reshape of X)."""
+    op = producers.get(name) if name else None  # an empty name is no value (an op whose slot is unset)
+    return op if op is not None and op.type in _RESHAPES and op.input("X") and op.output("Out") == name else None
+
+
 def _through_reshapes(name: str, producers: dict[str, SourceOp], stop: Callable[[str], bool] = lambda n: False) -> str:
     """The tensor `name` reshapes, following shape-only ops back (until `stop` holds)."""
     for _ in range(8):
-        op = producers.get(name)
-        if stop(name) or op is None or op.type not in _RESHAPES or not op.input("X"):
+        op = _reshaped(name, producers)
+        if stop(name) or op is None:
             break
         name = op.input("X") or name
     return name
@@ -281,12 +287,15 @@ def _dequantize_frozen(
     act = _through_reshapes(act or "", producers, lambda n: n in act_scale)
     reader, slot = producer, w_slot  # the op that reads the weight constant (PIR: a reshape of it)
     for _ in range(8):  # a bounded walk, as _through_reshapes: a corrupt file's reshapes can form a ring
-        if weight in c or weight not in producers or producers[weight].type not in _RESHAPES:
+        reshape = None if weight in c else _reshaped(weight, producers)
+        if reshape is None:
             break
-        reader, slot = producers[weight], "X"
+        reader, slot = reshape, "X"
         weight = reader.input("X") or ""
     if act not in act_scale or weight not in c:
         raise InputError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
+    if reader not in new_ops:  # the weight's DQ goes right before its reader, which must precede this op
+        raise InputError(f"op {dq.label}: reads the output of op {reader.label}, which comes after it in the program")
     a_scale, a_bits = act_scale[act]
     first = float(a_scale.ravel()[0]) if a_scale.size else 0.0
     if not np.isfinite(first) or first <= 0:  # the weight's factor divides by it
