@@ -184,7 +184,8 @@ class SourceGraph:
         return users
 
     def producers(self) -> dict[str, SourceOp]:
-        return {n: op for op in self.ops for names in op.outputs.values() for n in names}
+        """The op that writes each value (an unset output slot, '', names none)."""
+        return {n: op for op in self.ops for names in op.outputs.values() for n in names if n}
 
     def make_ssa(self) -> None:
         """Rename tensors written more than once, so each name has one producer.

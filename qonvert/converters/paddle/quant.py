@@ -130,7 +130,7 @@ _RESHAPES = ("reshape", "reshape2", "flatten", "flatten_contiguous_range", "sque
 
 def _reshaped(name: str, producers: dict[str, SourceOp]) -> SourceOp | None:
     """The shape-only op whose value `name` is (its Out: an XShape side output is no reshape of X)."""
-    op = producers.get(name) if name else None  # an empty name is no value (an op whose slot is unset)
+    op = producers.get(name)
     return op if op is not None and op.type in _RESHAPES and op.input("X") and op.output("Out") == name else None
 
 
