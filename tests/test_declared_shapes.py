@@ -102,3 +102,11 @@ def test_a_frozen_conv_weight_reshaped_later_in_the_program_is_one_error() -> No
     reshape = SourceOp("reshape2", {"X": ["w"]}, {"Out": ["w4"], "XShape": ["wshape"]}, {"shape": [2, 3, 3, 3]})
     with pytest.raises(qonvert.QonvertError, match=r"reads the output of op reshape2 -> w4, which comes after it in the program"):
         normalise_fake_ops(_frozen_conv([], [reshape], "w4"))
+
+
+def test_a_relu6_threshold_that_is_not_a_number_is_one_error() -> None:
+    """was: an internal error (ValueError: could not convert string to float: '') in relu6; every
+    numeric attribute a Paddle mapper reads goes through a typed accessor"""
+    op = SourceOp("relu6", {"X": ["x"]}, {"Out": ["y"]}, {"threshold": ""})
+    with pytest.raises(qonvert.QonvertError, match=r"relu6 -> y: attribute threshold='' is not a number"):
+        build(_graph("paddle", [op], {"x": (1, 4)}, ["y"]))

@@ -33,7 +33,7 @@ register("paddle", "assign")(_simple("Identity"))
 
 @register("paddle", "relu6")
 def relu6(ctx: ConversionContext, op: SourceOp) -> ir.Value:
-    return ctx.b.op("Clip", [ctx.input(op, "X"), _f(ctx, 0.0), _f(ctx, op.attr("threshold", default=6.0))])
+    return ctx.b.op("Clip", [ctx.input(op, "X"), _f(ctx, 0.0), _f(ctx, op.float_attr("threshold", default=6.0))])
 
 
 @register("paddle", "leaky_relu")
