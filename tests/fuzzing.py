@@ -126,9 +126,11 @@ class Harness:
         self.process.start()
         self.conn = parent
 
-    def run(self, fmt: str, data: bytes) -> Outcome:
-        """A mutant of the format's seed member, written into a copy of the seed."""
+    def run(self, fmt: str, data: bytes, model: Path | None = None) -> Outcome:
+        """A mutant of the format's seed member, written into a copy of the seed (or of `model`,
+        another model of the format)."""
         seed, member = SEEDS[fmt]
+        seed = model or seed
         case = self.scratch / "case"
         shutil.rmtree(case, ignore_errors=True)
         if member:
@@ -193,24 +195,28 @@ def mutator_for(fmt: str, data: bytes) -> Callable[[random.Random], bytes]:
     return lambda rng: mutate(data, rng)
 
 
-def seed_bytes(fmt: str) -> bytes:
+def seed_bytes(fmt: str, model: Path | None = None) -> bytes:
     seed, member = SEEDS[fmt]
+    seed = model or seed
     return (seed / member).read_bytes() if member else seed.read_bytes()
 
 
-def campaign(fmt: str, cases: int, seed: int = 0, harness: Harness | None = None, keep: Path | None = None) -> dict[str, list[str]]:
-    """`cases` mutants of the format's seed; the findings (not ok, not a clean error) by kind.
-    keep: a folder to write each finding's file to (the regression corpus)."""
+def campaign(
+    fmt: str, cases: int, seed: int = 0, harness: Harness | None = None, keep: Path | None = None, model: Path | None = None
+) -> dict[str, list[str]]:
+    """`cases` mutants of the format's seed model (or of `model`, another model folder or file of
+    the format); the findings (not ok, not a clean error) by kind. keep: a folder to write each
+    finding's file to (the regression corpus)."""
     own = harness is None
     harness = harness or Harness()
     rng = random.Random(seed)
-    data = seed_bytes(fmt)
+    data = seed_bytes(fmt, model)
     mutator = mutator_for(fmt, data)
     findings: dict[str, list[str]] = {}
     try:
         for k in range(cases):
             mutant = mutator(rng)
-            outcome = harness.run(fmt, mutant)
+            outcome = harness.run(fmt, mutant, model)
             if outcome.kind not in ("ok", "error"):
                 findings.setdefault(outcome.kind, []).append(outcome.detail)
                 if keep is not None:
@@ -231,8 +237,9 @@ if __name__ == "__main__":
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="write each finding's file here (tests/fuzz_corpus/<format>/ to keep it)")
+    parser.add_argument("--model", type=Path, help="mutate this model of the format instead of its seed (a Paddle folder, a file)")
     args = parser.parse_args()
-    found = campaign(args.format, args.cases, args.seed, keep=args.keep)
+    found = campaign(args.format, args.cases, args.seed, keep=args.keep, model=args.model)
     for kind, details in found.items():
         print(f"{kind}: {len(details)}")
         for detail, n in collections.Counter(d.split(": ", 1)[0] if kind == "bad" else d for d in details).most_common(30):

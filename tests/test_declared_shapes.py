@@ -110,3 +110,17 @@ def test_a_relu6_threshold_that_is_not_a_number_is_one_error() -> None:
     op = SourceOp("relu6", {"X": ["x"]}, {"Out": ["y"]}, {"threshold": ""})
     with pytest.raises(qonvert.QonvertError, match=r"relu6 -> y: attribute threshold='' is not a number"):
         build(_graph("paddle", [op], {"x": (1, 4)}, ["y"]))
+
+
+def test_a_held_output_declared_with_another_rank_is_one_error() -> None:
+    """was: an internal error (tuple.index) in STRIDED_SLICE: a conv's output, held NCHW as rank 4,
+    was declared rank 5 by the file and sliced on 5 axes. The rank an op writes a held value in is
+    checked against the file's declaration when it is bound."""
+    conv = SourceOp("CONV_2D", {"in": ["x", "w", ""]}, {"out": ["y"]}, {"StrideH": 1, "StrideW": 1, "Padding": 1})
+    piece = SourceOp("STRIDED_SLICE", {"in": ["y", "b", "e", "s"]}, {"out": ["z"]}, {})
+    bounds = {"b": np.zeros(5, np.int32), "e": np.ones(5, np.int32), "s": np.ones(5, np.int32)}
+    constants = {"w": np.ones((4, 3, 3, 4), np.float32), **bounds}
+    with pytest.raises(qonvert.QonvertError, match=re.escape("CONV_2D -> y: tensor 'y': declared with rank 5, but its op writes rank 4")):
+        build(_graph("tflite", [conv, piece], {"x": (1, 6, 6, 4)}, ["z"], constants=constants, shapes={"y": (1, 4, 4, 4, 1)}))
+    bounds = {k: v[:4] for k, v in bounds.items()}
+    build(_graph("tflite", [conv, piece], {"x": (1, 6, 6, 4)}, ["z"], constants={**constants, **bounds}, shapes={"y": (1, 4, 4, 4)}))

@@ -219,6 +219,9 @@ class ConversionContext:
         if isinstance(val, Laid):
             perm = val.perm
             val = val.value
+        declared = self.shape(name)
+        if perm is not None and declared is not None and len(declared) != len(perm):  # what the mappers index by
+            raise InputError(f"tensor {name!r}: declared with rank {len(declared)}, but its op writes rank {len(perm)}")
         qp = self.source.quant.get(name)
         if qp is not None:  # an integer tensor in the source: Q (named as the source tensor) -> DQ
             if qp.per_axis and perm is not None:
