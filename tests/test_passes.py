@@ -491,3 +491,23 @@ def test_zero_pad_folds_into_the_conv_it_feeds() -> None:
     assert next(list(a.ints) for a in first_conv.attribute if a.name == "pads") == [1, 1, 1, 1]
     report = qonvert.verify(path, result.model, samples=20, fusion=False)
     assert report.outputs[0].max_diff_lsb == 0.0 and report.outputs[0].levels >= 8, report.outputs[0]
+
+
+def test_a_batchnorm_with_a_negative_variance_stays_unfolded() -> None:
+    """A variance below -epsilon (a corrupt file; the coverage campaign's inputs) has no folding
+    factor: numpy warned 'invalid value in sqrt' through the API and folded NaNs into the weights.
+    The BN stays, computing what the source computes, and nothing warns."""
+    import warnings
+
+    bad = _bn_then_relu_q()
+    var = next(i for i in bad.graph.initializer if i.name == "var")
+    values = numpy_helper.to_array(var).copy()
+    values[3] = -1.0
+    var.CopyFrom(numpy_helper.from_array(values, "var"))
+    m = ir.from_proto(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        counts = canonicalize(m)
+    assert counts.get("batchnorm_folded", 0) == 0 and "BatchNormalization" in _ops(ir.to_proto(m))
+    m = ir.from_proto(_bn_then_relu_q())  # the same model with every variance positive folds
+    assert canonicalize(m)["batchnorm_folded"] == 1

@@ -28,7 +28,10 @@ def fold_batchnorm(graph: ir.Graph, float_outputs: bool = False) -> int:
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)  # type: ignore[union-attr]
         eps_attr = bn.attributes.get("epsilon")
         eps = eps_attr.as_float() if eps_attr is not None else 1e-5
-        factor = gamma / np.sqrt(var + np.float64(np.float32(eps)))
+        spread = var + np.float64(np.float32(eps))
+        if not np.all(spread > 0):  # a variance below -epsilon (or NaN): no factor; the BN stays as the source computes it
+            continue
+        factor = gamma / np.sqrt(spread)
         folded += _fold_into_conv(graph, conv, factor, beta - mean * factor, [bn])
     return folded
 
