@@ -124,3 +124,13 @@ def test_a_held_output_declared_with_another_rank_is_one_error() -> None:
         build(_graph("tflite", [conv, piece], {"x": (1, 6, 6, 4)}, ["z"], constants=constants, shapes={"y": (1, 4, 4, 4, 1)}))
     bounds = {k: v[:4] for k, v in bounds.items()}
     build(_graph("tflite", [conv, piece], {"x": (1, 6, 6, 4)}, ["z"], constants={**constants, **bounds}, shapes={"y": (1, 4, 4, 4)}))
+
+
+@pytest.mark.parametrize("op_type", ["fake_quantize_abs_max", "fake_channel_wise_quantize_dequantize_abs_max"])
+def test_a_fake_quantization_of_an_empty_constant_is_one_error(op_type: str) -> None:
+    """was: ValueError (zero-size array to reduction operation maximum) in normalise_fake_ops: the
+    scale of a fake quantization of a constant is its abs-max (PIR coverage campaign)"""
+    op = SourceOp(op_type, {"X": ["w"]}, {"Out": ["y"]}, {"bit_length": 8, "quant_axis": 0})
+    graph = _graph("paddle", [op], {"x": (1, 4)}, ["y"], constants={"w": np.ones((0, 3), np.float32)})
+    with pytest.raises(qonvert.QonvertError, match=f"{op_type} -> y: its input 'w' is an empty constant"):
+        normalise_fake_ops(graph)

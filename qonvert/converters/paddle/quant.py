@@ -164,6 +164,8 @@ def normalise_fake_ops(graph: SourceGraph) -> None:
             return c[in_scale].astype(np.float32).ravel()
         if x not in c:
             raise InputError(f"op {op.label}: scale is computed at run time from a non-constant tensor")
+        if c[x].size == 0:  # its abs-max is the scale
+            raise InputError(f"op {op.label}: its input {x!r} is an empty constant, with no abs-max to scale by")
         axis = op.optional_int_attr("quant_axis", low=0, high=c[x].ndim - 1)
         if op.type.startswith("fake_channel_wise") and axis is not None:
             data = np.moveaxis(np.abs(c[x]), axis, 0).reshape(c[x].shape[axis], -1)
