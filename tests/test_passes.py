@@ -511,3 +511,20 @@ def test_a_batchnorm_with_a_negative_variance_stays_unfolded() -> None:
     assert counts.get("batchnorm_folded", 0) == 0 and "BatchNormalization" in _ops(ir.to_proto(m))
     m = ir.from_proto(_bn_then_relu_q())  # the same model with every variance positive folds
     assert canonicalize(m)["batchnorm_folded"] == 1
+
+
+@pytest.mark.parametrize("s_x", [1e-36, 1e-44])
+def test_a_bias_scale_below_float32s_normal_range_is_the_files_error(s_x: float) -> None:
+    """s_x * s_w under float32's smallest normal (a denormal keeps fewer digits than the contract's
+    1e-6; under 1e-45 it is 0, and the bias divides by it): no int32 bias at s_x * s_w exists in
+    float32. Found by the pdiparams coverage campaign, as an internal error out of the contract."""
+    import warnings
+
+    bad = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")
+    scale = next(i for i in bad.graph.initializer if i.name == "xq_s")
+    scale.CopyFrom(numpy_helper.from_array(np.float32(s_x), "xq_s"))
+    with warnings.catch_warnings(), pytest.raises(qonvert.InputError, match=r"op Conv conv: its bias scale s_x \* s_w .* below float32"):
+        warnings.simplefilter("error")
+        canonicalize(ir.from_proto(bad))
+    ok = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")  # the same conv at a usual s_x converts
+    assert canonicalize(ir.from_proto(ok))["bias_quantized"] == 1

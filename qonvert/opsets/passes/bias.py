@@ -110,6 +110,22 @@ def _widen_starved_channels(
     return qp
 
 
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _bias_scale(node: ir.Node, x_qp: QuantParams, w_qp: QuantParams, shape: tuple[int, ...]) -> np.ndarray:
+    """float32(s_x * s_w), per bias element. Under float32's smallest normal the product keeps
+    fewer digits than the contract's 1e-6 (under 1e-45 none): no int32 bias at that scale exists,
+    and the scales that ask for it are the file's (a live weight channel is >= DEAD_SCALE)."""
+    product = x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, shape)
+    if np.any(product < FLOAT32_TINY):
+        raise InputError(
+            f"op {source_label(node)}: its bias scale s_x * s_w = {float(product.min()):.3g} (s_x {float(x_qp.scale):.3g}) "
+            f"is below float32's normal range; an int32 bias cannot be stored at it"
+        )
+    return product.astype(np.float32)
+
+
 def quantize_biases(graph: ir.Graph) -> int:
     """Float bias of a quantized Conv/ConvTranspose/Gemm -> int32 DQ at s_x * s_w."""
     done = 0
@@ -133,7 +149,7 @@ def quantize_biases(graph: ir.Graph) -> int:
             raise InputError(f"op {source_label(node)}: its bias holds non-finite values")
         if bias.ndim != 1 or w_qp.scale.size not in (1, bias.size):  # the file's bias and weight disagree
             raise InputError(f"op {source_label(node)}: a bias of shape {list(bias.shape)} for {w_qp.scale.size} weight channels")
-        scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
+        scale = _bias_scale(node, x_qp, w_qp, bias.shape)
         q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
         if np.any(np.abs(q) > INT32_MAX):
             widened = _widen_starved_channels(graph, node, w_dq, w_data, w_qp, x_qp, bias)
@@ -141,7 +157,7 @@ def quantize_biases(graph: ir.Graph) -> int:
                 big = float(np.abs(bias).max())
                 raise InputError(f"op {source_label(node)}: a bias of {big:.3g} does not fit int32 at s_x * s_w (per-tensor weight scale)")
             w_qp = widened
-            scale = (x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, bias.shape)).astype(np.float32)
+            scale = _bias_scale(node, x_qp, w_qp, bias.shape)
             q = np.rint(bias.astype(np.float64) / scale.astype(np.float64))
         qp = QuantParams(scale, np.zeros(scale.shape, np.int64), "int32", 0)
         new = add_dq(graph, q.astype(np.int32), qp, f"{node.name}_bias", before=node)
