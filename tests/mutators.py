@@ -330,6 +330,12 @@ def pdiparams_records(data: bytes) -> list[tuple[int, int, int]]:
     return records
 
 
+def record_body(data: bytes, records: list[tuple[int, int, int]], k: int) -> tuple[int, int]:
+    """Where record k's tensor data lies: after its TensorDesc, up to the next record (or the end)."""
+    _, desc_at, size = records[k]
+    return desc_at + size, records[k + 1][0] if k + 1 < len(records) else len(data)
+
+
 def mutate_pdiparams(data: bytes, rng: random.Random, records: list[tuple[int, int, int]]) -> bytes:
     """One record edited: its TensorDesc mutated as a protobuf (dims, dtype) with the size field
     kept consistent, a header integer set to an interesting value, its data cut short, or one
@@ -346,7 +352,7 @@ def mutate_pdiparams(data: bytes, rng: random.Random, records: list[tuple[int, i
         value = rng.choice(INTERESTING_INTS) & ((1 << (8 * struct.calcsize(fmt))) - 1)
         packed = struct.pack(fmt.replace("i", "I").replace("q", "Q"), value)
         return data[:at] + packed + data[at + len(packed) :]
-    body, end = desc_at + size, records[k + 1][0] if k + 1 < len(records) else len(data)
+    body, end = record_body(data, records, k)
     if choice == 2 or end - body < 4:
         return data[: rng.randrange(body, len(data) + 1)]
     at = body + 4 * rng.randrange((end - body) // 4)

@@ -285,11 +285,11 @@ def test_pdiparams_mutator_reaches_tensor_data() -> None:
     (where a scale of zero, NaN or inf reaches the quantization checks), keeping the layout."""
     import random
 
-    from .mutators import FLOAT_BITS, mutate_pdiparams, pdiparams_records
+    from .mutators import FLOAT_BITS, mutate_pdiparams, pdiparams_records, record_body
 
     data = seed_bytes("pdiparams-fields")
     records = pdiparams_records(data)
-    bodies = [(at + size, (records[k + 1][0] if k + 1 < len(records) else len(data))) for k, (_, at, size) in enumerate(records)]
+    bodies = [record_body(data, records, k) for k in range(len(records))]
     written = set()
     for seed in range(400):
         mutant = mutate_pdiparams(data, random.Random(seed), records)

@@ -296,7 +296,10 @@ def _dequantize_frozen(
         weight = reader.input("X") or ""
     if act not in act_scale or weight not in c:
         raise InputError(f"op {dq.label}: frozen quantized {producer.type} without a quantized input and constant weight")
-    if reader not in new_ops:  # the weight's DQ goes right before its reader, which must precede this op
+    # the weight's DQ goes right before its reader, which must precede this op (found by identity:
+    # SourceOp compares by value, and a corrupt file can hold two equal ops)
+    at = next((k for k, op in enumerate(new_ops) if op is reader), None)
+    if at is None:
         raise InputError(f"op {dq.label}: reads the output of op {reader.label}, which comes after it in the program")
     a_scale, a_bits = act_scale[act]
     first = float(a_scale.ravel()[0]) if a_scale.size else 0.0
@@ -316,7 +319,7 @@ def _dequantize_frozen(
         {"Y": [dq_name]},
         {"bit_length": w_bits, "quant_axis": -1 if w_factor.size == 1 else axis},
     )
-    new_ops.insert(new_ops.index(reader), weight_dq)  # a constant's DQ: right before its reader
+    new_ops.insert(at, weight_dq)
     reader.inputs[slot] = [dq_name]
 
 
