@@ -194,6 +194,15 @@ def main(argv: list[str]) -> None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def test_one_input(data: bytes) -> None:
+        try:
+            check_one_input(data)
+        except Exception:  # every finding saved here too: libFuzzer's own artifact was once lost with its process
+            import hashlib
+
+            (args.work / f"finding-{args.format}-saved-{hashlib.sha1(data).hexdigest()}").write_bytes(data)
+            raise
+
+    def check_one_input(data: bytes) -> None:
         before = peak()
         path = cases.write(data)
         logged.seek(0)
