@@ -528,3 +528,17 @@ def test_a_bias_scale_below_float32s_normal_range_is_the_files_error(s_x: float)
         canonicalize(ir.from_proto(bad))
     ok = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")  # the same conv at a usual s_x converts
     assert canonicalize(ir.from_proto(ok))["bias_quantized"] == 1
+
+
+@pytest.mark.parametrize("shape", [(5,), (8, 1)])
+def test_batchnorm_parameters_of_another_channel_count_are_the_files_error(shape: tuple[int, ...]) -> None:
+    """A BN whose scale is not one value per output channel of the conv before it (a ProgramDesc
+    coverage finding: 10 values after a conv of 16 channels) reached numpy's broadcast while
+    folding, an internal error; it is the file's error, naming the op. A [C, 1] vector too: folded,
+    it would have broadcast into a [C, C] weight scale."""
+    bad = _bn_then_relu_q()
+    bad.graph.node[next(k for k, n in enumerate(bad.graph.node) if n.op_type == "BatchNormalization")].name = "bn"
+    gamma = next(i for i in bad.graph.initializer if i.name == "g")
+    gamma.CopyFrom(numpy_helper.from_array(RNG.uniform(0.5, 1.5, shape).astype(np.float32), "g"))
+    with pytest.raises(qonvert.InputError, match=r"op BatchNormalization bn: its parameter 'g' has shape \[.*\] after a conv of 8 output channels"):
+        canonicalize(ir.from_proto(bad))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ..graph_edit import add_dq, const_array, initializer, producer_op, single_consumer, weight_dq
+from ...errors import InputError
+from ..graph_edit import add_dq, const_array, initializer, producer_op, single_consumer, source_label, weight_dq
 from .base import RewritePass
 from .qdq import next_quantize
 
@@ -25,6 +26,7 @@ def fold_batchnorm(graph: ir.Graph, float_outputs: bool = False) -> int:
             continue
         if next_quantize(bn.outputs[0]) is None and not float_outputs:
             continue  # the conv would stay float anyway: keep the source's exact float BN
+        _check_channels(bn, conv)
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)  # type: ignore[union-attr]
         eps_attr = bn.attributes.get("epsilon")
         eps = eps_attr.as_float() if eps_attr is not None else 1e-5
@@ -34,6 +36,17 @@ def fold_batchnorm(graph: ir.Graph, float_outputs: bool = False) -> int:
         factor = gamma / np.sqrt(spread)
         folded += _fold_into_conv(graph, conv, factor, beta - mean * factor, [bn])
     return folded
+
+
+def _check_channels(bn: ir.Node, conv: ir.Node) -> None:
+    """A BN's parameters are one value per output channel of the conv it follows: other lengths
+    (or a [C, 1] vector, which would broadcast into a [C, C] scale) are the file's error."""
+    channels, _ = _output_channels(conv)
+    for value in bn.inputs[1:5]:
+        data = const_array(value)
+        if value is not None and data is not None and channels and data.shape != (channels,):
+            shape = list(data.shape)
+            raise InputError(f"op {source_label(bn)}: its parameter {value.name!r} has shape {shape} after a conv of {channels} output channels")
 
 
 def fold_scale_shift(graph: ir.Graph) -> int:
