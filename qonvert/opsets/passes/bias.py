@@ -9,7 +9,7 @@ import onnx_ir as ir
 from ...errors import InputError
 from ..canonical import input_channel_weight, quantized_op_bias
 from ..graph_edit import add_dq, const_array, fresh_name, producer_op, qparams_of, single_consumer, source_label, weight_dq
-from ..qparams import QuantParams
+from ..qparams import MIN_SCALE, QuantParams
 from .base import RewritePass
 
 
@@ -110,15 +110,12 @@ def _widen_starved_channels(
     return qp
 
 
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-
-
 def _bias_scale(node: ir.Node, x_qp: QuantParams, w_qp: QuantParams, shape: tuple[int, ...]) -> np.ndarray:
     """float32(s_x * s_w), per bias element. Under float32's smallest normal the product keeps
     fewer digits than the contract's 1e-6 (under 1e-45 none): no int32 bias at that scale exists,
     and the scales that ask for it are the file's (a live weight channel is >= DEAD_SCALE)."""
     product = x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, shape)
-    if np.any(product < FLOAT32_TINY):
+    if np.any(product < MIN_SCALE):
         raise InputError(
             f"op {source_label(node)}: its bias scale s_x * s_w = {float(product.min()):.3g} (s_x {float(x_qp.scale):.3g}) "
             f"is below float32's normal range; an int32 bias cannot be stored at it"
