@@ -513,17 +513,21 @@ def test_a_batchnorm_with_a_negative_variance_stays_unfolded() -> None:
     assert canonicalize(m)["batchnorm_folded"] == 1
 
 
-@pytest.mark.parametrize("s_x", [1e-36, 1e-44])
-def test_a_bias_scale_below_float32s_normal_range_is_the_files_error(s_x: float) -> None:
+@pytest.mark.parametrize(("s_x", "s_w"), [(1e-36, None), (1e-44, None), (1e10, 1e30)])
+def test_a_bias_scale_outside_float32s_normal_range_is_the_files_error(s_x: float, s_w: float | None) -> None:
     """s_x * s_w under float32's smallest normal (a denormal keeps fewer digits than the contract's
-    1e-6; under 1e-45 it is 0, and the bias divides by it): no int32 bias at s_x * s_w exists in
-    float32. Found by the pdiparams coverage campaign, as an internal error out of the contract."""
+    1e-6; under 1e-45 it is 0, and the bias divides by it) or past its largest (inf): no int32 bias
+    at s_x * s_w exists in float32. Found by the pdiparams coverage campaign, as an internal error
+    out of the contract."""
     import warnings
 
     bad = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")
     scale = next(i for i in bad.graph.initializer if i.name == "xq_s")
     scale.CopyFrom(numpy_helper.from_array(np.float32(s_x), "xq_s"))
-    with warnings.catch_warnings(), pytest.raises(qonvert.InputError, match=r"op Conv conv: its bias scale s_x \* s_w .* below float32"):
+    if s_w is not None:
+        w_scale = next(i for i in bad.graph.initializer if i.name == "w_s")
+        w_scale.CopyFrom(numpy_helper.from_array(np.full(8, s_w, np.float32), "w_s"))
+    with warnings.catch_warnings(), pytest.raises(qonvert.InputError, match=r"op Conv conv: its bias scale s_x \* s_w .* outside float32's normal"):
         warnings.simplefilter("error")
         canonicalize(ir.from_proto(bad))
     ok = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")  # the same conv at a usual s_x converts
@@ -541,4 +545,19 @@ def test_batchnorm_parameters_of_another_channel_count_are_the_files_error(shape
     gamma = next(i for i in bad.graph.initializer if i.name == "g")
     gamma.CopyFrom(numpy_helper.from_array(RNG.uniform(0.5, 1.5, shape).astype(np.float32), "g"))
     with pytest.raises(qonvert.InputError, match=r"op BatchNormalization bn: its parameter 'g' has shape \[.*\] after a conv of 8 output channels"):
+        canonicalize(ir.from_proto(bad))
+
+
+def test_a_bias_no_float32_weight_scale_can_widen_to_is_the_files_error() -> None:
+    """A bias too large for int32 at s_x * s_w widens its channel's weight scale; where even the
+    largest float32 scale is too small (a bias of 1e38 at s_x 1e-30), the cast overflowed (an
+    internal error under warnings as errors): it is the file's 'does not fit int32'."""
+    import warnings
+
+    bad = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")
+    for name, value in (("xq_s", np.float32(1e-30)), ("b", np.full(8, 1e38, np.float32))):
+        init = next(i for i in bad.graph.initializer if i.name == name)
+        init.CopyFrom(numpy_helper.from_array(value, name))
+    with warnings.catch_warnings(), pytest.raises(qonvert.InputError, match=r"op Conv conv: a bias of 1e\+38 does not fit int32"):
+        warnings.simplefilter("error")
         canonicalize(ir.from_proto(bad))

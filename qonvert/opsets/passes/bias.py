@@ -87,6 +87,7 @@ def graph_initializer(graph: ir.Graph, vec: np.ndarray, name: str) -> ir.Value:
 
 
 INT32_MAX = 2**31 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _widen_starved_channels(
@@ -100,7 +101,10 @@ def _widen_starved_channels(
         return None
     need = np.abs(bias.astype(np.float64)) / (float(x_qp.scale) * (INT32_MAX - 1))
     old = w_qp.scale.astype(np.float64)
-    new = np.where(need > old, need * (1 + 1e-6), old).astype(np.float32)
+    new = np.where(need > old, need * (1 + 1e-6), old)
+    if np.any(new > FLOAT32_MAX):  # no float32 scale is wide enough
+        return None
+    new = new.astype(np.float32)
     moved = new != w_qp.scale
     data = w_data.astype(np.int64)
     top = w_qp.dtype_range[1]  # symmetric weights: [-127, 127] for int8, [-7, 7] for int4
@@ -112,13 +116,15 @@ def _widen_starved_channels(
 
 def _bias_scale(node: ir.Node, x_qp: QuantParams, w_qp: QuantParams, shape: tuple[int, ...]) -> np.ndarray:
     """float32(s_x * s_w), per bias element. Under float32's smallest normal the product keeps
-    fewer digits than the contract's 1e-6 (under 1e-45 none): no int32 bias at that scale exists,
-    and the scales that ask for it are the file's (a live weight channel is >= DEAD_SCALE)."""
+    fewer digits than the contract's 1e-6 (under 1e-45 none), and past its largest it is inf: no
+    int32 bias at that scale exists, and the scales that ask for it are the file's (a live weight
+    channel is >= DEAD_SCALE)."""
     product = x_qp.scale.astype(np.float64) * np.broadcast_to(w_qp.scale, shape)
-    if np.any(product < MIN_SCALE):
+    outside = product[(product < MIN_SCALE) | (product > FLOAT32_MAX)]
+    if outside.size:
         raise InputError(
-            f"op {source_label(node)}: its bias scale s_x * s_w = {float(product.min()):.3g} (s_x {float(x_qp.scale):.3g}) "
-            f"is below float32's normal range; an int32 bias cannot be stored at it"
+            f"op {source_label(node)}: its bias scale s_x * s_w = {float(outside[0]):.3g} (s_x {float(x_qp.scale):.3g}) "
+            f"is outside float32's normal range; an int32 bias cannot be stored at it"
         )
     return product.astype(np.float32)
 
