@@ -248,6 +248,17 @@ def _ops(m: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in m.graph.node]
 
 
+def _starved_channel() -> onnx.ModelProto:
+    """Weight channel 2 at scale 1e-20 (PTQ of a nearly dead channel): its bias of about 1 is
+    4e21 steps at s_x * s_w, past int32."""
+    m = model(*conv_block(then_q, bias=True)[:2], (1, 4, 6, 6), "y")
+    w_scale = next(i for i in m.graph.initializer if i.name == "w_s")
+    values = numpy_helper.to_array(w_scale).copy()
+    values[2] = 1e-20
+    w_scale.CopyFrom(numpy_helper.from_array(values, "w_s"))
+    return m
+
+
 def _conv_weight_scale(m: onnx.ModelProto) -> np.ndarray:
     conv = next(n for n in m.graph.node if n.op_type == "Conv")
     dq = next(n for n in m.graph.node if n.output[0] == conv.input[1])
@@ -261,6 +272,13 @@ CASES = [
         "batchnorm_folded",
         lambda m: "BatchNormalization" not in _ops(m) and bool(np.all(_conv_weight_scale(m) > 0)),
         max_lsb=1.0,  # the folded bias is rounded to int32 at s_x*s_w
+    ),
+    Case(
+        "a starved weight channel widens until its bias fits int32",
+        _starved_channel,
+        "bias_quantized",
+        lambda m: 1e-12 < _conv_weight_scale(m)[2] < 1e-6,
+        max_lsb=1.0,  # the bias is rounded to int32 at s_x*s_w
     ),
     Case("constant bias Add folded into the Conv", _bias_add_then_q, "bias_add_folded", lambda m: "Add" not in _ops(m), max_lsb=1.0),
     Case(
